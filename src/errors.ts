@@ -1,0 +1,125 @@
+/**
+ * The one catalogue of callgate's errors. Codes are stable and machine-readable: the API returns them,
+ * logs carry them, docs/errors.md lists them. Add a code here rather than throwing a bare Error.
+ *
+ * `status` is the HTTP status the error maps to when it reaches the API; `retryable` tells a caller
+ * (provider fallback, client) whether trying again can succeed without changing the request.
+ */
+export interface ErrorDefinition {
+  readonly status: number;
+  readonly message: string;
+  readonly retryable?: boolean;
+}
+
+export const errorCatalogue = {
+  // ── RTP / RTCP (src/media/rtp) ───────────────────────────────────────────────────────────────
+  CG_RTP_TOO_SHORT: { status: 400, message: 'RTP packet shorter than its header' },
+  CG_RTP_TOO_LONG: { status: 400, message: 'RTP packet longer than the largest accepted datagram' },
+  CG_RTP_BAD_VERSION: { status: 400, message: 'RTP version is not 2' },
+  CG_RTP_BAD_CSRC: { status: 400, message: 'RTP CSRC count runs past the end of the packet' },
+  CG_RTP_BAD_EXTENSION: { status: 400, message: 'RTP header extension runs past the end of the packet' },
+  CG_RTP_BAD_PADDING: { status: 400, message: 'RTP padding length is zero or runs past the payload' },
+  CG_RTP_EMPTY_PAYLOAD: { status: 400, message: 'RTP packet carries no payload' },
+  CG_RTCP_MALFORMED: { status: 400, message: 'RTCP packet is malformed' },
+  CG_RTP_UNKNOWN_PAYLOAD_TYPE: { status: 400, message: 'RTP payload type was not negotiated for this leg' },
+  CG_RTP_UNEXPECTED_SOURCE: { status: 400, message: 'RTP packet from an address other than the remote peer' },
+
+  // ── Sockets and endpoints (src/media) ────────────────────────────────────────────────────────
+  CG_PORT_RANGE_EXHAUSTED: { status: 503, message: 'no free UDP port in the configured RTP port range', retryable: true },
+  CG_PORT_RANGE_INVALID: { status: 500, message: 'RTP port range is invalid' },
+  CG_ENDPOINT_CLOSED: { status: 409, message: 'the media endpoint is closed' },
+  CG_NO_REMOTE_ADDRESS: { status: 409, message: 'the media endpoint has no remote address yet' },
+
+  // ── Codecs, DTMF, resampling (src/media/codecs) ──────────────────────────────────────────────
+  CG_CODEC_UNSUPPORTED: { status: 415, message: 'codec is not supported' },
+  CG_CODEC_BAD_FRAME: { status: 400, message: 'audio frame has the wrong number of samples for the codec' },
+  CG_CODEC_DECODE_FAILED: { status: 400, message: 'codec could not decode the payload' },
+  CG_CODEC_ENCODE_FAILED: { status: 500, message: 'codec could not encode the frame' },
+  CG_CODEC_OPTION_INVALID: { status: 400, message: 'codec option is out of range' },
+  CG_CODEC_CLOSED: { status: 409, message: 'the codec is closed' },
+  CG_DTMF_MALFORMED: { status: 400, message: 'telephone-event payload is malformed' },
+  CG_RESAMPLE_UNSUPPORTED_RATE: { status: 400, message: 'sample rate is not one of 8000, 16000, 24000, 48000' },
+
+  // ── SDP (src/media/sdp) ──────────────────────────────────────────────────────────────────────
+  CG_SDP_MALFORMED: { status: 400, message: 'SDP could not be parsed' },
+  CG_SDP_NO_AUDIO: { status: 488, message: 'SDP has no usable audio stream' },
+  CG_SDP_NO_COMMON_CODEC: { status: 488, message: 'SDP offers no codec callgate supports' },
+  CG_SDP_BAD_CONNECTION: { status: 488, message: 'SDP connection address or port is missing or invalid' },
+
+  // ── Captures, WAV and replay (src/capture, src/media/wav) ────────────────────────────────────
+  CG_PCAP_BAD_MAGIC: { status: 400, message: 'not a libpcap or pcapng file' },
+  CG_PCAP_TRUNCATED: { status: 400, message: 'capture file ends in the middle of a record' },
+  CG_PCAP_UNSUPPORTED_LINKTYPE: { status: 400, message: 'capture link type is not supported' },
+  CG_PCAP_MALFORMED: { status: 400, message: 'capture record is malformed' },
+  CG_REPLAY_NO_STREAM: { status: 404, message: 'no RTP stream in the capture matches' },
+  CG_REPLAY_BAD_TARGET: { status: 400, message: 'replay target must be host:port' },
+  CG_WAV_MALFORMED: { status: 400, message: 'WAV file is malformed or not 16-bit PCM' },
+
+  // ── Configuration ─────────────────────────────────────────────────────────────────────────────
+  CG_CONFIG_INVALID: { status: 500, message: 'configuration value is invalid' },
+  CG_INTERNAL: { status: 500, message: 'internal error' },
+} as const satisfies Record<string, ErrorDefinition>;
+
+export type ErrorCode = keyof typeof errorCatalogue;
+
+export interface CallgateErrorOptions {
+  /** Facts that help the reader of a log or an API response; never secrets or caller audio/text. */
+  readonly details?: Readonly<Record<string, unknown>>;
+  readonly cause?: unknown;
+}
+
+/** Every error callgate raises or returns on purpose. `code` is stable; `message` is for people. */
+export class CallgateError extends Error {
+  override name = 'CallgateError';
+  readonly code: ErrorCode;
+  readonly status: number;
+  readonly retryable: boolean;
+  readonly details: Readonly<Record<string, unknown>> | undefined;
+
+  constructor(code: ErrorCode, detail?: string, options: CallgateErrorOptions = {}) {
+    const def: ErrorDefinition = errorCatalogue[code];
+    super(detail ? `${def.message}: ${detail}` : def.message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.code = code;
+    this.status = def.status;
+    this.retryable = def.retryable ?? false;
+    this.details = options.details;
+  }
+
+  toJSON(): { code: ErrorCode; message: string; details?: Readonly<Record<string, unknown>> } {
+    return this.details ? { code: this.code, message: this.message, details: this.details } : { code: this.code, message: this.message };
+  }
+}
+
+/** Packet-level problems: counted and dropped by the endpoint, never thrown out of a socket handler. */
+export class MediaError extends CallgateError {
+  override name = 'MediaError';
+}
+
+/** An SDP we cannot use; `status` is the SIP response (488 Not Acceptable Here) a door should send. */
+export class SdpError extends CallgateError {
+  override name = 'SdpError';
+}
+
+/** A capture (pcap/pcapng) or WAV file we cannot read. */
+export class CaptureError extends CallgateError {
+  override name = 'CaptureError';
+}
+
+/**
+ * Hot paths (one call per packet) return failures instead of throwing: an Error per hostile packet
+ * would capture a stack each time, and a flood of them is exactly when we need to stay cheap. The
+ * failure carries only the stable code; `toError` builds a real error when one must be surfaced.
+ */
+export type Parsed<T> = { ok: true; value: T } | { ok: false; code: ErrorCode; detail?: string };
+
+export function fail(code: ErrorCode, detail?: string): { ok: false; code: ErrorCode; detail?: string } {
+  return detail === undefined ? { ok: false, code } : { ok: false, code, detail };
+}
+
+export function toError(failure: { code: ErrorCode; detail?: string }): CallgateError {
+  return new CallgateError(failure.code, failure.detail);
+}
+
+export function isCallgateError(err: unknown): err is CallgateError {
+  return err instanceof CallgateError;
+}
