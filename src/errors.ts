@@ -51,9 +51,15 @@ export const errorCatalogue = {
   CG_PCAP_TRUNCATED: { status: 400, message: 'capture file ends in the middle of a record' },
   CG_PCAP_UNSUPPORTED_LINKTYPE: { status: 400, message: 'capture link type is not supported' },
   CG_PCAP_MALFORMED: { status: 400, message: 'capture record is malformed' },
+  CG_PCAP_UNENCODABLE: { status: 400, message: 'datagram cannot be written to a capture (IPv4 only, at most 65507 bytes)' },
+  CG_PCAP_WRITE_FAILED: { status: 500, message: 'capture file could not be written' },
   CG_REPLAY_NO_STREAM: { status: 404, message: 'no RTP stream in the capture matches' },
   CG_REPLAY_BAD_TARGET: { status: 400, message: 'replay target must be host:port' },
   CG_WAV_MALFORMED: { status: 400, message: 'WAV file is malformed or not 16-bit PCM' },
+
+  // ── Providers (src/providers) ────────────────────────────────────────────────────────────────
+  CG_TTS_FAILED: { status: 502, message: 'speech synthesis failed' },
+  CG_TTS_BAD_REQUEST: { status: 400, message: 'speech synthesis request is invalid' },
 
   // ── Configuration ─────────────────────────────────────────────────────────────────────────────
   CG_CONFIG_INVALID: { status: 500, message: 'configuration value is invalid' },
