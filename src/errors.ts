@@ -46,7 +46,7 @@ export const errorCatalogue = {
   CG_SDP_NO_COMMON_CODEC: { status: 488, message: 'SDP offers no codec callgate supports' },
   CG_SDP_BAD_CONNECTION: { status: 488, message: 'SDP connection address or port is missing or invalid' },
 
-  // ── Captures, WAV and replay (src/capture, src/media/wav) ────────────────────────────────────
+  // ── Captures, WAV and replay (src/media/capture, src/media/wav) ────────────────────────────────────
   CG_PCAP_BAD_MAGIC: { status: 400, message: 'not a libpcap or pcapng file' },
   CG_PCAP_TRUNCATED: { status: 400, message: 'capture file ends in the middle of a record' },
   CG_PCAP_UNSUPPORTED_LINKTYPE: { status: 400, message: 'capture link type is not supported' },
