@@ -27,8 +27,6 @@ export const errorCatalogue = {
   // ── Sockets and endpoints (src/media) ────────────────────────────────────────────────────────
   CG_PORT_RANGE_EXHAUSTED: { status: 503, message: 'no free UDP port in the configured RTP port range', retryable: true },
   CG_PORT_RANGE_INVALID: { status: 500, message: 'RTP port range is invalid' },
-  CG_ENDPOINT_CLOSED: { status: 409, message: 'the media endpoint is closed' },
-  CG_NO_REMOTE_ADDRESS: { status: 409, message: 'the media endpoint has no remote address yet' },
 
   // ── Codecs, DTMF, resampling (src/media/codecs) ──────────────────────────────────────────────
   CG_CODEC_UNSUPPORTED: { status: 415, message: 'codec is not supported' },
