@@ -1,0 +1,382 @@
+import { createSocket } from 'node:dgram';
+import { performance } from 'node:perf_hooks';
+import { describe, expect, it } from 'vitest';
+import type { AudioEncoder } from './codecs/AudioCodec.js';
+import { createG711Encoder } from './codecs/g711.js';
+import { MediaClock, type ClockTimers } from './MediaClock.js';
+import { PacedSender, type PacedSenderInit } from './PacedSender.js';
+import { parseRtp, type RtpPacket } from './rtp/RtpPacket.js';
+
+/** Exact virtual timers: everything fires on time; `stallNext` makes the next timeout late (a blocked loop). */
+class ManualTimers implements ClockTimers {
+  t = 0;
+  stallNext = 0;
+  private seq = 0;
+  readonly pending = new Map<number, { at: number; fn: () => void }>();
+  now(): number {
+    return this.t;
+  }
+  setTimeout(fn: () => void, ms: number): number {
+    this.pending.set(++this.seq, { at: this.t + Math.max(1, ms) + this.stallNext, fn });
+    this.stallNext = 0;
+    return this.seq;
+  }
+  clearTimeout(h: unknown): void {
+    this.pending.delete(h as number);
+  }
+  setImmediate(fn: () => void): number {
+    this.pending.set(++this.seq, { at: this.t + 0.01, fn });
+    return this.seq;
+  }
+  clearImmediate(h: unknown): void {
+    this.pending.delete(h as number);
+  }
+  advance(ms: number): void {
+    const end = this.t + ms;
+    for (let step = 0; step < 1_000_000; step++) {
+      let id = -1;
+      let next: { at: number; fn: () => void } | undefined;
+      for (const [k, p] of this.pending) {
+        if (!next || p.at < next.at) {
+          next = p;
+          id = k;
+        }
+      }
+      if (!next || next.at > end) {
+        this.t = end;
+        return;
+      }
+      this.pending.delete(id);
+      this.t = Math.max(this.t, next.at);
+      next.fn();
+    }
+    throw new Error('step limit');
+  }
+}
+
+/**
+ * A stand-in codec at 8 kHz: each payload byte is the low byte of its sample, so a test can tell which
+ * frame went out; silence is 0xEE bytes. Counts encode() calls to prove encoding happens at tick time.
+ */
+class TestEncoder implements AudioEncoder {
+  readonly codec = 'PCMU' as const;
+  readonly sampleRate = 8000 as const;
+  readonly clockRate = 8000;
+  readonly frameSamples = 160;
+  readonly timestampIncrement = 160;
+  readonly silence = new Uint8Array(160).fill(0xee);
+  encodeCalls = 0;
+  failNext = false;
+  encode(pcm: Int16Array): Uint8Array {
+    if (pcm.length !== this.frameSamples) throw new Error(`bad frame ${pcm.length}`);
+    if (this.failNext) {
+      this.failNext = false;
+      throw new Error('encoder broke');
+    }
+    this.encodeCalls++;
+    return Uint8Array.from(pcm, (s) => s & 0xff);
+  }
+  close(): void {}
+}
+
+/** `count` frames of PCM whose samples all equal firstId, firstId+1, …: each frame is recognisable. */
+function pcmFrames(firstId: number, count: number): Int16Array {
+  const pcm = new Int16Array(160 * count);
+  for (let f = 0; f < count; f++) pcm.fill(firstId + f, f * 160, (f + 1) * 160);
+  return pcm;
+}
+
+/** Already-encoded payloads (a cached prompt) tagged firstId, firstId+1, … */
+function encodedPrompt(firstId: number, count: number): Uint8Array[] {
+  return Array.from({ length: count }, (_, i) => new Uint8Array(160).fill(firstId + i));
+}
+
+function setup(overrides: Partial<PacedSenderInit> = {}) {
+  const timers = new ManualTimers();
+  const clock = new MediaClock({ timers });
+  const encoder = new TestEncoder();
+  const packets: RtpPacket[] = [];
+  const sendTimes: number[] = [];
+  const sender = new PacedSender({
+    clock,
+    encoder,
+    payloadType: 0,
+    send: (buf) => {
+      const parsed = parseRtp(buf);
+      if (!parsed.ok) throw new Error(`sent an invalid RTP packet: ${parsed.code}`);
+      packets.push(parsed.value);
+      sendTimes.push(timers.now());
+    },
+    ...overrides,
+  });
+  // Stop half-way between deadlines so "n ticks" never depends on which side of a deadline we stop.
+  let offset = 10;
+  /** Runs n ticks of the clock (the first tick is due 20 ms after the sender subscribed). */
+  const ticks = (n: number): void => {
+    timers.advance(n * 20 + offset);
+    offset = 0;
+  };
+  return { timers, clock, encoder, packets, sendTimes, sender, ticks };
+}
+
+const tag = (p: RtpPacket): number => p.payload[0]!;
+
+describe('PacedSender', () => {
+  it('keeps sequence and timestamp continuous across two prompts and the silence between', () => {
+    const { sender, packets, ticks } = setup({ initialSequence: 100, initialTimestamp: 5000, ssrc: 0x1234 });
+    sender.enqueueEncoded(encodedPrompt(1, 3)); // cached greeting
+    ticks(5); // 3 prompt frames, then 2 comfort-silence ticks
+    sender.enqueuePcm(pcmFrames(10, 2)); // TTS answer
+    ticks(3);
+
+    expect(packets.length).toBe(8);
+    expect(packets.map((p) => p.sequenceNumber)).toEqual([100, 101, 102, 103, 104, 105, 106, 107]);
+    expect(packets.map((p) => p.timestamp)).toEqual([0, 1, 2, 3, 4, 5, 6, 7].map((i) => 5000 + i * 160));
+    expect(packets.map(tag)).toEqual([1, 2, 3, 0xee, 0xee, 10, 11, 0xee]);
+    expect(packets.every((p) => p.ssrc === 0x1234 && p.payloadType === 0)).toBe(true);
+    sender.close();
+  });
+
+  it("with silence 'none' sends nothing while idle but the timestamp keeps advancing", () => {
+    const { sender, packets, ticks } = setup({ silence: 'none', initialSequence: 7, initialTimestamp: 0 });
+    sender.enqueueEncoded(encodedPrompt(1, 2));
+    ticks(6); // 2 frames, then 4 idle ticks
+    sender.enqueueEncoded(encodedPrompt(5, 2));
+    ticks(2);
+    expect(packets.map(tag)).toEqual([1, 2, 5, 6]);
+    // Sequence has no gap (no loss), the timestamp has one of 4 frames (the silence).
+    expect(packets.map((p) => p.sequenceNumber)).toEqual([7, 8, 9, 10]);
+    expect(packets.map((p) => p.timestamp)).toEqual([0, 160, 960, 1120]);
+    sender.close();
+  });
+
+  it("comfort mode sends the encoder's precomputed silence without encoding", () => {
+    const { sender, packets, encoder, ticks } = setup({ silence: 'comfort' });
+    ticks(10);
+    expect(packets.length).toBe(10);
+    expect(packets.every((p) => p.payload.every((b) => b === 0xee))).toBe(true);
+    expect(encoder.encodeCalls).toBe(0);
+    expect(sender.stats().packetsSent).toBe(10);
+    expect(sender.stats().bytesSent).toBe(10 * (12 + 160));
+    sender.close();
+  });
+
+  it('encodes PCM lazily, one frame per tick', () => {
+    const { sender, encoder, ticks } = setup();
+    sender.enqueuePcm(pcmFrames(1, 5));
+    expect(encoder.encodeCalls).toBe(0);
+    expect(sender.queuedFrames).toBe(5);
+    ticks(1);
+    expect(encoder.encodeCalls).toBe(1);
+    ticks(2);
+    expect(encoder.encodeCalls).toBe(3);
+    expect(sender.queuedMs).toBe(40);
+    sender.close();
+  });
+
+  it('sets the marker on the first packet of each talkspurt only', () => {
+    const { sender, packets, ticks } = setup();
+    sender.enqueueEncoded(encodedPrompt(1, 2));
+    ticks(2);
+    // Queued before the queue ran dry: the same talkspurt goes on, no marker.
+    sender.enqueueEncoded(encodedPrompt(3, 1));
+    ticks(1);
+    ticks(2); // idle: comfort silence, never marked
+    sender.enqueuePcm(pcmFrames(20, 3));
+    ticks(1);
+    sender.flush(); // barge-in
+    sender.enqueuePcm(pcmFrames(40, 2));
+    ticks(2);
+    const marks = packets.map((p) => `${tag(p)}${p.marker ? '*' : ''}`);
+    expect(marks).toEqual(['1*', '2', '3', `${0xee}`, `${0xee}`, '20*', '40*', '41']);
+    sender.close();
+  });
+
+  it('flush() drops every queued frame at once and reports how much', () => {
+    const { sender, packets, ticks } = setup();
+    sender.enqueuePcm(pcmFrames(1, 50)); // 1 s
+    sender.enqueueEncoded(encodedPrompt(100, 25));
+    ticks(3);
+    expect(sender.flush()).toBe((75 - 3) * 20);
+    expect(sender.queuedFrames).toBe(0);
+    ticks(2);
+    // The very next tick is silence: nothing of the flushed audio leaks out.
+    expect(packets.slice(3).map(tag)).toEqual([0xee, 0xee]);
+    expect(sender.stats()).toMatchObject({ framesQueued: 75, framesDropped: 72 });
+    expect(sender.flush()).toBe(0);
+    sender.close();
+  });
+
+  it("emits 'drain' once when the queue empties after playing, not on flush", () => {
+    const { sender, ticks } = setup();
+    let drains = 0;
+    sender.on('drain', () => drains++);
+    sender.enqueueEncoded(encodedPrompt(1, 3));
+    ticks(2);
+    expect(drains).toBe(0);
+    ticks(1);
+    expect(drains).toBe(1);
+    ticks(5);
+    expect(drains).toBe(1);
+    sender.enqueuePcm(pcmFrames(1, 4));
+    ticks(1);
+    sender.flush();
+    ticks(3);
+    expect(drains).toBe(1);
+    sender.close();
+  });
+
+  it('cuts PCM of any length into frames and pads the tail when the queue runs dry', () => {
+    const { sender, packets, ticks } = setup({ silence: 'none' });
+    const first = pcmFrames(1, 2).subarray(0, 240); // 1.5 frames
+    sender.enqueuePcm(first);
+    expect(sender.queuedFrames).toBe(2);
+    sender.enqueuePcm(pcmFrames(2, 1).subarray(0, 80)); // completes the second frame
+    expect(sender.queuedFrames).toBe(2);
+    sender.enqueuePcm(pcmFrames(9, 1).subarray(0, 100)); // a tail that never completes
+    ticks(4);
+    expect(packets.length).toBe(3);
+    expect(packets.map((p) => p.payload.length)).toEqual([160, 160, 160]);
+    expect(Array.from(packets[1]!.payload.subarray(78, 82))).toEqual([2, 2, 2, 2]);
+    expect(Array.from(packets[2]!.payload.subarray(98, 102))).toEqual([9, 9, 0, 0]);
+    expect(sender.stats().framesQueued).toBe(3);
+    sender.close();
+  });
+
+  it('sends every owed frame after a stall, back to back, and counts them as late', () => {
+    const { sender, packets, sendTimes, timers, ticks } = setup({ initialTimestamp: 0 });
+    sender.enqueueEncoded(encodedPrompt(1, 10));
+    ticks(2);
+    timers.stallNext = 70; // the timeout armed by tick 3 fires 70 ms late
+    ticks(6);
+    expect(packets.map(tag).slice(0, 8)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+    // Timestamps follow media time, not send time: no frame is skipped or duplicated.
+    expect(packets.map((p) => p.timestamp).slice(0, 8)).toEqual([0, 1, 2, 3, 4, 5, 6, 7].map((i) => i * 160));
+    const burstAt = sendTimes[3]!;
+    expect(sendTimes.filter((t) => t === burstAt).length).toBe(4);
+    expect(sender.stats().lateFramesSent).toBe(3);
+    sender.close();
+  });
+
+  it('picks random SSRC, sequence and timestamp unless given, and wraps them', () => {
+    const a = setup();
+    const b = setup();
+    a.ticks(1);
+    b.ticks(1);
+    const pa = a.packets[0]!;
+    const pb = b.packets[0]!;
+    expect(a.sender.ssrc).toBe(pa.ssrc);
+    // Three independent 16/32-bit random values all colliding would be a broken RNG.
+    expect(pa.ssrc === pb.ssrc && pa.sequenceNumber === pb.sequenceNumber && pa.timestamp === pb.timestamp).toBe(false);
+    a.sender.close();
+    b.sender.close();
+
+    const w = setup({ initialSequence: 65535, initialTimestamp: 2 ** 32 - 160 });
+    w.ticks(2);
+    expect(w.packets.map((p) => p.sequenceNumber)).toEqual([65535, 0]);
+    expect(w.packets.map((p) => p.timestamp)).toEqual([2 ** 32 - 160, 0]);
+    w.sender.close();
+  });
+
+  it('refuses to queue past maxQueueMs', () => {
+    const { sender } = setup({ maxQueueMs: 100 });
+    expect(sender.enqueuePcm(pcmFrames(1, 4))).toBe(true);
+    expect(sender.enqueueEncoded(encodedPrompt(1, 2))).toBe(false);
+    expect(sender.enqueueEncoded(encodedPrompt(1, 1))).toBe(true);
+    expect(sender.queuedFrames).toBe(5);
+    sender.close();
+  });
+
+  it('survives a failing encoder and a failing send, reporting them', () => {
+    let failSend = false;
+    const sent: Buffer[] = [];
+    const { sender, encoder, ticks } = setup({
+      send: (b) => {
+        if (failSend) throw new Error('EHOSTUNREACH');
+        sent.push(b);
+      },
+    });
+    const errors: unknown[] = [];
+    sender.on('error', (e) => errors.push(e));
+    sender.enqueuePcm(pcmFrames(1, 2));
+    encoder.failNext = true;
+    ticks(1);
+    failSend = true;
+    ticks(1);
+    failSend = false;
+    ticks(1);
+    expect(sent.length).toBe(2);
+    expect(sent[0]!.subarray(12).every((b) => b === 0xee)).toBe(true); // silence stood in
+    expect(sender.stats()).toMatchObject({ encodeErrors: 1, sendErrors: 1, packetsSent: 2 });
+    expect(errors.length).toBe(2);
+    sender.close();
+  });
+
+  it('close() is idempotent, leaves the clock and leaves no timer behind', () => {
+    const { sender, clock, timers, packets, ticks } = setup();
+    const other = new PacedSender({ clock, encoder: new TestEncoder(), payloadType: 8, send: () => undefined });
+    expect(clock.subscriberCount).toBe(2);
+    sender.enqueuePcm(pcmFrames(1, 10));
+    ticks(2);
+    sender.close();
+    sender.close();
+    expect(sender.isClosed).toBe(true);
+    expect(clock.subscriberCount).toBe(1);
+    expect(clock.running).toBe(true);
+    ticks(3);
+    expect(packets.length).toBe(2);
+    expect(sender.enqueuePcm(pcmFrames(1, 1))).toBe(false);
+    other.close();
+    expect(clock.subscriberCount).toBe(0);
+    expect(clock.running).toBe(false);
+    expect(timers.pending.size).toBe(0);
+  });
+
+  it('paces a real PCMU stream over UDP on 127.0.0.1 at 20 ms, then leaves nothing running', async () => {
+    const receiver = createSocket('udp4');
+    const sender = createSocket('udp4');
+    try {
+      await new Promise<void>((resolve) => receiver.bind(0, '127.0.0.1', resolve));
+      const port = receiver.address().port;
+      const arrivals: { at: number; pkt: RtpPacket }[] = [];
+      receiver.on('message', (msg) => {
+        const parsed = parseRtp(msg);
+        if (parsed.ok) arrivals.push({ at: performance.now(), pkt: parsed.value });
+      });
+      const clock = new MediaClock();
+      const encoder = createG711Encoder('PCMU');
+      const paced = new PacedSender({
+        clock,
+        encoder,
+        payloadType: 0,
+        send: (buf) => sender.send(buf, port, '127.0.0.1'),
+      });
+      const drained = new Promise<void>((resolve) => paced.once('drain', () => resolve()));
+      // A 400 Hz tone, 0.5 s, handed over in uneven TTS-like chunks.
+      const tone = Int16Array.from({ length: 4000 }, (_, i) => Math.round(8000 * Math.sin((2 * Math.PI * 400 * i) / 8000)));
+      for (let off = 0; off < tone.length; off += 1234) paced.enqueuePcm(tone.subarray(off, off + 1234));
+      await drained;
+      await new Promise((r) => setTimeout(r, 100)); // a few comfort-silence packets, then stop
+      paced.close();
+      encoder.close();
+      expect(clock.subscriberCount).toBe(0);
+      expect(clock.running).toBe(false);
+      await new Promise((r) => setTimeout(r, 30));
+
+      const speech = arrivals.filter((a) => a.pkt.payload.some((b) => b !== 0xff));
+      expect(speech.length).toBe(25);
+      expect(speech[0]!.pkt.marker).toBe(true);
+      expect(arrivals.length).toBe(paced.stats().packetsSent);
+      for (let i = 1; i < arrivals.length; i++) {
+        expect(arrivals[i]!.pkt.sequenceNumber).toBe((arrivals[0]!.pkt.sequenceNumber + i) & 0xffff);
+        expect((arrivals[i]!.pkt.timestamp - arrivals[i - 1]!.pkt.timestamp) >>> 0).toBe(160);
+      }
+      // 20 ms apart on average: the whole span matches media time within a few ms.
+      const span = arrivals.at(-1)!.at - arrivals[0]!.at;
+      expect(Math.abs(span - (arrivals.length - 1) * 20)).toBeLessThan(10);
+    } finally {
+      receiver.close();
+      sender.close();
+    }
+  });
+});
