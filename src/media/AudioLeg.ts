@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import { CallgateError } from '../errors.js';
 import type { AudioDecoder, AudioEncoder, CodecName } from './codecs/AudioCodec.js';
 import { createDecoder, createEncoder } from './codecs/registry.js';
-import type { OpusEncoderOptions } from './codecs/opus.js';
+import { promptOpusEncoderOptions, type OpusEncoderOptions } from './codecs/opus.js';
 import { DtmfReceiver } from './codecs/telephoneEvent.js';
 import type { MediaClock } from './MediaClock.js';
 import { PacedSender, type PacedSenderStats, type SilenceMode } from './PacedSender.js';
@@ -212,7 +212,11 @@ export class AudioLeg extends EventEmitter<AudioLegEvents> {
  * Encodes 16 kHz PCM once into a leg codec's payloads, for prompts that every call plays (greeting,
  * apologies, goodbye). Each call then sends cached packets: no encoder time per call.
  */
-export function encodePrompt(pcm: Int16Array, codec: CodecName, opusEncoder: Partial<OpusEncoderOptions> = {}): EncodedPrompt {
+export function encodePrompt(
+  pcm: Int16Array,
+  codec: CodecName,
+  opusEncoder: Partial<OpusEncoderOptions> = promptOpusEncoderOptions,
+): EncodedPrompt {
   const encoder = codec === 'opus' ? createEncoder('opus', opusEncoder) : createEncoder(codec);
   try {
     const input = encoder.sampleRate === PIPELINE_RATE ? pcm : new Resampler(PIPELINE_RATE, encoder.sampleRate).process(pcm);

@@ -161,8 +161,8 @@ describe('PacedSender', () => {
     sender.close();
   });
 
-  it('encodes PCM lazily, one frame per tick', () => {
-    const { sender, encoder, ticks } = setup();
+  it('with encodeAheadFrames 0, encodes each PCM frame inside its tick', () => {
+    const { sender, encoder, ticks } = setup({ encodeAheadFrames: 0 });
     sender.enqueuePcm(pcmFrames(1, 5));
     expect(encoder.encodeCalls).toBe(0);
     expect(sender.queuedFrames).toBe(5);
@@ -171,6 +171,30 @@ describe('PacedSender', () => {
     ticks(2);
     expect(encoder.encodeCalls).toBe(3);
     expect(sender.queuedMs).toBe(40);
+    sender.close();
+  });
+
+  it('encodes ahead between ticks, in order, so a tick only sends ready payloads', async () => {
+    const { sender, encoder, packets, ticks } = setup();
+    const idle = (): Promise<void> => new Promise((r) => setImmediate(r));
+    sender.enqueuePcm(pcmFrames(1, 5));
+    expect(encoder.encodeCalls).toBe(0); // nothing inside enqueue: the caller is not blocked
+    await idle();
+    expect(encoder.encodeCalls).toBe(2);
+    ticks(1);
+    expect(encoder.encodeCalls).toBe(2); // the tick sent a payload encoded before it
+    await idle();
+    expect(encoder.encodeCalls).toBe(3); // topped back up to two ahead
+    ticks(1);
+    await idle();
+    ticks(3);
+    expect(packets.slice(0, 5).map(tag)).toEqual([1, 2, 3, 4, 5]);
+    // flush drops frames encoded ahead as well
+    sender.enqueuePcm(pcmFrames(10, 4));
+    await idle();
+    expect(sender.flush()).toBe(80);
+    ticks(1);
+    expect(packets.at(-1)!.payload[0]).toBe(0xee);
     sender.close();
   });
 

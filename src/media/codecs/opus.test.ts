@@ -106,7 +106,7 @@ describe('Opus options', () => {
   it('the defaults reach libopus', () => {
     const encoder = createOpusEncoder();
     try {
-      expect(encoder.getCtl(OPUS_GET_COMPLEXITY)).toBe(5);
+      expect(encoder.getCtl(OPUS_GET_COMPLEXITY)).toBe(1);
       expect(encoder.getCtl(OPUS_GET_BITRATE)).toBe(24000);
       expect(encoder.getCtl(OPUS_GET_MAX_BANDWIDTH)).toBe(1103);
       expect(encoder.getCtl(OPUS_GET_INBAND_FEC)).toBe(0);

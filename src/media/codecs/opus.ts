@@ -100,23 +100,32 @@ export interface OpusEncoderOptions {
  *
  * - sampleRate 16000: TTS and the agent pipeline run at 16 kHz, so nothing is resampled on the way out.
  * - application 'voip': SILK for speech; 'audio' picks CELT at this rate, cheaper but ~5 dB worse magSNR.
- * - complexity 5: the knee. 2.5× the encode rate of the libopus defaults and within 1.2 dB magSNR of
- *   complexity 10; 4 and 5 measured identical (one SILK tier), 3 and below lose ~2 dB magSNR.
- *   Complexity 2 (7 600 frames/s, 27.9 dB) is the choice when density matters more.
+ * - complexity 1 for live encoding: the density the gateway needs. Codec quality alone would pick 5 (the
+ *   knee: within 1.2 dB magSNR of 10), but `npm run bench:media` with a quarter of the legs encoding live
+ *   speech carries 200 full-duplex legs per process at complexity 1 (p99 lateness 3.6 ms, 77 % of a core)
+ *   and saturates the core below 200 at 3 or 5 (docs/benchmarks.md). Complexity 1 costs 4 dB magSNR against
+ *   5, still clean wideband speech. Prompts encoded once and cached (`promptOpusEncoderOptions`) cost
+ *   nothing per call, so they use complexity 10.
  * - bitrateBps 24000: good wideband speech; the step from 20 to 24 kb/s is still clearly audible in LSD.
  * - maxBandwidth 'wideband': all a 16 kHz signal holds; at 48 kHz input it keeps the encoder out of the
  *   super-wideband hybrid modes (2 900 instead of 4 800 frames/s).
  * - inbandFec false / expectedLossPercent 0: FEC costs bitrate and only helps a receiver that decodes
- *   it; a leg turns it on when the remote's SDP says `useinbandfec=1` and loss is reported.
+ *   it; a leg can turn it on (options) when the remote's SDP says `useinbandfec=1` and reports loss.
  */
 export const defaultOpusEncoderOptions = {
   sampleRate: 16000,
   application: 'voip',
-  complexity: 5,
+  complexity: 1,
   bitrateBps: 24000,
   maxBandwidth: 'wideband',
   inbandFec: false,
   expectedLossPercent: 0,
+} as const satisfies OpusEncoderOptions;
+
+/** For prompts encoded once and replayed to every call (greeting, apologies): best quality, cost paid once. */
+export const promptOpusEncoderOptions = {
+  ...defaultOpusEncoderOptions,
+  complexity: 10,
 } as const satisfies OpusEncoderOptions;
 
 /** libopus exactly as created (48 kHz, 'audio', no CTL at all): the baseline the benchmark compares with. */
