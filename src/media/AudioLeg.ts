@@ -7,7 +7,10 @@ import { DtmfReceiver } from './codecs/telephoneEvent.js';
 import type { MediaClock } from './MediaClock.js';
 import { PacedSender, type PacedSenderStats, type SilenceMode } from './PacedSender.js';
 import { Resampler } from './Resampler.js';
-import type { RtpEndpoint, RtpEndpointStats } from './RtpEndpoint.js';
+import type { Logger } from 'pino';
+import { callLogger } from '../log.js';
+import { createRecorderFromEnv } from './capture/PcapRecorder.js';
+import { RtpEndpoint, type RtpEndpointOptions, type RtpEndpointStats } from './RtpEndpoint.js';
 import type { RtpPacket } from './rtp/RtpPacket.js';
 import { PIPELINE_RATE, samplesPerFrame, type DtmfEvent, type SampleRate } from './types.js';
 
@@ -51,6 +54,8 @@ export interface AudioLegEvents {
   dtmf: [event: DtmfEvent];
   /** Everything queued for the caller has been sent. */
   drain: [];
+  /** Final statistics, just before the leg's resources are released. */
+  closing: [stats: AudioLegStats];
   closed: [];
 }
 
@@ -146,6 +151,7 @@ export class AudioLeg extends EventEmitter<AudioLegEvents> {
   /** Stops sending, reports a DTMF key still held, closes codecs and the endpoint. Idempotent. */
   close(): Promise<void> {
     if (this.closing) return this.closing;
+    this.emit('closing', this.stats());
     this.sender.close();
     const held = this.dtmf?.flush();
     if (held) this.emitDtmf(held);
@@ -206,6 +212,53 @@ export class AudioLeg extends EventEmitter<AudioLegEvents> {
     this.counters.dtmfEvents++;
     this.emit('dtmf', event);
   }
+}
+
+export interface OpenAudioLegOptions {
+  readonly callId: string;
+  /** Which leg of the call (e.g. 'caller'); names the capture file. */
+  readonly legId: string;
+  readonly codec: LegCodec;
+  readonly clock: MediaClock;
+  readonly endpoint?: Partial<RtpEndpointOptions>;
+  readonly leg?: Partial<AudioLegOptions>;
+  /** Where CAPTURE_DIR is read from; default process.env. */
+  readonly env?: Readonly<Record<string, string | undefined>>;
+  readonly logger?: Logger;
+}
+
+/**
+ * Opens a call leg the way front doors do: an RtpEndpoint from the port range, recorded to
+ * `<CAPTURE_DIR>/<callId>-<legId>.pcap` when CAPTURE_DIR is set, and a summary logged when it closes.
+ */
+export async function openAudioLeg(opts: OpenAudioLegOptions): Promise<AudioLeg> {
+  const log = callLogger({ callId: opts.callId, legId: opts.legId }, opts.logger);
+  const tap = createRecorderFromEnv(opts.env ?? process.env, { callId: opts.callId, legId: opts.legId }, {
+    onError: (err) => log.warn({ code: err.code, err: err.message }, 'call capture failed; the call goes on without it'),
+  });
+  const clockRate = opts.codec.name === 'opus' ? 48000 : 8000;
+  const endpoint = await RtpEndpoint.open({ clockRate, ...opts.endpoint, ...(tap ? { tap } : {}) });
+  const leg = new AudioLeg(endpoint, opts.codec, opts.clock, opts.leg);
+  log.debug({ localPort: endpoint.localAddress.port, codec: opts.codec.name, capture: tap !== undefined }, 'leg open');
+  leg.once('closing', (stats) => {
+    const { received, jitterBuffer, sent, droppedTotal } = stats.endpoint;
+    log.info(
+      {
+        codec: opts.codec.name,
+        packetsIn: received.packets,
+        lost: received.lost,
+        jitterMs: Math.round(received.jitterMs * 10) / 10,
+        late: jitterBuffer.late,
+        duplicates: jitterBuffer.duplicates,
+        packetsOut: sent.packets,
+        dropped: droppedTotal,
+        concealedFrames: stats.concealedFrames,
+        dtmfEvents: stats.dtmfEvents,
+      },
+      'leg closed',
+    );
+  });
+  return leg;
 }
 
 /**
