@@ -5,6 +5,7 @@ import { createDecoder, createEncoder } from './codecs/registry.js';
 import { promptOpusEncoderOptions, type OpusEncoderOptions } from './codecs/opus.js';
 import { DtmfReceiver } from './codecs/telephoneEvent.js';
 import type { MediaClock } from './MediaClock.js';
+import type { NegotiatedMedia } from './sdp.js';
 import { PacedSender, type PacedSenderStats, type SilenceMode } from './PacedSender.js';
 import { Resampler } from './Resampler.js';
 import type { Logger } from 'pino';
@@ -20,6 +21,16 @@ export interface LegCodec {
   readonly payloadType: number;
   /** Telephone-event PT and its clock rate, when the peer offered RFC 4733. */
   readonly telephoneEvent?: { readonly payloadType: number; readonly clockRate: number } | undefined;
+}
+
+/** The leg codec an SDP negotiation settled on (sdp.ts `negotiate`). */
+export function legCodecFrom(negotiated: NegotiatedMedia): LegCodec {
+  const te = negotiated.telephoneEvent;
+  return {
+    name: negotiated.codec.name,
+    payloadType: negotiated.codec.pt,
+    telephoneEvent: te ? { payloadType: te.pt, clockRate: te.clockRate } : undefined,
+  };
 }
 
 export interface AudioLegOptions {
