@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { CallgateError } from '../errors.js';
 import { Resampler, resample } from './Resampler.js';
 import type { SampleRate } from './types.js';
+import { concatSamples } from './signal.js';
 
 function tone(rate: number, freq: number, n: number, amplitude = 10000, phase = 0): Int16Array {
   const out = new Int16Array(n);
@@ -21,13 +22,7 @@ function stream(input: Int16Array, from: SampleRate, to: SampleRate): Int16Array
   const chunk = from / 50;
   const parts: Int16Array[] = [];
   for (let i = 0; i < input.length; i += chunk) parts.push(r.process(input.subarray(i, i + chunk)));
-  const out = new Int16Array(parts.reduce((n, p) => n + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
+  return concatSamples(parts);
 }
 
 /**

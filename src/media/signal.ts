@@ -230,3 +230,14 @@ export function activeSpan(samples: Int16Array, sampleRate: number, options: Par
   if (first < 0) return undefined;
   return { startMs: (first * 1000) / sampleRate, endMs: (last * 1000) / sampleRate };
 }
+
+/** Joins chunks of samples (decoded frames, resampler output) into one array. */
+export function concatSamples(parts: readonly Int16Array[]): Int16Array {
+  const out = new Int16Array(parts.reduce((n, p) => n + p.length, 0));
+  let offset = 0;
+  for (const p of parts) {
+    out.set(p, offset);
+    offset += p.length;
+  }
+  return out;
+}

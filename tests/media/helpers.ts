@@ -73,15 +73,6 @@ export function closeSocket(s: dgram.Socket): Promise<void> {
   return new Promise((r) => s.close(() => r()));
 }
 
-export function concat(frames: readonly Int16Array[]): Int16Array {
-  const out = new Int16Array(frames.reduce((n, f) => n + f.length, 0));
-  let o = 0;
-  for (const f of frames) {
-    out.set(f, o);
-    o += f.length;
-  }
-  return out;
-}
 
 export function waitFor(cond: () => boolean, timeoutMs = 5000, what = 'condition'): Promise<void> {
   const start = Date.now();

@@ -7,10 +7,10 @@ import { readCaptureFile } from '../../src/media/capture/pcapReader.js';
 import { replayStream, type ReplayPacket } from '../../src/media/capture/replay.js';
 import { findRtpStreams } from '../../src/media/capture/rtpStreams.js';
 import { MediaClock } from '../../src/media/MediaClock.js';
-import { findLag, snrDb } from '../../src/media/signal.js';
+import { concatSamples, findLag, snrDb } from '../../src/media/signal.js';
 import type { DtmfEvent } from '../../src/media/types.js';
 import { readWavFile } from '../../src/media/wav.js';
-import { closeSocket, concat, fixtureStream, FIXTURES, impair, udpSocket, waitFor } from './helpers.js';
+import { closeSocket, fixtureStream, FIXTURES, impair, udpSocket, waitFor } from './helpers.js';
 
 const OPUS: LegCodec = { name: 'opus', payloadType: 111 };
 const PCMU_DTMF: LegCodec = { name: 'PCMU', payloadType: 0, telephoneEvent: { payloadType: 101, clockRate: 8000 } };
@@ -52,7 +52,7 @@ async function replayInto(codec: LegCodec, packets: readonly ReplayPacket[], env
   } finally {
     await closeSocket(socket);
   }
-  return { audio: concat(frames), dtmf, leg };
+  return { audio: concatSamples(frames), dtmf, leg };
 }
 
 describe('fixture captures replayed into an AudioLeg over loopback UDP', () => {

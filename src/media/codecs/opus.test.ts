@@ -13,6 +13,7 @@ import {
   resolveOpusEncoderOptions,
   type OpusEncoderOptions,
 } from './opus.js';
+import { concatSamples } from '../signal.js';
 
 /**
  * Speech-like test signal: a 140 Hz voice with 12 harmonics falling off at 6 dB/octave (a glottal
@@ -41,15 +42,6 @@ function frames(signal: Int16Array, size: number): Int16Array[] {
   return out;
 }
 
-function concat(parts: Int16Array[]): Int16Array {
-  const out = new Int16Array(parts.reduce((n, p) => n + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
-}
 
 /** Normalised cross-correlation at the best lag (the codec delays the signal by its lookahead). */
 function bestCorrelation(reference: Int16Array, test: Int16Array, maxLag: number): { lag: number; correlation: number } {
@@ -176,7 +168,7 @@ describe('Opus encode/decode', () => {
       expect(result.value.length).toBe(320);
       decoded.push(result.value);
     }
-    const output = concat(decoded);
+    const output = concatSamples(decoded);
     const { lag, correlation } = bestCorrelation(input.subarray(1600), output.subarray(1600), 400);
     // Measured 0.84 (deterministic); SILK does not copy the waveform, so 1.0 is not expected.
     expect(correlation).toBeGreaterThan(0.8);
