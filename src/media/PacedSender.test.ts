@@ -3,56 +3,10 @@ import { performance } from 'node:perf_hooks';
 import { describe, expect, it } from 'vitest';
 import type { AudioEncoder } from './codecs/AudioCodec.js';
 import { createG711Encoder } from './codecs/g711.js';
-import { MediaClock, type ClockTimers } from './MediaClock.js';
+import { MediaClock } from './MediaClock.js';
+import { VirtualTimers } from './testing/VirtualTimers.js';
 import { PacedSender, type PacedSenderInit } from './PacedSender.js';
 import { parseRtp, type RtpPacket } from './rtp/RtpPacket.js';
-
-/** Exact virtual timers: everything fires on time; `stallNext` makes the next timeout late (a blocked loop). */
-class ManualTimers implements ClockTimers {
-  t = 0;
-  stallNext = 0;
-  private seq = 0;
-  readonly pending = new Map<number, { at: number; fn: () => void }>();
-  now(): number {
-    return this.t;
-  }
-  setTimeout(fn: () => void, ms: number): number {
-    this.pending.set(++this.seq, { at: this.t + Math.max(1, ms) + this.stallNext, fn });
-    this.stallNext = 0;
-    return this.seq;
-  }
-  clearTimeout(h: unknown): void {
-    this.pending.delete(h as number);
-  }
-  setImmediate(fn: () => void): number {
-    this.pending.set(++this.seq, { at: this.t + 0.01, fn });
-    return this.seq;
-  }
-  clearImmediate(h: unknown): void {
-    this.pending.delete(h as number);
-  }
-  advance(ms: number): void {
-    const end = this.t + ms;
-    for (let step = 0; step < 1_000_000; step++) {
-      let id = -1;
-      let next: { at: number; fn: () => void } | undefined;
-      for (const [k, p] of this.pending) {
-        if (!next || p.at < next.at) {
-          next = p;
-          id = k;
-        }
-      }
-      if (!next || next.at > end) {
-        this.t = end;
-        return;
-      }
-      this.pending.delete(id);
-      this.t = Math.max(this.t, next.at);
-      next.fn();
-    }
-    throw new Error('step limit');
-  }
-}
 
 /**
  * A stand-in codec at 8 kHz: each payload byte is the low byte of its sample, so a test can tell which
@@ -92,7 +46,7 @@ function encodedPrompt(firstId: number, count: number): Uint8Array[] {
 }
 
 function setup(overrides: Partial<PacedSenderInit> = {}) {
-  const timers = new ManualTimers();
+  const timers = new VirtualTimers(() => 0, 0);
   const clock = new MediaClock({ timers });
   const encoder = new TestEncoder();
   const packets: RtpPacket[] = [];
