@@ -11,6 +11,7 @@ import { readCaptureFile } from '../src/media/capture/pcapReader.js';
 import { findRtpStreams } from '../src/media/capture/rtpStreams.js';
 import { parseRtp, serializeRtp } from '../src/media/rtp/RtpPacket.js';
 import { seqDiff } from '../src/media/rtp/sequence.js';
+import { percentile, sortedAscending } from '../src/util/percentile.js';
 
 export interface LoadRequest {
   readonly type: 'start';
@@ -104,11 +105,10 @@ async function run(req: LoadRequest): Promise<LoadReport> {
   // Let the last packets the gateway sends arrive.
   await new Promise((r) => setTimeout(r, 300));
   for (const c of callers) c.socket.close();
-  lateness.sort((a, b) => a - b);
   return {
     type: 'report',
     legs: callers.map((c) => ({ sent: c.sent, received: c.received, seqGaps: c.seqGaps })),
-    sendLatenessP99Ms: lateness[Math.floor(lateness.length * 0.99)] ?? 0,
+    sendLatenessP99Ms: percentile(sortedAscending(lateness), 0.99),
   };
 }
 

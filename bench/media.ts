@@ -25,6 +25,7 @@ import { MediaClock } from '../src/media/MediaClock.js';
 import { resample } from '../src/media/Resampler.js';
 import { RtpEndpoint } from '../src/media/RtpEndpoint.js';
 import { readWavFile } from '../src/media/wav.js';
+import { percentile, sortedAscending } from '../src/util/percentile.js';
 import type { LoadReport, LoadRequest } from './load-generator.js';
 
 const FIXTURES = fileURLToPath(new URL('../tests/fixtures/', import.meta.url));
@@ -51,14 +52,8 @@ const quarterLiveLevels = quick ? [150] : [100, 150, 200];
 /** Overrides the Opus encoder complexity (to compare settings); default: callgate's default. */
 const opusEncoder = values.complexity === undefined ? {} : { complexity: Number(values.complexity) };
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)] ?? 0;
-}
-
-function percentile(xs: number[], p: number): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor(s.length * p))] ?? 0;
+function median(xs: readonly number[]): number {
+  return percentile(sortedAscending(xs), 0.5);
 }
 
 function frames(pcm: Int16Array, size: number): Int16Array[] {
@@ -86,10 +81,8 @@ async function codecThroughput(speech16k: Int16Array): Promise<Record<string, nu
   const runMs = quick ? 250 : 1000;
   const speech48k = resample(speech16k, 16000, 48000);
   const speech8k = resample(speech16k, 16000, 8000);
-  const measureEncode = (enc: AudioEncoder, pcm: Int16Array): number => {
-    const fps = throughput(frames(pcm, enc.frameSamples), (f) => enc.encode(f), runMs);
-    return fps;
-  };
+  const measureEncode = (enc: AudioEncoder, pcm: Int16Array): number =>
+    throughput(frames(pcm, enc.frameSamples), (f) => enc.encode(f), runMs);
   const measureDecode = (enc: AudioEncoder, dec: AudioDecoder, pcm: Int16Array): number => {
     const packets = frames(pcm, enc.frameSamples).map((f) => Uint8Array.from(enc.encode(f)));
     return throughput(packets, (p) => dec.decode(p), runMs);
@@ -192,7 +185,7 @@ async function runLevel(legCount: number, share: number, prompt: EncodedPrompt, 
   const droppedFrames = clockStats.skippedTicks * legCount + sendErrors + seqGaps;
   // The first second is set-up (the load generator starting); judge the steady state.
   const steady = lateness.slice(50);
-  const p99 = percentile(steady, 0.99);
+  const p99 = percentile(sortedAscending(steady), 0.99);
   void energy;
   return {
     legs: legCount,

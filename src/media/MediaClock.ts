@@ -1,4 +1,5 @@
 import { performance } from 'node:perf_hooks';
+import { percentile } from '../util/percentile.js';
 import { FRAME_MS } from './types.js';
 
 /**
@@ -333,11 +334,6 @@ export class MediaClock {
     }
     this.prevLate = behind === 0 ? lateMs : undefined;
   }
-}
-
-function percentile(sorted: readonly number[], q: number): number {
-  if (sorted.length === 0) return 0;
-  return sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)]!;
 }
 
 let shared: MediaClock | undefined;

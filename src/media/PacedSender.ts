@@ -3,6 +3,7 @@ import { EventEmitter } from 'node:events';
 import type { AudioEncoder } from './codecs/AudioCodec.js';
 import type { ClockTick, MediaClock } from './MediaClock.js';
 import { serializeRtp } from './rtp/RtpPacket.js';
+import { stripUndefined } from '../util/options.js';
 import { FRAME_MS } from './types.js';
 
 /** What goes out while nothing is queued. */
@@ -332,8 +333,4 @@ export class PacedSender extends EventEmitter<PacedSenderEvents> {
     // EventEmitter throws an unhandled 'error'; a leg without a listener must not take the clock down.
     if (this.listenerCount('error') > 0) this.emit('error', err);
   }
-}
-
-function stripUndefined<T extends object>(o: T): Partial<T> {
-  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 }

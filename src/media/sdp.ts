@@ -3,6 +3,7 @@ import { isIP } from 'node:net';
 import { parse, parsePayloads, write, type MediaDescription, type SessionDescription } from 'sdp-transform';
 import { SdpError } from '../errors.js';
 import type { CodecName } from './codecs/AudioCodec.js';
+import { stripUndefined } from '../util/options.js';
 import { FRAME_MS } from './types.js';
 
 /**
@@ -487,8 +488,4 @@ export function answerFor(
     rtcpMux: n.rtcpMux,
     rejectedMedia: n.remote.otherMedia,
   };
-}
-
-function stripUndefined<T extends object>(o: T): Partial<T> {
-  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 }

@@ -2,6 +2,7 @@ import { createSocket, type Socket } from 'node:dgram';
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import { CaptureError } from '../../errors.js';
+import { percentile } from '../../util/percentile.js';
 import type { UdpAddress } from './PacketTap.js';
 
 /** One datagram to send, stamped with its capture time. */
@@ -158,12 +159,6 @@ async function run(
     sendErrors,
     aborted: sent < total,
   };
-}
-
-/** Nearest-rank percentile of an ascending array; 0 when empty. */
-function percentile(sorted: Float64Array, q: number): number {
-  if (sorted.length === 0) return 0;
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))]!;
 }
 
 /** Node's setTimeout has millisecond granularity; rounding up means a timer is never knowingly early. */
