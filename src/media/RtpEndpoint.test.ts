@@ -3,6 +3,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { CallgateError } from '../errors.js';
 import { serializeRtp, type RtpPacket } from './rtp/RtpPacket.js';
 import { RtpEndpoint } from './RtpEndpoint.js';
+import { waitFor } from './testing/waitFor.js';
 
 const open: RtpEndpoint[] = [];
 const sockets: dgram.Socket[] = [];
@@ -32,18 +33,6 @@ async function sendAll(from: dgram.Socket, to: RtpEndpoint, datagrams: Uint8Arra
   for (const d of datagrams) {
     await new Promise<void>((r) => from.send(d, to.localAddress.port, '127.0.0.1', () => r()));
   }
-}
-
-function waitFor(cond: () => boolean, timeoutMs = 3000): Promise<void> {
-  const start = Date.now();
-  return new Promise((resolve, reject) => {
-    const check = (): void => {
-      if (cond()) resolve();
-      else if (Date.now() - start > timeoutMs) reject(new Error('timed out waiting'));
-      else setTimeout(check, 5);
-    };
-    check();
-  });
 }
 
 describe('RtpEndpoint over loopback UDP', () => {

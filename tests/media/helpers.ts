@@ -73,15 +73,4 @@ export function closeSocket(s: dgram.Socket): Promise<void> {
   return new Promise((r) => s.close(() => r()));
 }
 
-
-export function waitFor(cond: () => boolean, timeoutMs = 5000, what = 'condition'): Promise<void> {
-  const start = Date.now();
-  return new Promise((resolve, reject) => {
-    const check = (): void => {
-      if (cond()) resolve();
-      else if (Date.now() - start > timeoutMs) reject(new Error(`timed out waiting for ${what}`));
-      else setTimeout(check, 5);
-    };
-    check();
-  });
-}
+export { waitFor } from '../../src/media/testing/waitFor.js';
