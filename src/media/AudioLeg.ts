@@ -23,6 +23,9 @@ export interface LegCodec {
   readonly telephoneEvent?: { readonly payloadType: number; readonly clockRate: number } | undefined;
 }
 
+/** Shared, never written: most frames leave no remainder, and allocating one per frame is waste. */
+const NO_SAMPLES = new Int16Array(0);
+
 /** The leg codec an SDP negotiation settled on (sdp.ts `negotiate`). */
 export function legCodecFrom(negotiated: NegotiatedMedia): LegCodec {
   const te = negotiated.telephoneEvent;
@@ -101,7 +104,7 @@ export class AudioLeg extends EventEmitter<AudioLegEvents> {
   private readonly dtmf: DtmfReceiver | undefined;
   private readonly options: AudioLegOptions;
   /** Decoded samples not yet making a whole 20 ms pipeline frame (peers may send 30/40/60 ms packets). */
-  private pending: Int16Array = new Int16Array(0);
+  private pending: Int16Array = NO_SAMPLES;
   private readonly frameSamples = samplesPerFrame(PIPELINE_RATE);
   private counters = { framesIn: 0, concealedFrames: 0, decodeErrors: 0, dtmfEvents: 0 };
   private closing: Promise<void> | undefined;
@@ -216,7 +219,7 @@ export class AudioLeg extends EventEmitter<AudioLegEvents> {
       this.emit('audio', buf.subarray(offset, offset + this.frameSamples));
       offset += this.frameSamples;
     }
-    this.pending = offset === buf.length ? new Int16Array(0) : buf.slice(offset);
+    this.pending = offset === buf.length ? NO_SAMPLES : buf.slice(offset);
   }
 
   private emitDtmf(event: DtmfEvent): void {

@@ -112,6 +112,11 @@ export class JitterBuffer<P> {
     return this.pending.size;
   }
 
+  /** The resolved reorder window: how long a held gap may wait before `poll` gives it up. */
+  get windowMs(): number {
+    return this.options.windowMs;
+  }
+
   stats(): JitterBufferStats {
     return { ...this.counters };
   }

@@ -3,7 +3,7 @@ import { EventEmitter } from 'node:events';
 import { isIP } from 'node:net';
 import { CallgateError, type ErrorCode } from '../errors.js';
 import { captureNowUs, type PacketTap, type UdpAddress } from './capture/PacketTap.js';
-import { defaultJitterBufferOptions, JitterBuffer, type JitterBufferOptions, type JitterBufferStats, type JitterOutput } from './JitterBuffer.js';
+import { JitterBuffer, type JitterBufferOptions, type JitterBufferStats, type JitterOutput } from './JitterBuffer.js';
 import { portAllocatorFor, type PortAllocator, type PortRange } from './PortAllocator.js';
 import { ReceiveStats, type ReceiveStatsSnapshot } from './rtp/ReceiveStats.js';
 import { parseRtcp, type RtcpPacket } from './rtp/RtcpPacket.js';
@@ -230,13 +230,12 @@ export class RtpEndpoint extends EventEmitter<RtpEndpointEvents> {
   /** A held gap must be given up even if the peer goes quiet, so one timer runs while packets are held. */
   private armJitterTimer(): void {
     if (this.jitter.size === 0 || this.jitterTimer || this.closed) return;
-    const windowMs = this.options.jitterBuffer.windowMs ?? defaultJitterBufferOptions.windowMs;
     this.jitterTimer = setTimeout(() => {
       this.jitterTimer = undefined;
       if (this.closed) return;
       this.jitter.poll(performance.now());
       this.armJitterTimer();
-    }, windowMs + 1);
+    }, this.jitter.windowMs + 1);
   }
 }
 
