@@ -68,6 +68,8 @@ export interface AudioLegEvents {
   dtmf: [event: DtmfEvent];
   /** Everything queued for the caller has been sent. */
   drain: [];
+  /** The first packet of a talkspurt (a prompt or reply after silence or a flush) has just been sent. */
+  talkspurt: [];
   /** Final statistics, just before the leg's resources are released. */
   closing: [stats: AudioLegStats];
   closed: [];
@@ -132,6 +134,7 @@ export class AudioLeg extends EventEmitter<AudioLegEvents> {
       send: (packet) => endpoint.send(packet),
     });
     this.sender.on('drain', () => this.emit('drain'));
+    this.sender.on('talkspurt', () => this.emit('talkspurt'));
     endpoint.on('packet', (p) => this.onPacket(p));
     endpoint.on('lost', (count, next) => this.onLost(count, next));
   }

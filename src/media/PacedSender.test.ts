@@ -55,6 +55,8 @@ function setup(overrides: Partial<PacedSenderInit> = {}) {
     clock,
     encoder,
     payloadType: 0,
+    // Most cases pin tick-only sending; the early first frame has its own tests below.
+    startTalkspurtAtOnce: false,
     send: (buf) => {
       const parsed = parseRtp(buf);
       if (!parsed.ok) throw new Error(`sent an invalid RTP packet: ${parsed.code}`);
@@ -290,6 +292,47 @@ describe('PacedSender', () => {
     sender.close();
   });
 
+  it('startTalkspurtAtOnce sends the first frame on enqueue, in the next tick\'s slot, with no timeline shift', () => {
+    const { sender, packets, ticks } = setup({ startTalkspurtAtOnce: true, silence: 'none', initialTimestamp: 0, initialSequence: 0 });
+    let talkspurts = 0;
+    sender.on('talkspurt', () => talkspurts++);
+    ticks(2); // idle: timestamps 0 and 160 pass unsent
+    sender.enqueueEncoded(encodedPrompt(10, 3));
+    expect(packets.map(tag)).toEqual([10]); // before any tick
+    expect(packets[0]!.marker).toBe(true);
+    expect(packets[0]!.timestamp).toBe(320);
+    expect(talkspurts).toBe(1);
+    ticks(1); // the slot the early frame took: nothing more goes out
+    expect(packets).toHaveLength(1);
+    ticks(2);
+    expect(packets.map(tag)).toEqual([10, 11, 12]);
+    expect(packets.map((p) => p.timestamp)).toEqual([320, 480, 640]);
+    expect(packets.map((p) => p.sequenceNumber)).toEqual([0, 1, 2]);
+    expect(packets.map((p) => p.marker)).toEqual([true, false, false]);
+    // Mid-talkspurt (no idle tick yet), more audio waits for its tick: no second early frame.
+    sender.enqueueEncoded(encodedPrompt(20, 1));
+    expect(packets).toHaveLength(3);
+    ticks(1);
+    expect(packets.map(tag)).toEqual([10, 11, 12, 20]);
+    expect(talkspurts).toBe(1);
+  });
+
+  it('startTalkspurtAtOnce after a flush starts the next reply at once with the marker; a partial frame waits', () => {
+    const { sender, packets, ticks } = setup({ startTalkspurtAtOnce: true, silence: 'comfort' });
+    sender.enqueuePcm(pcmFrames(1, 5));
+    expect(packets.map(tag)).toEqual([1]);
+    ticks(2);
+    expect(packets.map(tag)).toEqual([1, 2]); // the slot tick sent nothing, not even comfort silence
+    sender.flush();
+    sender.enqueuePcm(pcmFrames(40, 1).subarray(0, 100)); // less than a frame
+    expect(packets).toHaveLength(2);
+    sender.enqueuePcm(pcmFrames(40, 1).subarray(100));
+    expect(packets.map(tag)).toEqual([1, 2, 40]);
+    expect(packets[2]!.marker).toBe(true);
+    const ts = packets.map((p) => p.timestamp);
+    expect(ts[2]! - ts[1]!).toBe(160);
+  });
+
   it('close() is idempotent, leaves the clock and leaves no timer behind', () => {
     const { sender, clock, timers, packets, ticks } = setup();
     const other = new PacedSender({ clock, encoder: new TestEncoder(), payloadType: 8, send: () => undefined });
@@ -349,9 +392,10 @@ describe('PacedSender', () => {
         expect(arrivals[i]!.pkt.sequenceNumber).toBe((arrivals[0]!.pkt.sequenceNumber + i) & 0xffff);
         expect((arrivals[i]!.pkt.timestamp - arrivals[i - 1]!.pkt.timestamp) >>> 0).toBe(160);
       }
-      // 20 ms apart on average: the whole span matches media time within a few ms.
-      const span = arrivals.at(-1)!.at - arrivals[0]!.at;
-      expect(Math.abs(span - (arrivals.length - 1) * 20)).toBeLessThan(10);
+      // 20 ms apart on average: the span matches media time within a few ms. The first packet went out
+      // at once on enqueue (startTalkspurtAtOnce), ahead of its tick, so the span starts at the second.
+      const span = arrivals.at(-1)!.at - arrivals[1]!.at;
+      expect(Math.abs(span - (arrivals.length - 2) * 20)).toBeLessThan(10);
     } finally {
       receiver.close();
       sender.close();

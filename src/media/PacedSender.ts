@@ -33,6 +33,13 @@ export interface PacedSenderOptions {
    * 0 encodes each frame inside its tick.
    */
   readonly encodeAheadFrames: number;
+  /**
+   * When audio is queued on an idle sender, send its first frame at once instead of at the next tick,
+   * using the timestamp of that tick (whose slot it then takes). The reply's first packet leaves with no
+   * wait for tick alignment (up to 20 ms otherwise; docs/agent.md), and the timeline stays exact: later
+   * frames go on their ticks as before.
+   */
+  readonly startTalkspurtAtOnce: boolean;
 }
 
 export const defaultPacedSenderOptions = {
@@ -50,6 +57,8 @@ export const defaultPacedSenderOptions = {
   initialTimestamp: undefined,
   /** 2 frames (40 ms): enough that a tick never waits on the encoder, little to discard on flush. */
   encodeAheadFrames: 2,
+  /** On: the first packet of a reply is what latency is measured by. */
+  startTalkspurtAtOnce: true,
 } as const satisfies PacedSenderOptions;
 
 export interface PacedSenderInit extends Partial<PacedSenderOptions> {
@@ -80,6 +89,8 @@ export interface PacedSenderStats {
 }
 
 export interface PacedSenderEvents {
+  /** The first frame of a talkspurt has just been sent (the agent's "first packet out" mark). */
+  talkspurt: [];
   /** The last queued frame has just been sent (not emitted by `flush()`). */
   drain: [];
   /** `send` or the encoder threw; the sender goes on with the next tick. */
@@ -117,6 +128,8 @@ export class PacedSender extends EventEmitter<PacedSenderEvents> {
   private seq: number;
   private timestamp: number;
   private talkspurtStart = true;
+  /** The next tick's slot was taken by a talkspurt's first frame sent early (startTalkspurtAtOnce). */
+  private slotTaken = false;
   private closed = false;
   private prepareImmediate: NodeJS.Immediate | undefined;
 
@@ -166,6 +179,7 @@ export class PacedSender extends EventEmitter<PacedSenderEvents> {
     this.queued += whole;
     const rest = input.length - whole * n;
     this.partial = rest > 0 ? input.slice(whole * n) : undefined;
+    this.maybeStartAtOnce();
     this.schedulePrepare();
     return true;
   }
@@ -180,6 +194,7 @@ export class PacedSender extends EventEmitter<PacedSenderEvents> {
     this.flushPartial();
     for (const p of payloads) this.queue.push(p);
     this.queued += payloads.length;
+    this.maybeStartAtOnce();
     return true;
   }
 
@@ -237,16 +252,16 @@ export class PacedSender extends EventEmitter<PacedSenderEvents> {
 
   private readonly onTick = (tick: ClockTick): void => {
     if (this.closed) return;
+    if (this.slotTaken) {
+      // This tick's frame already went out early, with this tick's timestamp.
+      this.slotTaken = false;
+      this.timestamp = (this.timestamp + this.encoder.timestampIncrement) >>> 0;
+      return;
+    }
     const item = this.dequeue();
     if (item !== undefined) {
-      // Normally already encoded by prepare(); inline only when the queue was filled inside this tick.
-      const payload = isPcm(item) ? this.encode(item) : item;
-      const marker = this.talkspurtStart;
-      this.talkspurtStart = false;
       if (tick.lateMs >= this.opts.lateFrameMs) this.late++;
-      this.emitPacket(marker, payload);
-      if (this.queuedFrames === 0 && !this.closed) this.emit('drain');
-      else this.schedulePrepare();
+      this.sendFrame(item);
     } else {
       this.talkspurtStart = true;
       if (this.opts.silence === 'comfort') this.emitPacket(false, this.encoder.silence);
@@ -254,6 +269,29 @@ export class PacedSender extends EventEmitter<PacedSenderEvents> {
     // One frame of media time per tick, sent or not (RFC 3550 §5.1: the timestamp reflects sampling time).
     this.timestamp = (this.timestamp + this.encoder.timestampIncrement) >>> 0;
   };
+
+  /** Sends one queued frame with the current timestamp (the caller advances it). */
+  private sendFrame(item: QueueItem): void {
+    // Normally already encoded by prepare(); inline only when the queue was filled inside this tick.
+    const payload = isPcm(item) ? this.encode(item) : item;
+    const marker = this.talkspurtStart;
+    this.talkspurtStart = false;
+    this.emitPacket(marker, payload);
+    if (marker && !this.closed) this.emit('talkspurt');
+    if (this.queuedFrames === 0 && !this.closed) this.emit('drain');
+    else this.schedulePrepare();
+  }
+
+  /** startTalkspurtAtOnce: the first whole frame queued on an idle sender goes out now, in the next tick's slot. */
+  private maybeStartAtOnce(): void {
+    if (!this.opts.startTalkspurtAtOnce || !this.talkspurtStart || this.slotTaken || this.closed) return;
+    // Only whole frames: a partial tail waits for the rest of its PCM (or for the tick that pads it).
+    if (this.head >= this.queue.length) return;
+    const item = this.dequeue()!;
+    // The timestamp stays: the next tick owns it, and advances it when it finds its slot taken.
+    this.slotTaken = true;
+    this.sendFrame(item);
+  }
 
   private encode(pcm: Int16Array): Uint8Array {
     try {
