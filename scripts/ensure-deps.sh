@@ -27,6 +27,10 @@ fi
 lock_hash=$(sha256sum package-lock.json | cut -d' ' -f1)
 if [ "$(cat node_modules/.callgate-lock-hash 2>/dev/null)" != "$lock_hash" ]; then
   echo "ensure-deps: installing npm dependencies (npm ci)"
+  # onnxruntime-node (Silero VAD) ships its CPU binaries in the package; its postinstall would only
+  # try to download GPU files from outside the npm registry. Offline that fails, and npm then
+  # silently leaves the optional package out.
+  export ONNXRUNTIME_NODE_INSTALL=skip
   npm ci --no-audit --no-fund
   echo "$lock_hash" > node_modules/.callgate-lock-hash
 else
