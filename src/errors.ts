@@ -58,6 +58,19 @@ export const errorCatalogue = {
   // ── Providers (src/providers) ────────────────────────────────────────────────────────────────
   CG_TTS_FAILED: { status: 502, message: 'speech synthesis failed' },
   CG_TTS_BAD_REQUEST: { status: 400, message: 'speech synthesis request is invalid' },
+  CG_STT_UNAVAILABLE: { status: 503, message: 'speech recognition engine is not installed or could not start' },
+  CG_STT_FAILED: { status: 502, message: 'speech recognition failed' },
+  CG_STT_TIMEOUT: { status: 504, message: 'speech recognition gave no final result in time', retryable: true },
+  CG_LLM_FAILED: { status: 502, message: 'language model request failed', retryable: true },
+  CG_LLM_TIMEOUT: { status: 504, message: 'language model gave no first token in time', retryable: true },
+  CG_TTS_TIMEOUT: { status: 504, message: 'speech synthesis gave no audio in time', retryable: true },
+  CG_PROVIDER_UNKNOWN: { status: 400, message: 'no provider of that name is available' },
+  CG_VAD_UNAVAILABLE: { status: 503, message: 'voice activity detector could not be loaded' },
+
+  // ── Agent (src/agent) ───────────────────────────────────────────────────────────────────────────
+  CG_AGENT_CONFIG_INVALID: { status: 400, message: 'agent configuration is invalid' },
+  CG_AGENT_TEMPLATE_VARIABLE: { status: 400, message: 'greeting template names a variable the call does not have' },
+  CG_AGENT_CLOSED: { status: 409, message: 'the agent session has ended' },
 
   // ── Configuration ─────────────────────────────────────────────────────────────────────────────
   CG_CONFIG_INVALID: { status: 500, message: 'configuration value is invalid' },

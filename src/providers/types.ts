@@ -1,0 +1,118 @@
+import type { EventEmitter } from 'node:events';
+import type { Logger } from 'pino';
+import type { CallgateError } from '../errors.js';
+
+/**
+ * The three provider interfaces the agent talks to. One file per vendor implements them
+ * (`src/providers/<vendor>.ts`); the agent never knows which vendor is behind them. Audio crosses these
+ * interfaces as 16 kHz mono PCM (`PIPELINE_RATE`) unless a chunk says otherwise.
+ */
+
+// ─── Speech to text ──────────────────────────────────────────────────────────────────────────────
+
+export interface SttResult {
+  readonly text: string;
+  /** A final result is never revised; an interim one is replaced by the next result. */
+  readonly final: boolean;
+  /** 0–1 when the engine reports it. */
+  readonly confidence?: number;
+}
+
+export interface SttStreamEvents {
+  /** Interim and final results, as the engine produces them (for events, the web phone, barge-in checks). */
+  result: [result: SttResult];
+  /** The stream failed; it is unusable afterwards. */
+  error: [err: CallgateError];
+}
+
+export interface SttStream extends EventEmitter<SttStreamEvents> {
+  /** 20 ms of caller audio, 16 kHz mono (320 samples). Never blocks; the engine may buffer. */
+  push(frame: Int16Array): void;
+  /**
+   * The caller's turn has ended (the agent's endpointing said so): resolves with the final text of
+   * everything pushed since the previous `finalize()`, '' when nothing was recognised. Rejects with a
+   * CallgateError when the engine failed or did not answer in time.
+   */
+  finalize(): Promise<string>;
+  /** Stops the engine and releases its resources (processes, sockets). Idempotent. */
+  close(): Promise<void>;
+}
+
+export interface SttStreamOptions {
+  /** BCP 47, e.g. 'en-US'. */
+  readonly language: string;
+  /**
+   * Phrases the caller is expected to say (the tenant's intents). Engines that can bias or constrain
+   * recognition with them do; others ignore them.
+   */
+  readonly phrases: readonly string[];
+  readonly logger?: Logger;
+}
+
+export interface SttProvider {
+  readonly name: string;
+  open(options: SttStreamOptions): Promise<SttStream>;
+}
+
+// ─── Language model ──────────────────────────────────────────────────────────────────────────────
+
+export interface ChatMessage {
+  readonly role: 'system' | 'user' | 'assistant';
+  readonly content: string;
+}
+
+/** What a language model streams back: text as it is produced, and the decision to end the call. */
+export type LlmEvent = { readonly type: 'text'; readonly text: string } | { readonly type: 'hangup' };
+
+export interface LlmRequest {
+  /** System prompt first, then the conversation so far, the caller's latest turn last. */
+  readonly messages: readonly ChatMessage[];
+  /** Aborted on barge-in and hangup: the provider stops and releases its connection. */
+  readonly signal: AbortSignal;
+}
+
+export interface LlmProvider {
+  readonly name: string;
+  /** Throws (or the iterator rejects) with a CallgateError on failure; ends early when `signal` aborts. */
+  stream(request: LlmRequest): AsyncIterable<LlmEvent>;
+}
+
+// ─── Text to speech ──────────────────────────────────────────────────────────────────────────────
+
+export interface TtsChunk {
+  /** Mono 16-bit PCM. */
+  readonly samples: Int16Array;
+  readonly sampleRate: number;
+}
+
+export interface TtsRequest {
+  readonly text: string;
+  /** A voice name the provider knows (flite: slt, rms, awb, kal16). */
+  readonly voice: string;
+  readonly signal: AbortSignal;
+}
+
+export interface TtsProvider {
+  readonly name: string;
+  /** Streams audio for one sentence (or any short text) as it is produced; ends early when `signal` aborts. */
+  synthesize(request: TtsRequest): AsyncIterable<TtsChunk>;
+}
+
+/** The providers one call uses, chosen from its tenant's configuration. */
+export interface AgentProviders {
+  readonly stt: SttProvider;
+  readonly llm: LlmProvider;
+  readonly tts: TtsProvider;
+}
+
+/**
+ * How a keypad entry reaches the model: as a user message in plain words, which every LLM understands
+ * and the scripted responder parses back (`parseDtmfUserText`).
+ */
+export function dtmfUserText(digits: string): string {
+  return `(The caller pressed the keys: ${digits})`;
+}
+
+export function parseDtmfUserText(text: string): string | undefined {
+  return /^\(The caller pressed the keys: ([0-9*#A-D]+)\)$/.exec(text)?.[1];
+}
