@@ -1,0 +1,134 @@
+import { CallgateError } from '../errors.js';
+import { stripUndefined } from '../util/options.js';
+
+/**
+ * What a tenant decides about its agent: what it says, how it sounds, which providers it uses and how
+ * it takes turns. `src/tenants` stores it; the agent only reads it. Every field has a default here, so a
+ * tenant sets only what differs.
+ */
+
+/** One thing callers ask for, and what the offline scripted responder answers. */
+export interface Intent {
+  readonly name: string;
+  /** What callers say for it ("what time do you open", "opening hours"). Also steer offline recognition. */
+  readonly phrases: readonly string[];
+  /** The scripted answer (the offline responder speaks it; an LLM gets it as guidance in the prompt). */
+  readonly reply: string;
+  /** A keypad entry that selects this intent (e.g. "1"). */
+  readonly dtmf?: string;
+}
+
+export interface ProviderSelection {
+  /** 'pocketsphinx' (offline) or a cloud vendor from its own issue. */
+  readonly stt: string;
+  /** 'scripted' (offline intents, not an LLM) or a cloud vendor. */
+  readonly llm: string;
+  /** 'flite' (offline) or a cloud vendor. */
+  readonly tts: string;
+}
+
+export interface TurnTakingConfig {
+  /** Silence after the caller's speech that ends their turn. 200–2000 ms. */
+  readonly endpointingMs: number;
+  /** Whether the caller may interrupt the agent (off for e.g. a legal notice). */
+  readonly bargeIn: boolean;
+  /** Silence after the agent finished before it reprompts. */
+  readonly noInputMs: number;
+  /** Reprompts before the agent gives up and says goodbye. */
+  readonly maxReprompts: number;
+}
+
+export interface AgentConfig {
+  readonly tenantId: string;
+  /** Greeting template; `{{name}}` and `{{name|fallback}}` take the call's variables. */
+  readonly greeting: string;
+  /** The persona and instructions an LLM gets as its system prompt. */
+  readonly systemPrompt: string;
+  readonly voice: string;
+  /** BCP 47. */
+  readonly language: string;
+  readonly intents: readonly Intent[];
+  /** What the scripted responder says when nothing matches. */
+  readonly fallbackReply: string;
+  /** Phrases that end the call, and what the agent says before hanging up. */
+  readonly goodbye: { readonly phrases: readonly string[]; readonly reply: string };
+  /** Said after `noInputMs` of silence. */
+  readonly reprompt: string;
+  /** Said when a provider fails mid-call; the call goes on. */
+  readonly apology: string;
+  /** Said when the call reaches `maxCallDurationMs`, just before the agent hangs up. */
+  readonly timeLimitMessage: string;
+  readonly maxCallDurationMs: number;
+  readonly providers: ProviderSelection;
+  readonly turn: TurnTakingConfig;
+}
+
+/** The tenant-facing config with everything optional but the id, as operators write it. */
+export type AgentConfigInput = { readonly tenantId: string } & {
+  readonly [K in Exclude<keyof AgentConfig, 'tenantId' | 'turn' | 'providers' | 'goodbye'>]?: AgentConfig[K];
+} & {
+  readonly turn?: Partial<TurnTakingConfig>;
+  readonly providers?: Partial<ProviderSelection>;
+  readonly goodbye?: Partial<AgentConfig['goodbye']>;
+};
+
+export const defaultAgentConfig = {
+  greeting: 'Hello, thanks for calling. How can I help you today?',
+  systemPrompt: 'You are a friendly, concise phone agent. Answer in one or two short sentences.',
+  /** flite's clearest built-in voice. */
+  voice: 'slt',
+  language: 'en-US',
+  intents: [],
+  fallbackReply: "Sorry, I can't help with that on this line. Is there anything else?",
+  goodbye: { phrases: ['goodbye', 'bye', "that's all", 'thank you bye'], reply: 'Thanks for calling. Goodbye!' },
+  reprompt: 'Are you still there?',
+  apology: "Sorry, I'm having trouble right now. Could you say that again?",
+  timeLimitMessage: 'We have reached the time limit for this call. Goodbye!',
+  /** 15 minutes: a stuck call must not hold a line (and provider spend) forever. */
+  maxCallDurationMs: 15 * 60_000,
+  /** Everything offline: works with no keys and no network. */
+  providers: { stt: 'pocketsphinx', llm: 'scripted', tts: 'flite' },
+  turn: {
+    /** 500 ms: LiveKit's default; shorter cuts callers off mid-thought, longer feels slow. */
+    endpointingMs: 500,
+    bargeIn: true,
+    /** 7 s of silence after the agent spoke. */
+    noInputMs: 7000,
+    /** Two reprompts, then goodbye. */
+    maxReprompts: 2,
+  },
+} as const satisfies Omit<AgentConfig, 'tenantId'>;
+
+export const ENDPOINTING_RANGE_MS = { min: 200, max: 2000 } as const;
+
+/** Fills defaults and checks ranges: a bad config is refused with the field named, never half-used. */
+export function resolveAgentConfig(input: AgentConfigInput): AgentConfig {
+  const config: AgentConfig = {
+    ...defaultAgentConfig,
+    ...stripUndefined(input),
+    tenantId: input.tenantId,
+    goodbye: { ...defaultAgentConfig.goodbye, ...stripUndefined(input.goodbye ?? {}) },
+    providers: { ...defaultAgentConfig.providers, ...stripUndefined(input.providers ?? {}) },
+    turn: { ...defaultAgentConfig.turn, ...stripUndefined(input.turn ?? {}) },
+  };
+  const bad = (field: string, why: string): never => {
+    throw new CallgateError('CG_AGENT_CONFIG_INVALID', `${field} ${why}`, { details: { tenantId: input.tenantId, field } });
+  };
+  if (!config.tenantId) bad('tenantId', 'is empty');
+  const { endpointingMs, noInputMs, maxReprompts } = config.turn;
+  if (!Number.isFinite(endpointingMs) || endpointingMs < ENDPOINTING_RANGE_MS.min || endpointingMs > ENDPOINTING_RANGE_MS.max) {
+    bad('turn.endpointingMs', `must be ${ENDPOINTING_RANGE_MS.min}–${ENDPOINTING_RANGE_MS.max} ms`);
+  }
+  if (!Number.isFinite(noInputMs) || noInputMs < 1000) bad('turn.noInputMs', 'must be at least 1000 ms');
+  if (!Number.isInteger(maxReprompts) || maxReprompts < 0 || maxReprompts > 10) bad('turn.maxReprompts', 'must be 0–10');
+  if (!Number.isFinite(config.maxCallDurationMs) || config.maxCallDurationMs < 1000) bad('maxCallDurationMs', 'must be at least 1000 ms');
+  for (const [i, intent] of config.intents.entries()) {
+    if (!intent.name) bad(`intents[${i}].name`, 'is empty');
+    if (!intent.reply.trim()) bad(`intents[${i}].reply`, 'is empty');
+    if (intent.phrases.length === 0 && intent.dtmf === undefined) bad(`intents[${i}]`, 'needs phrases or a dtmf key');
+  }
+  for (const field of ['greeting', 'voice', 'apology', 'reprompt', 'fallbackReply'] as const) {
+    if (!config[field].trim()) bad(field, 'is empty');
+  }
+  return config;
+}

@@ -1,0 +1,730 @@
+import { EventEmitter } from 'node:events';
+import { performance } from 'node:perf_hooks';
+import type { Logger } from 'pino';
+import { CallgateError, isCallgateError, type ErrorCode } from '../errors.js';
+import { callLogger } from '../log.js';
+import { Resampler } from '../media/Resampler.js';
+import { dbfs } from '../media/signal.js';
+import { FRAME_MS, PIPELINE_RATE, type DtmfEvent } from '../media/types.js';
+import { dtmfUserText, type AgentProviders, type ChatMessage, type LlmEvent, type SttStream } from '../providers/types.js';
+import { AsyncQueue } from './AsyncQueue.js';
+import type { CallSession } from './CallSession.js';
+import { EchoGuard, frameLevels, type EchoGuardOptions } from './EchoGuard.js';
+import type { AgentEvent, EndReason, LatencyMark } from './events.js';
+import type { PromptCache } from './PromptCache.js';
+import { Reply, type ReplyPiece } from './Reply.js';
+import { SentenceSplitter, type SentenceSplitterOptions } from './SentenceSplitter.js';
+import { renderTemplate } from './template.js';
+import { TurnDetector, type TurnDetectorOptions } from './TurnDetector.js';
+import type { VoiceActivityDetector } from './vad/VoiceActivityDetector.js';
+
+/** Agent timing that is not the tenant's business (the tenant's part is AgentConfig.turn). */
+export interface AgentSessionOptions {
+  /** VAD turn-taking; `endpointingMs` comes from the tenant. */
+  readonly turn: Partial<Omit<TurnDetectorOptions, 'endpointingMs'>>;
+  readonly echo: Partial<EchoGuardOptions>;
+  readonly splitter: Partial<SentenceSplitterOptions>;
+  /** After a barge-in, if no words are recognised this long and the caller is silent, the agent resumes. */
+  readonly falseInterruptionMs: number;
+  /** Audio before the VAD confirmed speech that still goes to STT, so the first syllable is not lost. */
+  readonly prerollMs: number;
+  /** Keypad entry ends this long after the last digit (or at '#'). */
+  readonly dtmfInterDigitMs: number;
+  /** The model's first text must arrive within this, or the caller hears the apology. */
+  readonly llmFirstTokenTimeoutMs: number;
+  /** A sentence's first audio must arrive within this, or the caller hears the apology. */
+  readonly ttsFirstAudioTimeoutMs: number;
+  /** How long a goodbye may play before the agent hangs up anyway. */
+  readonly goodbyeMaxMs: number;
+}
+
+export const defaultAgentSessionOptions = {
+  turn: {},
+  echo: {},
+  splitter: {},
+  /** 1500 ms: long enough for STT to return a first word, short enough that a cough costs little. */
+  falseInterruptionMs: 1500,
+  /** 300 ms: covers the VAD's confirmation time and a soft onset. */
+  prerollMs: 300,
+  /** 2 s between key presses: IVR convention. */
+  dtmfInterDigitMs: 2000,
+  /** 10 s: a model slower than this has failed as far as the caller can tell. */
+  llmFirstTokenTimeoutMs: 10_000,
+  /** 5 s. */
+  ttsFirstAudioTimeoutMs: 5000,
+  /** 15 s. */
+  goodbyeMaxMs: 15_000,
+} as const satisfies AgentSessionOptions;
+
+export interface AgentSessionEvents {
+  event: [event: AgentEvent];
+}
+
+export interface AgentSessionDeps {
+  readonly call: CallSession;
+  readonly providers: AgentProviders;
+  /** The frame classifier for this call; the session closes it. */
+  readonly vad: VoiceActivityDetector;
+  /** Shared across calls: encoded greetings and fixed phrases. */
+  readonly prompts: PromptCache;
+  readonly options?: Partial<AgentSessionOptions>;
+  readonly logger?: Logger;
+}
+
+type SessionState = 'idle' | 'speaking' | 'ended';
+
+interface PendingResume {
+  readonly reply: Reply;
+  readonly playedMs: number;
+  readonly timer: NodeJS.Timeout;
+  wordsHeard: boolean;
+}
+
+/**
+ * The conversation on one call: greets, listens, answers and can be interrupted. Owns its STT stream,
+ * VAD, timers and in-flight provider requests, and releases them all when the call ends. Knows nothing
+ * of the door the call came through: audio in and out is the CallSession's media.
+ */
+export class AgentSession extends EventEmitter<AgentSessionEvents> {
+  readonly call: CallSession;
+  private readonly providers: AgentProviders;
+  private readonly vad: VoiceActivityDetector;
+  private readonly prompts: PromptCache;
+  private readonly opts: AgentSessionOptions;
+  private readonly log: Logger;
+  private readonly turns: TurnDetector;
+  private readonly echo: EchoGuard;
+  private readonly startedAt = performance.now();
+
+  private state: SessionState = 'idle';
+  private stt: SttStream | undefined;
+  private sttStreaming = false;
+  /** Audio went to STT since its last finalize. */
+  private sttHasAudio = false;
+  private readonly preroll: Int16Array[] = [];
+  private readonly history: ChatMessage[] = [];
+  private turnIndex = 0;
+  /** The last speech frame of the latest caller turn (latency marks are measured from it). */
+  private speechEndAt = 0;
+  private marksPending = new Set<LatencyMark>();
+
+  private current: Reply | undefined;
+  private currentAbort: AbortController | undefined;
+  private resume: PendingResume | undefined;
+  /** The caller's speech while barge-in is off: heard, not answered. */
+  private ignoringTurn = false;
+
+  private reprompts = 0;
+  private noInputTimer: NodeJS.Timeout | undefined;
+  private stallTimer: NodeJS.Timeout | undefined;
+  private maxDurationTimer: NodeJS.Timeout | undefined;
+  private dtmfDigits = '';
+  private dtmfTimer: NodeJS.Timeout | undefined;
+  /** Serialises work that must not overlap: turn ends, replies, prompts. */
+  private work: Promise<void> = Promise.resolve();
+  private endedPromise: Promise<EndReason>;
+  private resolveEnded!: (reason: EndReason) => void;
+  private closed = false;
+
+  private readonly onAudio = (frame: Int16Array): void => this.handleFrame(frame);
+  private readonly onDtmf = (event: DtmfEvent): void => this.handleDtmf(event);
+  private readonly onTalkspurt = (): void => this.mark('firstPacketOut');
+  private readonly onDrain = (): void => this.handleDrain();
+  private readonly onCallEnded = (reason: EndReason): void => void this.close(reason);
+
+  constructor(deps: AgentSessionDeps) {
+    super();
+    this.call = deps.call;
+    this.providers = deps.providers;
+    this.vad = deps.vad;
+    this.prompts = deps.prompts;
+    this.opts = { ...defaultAgentSessionOptions, ...deps.options };
+    this.log = callLogger({ callId: deps.call.callId, tenant: deps.call.config.tenantId }, deps.logger);
+    this.turns = new TurnDetector({ ...this.opts.turn, endpointingMs: deps.call.config.turn.endpointingMs });
+    this.echo = new EchoGuard(this.opts.echo);
+    this.endedPromise = new Promise((resolve) => (this.resolveEnded = resolve));
+  }
+
+  /** Resolves with the reason once the session has ended and released everything. */
+  get ended(): Promise<EndReason> {
+    return this.endedPromise;
+  }
+
+  /** The conversation so far (system prompt excluded), as the model sees it. */
+  get transcript(): readonly ChatMessage[] {
+    return this.history;
+  }
+
+  /**
+   * Starts listening and plays the greeting. Resolves once the greeting is queued (its first packet
+   * is then already on the wire when the greeting was cached).
+   */
+  async start(): Promise<void> {
+    const { call } = this;
+    const media = call.media;
+    media.on('audio', this.onAudio);
+    media.on('dtmf', this.onDtmf);
+    media.on('talkspurt', this.onTalkspurt);
+    media.on('drain', this.onDrain);
+    call.on('ended', this.onCallEnded);
+    if (call.ended) return void this.close(call.ended);
+    this.emitEvent({ type: 'session-started' });
+    this.maxDurationTimer = setTimeout(() => this.enqueueWork(() => this.timeLimit()), call.config.maxCallDurationMs);
+
+    const greeting = renderTemplate(call.config.greeting, call.variables);
+    if (greeting.missing.length > 0) {
+      this.log.warn({ code: 'CG_AGENT_TEMPLATE_VARIABLE', missing: greeting.missing }, 'greeting names variables the call does not have');
+    }
+    const sttOpening = this.openStt();
+    this.enqueueWork(async () => {
+      const cached = this.promptCached(greeting.text);
+      this.emitEvent({ type: 'greeting', text: greeting.text, cached });
+      await this.speakPrompt(greeting.text, 0, 'greeting');
+    });
+    // Warm the fixed phrases so an apology still plays when the TTS provider is what failed.
+    for (const text of [call.config.apology, call.config.reprompt, call.config.goodbye.reply, call.config.timeLimitMessage]) {
+      for (const piece of this.splitText(text)) this.promptFor(piece).catch(() => undefined);
+    }
+    await sttOpening;
+  }
+
+  /** Ends the session (the call is over or the door is closing): releases STT, VAD, timers and requests. */
+  async close(reason: EndReason = 'closed'): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.state = 'ended';
+    const media = this.call.media;
+    media.off('audio', this.onAudio);
+    media.off('dtmf', this.onDtmf);
+    media.off('talkspurt', this.onTalkspurt);
+    media.off('drain', this.onDrain);
+    this.call.off('ended', this.onCallEnded);
+    this.currentAbort?.abort();
+    if (this.current) this.finishCurrent(true, Math.max(0, this.current.queuedMs - media.queuedMs));
+    this.clearResume();
+    for (const t of [this.noInputTimer, this.maxDurationTimer, this.dtmfTimer, this.stallTimer]) if (t) clearTimeout(t);
+    this.noInputTimer = this.maxDurationTimer = this.dtmfTimer = this.stallTimer = undefined;
+    const stt = this.stt;
+    this.stt = undefined;
+    await stt?.close().catch((err: unknown) => this.log.warn({ err: String(err) }, 'STT close failed'));
+    this.vad.close();
+    this.emitEvent({ type: 'session-ended', reason });
+    this.log.info({ reason, turns: this.turnIndex }, 'agent session ended');
+    this.resolveEnded(reason);
+  }
+
+  // ─── Caller audio ──────────────────────────────────────────────────────────────────────────────
+
+  private handleFrame(frame: Int16Array): void {
+    if (this.closed) return;
+    const now = performance.now();
+    const score = this.vad.process(frame);
+    const levelDbfs = dbfs(frame);
+    const echoThresholdDbfs = this.echo.thresholdDbfs(now);
+    const prerollFrames = Math.ceil(this.opts.prerollMs / FRAME_MS);
+    this.preroll.push(frame.slice());
+    if (this.preroll.length > prerollFrames) this.preroll.shift();
+    if (this.sttStreaming) {
+      this.stt?.push(frame);
+      this.sttHasAudio = true;
+    }
+
+    const signal = this.turns.process({ score, levelDbfs, echoThresholdDbfs });
+    if (this.turns.speaking) this.armStall();
+    if (!signal) return;
+    if (signal.type === 'speech-start') this.speechStarted(now - signal.onsetFramesAgo * FRAME_MS, now);
+    else this.speechEnded(now - signal.silenceFrames * FRAME_MS, now, signal.forced);
+  }
+
+  private speechStarted(onsetAt: number, now: number): void {
+    this.clearNoInput();
+    const agentTalking = this.isAgentTalking();
+    if (agentTalking && !this.call.config.turn.bargeIn) {
+      this.ignoringTurn = true;
+      return;
+    }
+    this.turnIndex++;
+    this.emitEvent({ type: 'turn-started', turn: this.turnIndex, onsetAtMs: this.rel(onsetAt) }, now);
+    if (this.stt) {
+      // The pre-roll holds the frames the VAD needed to confirm speech, and a little before.
+      for (const f of this.preroll) this.stt.push(f);
+      this.sttStreaming = true;
+      this.sttHasAudio = true;
+    }
+    if (agentTalking) this.bargeIn('speech', now);
+  }
+
+  /** A turn must end even when the caller's packets stop (DTX, mute, network): silence frames never come. */
+  private armStall(): void {
+    if (this.stallTimer) return void this.stallTimer.refresh();
+    this.stallTimer = setTimeout(() => {
+      this.stallTimer = undefined;
+      const signal = this.turns.forceEnd();
+      const now = performance.now();
+      if (signal?.type === 'speech-end') this.speechEnded(now - this.stallAfterMs(), now, true);
+    }, this.stallAfterMs());
+  }
+
+  private stallAfterMs(): number {
+    return this.call.config.turn.endpointingMs + 2 * FRAME_MS;
+  }
+
+  private speechEnded(speechEndAt: number, now: number, forced: boolean): void {
+    if (this.stallTimer) clearTimeout(this.stallTimer);
+    this.stallTimer = undefined;
+    this.sttStreaming = false;
+    if (this.ignoringTurn) {
+      this.ignoringTurn = false;
+      // The words are dropped, but the engine must start the next turn clean.
+      if (this.sttHasAudio) void this.finalizeStt();
+      return;
+    }
+    const turn = this.turnIndex;
+    this.speechEndAt = speechEndAt;
+    this.emitEvent({ type: 'turn-ended', turn, speechEndAtMs: this.rel(speechEndAt) }, now);
+    this.marksPending = new Set<LatencyMark>(['sttFinal', 'llmFirstToken', 'ttsFirstAudio', 'firstPacketOut']);
+    this.emitEvent({ type: 'latency', turn, mark: 'endOfTurn', sinceSpeechEndMs: now - speechEndAt }, now);
+    if (forced) this.log.debug({ turn }, 'turn ended at the maximum utterance length');
+    const finalizing = this.finalizeStt();
+    this.enqueueWork(async () => {
+      const text = await finalizing;
+      if (text === undefined || this.closed) return;
+      this.mark('sttFinal');
+      this.emitEvent({ type: 'transcript', turn, text, final: true });
+      if (text === '') {
+        this.marksPending.clear();
+        if (this.resume) this.resumeInterrupted();
+        else this.armNoInput();
+        return;
+      }
+      await this.respondTo(text, turn);
+    });
+  }
+
+  /** The STT's final text for the turn; undefined after an STT failure (already reported and apologised for). */
+  private async finalizeStt(): Promise<string | undefined> {
+    const stt = this.stt;
+    if (!stt || !this.sttHasAudio) return '';
+    this.sttHasAudio = false;
+    try {
+      return (await stt.finalize()).trim();
+    } catch (err) {
+      this.reportError(err, 'stt', 'CG_STT_FAILED');
+      this.enqueueWork(() => this.speakPrompt(this.call.config.apology, this.turnIndex, 'apology'));
+      return undefined;
+    }
+  }
+
+  // ─── DTMF ──────────────────────────────────────────────────────────────────────────────────────
+
+  private handleDtmf(event: DtmfEvent): void {
+    if (this.closed) return;
+    this.emitEvent({ type: 'dtmf', digit: event.digit });
+    this.clearNoInput();
+    if (this.isAgentTalking() && this.call.config.turn.bargeIn) {
+      this.turnIndex++;
+      this.bargeIn('dtmf', performance.now());
+    }
+    if (this.dtmfTimer) clearTimeout(this.dtmfTimer);
+    this.dtmfTimer = undefined;
+    if (event.digit === '#') {
+      this.submitDigits();
+      return;
+    }
+    this.dtmfDigits += event.digit;
+    this.dtmfTimer = setTimeout(() => this.submitDigits(), this.opts.dtmfInterDigitMs);
+  }
+
+  private submitDigits(): void {
+    this.dtmfTimer = undefined;
+    const digits = this.dtmfDigits;
+    this.dtmfDigits = '';
+    if (!digits || this.closed) return;
+    this.clearResume();
+    const turn = this.turnIndex;
+    this.speechEndAt = performance.now();
+    this.marksPending = new Set<LatencyMark>(['llmFirstToken', 'ttsFirstAudio', 'firstPacketOut']);
+    this.enqueueWork(() => this.respondTo(dtmfUserText(digits), turn));
+  }
+
+  // ─── Barge-in ──────────────────────────────────────────────────────────────────────────────────
+
+  private isAgentTalking(): boolean {
+    return this.state === 'speaking' || this.call.media.queuedMs > 0;
+  }
+
+  /** The caller interrupted: silence the agent now, stop its providers, remember where it was. */
+  private bargeIn(by: 'speech' | 'dtmf', now: number): void {
+    const dropped = this.call.media.flush();
+    this.echo.flushed(now);
+    const reply = this.current;
+    this.currentAbort?.abort();
+    this.currentAbort = undefined;
+    const playedMs = reply ? Math.max(0, reply.queuedMs - dropped) : 0;
+    this.emitEvent({ type: 'barge-in', turn: this.turnIndex, playedMs, by }, now);
+    this.clearResume();
+    if (reply) {
+      this.finishCurrent(true, playedMs);
+      if (by === 'speech') {
+        const timer = setTimeout(() => this.falseInterruptionTimeout(), this.opts.falseInterruptionMs);
+        this.resume = { reply, playedMs, timer, wordsHeard: false };
+      }
+    }
+    this.state = 'idle';
+  }
+
+  private falseInterruptionTimeout(): void {
+    const resume = this.resume;
+    if (!resume || resume.wordsHeard) return;
+    // Still talking: real speech the STT has not transcribed yet. The turn's end decides.
+    if (this.turns.hearingSpeech) return;
+    this.ignoringTurn = this.turns.speaking;
+    this.resumeInterrupted();
+  }
+
+  /** No words came of the interruption (a cough, a door): say the interrupted sentence again, and the rest. */
+  private resumeInterrupted(): void {
+    const resume = this.resume;
+    if (!resume) return;
+    this.clearResume();
+    const point = resume.reply.resumePoint(resume.playedMs);
+    if (point.remaining.length === 0) return this.armNoInput();
+    // The interrupted reply went into history as cut off; the resumed one replaces that entry.
+    const last = this.history.at(-1);
+    if (last?.role === 'assistant') this.history.pop();
+    this.emitEvent({ type: 'barge-in-resumed', turn: resume.reply.turn, fromText: point.remaining[0]! });
+    const reply = new Reply(resume.reply.turn, point.before);
+    reply.hangupAfter = resume.reply.hangupAfter;
+    this.enqueueWork(() => this.speak(reply, textEvents(point.remaining)));
+  }
+
+  private clearResume(): void {
+    if (this.resume) clearTimeout(this.resume.timer);
+    this.resume = undefined;
+  }
+
+  // ─── Speaking ──────────────────────────────────────────────────────────────────────────────────
+
+  private async respondTo(text: string, turn: number): Promise<void> {
+    this.clearResume();
+    this.reprompts = 0;
+    this.history.push({ role: 'user', content: text });
+    const abort = new AbortController();
+    const messages: ChatMessage[] = [{ role: 'system', content: this.call.config.systemPrompt }, ...this.history];
+    let events: AsyncIterable<LlmEvent>;
+    try {
+      events = this.providers.llm.stream({ messages, signal: abort.signal });
+    } catch (err) {
+      this.reportError(err, 'llm', 'CG_LLM_FAILED');
+      return this.speakPrompt(this.call.config.apology, turn, 'apology');
+    }
+    await this.speak(new Reply(turn), withFirstTimeout(events, this.opts.llmFirstTokenTimeoutMs, 'CG_LLM_TIMEOUT'), abort);
+  }
+
+  /**
+   * Streams a reply: model text → pieces → TTS → the leg, piece by piece, so the first sentence plays
+   * while the model is still writing the rest. Returns when everything is queued (not played).
+   */
+  private async speak(reply: Reply, events: AsyncIterable<LlmEvent>, abort = new AbortController()): Promise<void> {
+    if (this.closed) return;
+    this.beginReply(reply, abort);
+    const pieces = new AsyncQueue<string>();
+    const splitter = new SentenceSplitter(this.opts.splitter);
+    let failure: { err: unknown; during: 'llm' | 'tts' } | undefined;
+
+    const reading = (async () => {
+      try {
+        for await (const ev of events) {
+          if (abort.signal.aborted) break;
+          if (ev.type === 'hangup') {
+            reply.hangupAfter = true;
+            continue;
+          }
+          this.mark('llmFirstToken');
+          for (const p of splitter.push(ev.text)) pieces.push(p);
+        }
+        if (!abort.signal.aborted) for (const p of splitter.flush()) pieces.push(p);
+      } catch (err) {
+        if (!abort.signal.aborted) failure ??= { err, during: 'llm' };
+      } finally {
+        pieces.end();
+      }
+    })();
+
+    try {
+      for await (const text of pieces) {
+        if (abort.signal.aborted) break;
+        const piece = reply.addPiece(text);
+        this.emitEvent({ type: 'agent-text', turn: reply.turn, text });
+        await this.synthesizeInto(reply, piece, abort.signal);
+      }
+    } catch (err) {
+      if (!abort.signal.aborted) failure ??= { err, during: 'tts' };
+      abort.abort();
+    }
+    await reading;
+    if (failure && !this.closed) {
+      this.reportError(failure.err, failure.during, failure.during === 'llm' ? 'CG_LLM_FAILED' : 'CG_TTS_FAILED');
+      // What was already queued plays on; the apology follows it, from the cache.
+      await this.appendPrompt(reply, this.call.config.apology);
+      reply.hangupAfter = false;
+    }
+    this.completeReply(reply);
+  }
+
+  /** Everything of `reply` is queued: it ends at the leg's next drain, or now if all of it has played. */
+  private completeReply(reply: Reply): void {
+    this.replyComplete.add(reply);
+    if (this.current === reply && this.call.media.queuedMs === 0) {
+      this.finishCurrent(false);
+      this.afterReply(reply);
+    }
+  }
+
+  private async synthesizeInto(reply: Reply, piece: ReplyPiece, signal: AbortSignal): Promise<void> {
+    const voice = this.call.config.voice;
+    let resampler: Resampler | undefined;
+    const chunks = withFirstTimeout(this.providers.tts.synthesize({ text: piece.text, voice, signal }), this.opts.ttsFirstAudioTimeoutMs, 'CG_TTS_TIMEOUT');
+    for await (const chunk of chunks) {
+      if (signal.aborted || this.current !== reply) return;
+      this.mark('ttsFirstAudio');
+      let pcm = chunk.samples;
+      if (chunk.sampleRate !== PIPELINE_RATE) {
+        resampler ??= new Resampler(chunk.sampleRate, PIPELINE_RATE);
+        pcm = resampler.process(pcm);
+      }
+      this.queueAudio(reply, piece, pcm);
+    }
+  }
+
+  private queueAudio(reply: Reply, piece: ReplyPiece, pcm: Int16Array): void {
+    const startAt = performance.now() + this.call.media.queuedMs;
+    if (!this.call.media.play(pcm)) return;
+    this.echo.queued(frameLevels(pcm), startAt);
+    reply.addAudio(piece, (pcm.length / PIPELINE_RATE) * 1000);
+  }
+
+  /** Speaks a fixed phrase from the prompt cache, sentence by sentence (so it can resume by sentence). */
+  private async speakPrompt(text: string, turn: number, kind: 'greeting' | 'apology' | 'reprompt' | 'goodbye'): Promise<void> {
+    if (this.closed) return;
+    const reply = new Reply(turn);
+    this.beginReply(reply, new AbortController());
+    await this.appendPrompt(reply, text, kind);
+    this.completeReply(reply);
+  }
+
+  /** Queues a cached phrase after what `reply` already queued; false when nothing could be queued. */
+  private async appendPrompt(reply: Reply, text: string, kind: 'greeting' | 'apology' | 'reprompt' | 'goodbye' = 'apology'): Promise<boolean> {
+    let queued = false;
+    for (const pieceText of this.splitText(text)) {
+      let prompt;
+      try {
+        prompt = await this.promptFor(pieceText);
+      } catch (err) {
+        this.reportError(err, kind === 'greeting' ? 'greeting' : 'tts', 'CG_TTS_FAILED');
+        return queued;
+      }
+      if (this.closed || this.current !== reply) return queued;
+      const piece = reply.addPiece(pieceText);
+      this.emitEvent({ type: 'agent-text', turn: reply.turn, text: pieceText });
+      const startAt = performance.now() + this.call.media.queuedMs;
+      if (this.call.media.playEncoded(prompt.encoded)) {
+        this.echo.queued(prompt.levels, startAt);
+        reply.addAudio(piece, prompt.encoded.durationMs);
+        queued = true;
+      }
+    }
+    return queued;
+  }
+
+  private beginReply(reply: Reply, abort: AbortController): void {
+    if (this.current) this.finishCurrent(true, Math.max(0, this.current.queuedMs - this.call.media.queuedMs));
+    this.current = reply;
+    this.currentAbort = abort;
+    this.state = 'speaking';
+    this.clearNoInput();
+  }
+
+  /** The reply is over (played out, or cut off after `playedMs`): history keeps what the caller heard. */
+  private finishCurrent(interrupted: boolean, playedMs?: number): void {
+    const reply = this.current;
+    if (!reply) return;
+    this.current = undefined;
+    this.currentAbort = undefined;
+    const spokenText = interrupted ? reply.spokenText(playedMs ?? 0) : reply.fullText;
+    if (spokenText) this.history.push({ role: 'assistant', content: spokenText });
+    this.emitEvent({ type: 'agent-done', turn: reply.turn, spokenText, interrupted });
+  }
+
+  private handleDrain(): void {
+    const reply = this.current;
+    if (!reply || this.closed) return;
+    // The leg drained, but text may still be in synthesis: only a reply whose audio is all queued is done.
+    if (!this.replyComplete.has(reply)) return;
+    this.finishCurrent(false);
+    this.afterReply(reply);
+  }
+
+  private afterReply(reply: Reply): void {
+    this.state = 'idle';
+    if (reply.hangupAfter) {
+      void this.call.hangup(this.hangupReason ?? 'agent-goodbye');
+      return;
+    }
+    if (!this.turns.speaking) this.armNoInput();
+  }
+
+  // ─── No input, time limit, goodbye ─────────────────────────────────────────────────────────────
+
+  private armNoInput(): void {
+    this.clearNoInput();
+    if (this.closed) return;
+    this.noInputTimer = setTimeout(() => this.enqueueWork(() => this.noInput()), this.call.config.turn.noInputMs);
+  }
+
+  private clearNoInput(): void {
+    if (this.noInputTimer) clearTimeout(this.noInputTimer);
+    this.noInputTimer = undefined;
+  }
+
+  private async noInput(): Promise<void> {
+    this.noInputTimer = undefined;
+    if (this.closed || this.turns.speaking || this.isAgentTalking()) return;
+    if (this.reprompts >= this.call.config.turn.maxReprompts) {
+      return this.sayGoodbye(this.call.config.goodbye.reply, 'no-input');
+    }
+    this.reprompts++;
+    this.emitEvent({ type: 'reprompt', count: this.reprompts });
+    await this.speakPrompt(this.call.config.reprompt, this.turnIndex, 'reprompt');
+  }
+
+  private async timeLimit(): Promise<void> {
+    this.maxDurationTimer = undefined;
+    if (this.closed) return;
+    this.currentAbort?.abort();
+    this.call.media.flush();
+    this.echo.reset();
+    this.finishCurrent(true, 0);
+    await this.sayGoodbye(this.call.config.timeLimitMessage, 'max-duration');
+  }
+
+  private hangupReason: EndReason | undefined;
+
+  private async sayGoodbye(text: string, reason: EndReason): Promise<void> {
+    this.hangupReason = reason;
+    const reply = new Reply(this.turnIndex);
+    reply.hangupAfter = true;
+    this.beginReply(reply, new AbortController());
+    const ok = await this.appendPrompt(reply, text, 'goodbye');
+    if (!ok) return void this.call.hangup(reason);
+    this.completeReply(reply);
+    // Hang up even if the drain never comes (a stalled leg).
+    const guard = setTimeout(() => void this.call.hangup(reason), this.opts.goodbyeMaxMs);
+    void this.endedPromise.then(() => clearTimeout(guard));
+  }
+
+  // ─── Helpers ───────────────────────────────────────────────────────────────────────────────────
+
+  private readonly replyComplete = new WeakSet<Reply>();
+
+  private async openStt(): Promise<void> {
+    const config = this.call.config;
+    const phrases = [...config.intents.flatMap((i) => i.phrases), ...config.goodbye.phrases];
+    try {
+      const stt = await this.providers.stt.open({ language: config.language, phrases, logger: this.log });
+      if (this.closed) return void (await stt.close());
+      this.stt = stt;
+      stt.on('result', (r) => {
+        if (r.text.trim() && this.resume) this.resume.wordsHeard = true;
+        if (!r.final) this.emitEvent({ type: 'transcript', turn: this.turnIndex, text: r.text, final: false });
+      });
+      stt.on('error', (err) => this.reportError(err, 'stt', 'CG_STT_FAILED'));
+    } catch (err) {
+      // The call goes on: the greeting plays and keypad entry still works.
+      this.reportError(err, 'stt', 'CG_STT_UNAVAILABLE');
+    }
+  }
+
+  private splitText(text: string): string[] {
+    const splitter = new SentenceSplitter({ ...this.opts.splitter, firstClauseMinChars: Number.POSITIVE_INFINITY });
+    return [...splitter.push(text), ...splitter.flush()];
+  }
+
+  private promptCached(text: string): boolean {
+    return this.splitText(text).every((t) => this.prompts.has(this.promptKey(t)));
+  }
+
+  private promptFor(text: string) {
+    return this.prompts.get(this.promptKey(text), this.providers.tts);
+  }
+
+  private promptKey(text: string) {
+    const c = this.call.config;
+    return { tenantId: c.tenantId, text, voice: c.voice, codec: this.call.media.codec.name };
+  }
+
+  /** Runs `task` after the work before it; a failure is logged, never left unhandled. */
+  private enqueueWork(task: () => Promise<void> | void): void {
+    this.work = this.work
+      .then(async () => {
+        if (!this.closed) await task();
+      })
+      .catch((err: unknown) => this.reportError(err, 'session', 'CG_INTERNAL'));
+  }
+
+  private mark(mark: LatencyMark): void {
+    if (!this.marksPending.delete(mark)) return;
+    const now = performance.now();
+    this.emitEvent({ type: 'latency', turn: this.turnIndex, mark, sinceSpeechEndMs: now - this.speechEndAt }, now);
+  }
+
+  private reportError(err: unknown, during: 'stt' | 'llm' | 'tts' | 'greeting' | 'session', fallback: ErrorCode): void {
+    const e = isCallgateError(err) ? err : new CallgateError(fallback, err instanceof Error ? err.message : String(err), { cause: err });
+    this.log.warn({ code: e.code, during, err: e.message }, 'agent provider error; the call goes on');
+    this.emitEvent({ type: 'error', code: e.code, message: e.message, during });
+  }
+
+  private rel(at: number): number {
+    return at - this.startedAt;
+  }
+
+  private emitEvent(event: DistributiveOmit<AgentEvent, 'atMs'>, now = performance.now()): void {
+    this.emit('event', { ...event, atMs: now - this.startedAt } as AgentEvent);
+  }
+}
+
+type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
+
+/** Fixed text as model events (for resuming and prompts that go through TTS). */
+async function* textEvents(texts: readonly string[]): AsyncIterable<LlmEvent> {
+  for (const text of texts) yield { type: 'text', text: `${text} ` };
+}
+
+/** Fails with `code` when the first item takes longer than `timeoutMs`; later items are not timed. */
+async function* withFirstTimeout<T>(source: AsyncIterable<T>, timeoutMs: number, code: ErrorCode): AsyncIterable<T> {
+  const it = source[Symbol.asyncIterator]();
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new CallgateError(code, `no answer within ${timeoutMs} ms`)), timeoutMs);
+  });
+  let done = false;
+  try {
+    let first: IteratorResult<T>;
+    try {
+      first = await Promise.race([it.next(), timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+    if (first.done) return void (done = true);
+    yield first.value;
+    for (;;) {
+      const next = await it.next();
+      if (next.done) return void (done = true);
+      yield next.value;
+    }
+  } finally {
+    // The consumer stopped early (abort, barge-in) or the first item timed out: let the source clean up.
+    if (!done) void Promise.resolve(it.return?.()).catch(() => undefined);
+  }
+}
+

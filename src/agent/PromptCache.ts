@@ -1,0 +1,103 @@
+import { encodePrompt, type EncodedPrompt } from '../media/AudioLeg.js';
+import type { CodecName } from '../media/codecs/AudioCodec.js';
+import { resample } from '../media/Resampler.js';
+import { concatSamples } from '../media/signal.js';
+import { PIPELINE_RATE } from '../media/types.js';
+import type { TtsProvider } from '../providers/types.js';
+import { frameLevels } from './EchoGuard.js';
+
+/**
+ * Fixed phrases (greetings, apologies, reprompts) synthesised and encoded once per (tenant, text, voice,
+ * codec), so a call's first packet goes out without waiting for TTS or the encoder, and an apology can
+ * still be spoken while the TTS provider is the thing that failed. Bounded (least recently used out).
+ */
+export interface CachedPrompt {
+  readonly text: string;
+  readonly encoded: EncodedPrompt;
+  /** Per-frame levels, for the echo guard. */
+  readonly levels: Float32Array;
+}
+
+export interface PromptCacheOptions {
+  /** Prompts kept; each is a few KB per second of speech. */
+  readonly maxEntries: number;
+}
+
+export const defaultPromptCacheOptions = {
+  /** 2000 prompts: ~4 prompts per tenant for 500 tenants, ~100 MB at worst for 5 s Opus prompts. */
+  maxEntries: 2000,
+} as const satisfies PromptCacheOptions;
+
+export interface PromptKey {
+  readonly tenantId: string;
+  readonly text: string;
+  readonly voice: string;
+  readonly codec: CodecName;
+}
+
+export class PromptCache {
+  private readonly entries = new Map<string, Promise<CachedPrompt>>();
+  private readonly opts: PromptCacheOptions;
+  private hitCount = 0;
+  private missCount = 0;
+
+  constructor(options: Partial<PromptCacheOptions> = {}) {
+    this.opts = { ...defaultPromptCacheOptions, ...options };
+  }
+
+  /** Whether the prompt is already encoded (not just in flight). */
+  has(key: PromptKey): boolean {
+    return this.entries.has(keyOf(key));
+  }
+
+  /**
+   * The cached prompt, or synthesises and encodes it with `tts` (concurrent requests for one key share
+   * the work). A failed synthesis is not cached: the next call tries again.
+   */
+  get(key: PromptKey, tts: TtsProvider, signal?: AbortSignal): Promise<CachedPrompt> {
+    const k = keyOf(key);
+    const hit = this.entries.get(k);
+    if (hit) {
+      this.hitCount++;
+      // Re-insert: Map order is the LRU order.
+      this.entries.delete(k);
+      this.entries.set(k, hit);
+      return hit;
+    }
+    this.missCount++;
+    const made = build(key, tts, signal ?? new AbortController().signal);
+    this.entries.set(k, made);
+    made.catch(() => {
+      if (this.entries.get(k) === made) this.entries.delete(k);
+    });
+    while (this.entries.size > this.opts.maxEntries) {
+      const oldest = this.entries.keys().next().value;
+      if (oldest === undefined) break;
+      this.entries.delete(oldest);
+    }
+    return made;
+  }
+
+  /** Drops every prompt of a tenant (its greeting or voice changed). */
+  invalidateTenant(tenantId: string): void {
+    const prefix = `${tenantId}\u0000`;
+    for (const k of this.entries.keys()) if (k.startsWith(prefix)) this.entries.delete(k);
+  }
+
+  stats(): { entries: number; hits: number; misses: number } {
+    return { entries: this.entries.size, hits: this.hitCount, misses: this.missCount };
+  }
+}
+
+function keyOf(k: PromptKey): string {
+  return [k.tenantId, k.voice, k.codec, k.text].join('\u0000');
+}
+
+async function build(key: PromptKey, tts: TtsProvider, signal: AbortSignal): Promise<CachedPrompt> {
+  const chunks: Int16Array[] = [];
+  for await (const chunk of tts.synthesize({ text: key.text, voice: key.voice, signal })) {
+    chunks.push(chunk.sampleRate === PIPELINE_RATE ? chunk.samples : resample(chunk.samples, chunk.sampleRate, PIPELINE_RATE));
+  }
+  const pcm = concatSamples(chunks);
+  return { text: key.text, encoded: encodePrompt(pcm, key.codec), levels: frameLevels(pcm) };
+}

@@ -1,0 +1,45 @@
+import type { ErrorCode } from '../errors.js';
+
+/**
+ * One call's event stream, as the agent produces it. The API, the web phone and call records read it;
+ * every event carries `atMs`, milliseconds since the session started (monotonic clock).
+ */
+
+/** Why a session ended. */
+export type EndReason =
+  | 'caller-hangup'
+  | 'agent-goodbye'
+  | 'no-input'
+  | 'max-duration'
+  /** The front door closed the session (shutdown, transport failure). */
+  | 'closed';
+
+/**
+ * Latency marks of one turn, each measured from the end of the caller's speech (the last speech frame
+ * before endpointing started counting) except `endOfTurn`, which is when endpointing fired.
+ */
+export type LatencyMark = 'endOfTurn' | 'sttFinal' | 'llmFirstToken' | 'ttsFirstAudio' | 'firstPacketOut';
+
+export type AgentEvent =
+  | { readonly type: 'session-started'; readonly atMs: number }
+  | { readonly type: 'greeting'; readonly atMs: number; readonly text: string; readonly cached: boolean }
+  /** The caller started speaking (confirmed by the VAD); `onsetAtMs` is the first speech frame. */
+  | { readonly type: 'turn-started'; readonly atMs: number; readonly turn: number; readonly onsetAtMs: number }
+  /** Endpointing: the caller's turn is over. `speechEndAtMs` is the last speech frame. */
+  | { readonly type: 'turn-ended'; readonly atMs: number; readonly turn: number; readonly speechEndAtMs: number }
+  | { readonly type: 'transcript'; readonly atMs: number; readonly turn: number; readonly text: string; readonly final: boolean }
+  /** A piece of the agent's reply, as it is handed to speech synthesis. */
+  | { readonly type: 'agent-text'; readonly atMs: number; readonly turn: number; readonly text: string }
+  /** The agent's reply was spoken to the end (`interrupted: false`) or cut off by barge-in. */
+  | { readonly type: 'agent-done'; readonly atMs: number; readonly turn: number; readonly spokenText: string; readonly interrupted: boolean }
+  | { readonly type: 'barge-in'; readonly atMs: number; readonly turn: number; readonly playedMs: number; readonly by: 'speech' | 'dtmf' }
+  /** No words followed a barge-in: the agent resumes the interrupted sentence. */
+  | { readonly type: 'barge-in-resumed'; readonly atMs: number; readonly turn: number; readonly fromText: string }
+  | { readonly type: 'dtmf'; readonly atMs: number; readonly digit: string }
+  | { readonly type: 'reprompt'; readonly atMs: number; readonly count: number }
+  | { readonly type: 'latency'; readonly atMs: number; readonly turn: number; readonly mark: LatencyMark; readonly sinceSpeechEndMs: number }
+  | { readonly type: 'error'; readonly atMs: number; readonly code: ErrorCode; readonly message: string; readonly during: 'stt' | 'llm' | 'tts' | 'greeting' | 'session' }
+  | { readonly type: 'session-ended'; readonly atMs: number; readonly reason: EndReason };
+
+export type AgentEventType = AgentEvent['type'];
+export type AgentEventOf<T extends AgentEventType> = Extract<AgentEvent, { type: T }>;
