@@ -181,10 +181,14 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
       this.emitEvent({ type: 'greeting', text: greeting.text, cached });
       await this.speakPrompt(greeting.text, 0, 'greeting');
     });
-    // Warm the fixed phrases so an apology still plays when the TTS provider is what failed.
-    for (const text of [call.config.apology, call.config.reprompt, call.config.goodbye.reply, call.config.timeLimitMessage]) {
-      for (const piece of this.splitText(text)) this.promptFor(piece).catch(() => undefined);
-    }
+    // Warm the fixed phrases so an apology still plays when the TTS provider is what failed; after the
+    // greeting's first packet has left, since a cache miss means synthesis and encoding.
+    this.enqueueWork(async () => {
+      await yieldToEventLoop();
+      for (const text of [call.config.apology, call.config.reprompt, call.config.goodbye.reply, call.config.timeLimitMessage]) {
+        for (const piece of this.splitText(text)) this.promptFor(piece).catch(() => undefined);
+      }
+    });
     await sttOpening;
   }
 
@@ -494,6 +498,10 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
         pcm = resampler.process(pcm);
       }
       this.queueAudio(reply, piece, pcm);
+      // Let the packet just queued (and other calls' ticks) go out before more synthesis or resampling:
+      // a provider that yields chunks without waiting would otherwise run the whole reply in one
+      // stretch of microtasks, and the first packet's send (deferred by dgram) would wait for all of it.
+      await yieldToEventLoop();
     }
   }
 
@@ -692,6 +700,8 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
     this.emit('event', { ...event, atMs: now - this.startedAt } as AgentEvent);
   }
 }
+
+const yieldToEventLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
 

@@ -1,4 +1,4 @@
-import { encodePrompt, type EncodedPrompt } from '../media/AudioLeg.js';
+import { encodePromptAsync, type EncodedPrompt } from '../media/AudioLeg.js';
 import type { CodecName } from '../media/codecs/AudioCodec.js';
 import { resample } from '../media/Resampler.js';
 import { concatSamples } from '../media/signal.js';
@@ -37,6 +37,8 @@ export interface PromptKey {
 
 export class PromptCache {
   private readonly entries = new Map<string, Promise<CachedPrompt>>();
+  /** Keys whose synthesis has finished (entries also holds the ones still in flight). */
+  private readonly ready = new Set<string>();
   private readonly opts: PromptCacheOptions;
   private hitCount = 0;
   private missCount = 0;
@@ -47,7 +49,7 @@ export class PromptCache {
 
   /** Whether the prompt is already encoded (not just in flight). */
   has(key: PromptKey): boolean {
-    return this.entries.has(keyOf(key));
+    return this.ready.has(keyOf(key));
   }
 
   /**
@@ -67,13 +69,19 @@ export class PromptCache {
     this.missCount++;
     const made = build(key, tts, signal ?? new AbortController().signal);
     this.entries.set(k, made);
-    made.catch(() => {
-      if (this.entries.get(k) === made) this.entries.delete(k);
-    });
+    made.then(
+      () => {
+        if (this.entries.get(k) === made) this.ready.add(k);
+      },
+      () => {
+        if (this.entries.get(k) === made) this.entries.delete(k);
+      },
+    );
     while (this.entries.size > this.opts.maxEntries) {
       const oldest = this.entries.keys().next().value;
       if (oldest === undefined) break;
       this.entries.delete(oldest);
+      this.ready.delete(oldest);
     }
     return made;
   }
@@ -81,7 +89,12 @@ export class PromptCache {
   /** Drops every prompt of a tenant (its greeting or voice changed). */
   invalidateTenant(tenantId: string): void {
     const prefix = `${tenantId}\u0000`;
-    for (const k of this.entries.keys()) if (k.startsWith(prefix)) this.entries.delete(k);
+    for (const k of this.entries.keys()) {
+      if (k.startsWith(prefix)) {
+        this.entries.delete(k);
+        this.ready.delete(k);
+      }
+    }
   }
 
   stats(): { entries: number; hits: number; misses: number } {
@@ -98,6 +111,8 @@ async function build(key: PromptKey, tts: TtsProvider, signal: AbortSignal): Pro
   for await (const chunk of tts.synthesize({ text: key.text, voice: key.voice, signal })) {
     chunks.push(chunk.sampleRate === PIPELINE_RATE ? chunk.samples : resample(chunk.samples, chunk.sampleRate, PIPELINE_RATE));
   }
+  // A provider ends its stream quietly on abort: the audio so far is a cut-off prompt, never to be cached.
+  signal.throwIfAborted();
   const pcm = concatSamples(chunks);
-  return { text: key.text, encoded: encodePrompt(pcm, key.codec), levels: frameLevels(pcm) };
+  return { text: key.text, encoded: await encodePromptAsync(pcm, key.codec), levels: frameLevels(pcm) };
 }

@@ -53,7 +53,9 @@ export class Reply {
     const parts = [this.prefix];
     let at = 0;
     for (const piece of this.pieces) {
-      if (piece.durationMs === 0) break;
+      // Never heard: its synthesis failed (what follows, e.g. the apology, may still have played) or is
+      // still under way (then nothing after it has audio either).
+      if (piece.durationMs === 0) continue;
       if (at + piece.durationMs <= playedMs + FRAME_MS / 2) {
         parts.push(piece.text);
         at += piece.durationMs;

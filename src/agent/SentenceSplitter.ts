@@ -38,7 +38,9 @@ export class SentenceSplitter {
 
   /** Adds a text delta; returns the pieces it completed (possibly none). */
   push(delta: string): string[] {
-    this.buffer += delta;
+    // Leading whitespace is dropped as it arrives, not only after a cut: otherwise the spaces a stream
+    // happens to deliver after a cut would count towards minChars/maxChars and move later cuts.
+    this.buffer = (this.buffer + delta).replace(/^\s+/, '');
     const out: string[] = [];
     for (;;) {
       const cut = this.findCut();

@@ -21,8 +21,15 @@ export function renderTemplate(template: string, variables: Readonly<Record<stri
     missing.push(name);
     return '';
   });
-  // A dropped variable leaves doubled spaces or a space before punctuation; speech engines read neither well.
-  return { text: text.replace(/\s+([,.!?])/g, '$1').replace(/\s{2,}/g, ' ').trim(), missing };
+  // A dropped variable leaves doubled spaces, a space before punctuation, a clause mark with nothing after
+  // it ("Hello, !") or punctuation opening the greeting; speech engines read none of them well.
+  const cleaned = text
+    .replace(/\s+([,.!?;:])/g, '$1')
+    .replace(/[,;:]+(?=[,.!?;:])/g, '')
+    .replace(/^[\s,.!?;:]+/, '')
+    .replace(/\s{2,}/g, ' ')
+    .trim();
+  return { text: cleaned, missing };
 }
 
 /** The variable names a template uses (for validation when a tenant saves it). */

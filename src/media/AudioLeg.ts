@@ -287,22 +287,67 @@ export function encodePrompt(
   codec: CodecName,
   opusEncoder: Partial<OpusEncoderOptions> = promptOpusEncoderOptions,
 ): EncodedPrompt {
+  const job = promptEncoding(pcm, codec, opusEncoder);
+  while (!job.step(Number.POSITIVE_INFINITY));
+  return job.result();
+}
+
+/**
+ * `encodePrompt` in slices, yielding to the event loop between them: a prompt first needed during live
+ * calls (a new tenant's greeting) must not hold up other calls' 20 ms packets. Opus at prompt quality
+ * costs ~0.2 ms a frame, so a 5 s prompt in one go would block the loop for ~50 ms.
+ */
+export async function encodePromptAsync(
+  pcm: Int16Array,
+  codec: CodecName,
+  opusEncoder: Partial<OpusEncoderOptions> = promptOpusEncoderOptions,
+  framesPerSlice = 25,
+): Promise<EncodedPrompt> {
+  const job = promptEncoding(pcm, codec, opusEncoder);
+  while (!job.step(framesPerSlice)) await new Promise<void>((resolve) => setImmediate(resolve));
+  return job.result();
+}
+
+/** One prompt being encoded: `step(n)` encodes up to n frames and says whether it is done. */
+function promptEncoding(pcm: Int16Array, codec: CodecName, opusEncoder: Partial<OpusEncoderOptions>) {
   const encoder = codec === 'opus' ? createEncoder('opus', opusEncoder) : createEncoder(codec);
+  const payloads: Uint8Array[] = [];
+  let input: Int16Array;
   try {
-    const input = encoder.sampleRate === PIPELINE_RATE ? pcm : new Resampler(PIPELINE_RATE, encoder.sampleRate).process(pcm);
-    const payloads: Uint8Array[] = [];
-    const n = encoder.frameSamples;
-    for (let offset = 0; offset < input.length; offset += n) {
-      let frame = input.subarray(offset, offset + n);
-      if (frame.length < n) {
-        const padded = new Int16Array(n);
-        padded.set(frame);
-        frame = padded;
-      }
-      payloads.push(Uint8Array.from(encoder.encode(frame)));
-    }
-    return { codec, payloads, durationMs: payloads.length * 20 };
-  } finally {
+    input = encoder.sampleRate === PIPELINE_RATE ? pcm : new Resampler(PIPELINE_RATE, encoder.sampleRate).process(pcm);
+  } catch (err) {
     encoder.close();
+    throw err;
   }
+  const n = encoder.frameSamples;
+  let offset = 0;
+  let closed = false;
+  return {
+    step(maxFrames: number): boolean {
+      try {
+        for (let i = 0; i < maxFrames && offset < input.length; i++, offset += n) {
+          let frame = input.subarray(offset, offset + n);
+          if (frame.length < n) {
+            const padded = new Int16Array(n);
+            padded.set(frame);
+            frame = padded;
+          }
+          payloads.push(Uint8Array.from(encoder.encode(frame)));
+        }
+      } catch (err) {
+        encoder.close();
+        closed = true;
+        throw err;
+      }
+      const done = offset >= input.length;
+      if (done && !closed) {
+        encoder.close();
+        closed = true;
+      }
+      return done;
+    },
+    result(): EncodedPrompt {
+      return { codec, payloads, durationMs: payloads.length * 20 };
+    },
+  };
 }

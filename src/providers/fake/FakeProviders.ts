@@ -27,7 +27,10 @@ import type {
 export interface FakeSttOptions {
   /** What the caller "said" in each turn that had speech, in order; '' once the script runs out. */
   readonly transcripts: readonly string[];
-  /** Delay from `finalize()` to its answer (a cloud STT's final lags the end of speech). */
+  /**
+   * A streaming STT finalises on its own: its final result comes this long after the speech in the
+   * audio ends (silence frames pushed), or this long after `finalize()` when that comes first.
+   */
   readonly finalDelayMs: number;
   /** Audio louder than this counts as speech. */
   readonly speechDbfs: number;
@@ -66,7 +69,10 @@ export class FakeStt implements SttProvider {
 
 export class FakeSttStream extends EventEmitter<SttStreamEvents> implements SttStream {
   private speechMs = 0;
+  private silenceMs = 0;
   private interimSent = false;
+  /** The turn's final, once the stream produced it on its own; '' is a final with no words. */
+  private turnFinal: string | undefined;
   pushedFrames = 0;
   closed = false;
 
@@ -80,18 +86,32 @@ export class FakeSttStream extends EventEmitter<SttStreamEvents> implements SttS
   push(frame: Int16Array): void {
     if (this.closed) return;
     this.pushedFrames++;
-    if (dbfs(frame) >= this.opts.speechDbfs) this.speechMs += (frame.length / 16000) * 1000;
+    const ms = (frame.length / 16000) * 1000;
+    if (dbfs(frame) >= this.opts.speechDbfs) {
+      this.speechMs += ms;
+      this.silenceMs = 0;
+    } else {
+      this.silenceMs += ms;
+    }
     // Like a streaming engine, a first interim word arrives while the caller is still talking.
     if (!this.interimSent && this.speechMs >= this.opts.minSpeechMs) {
       this.interimSent = true;
       this.emit('result', { text: '…', final: false } satisfies SttResult);
     }
+    // One final per turn: the script has one transcript per turn, however many pauses the caller makes.
+    if (this.turnFinal === undefined && this.speechMs >= this.opts.minSpeechMs && this.silenceMs >= this.opts.finalDelayMs) {
+      this.turnFinal = this.nextTranscript();
+      if (this.turnFinal) this.emit('result', { text: this.turnFinal, final: true });
+    }
   }
 
   async finalize(): Promise<string> {
+    const ready = this.turnFinal;
     const heard = this.speechMs >= this.opts.minSpeechMs;
-    this.speechMs = 0;
+    this.speechMs = this.silenceMs = 0;
     this.interimSent = false;
+    this.turnFinal = undefined;
+    if (ready !== undefined) return ready;
     if (this.opts.finalDelayMs > 0) await sleep(this.opts.finalDelayMs);
     if (this.closed) throw new CallgateError('CG_STT_FAILED', 'stream closed');
     const text = heard ? this.nextTranscript() : '';
@@ -205,29 +225,34 @@ export class FakeTts implements TtsProvider {
       this.aborted++;
       return;
     }
-    const pcm = voiceLike(Math.max(200, request.text.length * this.opts.msPerChar), this.opts.levelDbfs);
-    const step = (16000 * this.opts.chunkMs) / 1000;
-    for (let off = 0; off < pcm.length; off += step) {
+    const totalMs = Math.max(200, request.text.length * this.opts.msPerChar);
+    // Chunk by chunk, as a streaming TTS produces it: the first chunk costs one chunk's work.
+    for (let at = 0; at < totalMs; at += this.opts.chunkMs) {
       if (request.signal.aborted) {
         this.aborted++;
         return;
       }
-      yield { samples: pcm.slice(off, off + step), sampleRate: 16000 };
+      yield { samples: voiceLike(Math.min(this.opts.chunkMs, totalMs - at), this.opts.levelDbfs, at), sampleRate: 16000 };
     }
   }
 }
 
-export function voiceLike(durationMs: number, levelDbfs: number): Int16Array {
+/** `durationMs` of the voice-like signal, starting `startMs` into it (so chunks join seamlessly). */
+export function voiceLike(durationMs: number, levelDbfs: number, startMs = 0): Int16Array {
   const n = Math.round((16000 * durationMs) / 1000);
+  const first = Math.round((16000 * startMs) / 1000);
   const out = new Int16Array(n);
   // Harmonics of 140 Hz with falling weights; peak scaled so the RMS lands near levelDbfs.
   const amp = 32768 * 10 ** (levelDbfs / 20) * 2.2;
   for (let i = 0; i < n; i++) {
-    const t = i / 16000;
+    const t = (first + i) / 16000;
     const syllable = Math.max(0, Math.sin(Math.PI * 4 * t)) ** 0.5;
     let v = 0;
     for (let h = 1; h <= 6; h++) v += Math.sin(2 * Math.PI * 140 * h * t) / h;
-    out[i] = Math.round(Math.max(-32767, Math.min(32767, amp * 0.45 * syllable * v)));
+    // A faint noise floor (about -75 dBFS), as real TTS output has: pauses are quiet, not digital zero,
+    // so every packet of an utterance is told apart from the comfort silence sent between utterances.
+    const floor = (((first + i) * 2654435761) >>> 28) - 7.5;
+    out[i] = Math.round(Math.max(-32767, Math.min(32767, amp * 0.45 * syllable * v + floor)));
   }
   return out;
 }
