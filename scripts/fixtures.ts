@@ -62,6 +62,19 @@ interface StreamSpec {
 const OPUS_STREAM = { ssrc: 0x0ca11e01, firstSequence: 1000, firstTimestamp: 480_000 } as const satisfies StreamSpec;
 const PCMU_STREAM = { ssrc: 0x0ca11e02, firstSequence: 2000, firstTimestamp: 80_000 } as const satisfies StreamSpec;
 const DTMF_STREAM = { ssrc: 0x0ca11e03, firstSequence: 3000, firstTimestamp: 160_000 } as const satisfies StreamSpec;
+const GOODBYE_STREAM = { ssrc: 0x0ca11e04, firstSequence: 4000, firstTimestamp: 240_000 } as const satisfies StreamSpec;
+const ECHO_STREAM = { ssrc: 0x0ca11e05, firstSequence: 5000, firstTimestamp: 320_000 } as const satisfies StreamSpec;
+const COUGH_STREAM = { ssrc: 0x0ca11e06, firstSequence: 6000, firstTimestamp: 400_000 } as const satisfies StreamSpec;
+
+/**
+ * The agent's greeting as a phone line returns it: 20 dB down (a typical hybrid echo) and this much
+ * later than it was sent. The agent tests replay it while the greeting plays: the agent must not take
+ * its own voice for the caller.
+ */
+export const ECHO = { gainDb: -20, delayMs: 60 } as const;
+
+/** A cough: 180 ms of noise, sharp onset, fast decay, as loud as speech. No words in it. */
+export const COUGH = { durationMs: 180, peakDbfs: -14, seed: 0xc0ffee } as const;
 
 /** Payload types as commonly negotiated: static 0 for PCMU, the usual dynamic 111 (Opus) and 101 (events). */
 export const PAYLOAD_TYPES = { opus: 111, PCMU: 0, telephoneEvent: 101 } as const;
@@ -233,7 +246,7 @@ interface Output {
 function captureEntry(
   file: string,
   bytes: Uint8Array,
-  phrase: PhraseSpec,
+  phrase: { readonly text: string; readonly id: string },
   encoder: AudioEncoder,
   spec: StreamSpec,
   payloadType: number,
@@ -243,7 +256,7 @@ function captureEntry(
     file,
     kind: 'pcap',
     phrase: phrase.text,
-    source: `${phrase.id}.wav`,
+    source: phrase.id === 'cough' ? '' : `${phrase.id}.wav`,
     codec: encoder.codec,
     payloadType,
     clockRate: encoder.clockRate,
@@ -261,6 +274,24 @@ function captureEntry(
     bytes: bytes.length,
     sha256: sha256(bytes),
   };
+}
+
+/** Seeded noise, low-passed (a cough is mostly below 2 kHz), with a 10 ms attack and an exponential decay. */
+function cough(): Int16Array {
+  const n = (COUGH.durationMs * PIPELINE_RATE) / 1000;
+  const out = new Int16Array(n);
+  let state = COUGH.seed;
+  let lp = 0;
+  const peak = 32768 * 10 ** (COUGH.peakDbfs / 20) * 3;
+  for (let i = 0; i < n; i++) {
+    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
+    const white = state / 2 ** 31 - 1;
+    lp += 0.35 * (white - lp);
+    const t = i / PIPELINE_RATE;
+    const envelope = Math.min(1, t / 0.01) * Math.exp(-t / 0.06);
+    out[i] = Math.round(Math.max(-32767, Math.min(32767, peak * envelope * lp)));
+  }
+  return out;
 }
 
 function phraseById(id: string): PhraseSpec {
@@ -337,6 +368,27 @@ export async function buildFixtures(): Promise<{ outputs: Output[]; manifest: Ma
     outputs.push({ file, bytes });
     entries.push(captureEntry(file, bytes, phraseById(DTMF_TRAILING_PHRASE), encoder, DTMF_STREAM, PAYLOAD_TYPES.PCMU, scheduler));
   }
+
+  // PCMU captures for the agent tests: the caller's goodbye, the greeting's echo, and a cough.
+  const pcmuCapture = (file: string, phrase: { text: string; id: string }, spec: StreamSpec, pcm16k: Int16Array): void => {
+    const encoder = createEncoder('PCMU');
+    const scheduler = new StreamScheduler(encoder, spec, PAYLOAD_TYPES.PCMU);
+    scheduler.audio(resample(pcm16k, PIPELINE_RATE, encoder.sampleRate));
+    encoder.close();
+    const bytes = encodePcap(scheduler.records());
+    outputs.push({ file, bytes });
+    entries.push(captureEntry(file, bytes, phrase, encoder, spec, PAYLOAD_TYPES.PCMU, scheduler));
+  };
+  pcmuCapture('caller-goodbye.pcmu.pcap', phraseById('caller-goodbye'), GOODBYE_STREAM, speechOf('caller-goodbye'));
+  {
+    const greeting = speechOf('ava-greeting');
+    const gain = 10 ** (ECHO.gainDb / 20);
+    const delay = (ECHO.delayMs * PIPELINE_RATE) / 1000;
+    const echo = new Int16Array(delay + greeting.length);
+    for (let i = 0; i < greeting.length; i++) echo[delay + i] = Math.round(greeting[i]! * gain);
+    pcmuCapture(`ava-greeting-echo${ECHO.gainDb}db.pcmu.pcap`, phraseById('ava-greeting'), ECHO_STREAM, echo);
+  }
+  pcmuCapture('caller-cough.pcmu.pcap', { text: '', id: 'cough' }, COUGH_STREAM, cough());
 
   const manifest: Manifest = { generator: 'scripts/fixtures.ts (npm run fixtures)', epochUs: FIXTURE_EPOCH_US, files: entries };
   outputs.push({ file: 'manifest.json', bytes: Buffer.from(`${JSON.stringify(manifest, null, 2)}\n`) });

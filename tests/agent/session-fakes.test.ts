@@ -2,6 +2,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { PromptCache } from '../../src/agent/PromptCache.js';
 import { FakeLlm, FakeStt, FakeTts, voiceLike } from '../../src/providers/fake/FakeProviders.js';
 import { ScriptedResponder } from '../../src/providers/scripted.js';
+import { replayStream } from '../../src/media/capture/replay.js';
+import { closeSocket, fixtureStream, udpSocket } from '../media/helpers.js';
 import { activeHandles, sleep, TestCall } from './harness.js';
 
 /**
@@ -175,6 +177,22 @@ describe('AgentSession with fake providers over loopback UDP', () => {
     expect(err.code).toBe('CG_TTS_FAILED');
     const done = await t.next('agent-done', 10_000, (e) => e.turn === 1);
     expect(done.spokenText).toBe(t.config.apology);
+  }, 30_000);
+
+  it('keypad digits from a capture reach the agent as DTMF events and select an intent ("1", "5", "#")', async () => {
+    const t = await open({ config: baseConfig, providers: providers(), noCaller: true });
+    await t.session.start();
+    const stream = await fixtureStream('dtmf-1-5-hash.pcmu.pcap');
+    const socket = await udpSocket();
+    try {
+      await replayStream(stream.packets, { target: t.agentLeg.endpoint.localAddress, speed: 1, socket });
+    } finally {
+      await closeSocket(socket);
+    }
+    expect(t.of('dtmf').map((e) => e.digit)).toEqual(['1', '5', '#']);
+    const reply = await t.next('agent-text', 5000, (e) => e.turn >= 0 && e.text.startsWith('We open'));
+    expect(reply.text).toBe('We open at eleven in the morning every day of the week.');
+    expect(t.session.transcript.find((m) => m.role === 'user')!.content).toBe('(The caller pressed the keys: 15)');
   }, 30_000);
 
   it('reprompts after no input, then says goodbye and hangs up', async () => {
