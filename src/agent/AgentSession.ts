@@ -12,7 +12,7 @@ import type { CallSession } from './CallSession.js';
 import { EchoGuard, frameLevels, type EchoGuardOptions } from './EchoGuard.js';
 import type { AgentEvent, EndReason, LatencyMark } from './events.js';
 import type { PromptCache } from './PromptCache.js';
-import { Reply, type ReplyPiece } from './Reply.js';
+import { Reply, joinText, type ReplyPiece } from './Reply.js';
 import { SentenceSplitter, type SentenceSplitterOptions } from './SentenceSplitter.js';
 import { renderTemplate } from './template.js';
 import { TurnDetector, type TurnDetectorOptions } from './TurnDetector.js';
@@ -111,6 +111,8 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
   private current: Reply | undefined;
   private currentAbort: AbortController | undefined;
   private resume: PendingResume | undefined;
+  /** A turn's text that was not answered because the caller kept talking; joins the next turn's. */
+  private carriedText = '';
   /** The caller's speech while barge-in is off: heard, not answered. */
   private ignoringTurn = false;
 
@@ -295,13 +297,22 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
       if (text === undefined || this.closed) return;
       this.mark('sttFinal');
       this.emitEvent({ type: 'transcript', turn, text, final: true });
-      if (text === '') {
+      if (text === '' && this.resume) {
         this.marksPending.clear();
-        if (this.resume) this.resumeInterrupted();
-        else this.armNoInput();
+        return this.resumeInterrupted();
+      }
+      const full = joinText([this.carriedText, text]);
+      if (this.turns.speaking) {
+        // The caller went on talking while the STT finished ("I'd like… a table for four"): answer
+        // both parts together when this new turn ends, not the first half over their voice.
+        this.carriedText = full;
         return;
       }
-      await this.respondTo(text, turn);
+      if (full === '') {
+        this.marksPending.clear();
+        return this.armNoInput();
+      }
+      await this.respondTo(full, turn);
     });
   }
 
@@ -410,6 +421,7 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
   // ─── Speaking ──────────────────────────────────────────────────────────────────────────────────
 
   private async respondTo(text: string, turn: number): Promise<void> {
+    this.carriedText = '';
     this.clearResume();
     this.reprompts = 0;
     this.history.push({ role: 'user', content: text });
