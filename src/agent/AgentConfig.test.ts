@@ -62,6 +62,11 @@ describe('resolveAgentConfig', () => {
     ['apology', { apology: '' }],
     ['reprompt', { reprompt: '\n' }],
     ['fallbackReply', { fallbackReply: '' }],
+    ['timeLimitMessage', { timeLimitMessage: ' ' }],
+    ['goodbye.reply', { goodbye: { reply: '' } }],
+    ['intents[0].dtmf', { intents: [{ ...intent, dtmf: '' }] }],
+    ['intents[0].dtmf', { intents: [{ ...intent, dtmf: '1#' }] }],
+    ['intents[1].dtmf', { intents: [{ ...intent, dtmf: '1' }, { ...intent, name: 'other', dtmf: '1' }] }],
   ])('refuses a bad %s with CG_AGENT_CONFIG_INVALID naming the field (%#)', (field, patch) => {
     const err = refusal({ tenantId: 'acme', ...patch });
     expect(err.code).toBe('CG_AGENT_CONFIG_INVALID');

@@ -122,13 +122,20 @@ export function resolveAgentConfig(input: AgentConfigInput): AgentConfig {
   if (!Number.isFinite(noInputMs) || noInputMs < 1000) bad('turn.noInputMs', 'must be at least 1000 ms');
   if (!Number.isInteger(maxReprompts) || maxReprompts < 0 || maxReprompts > 10) bad('turn.maxReprompts', 'must be 0–10');
   if (!Number.isFinite(config.maxCallDurationMs) || config.maxCallDurationMs < 1000) bad('maxCallDurationMs', 'must be at least 1000 ms');
+  const dtmfKeys = new Set<string>();
   for (const [i, intent] of config.intents.entries()) {
     if (!intent.name) bad(`intents[${i}].name`, 'is empty');
+    if (intent.dtmf !== undefined) {
+      if (!/^[0-9*A-D]+$/.test(intent.dtmf)) bad(`intents[${i}].dtmf`, "must be keypad keys 0-9, *, A-D ('#' ends an entry)");
+      if (dtmfKeys.has(intent.dtmf)) bad(`intents[${i}].dtmf`, `'${intent.dtmf}' is used by another intent`);
+      dtmfKeys.add(intent.dtmf);
+    }
     if (!intent.reply.trim()) bad(`intents[${i}].reply`, 'is empty');
     if (intent.phrases.length === 0 && intent.dtmf === undefined) bad(`intents[${i}]`, 'needs phrases or a dtmf key');
   }
-  for (const field of ['greeting', 'voice', 'apology', 'reprompt', 'fallbackReply'] as const) {
-    if (!config[field].trim()) bad(field, 'is empty');
+  for (const field of ['greeting', 'voice', 'apology', 'reprompt', 'fallbackReply', 'timeLimitMessage', 'language'] as const) {
+    if (typeof config[field] !== 'string' || !config[field].trim()) bad(field, 'is empty');
   }
+  if (typeof config.goodbye.reply !== 'string' || !config.goodbye.reply.trim()) bad('goodbye.reply', 'is empty');
   return config;
 }

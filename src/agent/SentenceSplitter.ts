@@ -24,8 +24,11 @@ export const defaultSentenceSplitterOptions = {
   maxChars: 240,
 } as const satisfies SentenceSplitterOptions;
 
-/** Abbreviations whose period does not end a sentence (lower case, without the period). */
-const ABBREVIATIONS = new Set(['mr', 'mrs', 'ms', 'dr', 'prof', 'sr', 'jr', 'st', 'vs', 'etc', 'e.g', 'i.e', 'approx', 'no', 'tel', 'ave', 'inc', 'ltd']);
+/**
+ * Abbreviations whose period does not end a sentence (lower case, without the period). Not "no": in
+ * speech "No." ends a sentence far more often than it abbreviates "number".
+ */
+const ABBREVIATIONS = new Set(['mr', 'mrs', 'ms', 'dr', 'prof', 'sr', 'jr', 'st', 'vs', 'etc', 'e.g', 'i.e', 'approx', 'tel', 'ave', 'inc', 'ltd']);
 
 export class SentenceSplitter {
   private buffer = '';
