@@ -1,5 +1,5 @@
 /**
- * npm run bench:agent [-- --quick] [-- --concurrency 8]
+ * npm run bench:agent [-- --quick] [-- --concurrency 4] [-- --vad fvad|silero]
  *
  * The agent's own latency over real UDP on loopback, with fake providers (src/providers/fake) so that
  * only callgate's part is measured. Each trial is one call: a raw-socket caller sends PCMU every 20 ms
@@ -36,12 +36,15 @@ const { values } = parseArgs({
   options: {
     quick: { type: 'boolean', default: false },
     concurrency: { type: 'string' },
+    /** fvad (default) or silero. */
+    vad: { type: 'string' },
   },
 });
 const quick = values.quick;
 /** Calls in flight at once. 4 keeps a 2-core machine far from saturation, so the figures are latency, not queueing. */
 const concurrency = Number(values.concurrency ?? 4);
 const ENDPOINTING_MS = 500;
+const vadEngine = values.vad === 'silero' ? 'silero' : 'fvad';
 const PCMU: LegCodec = { name: 'PCMU', payloadType: 0 };
 const SPEECH_DBFS = -40;
 
@@ -152,7 +155,7 @@ async function openCall(greeting: string, p: TrialProviders) {
   };
   // Warm the greeting so every trial measures the cached path.
   await prompts.get({ tenantId: 'bench', text: greeting, voice: config.voice, codec: 'PCMU' }, providers.tts);
-  const session = new AgentSession({ call, providers, vad: await createVad(), prompts });
+  const session = new AgentSession({ call, providers, vad: await createVad({ engine: vadEngine }), prompts });
   caller.start(leg.endpoint.localAddress);
   const close = async (): Promise<void> => {
     call.remoteHangup();
@@ -272,6 +275,7 @@ console.log(
     bench: 'agent',
     quick,
     concurrency,
+    vad: vadEngine,
     endpointingMs: ENDPOINTING_MS,
     bargeInTrials: bargeStats.n,
     bargeInP50Ms: bargeStats.p50,

@@ -4,7 +4,7 @@ import { resolveAgentConfig, type AgentConfig, type AgentConfigInput } from '../
 import { CallSession } from '../../src/agent/CallSession.js';
 import type { AgentEvent, AgentEventOf, AgentEventType, EndReason } from '../../src/agent/events.js';
 import { PromptCache } from '../../src/agent/PromptCache.js';
-import { createVad } from '../../src/agent/vad/createVad.js';
+import { createVad, type VadOptions } from '../../src/agent/vad/createVad.js';
 import { openAudioLeg, type AudioLeg, type EncodedPrompt, type LegCodec } from '../../src/media/AudioLeg.js';
 import { sharedMediaClock } from '../../src/media/MediaClock.js';
 import type { AgentProviders } from '../../src/providers/types.js';
@@ -26,6 +26,8 @@ export interface TestCallOptions {
   readonly codec?: LegCodec;
   /** Gain (dB) of an echo path that feeds the agent's audio back into the caller's microphone. */
   readonly echoDb?: number;
+  /** VAD engine (default fvad). */
+  readonly vad?: VadOptions['engine'];
   /** Do not start a caller leg (the test sends raw RTP to `agentLeg` itself). */
   readonly noCaller?: boolean;
 }
@@ -80,7 +82,7 @@ export class TestCall {
         await agentLeg.close();
       },
     });
-    const vad = await createVad();
+    const vad = await createVad({ engine: opts.vad ?? 'fvad' });
     const session = new AgentSession({ call, providers: opts.providers, vad, prompts: opts.prompts ?? new PromptCache(), options: opts.options ?? {} });
     const t = new TestCall(call, session, agentLeg, callerLeg);
     holder.t = t;

@@ -99,6 +99,19 @@ describe('AgentSession with fake providers over loopback UDP', () => {
     expect(t.session.transcript.find((m) => m.role === 'assistant' && m.content === cut.spokenText)).toBeDefined();
   }, 30_000);
 
+  it('works the same with the Silero VAD: a question answered, then a barge-in', async () => {
+    const t = await open({ config: baseConfig, providers: providers(), vad: 'silero' });
+    await t.session.start();
+    await t.next('agent-done', 5000, (e) => e.turn === 0);
+    t.say(speech(800));
+    await t.next('latency', 5000, (e) => e.mark === 'firstPacketOut' && e.turn === 1);
+    await sleep(800);
+    t.say(speech(1200));
+    const barge = await t.next('barge-in', 2000);
+    expect(barge.turn).toBe(2);
+    expect((await t.next('agent-done', 1000, (e) => e.turn === 1)).interrupted).toBe(true);
+  }, 30_000);
+
   it('a cough during the reply is a false interruption: the agent resumes the interrupted sentence', async () => {
     const t = await open({ config: baseConfig, providers: providers() });
     await t.session.start();
