@@ -203,6 +203,10 @@ describe('AgentSession with fake providers over loopback UDP', () => {
       await closeSocket(socket);
     }
     expect(t.of('dtmf').map((e) => e.digit)).toEqual(['1', '5', '#']);
+    // The first key came 300 ms into the (1 s) greeting: it interrupted it. (The capture's closing
+    // words then interrupt the keypad answer: that barge-in is by speech.)
+    expect(t.of('barge-in')[0]!.by).toBe('dtmf');
+    expect(t.session.transcript[0]!.content.length).toBeLessThan('Hi Sam, this is the test line.'.length);
     const reply = await t.next('agent-text', 5000, (e) => e.turn >= 0 && e.text.startsWith('We open'));
     expect(reply.text).toBe('We open at eleven in the morning every day of the week.');
     expect(t.session.transcript.find((m) => m.role === 'user')!.content).toBe('(The caller pressed the keys: 15)');
