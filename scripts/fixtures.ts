@@ -65,6 +65,7 @@ const DTMF_STREAM = { ssrc: 0x0ca11e03, firstSequence: 3000, firstTimestamp: 160
 const GOODBYE_STREAM = { ssrc: 0x0ca11e04, firstSequence: 4000, firstTimestamp: 240_000 } as const satisfies StreamSpec;
 const ECHO_STREAM = { ssrc: 0x0ca11e05, firstSequence: 5000, firstTimestamp: 320_000 } as const satisfies StreamSpec;
 const COUGH_STREAM = { ssrc: 0x0ca11e06, firstSequence: 6000, firstTimestamp: 400_000 } as const satisfies StreamSpec;
+const BOOKING_STREAM = { ssrc: 0x0ca11e07, firstSequence: 7000, firstTimestamp: 480_000 } as const satisfies StreamSpec;
 
 /**
  * The agent's greeting as a phone line returns it: 20 dB down (a typical hybrid echo) and this much
@@ -380,6 +381,7 @@ export async function buildFixtures(): Promise<{ outputs: Output[]; manifest: Ma
     entries.push(captureEntry(file, bytes, phrase, encoder, spec, PAYLOAD_TYPES.PCMU, scheduler));
   };
   pcmuCapture('caller-goodbye.pcmu.pcap', phraseById('caller-goodbye'), GOODBYE_STREAM, speechOf('caller-goodbye'));
+  pcmuCapture('caller-book-table.pcmu.pcap', phraseById('caller-book-table'), BOOKING_STREAM, speechOf('caller-book-table'));
   {
     const greeting = speechOf('ava-greeting');
     const gain = 10 ** (ECHO.gainDb / 20);
