@@ -1,5 +1,6 @@
 import { CallgateError } from '../errors.js';
 import { FliteTtsProvider } from '../providers/flite/FliteTtsProvider.js';
+import { PocketsphinxStt } from '../providers/pocketsphinx/index.js';
 import { ScriptedResponder } from '../providers/scripted.js';
 import type { AgentProviders, LlmProvider, SttProvider, TtsProvider } from '../providers/types.js';
 import type { AgentConfig } from './AgentConfig.js';
@@ -76,11 +77,14 @@ export class ProviderRegistry {
   }
 }
 
-/** The offline providers (no keys, no network): flite TTS, the scripted responder, and (where installed) pocketsphinx. */
+/** The offline providers (no keys, no network): pocketsphinx STT, the scripted responder, flite TTS. */
 export function offlineProviderRegistry(): ProviderRegistry {
   const registry = new ProviderRegistry();
   const flite = registry.shared(() => new FliteTtsProvider());
   registry.register('tts', 'flite', () => flite());
+  // One provider for all calls: each call's stream starts its own decoder process.
+  const pocketsphinx = new PocketsphinxStt();
+  registry.register('stt', 'pocketsphinx', () => pocketsphinx);
   registry.register('llm', 'scripted', (config) => new ScriptedResponder({ intents: config.intents, fallbackReply: config.fallbackReply, goodbye: config.goodbye }));
   return registry;
 }
