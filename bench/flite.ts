@@ -1,14 +1,14 @@
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { percentile } from '../../util/percentile.js';
-import { loadFlite, synthesize } from '../fliteTts.js';
-import { FliteTtsProvider } from './FliteTtsProvider.js';
+import { percentile } from '../src/util/percentile.js';
+import { loadFlite, synthesize } from '../src/providers/fliteTts.js';
+import { FliteTtsProvider } from '../src/providers/flite/FliteTtsProvider.js';
 
 /**
  * What moving flite off the main thread buys: main-thread event-loop delay while 20 sentences are
  * synthesised, directly (fliteTts.synthesize on this thread) and through FliteTtsProvider; the pool's
  * start-up; time to first chunk per sentence. Prints one JSON line.
  *
- *   npx tsx src/providers/flite/bench.ts      (from source: the worker loads through tsx)
+ *   npm run bench:flite      (from source: the worker loads through tsx); about 5 s, so --quick is the same run
  */
 
 const SENTENCES = [
