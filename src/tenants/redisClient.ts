@@ -1,0 +1,76 @@
+import { createClient, type RedisClientType } from 'redis';
+import { rootLogger } from '../log.js';
+
+/**
+ * The one way callgate connects to Redis (`src/tenants` is the only code that talks to it). Every key
+ * goes through `keys(prefix)`, so tests run side by side in one Redis under their own prefix and a
+ * deployment can share a Redis with other software.
+ */
+export interface RedisOptions {
+  /** redis:// URL. */
+  readonly url: string;
+  /** Prepended to every key (`callgate:` in production; a unique one per test run). */
+  readonly prefix: string;
+  /** Reconnect backoff: first delay, doubling up to the cap. */
+  readonly reconnectBaseMs: number;
+  readonly reconnectMaxMs: number;
+}
+
+export const defaultRedisOptions = {
+  url: 'redis://127.0.0.1:6379',
+  prefix: 'callgate:',
+  /** 50 ms, doubling: a restarted Redis is found within a few hundred ms. */
+  reconnectBaseMs: 50,
+  /** 2 s: an outage costs at most 2 s of extra wait after Redis is back. */
+  reconnectMaxMs: 2000,
+} as const satisfies RedisOptions;
+
+export type Redis = RedisClientType;
+
+export async function connectRedis(options: Partial<RedisOptions> = {}): Promise<Redis> {
+  const o = { ...defaultRedisOptions, ...options };
+  const client: Redis = createClient({
+    url: o.url,
+    socket: { reconnectStrategy: (retries: number) => Math.min(o.reconnectMaxMs, o.reconnectBaseMs * 2 ** retries) },
+  });
+  // Without a listener, node-redis throws connection errors as unhandled 'error' events.
+  client.on('error', (err: Error) => rootLogger.debug({ err: err.message }, 'redis connection error'));
+  await client.connect();
+  return client;
+}
+
+/** Key names, all under one prefix. One place, so the data model in docs/data-model.md matches the code. */
+export function keys(prefix: string) {
+  return {
+    tenant: (id: string) => `${prefix}tenant:${id}`,
+    tenantIndex: () => `${prefix}tenants`,
+    callUrl: (slug: string) => `${prefix}callurl:${slug}`,
+    callUrlUses: (slug: string) => `${prefix}callurl:${slug}:uses`,
+    tenantCallUrls: (tenantId: string) => `${prefix}tenant:${tenantId}:callurls`,
+    number: (number: string) => `${prefix}number:${number}`,
+    tenantNumbers: (tenantId: string) => `${prefix}tenant:${tenantId}:numbers`,
+    trunk: (name: string) => `${prefix}trunk:${name}`,
+    trunkIndex: () => `${prefix}trunks`,
+    activeCalls: (tenantId: string) => `${prefix}tenant:${tenantId}:active`,
+    callRecords: (tenantId: string) => `${prefix}tenant:${tenantId}:calls`,
+    apiKey: (hash: string) => `${prefix}apikey:${hash}`,
+    invalidations: () => `${prefix}invalidate`,
+  };
+}
+
+export type Keys = ReturnType<typeof keys>;
+
+/** A fresh prefix for one test run, so parallel runs never see each other's keys. */
+export function testPrefix(): string {
+  return `callgate-test:${process.pid}:${Math.random().toString(36).slice(2, 8)}:`;
+}
+
+/** Deletes every key under `prefix` (tests clean up after themselves). */
+export async function deletePrefix(client: Redis, prefix: string): Promise<number> {
+  let deleted = 0;
+  for await (const batch of client.scanIterator({ MATCH: `${prefix}*`, COUNT: 500 })) {
+    const list = Array.isArray(batch) ? batch : [batch];
+    if (list.length > 0) deleted += await client.del(list);
+  }
+  return deleted;
+}

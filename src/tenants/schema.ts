@@ -1,0 +1,151 @@
+import { z } from 'zod';
+import { ENDPOINTING_RANGE_MS } from '../agent/AgentConfig.js';
+import { renderTemplate, templateVariables } from '../agent/template.js';
+
+/**
+ * The data model operators write (API bodies, dialplan YAML) as zod schemas: one definition validates
+ * requests, dialplans and what is read back from Redis. docs/data-model.md describes the same fields.
+ */
+
+const id = z
+  .string()
+  .min(1)
+  .max(64)
+  .regex(/^[a-z0-9][a-z0-9-]*$/, 'lower-case letters, digits and dashes, starting with a letter or digit');
+
+export const intentSchema = z.object({
+  name: z.string().min(1).max(64),
+  phrases: z.array(z.string().min(1).max(200)).max(50).default([]),
+  reply: z.string().min(1).max(1000),
+  dtmf: z
+    .string()
+    .regex(/^[0-9*A-D]+$/, "keypad keys 0-9, *, A-D ('#' ends an entry)")
+    .optional(),
+});
+
+export const turnSchema = z.object({
+  endpointingMs: z.number().int().min(ENDPOINTING_RANGE_MS.min).max(ENDPOINTING_RANGE_MS.max).optional(),
+  bargeIn: z.boolean().optional(),
+  noInputMs: z.number().int().min(1000).max(60_000).optional(),
+  maxReprompts: z.number().int().min(0).max(10).optional(),
+});
+
+export const providersSchema = z.object({
+  stt: z.string().min(1).max(40).optional(),
+  llm: z.string().min(1).max(40).optional(),
+  tts: z.string().min(1).max(40).optional(),
+});
+
+/** Variables a tenant's own greeting may use besides the call URL's: the tenant's names. */
+export const TENANT_TEMPLATE_VARIABLES = ['agentName', 'business'] as const;
+
+export const tenantSchema = z
+  .object({
+    id,
+    /** The business as callers know it ("Joe's Pizza"); `{{business}}` in templates. */
+    displayName: z.string().min(1).max(120),
+    /** The agent's name ("Ava"); `{{agentName}}` in templates. */
+    agentName: z.string().min(1).max(60).default('Ava'),
+    greeting: z.string().min(1).max(500).optional(),
+    systemPrompt: z.string().min(1).max(8000).optional(),
+    language: z.string().min(2).max(20).optional(),
+    voice: z.string().min(1).max(60).optional(),
+    providers: providersSchema.optional(),
+    /** Vendor API keys by provider name; stored encrypted, never returned or logged. */
+    providerKeys: z.record(z.string().min(1).max(40), z.string().min(1).max(500)).optional(),
+    turn: turnSchema.optional(),
+    intents: z.array(intentSchema).max(100).optional(),
+    fallbackReply: z.string().min(1).max(500).optional(),
+    goodbye: z.object({ phrases: z.array(z.string().min(1).max(200)).max(20).optional(), reply: z.string().min(1).max(500).optional() }).optional(),
+    reprompt: z.string().min(1).max(500).optional(),
+    apology: z.string().min(1).max(500).optional(),
+    maxCallDurationMs: z.number().int().min(1000).max(4 * 3600_000).optional(),
+    /** Calls in progress at once, cluster-wide. */
+    maxConcurrentCalls: z.number().int().min(1).max(10_000).default(10),
+  })
+  .superRefine((t, ctx) => {
+    const dtmf = new Set<string>();
+    t.intents?.forEach((intent, i) => {
+      if (intent.phrases.length === 0 && intent.dtmf === undefined) {
+        ctx.addIssue({ code: 'custom', path: ['intents', i, 'phrases'], message: 'an intent needs phrases or a dtmf key' });
+      }
+      if (intent.dtmf !== undefined) {
+        if (dtmf.has(intent.dtmf)) ctx.addIssue({ code: 'custom', path: ['intents', i, 'dtmf'], message: `dtmf '${intent.dtmf}' is used by another intent` });
+        dtmf.add(intent.dtmf);
+      }
+    });
+    if (t.greeting !== undefined) checkTemplate(t.greeting, TENANT_TEMPLATE_VARIABLES, ['greeting'], ctx);
+  });
+
+export type TenantInput = z.input<typeof tenantSchema>;
+export type Tenant = z.output<typeof tenantSchema>;
+
+export const callUrlSchema = z
+  .object({
+    /** Readable (`joes-pizza`) or, when absent, a random unguessable token is made. */
+    slug: z
+      .string()
+      .min(3)
+      .max(64)
+      .regex(/^[A-Za-z0-9_-]+$/, 'letters, digits, - and _')
+      .optional(),
+    tenantId: id,
+    /** Values for the greeting template (`{{name}}`). */
+    variables: z.record(z.string().regex(/^[A-Za-z_][\w.-]*$/), z.string().max(200)).default({}),
+    /** ISO 8601; the URL stops working then. */
+    expiresAt: z.iso.datetime({ offset: true }).optional(),
+    /** Calls the URL may start; unlimited when absent. */
+    maxUses: z.number().int().min(1).optional(),
+    /** Page origins allowed to start calls with it (CORS / Origin check); any when empty. */
+    allowedOrigins: z.array(z.url()).default([]),
+    enabled: z.boolean().default(true),
+  });
+
+export type CallUrlInput = z.input<typeof callUrlSchema>;
+export type CallUrl = z.output<typeof callUrlSchema> & { readonly slug: string };
+
+/** E.164 (`+14155550100`) or a SIP URI user@host (`sip:support@example.com`). */
+export const numberSchema = z.object({
+  number: z.union([
+    z.string().regex(/^\+[1-9]\d{6,14}$/, 'E.164: + and 7–15 digits'),
+    z.string().regex(/^sips?:[^@\s]+@[^@\s]+$/, 'a SIP URI, sip:user@host'),
+  ]),
+  tenantId: id,
+  /** Only calls from this trunk may use the number (optional). */
+  trunk: id.optional(),
+});
+export type NumberRoute = z.output<typeof numberSchema>;
+
+const cidr = z.string().refine((v) => /^(\d{1,3}\.){3}\d{1,3}\/(\d|[12]\d|3[0-2])$/.test(v) || /^[0-9a-fA-F:]+\/\d{1,3}$/.test(v), 'a CIDR like 203.0.113.0/24');
+export const trunkSchema = z.object({
+  name: id,
+  /** Source addresses the carrier sends from. */
+  sourceCidrs: z.array(cidr).min(1),
+  /** Digest credentials the trunk must answer with (optional; the password is stored encrypted). */
+  auth: z.object({ username: z.string().min(1).max(100), password: z.string().min(8).max(200) }).optional(),
+});
+export type Trunk = z.output<typeof trunkSchema>;
+
+/**
+ * A template is checked when it is saved, not when a caller is waiting: balanced braces, and every
+ * variable either known (`allowed`) or given a fallback (`{{name|…}}`).
+ */
+export function checkTemplate(template: string, allowed: readonly string[], path: (string | number)[], ctx: z.RefinementCtx): void {
+  const opens = (template.match(/\{\{/g) ?? []).length;
+  const closes = (template.match(/\}\}/g) ?? []).length;
+  if (opens !== closes || opens !== templateVariables(template).length) {
+    ctx.addIssue({ code: 'custom', path, message: 'template has an unbalanced or malformed {{…}}' });
+    return;
+  }
+  const withoutFallback = [...template.matchAll(/\{\{\s*([A-Za-z_][\w.-]*)\s*\}\}/g)].map((m) => m[1]!);
+  const unknown = withoutFallback.filter((v) => !allowed.includes(v));
+  if (unknown.length > 0) {
+    ctx.addIssue({
+      code: 'custom',
+      path,
+      message: `template uses ${unknown.map((v) => `{{${v}}}`).join(', ')}, which no call provides; give a fallback ({{${unknown[0]}|…}}) or use ${allowed.map((v) => `{{${v}}}`).join(', ')}`,
+    });
+  }
+  // Rendering must succeed with the allowed variables alone.
+  renderTemplate(template, Object.fromEntries(allowed.map((v) => [v, v])));
+}
