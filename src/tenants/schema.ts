@@ -39,43 +39,47 @@ export const providersSchema = z.object({
 /** Variables a tenant's own greeting may use besides the call URL's: the tenant's names. */
 export const TENANT_TEMPLATE_VARIABLES = ['agentName', 'business'] as const;
 
-export const tenantSchema = z
-  .object({
-    id,
-    /** The business as callers know it ("Joe's Pizza"); `{{business}}` in templates. */
-    displayName: z.string().min(1).max(120),
-    /** The agent's name ("Ava"); `{{agentName}}` in templates. */
-    agentName: z.string().min(1).max(60).default('Ava'),
-    greeting: z.string().min(1).max(500).optional(),
-    systemPrompt: z.string().min(1).max(8000).optional(),
-    language: z.string().min(2).max(20).optional(),
-    voice: z.string().min(1).max(60).optional(),
-    providers: providersSchema.optional(),
-    /** Vendor API keys by provider name; stored encrypted, never returned or logged. */
-    providerKeys: z.record(z.string().min(1).max(40), z.string().min(1).max(500)).optional(),
-    turn: turnSchema.optional(),
-    intents: z.array(intentSchema).max(100).optional(),
-    fallbackReply: z.string().min(1).max(500).optional(),
-    goodbye: z.object({ phrases: z.array(z.string().min(1).max(200)).max(20).optional(), reply: z.string().min(1).max(500).optional() }).optional(),
-    reprompt: z.string().min(1).max(500).optional(),
-    apology: z.string().min(1).max(500).optional(),
-    maxCallDurationMs: z.number().int().min(1000).max(4 * 3600_000).optional(),
-    /** Calls in progress at once, cluster-wide. */
-    maxConcurrentCalls: z.number().int().min(1).max(10_000).default(10),
-  })
-  .superRefine((t, ctx) => {
-    const dtmf = new Set<string>();
-    t.intents?.forEach((intent, i) => {
-      if (intent.phrases.length === 0 && intent.dtmf === undefined) {
-        ctx.addIssue({ code: 'custom', path: ['intents', i, 'phrases'], message: 'an intent needs phrases or a dtmf key' });
-      }
-      if (intent.dtmf !== undefined) {
-        if (dtmf.has(intent.dtmf)) ctx.addIssue({ code: 'custom', path: ['intents', i, 'dtmf'], message: `dtmf '${intent.dtmf}' is used by another intent` });
-        dtmf.add(intent.dtmf);
-      }
-    });
-    if (t.greeting !== undefined) checkTemplate(t.greeting, TENANT_TEMPLATE_VARIABLES, ['greeting'], ctx);
+/** A tenant's fields (unknown keys are refused by `tenantSchema`: a typo must not be silently dropped). */
+export const tenantFields = z.object({
+  id,
+  /** The business as callers know it ("Joe's Pizza"); `{{business}}` in templates. */
+  displayName: z.string().min(1).max(120),
+  /** The agent's name ("Ava"); `{{agentName}}` in templates. */
+  agentName: z.string().min(1).max(60).default('Ava'),
+  greeting: z.string().min(1).max(500).optional(),
+  systemPrompt: z.string().min(1).max(8000).optional(),
+  language: z.string().min(2).max(20).optional(),
+  voice: z.string().min(1).max(60).optional(),
+  providers: providersSchema.optional(),
+  /** Vendor API keys by provider name; stored encrypted, never returned or logged. */
+  providerKeys: z.record(z.string().min(1).max(40), z.string().min(1).max(500)).optional(),
+  turn: turnSchema.optional(),
+  intents: z.array(intentSchema).max(100).optional(),
+  fallbackReply: z.string().min(1).max(500).optional(),
+  goodbye: z.object({ phrases: z.array(z.string().min(1).max(200)).max(20).optional(), reply: z.string().min(1).max(500).optional() }).optional(),
+  reprompt: z.string().min(1).max(500).optional(),
+  apology: z.string().min(1).max(500).optional(),
+  maxCallDurationMs: z.number().int().min(1000).max(4 * 3600_000).optional(),
+  /** Calls in progress at once, cluster-wide. */
+  maxConcurrentCalls: z.number().int().min(1).max(10_000).default(10),
+});
+
+/** Checks across a tenant's fields: intents, keypad keys, the greeting template. */
+export function refineTenant(t: z.output<typeof tenantFields>, ctx: z.RefinementCtx): void {
+  const dtmf = new Set<string>();
+  t.intents?.forEach((intent, i) => {
+    if (intent.phrases.length === 0 && intent.dtmf === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['intents', i, 'phrases'], message: 'an intent needs phrases or a dtmf key' });
+    }
+    if (intent.dtmf !== undefined) {
+      if (dtmf.has(intent.dtmf)) ctx.addIssue({ code: 'custom', path: ['intents', i, 'dtmf'], message: `dtmf '${intent.dtmf}' is used by another intent` });
+      dtmf.add(intent.dtmf);
+    }
   });
+  if (t.greeting !== undefined) checkTemplate(t.greeting, TENANT_TEMPLATE_VARIABLES, ['greeting'], ctx);
+}
+
+export const tenantSchema = tenantFields.strict().superRefine(refineTenant);
 
 export type TenantInput = z.input<typeof tenantSchema>;
 export type Tenant = z.output<typeof tenantSchema>;
@@ -106,10 +110,9 @@ export type CallUrl = z.output<typeof callUrlSchema> & { readonly slug: string }
 
 /** E.164 (`+14155550100`) or a SIP URI user@host (`sip:support@example.com`). */
 export const numberSchema = z.object({
-  number: z.union([
-    z.string().regex(/^\+[1-9]\d{6,14}$/, 'E.164: + and 7–15 digits'),
-    z.string().regex(/^sips?:[^@\s]+@[^@\s]+$/, 'a SIP URI, sip:user@host'),
-  ]),
+  number: z
+    .string()
+    .refine((v) => /^\+[1-9]\d{6,14}$/.test(v) || /^sips?:[^@\s]+@[^@\s]+$/.test(v), 'an E.164 number (+ and 7–15 digits) or a SIP URI (sip:user@host)'),
   tenantId: id,
   /** Only calls from this trunk may use the number (optional). */
   trunk: id.optional(),

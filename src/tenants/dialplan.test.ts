@@ -1,0 +1,84 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { checkDialplanText, checkDialplans, formatProblem } from './dialplan.js';
+
+const DEMO = new URL('../../dialplans/demo.yaml', import.meta.url).pathname;
+
+describe('dialplans', () => {
+  let dir: string;
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'callgate-dialplans-'));
+  });
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+  const file = async (name: string, text: string): Promise<string> => {
+    const path = join(dir, name);
+    await writeFile(path, text);
+    return path;
+  };
+
+  it('the shipped demo dialplan is valid: Ava of Joe\'s Pizza, /c/demo, a test number, offline providers', async () => {
+    const result = await checkDialplans([DEMO]);
+    expect(result.ok).toBe(true);
+    if (!result.ok) return;
+    const tenant = result.dialplans[0]!.dialplan.tenants[0]!;
+    expect(tenant).toMatchObject({ id: 'demo', displayName: "Joe's Pizza", agentName: 'Ava', providers: { stt: 'pocketsphinx', llm: 'scripted', tts: 'flite' } });
+    expect(tenant.intents!.map((i) => i.name)).toEqual(['opening-hours', 'book-table']);
+    expect(tenant.callUrls.map((u) => u.slug)).toEqual(['demo']);
+    expect(tenant.numbers[0]!.number).toMatch(/^\+\d+$/);
+  });
+
+  it('reports each problem at its file, line and column, with the path and what is wrong', () => {
+    const text = [
+      'tenants:', //                                  1
+      '  - id: Bad_Id', //                            2
+      '    displayName: Test', //                     3
+      '    greting: typo', //                         4
+      '    greeting: "Hi {{who}}"', //                5
+      '    intents:', //                              6
+      '      - name: a', //                           7
+      '        reply: r', //                          8
+      '    numbers:', //                              9
+      '      - number: "12345"', //                   10
+      '    turn: { endpointingMs: 50 }', //           11
+    ].join('\n');
+    const { problems } = checkDialplanText(text, 'bad.yaml');
+    const lines = problems.map(formatProblem);
+    expect(lines).toContain('bad.yaml:2:9: tenants.0.id: lower-case letters, digits and dashes, starting with a letter or digit');
+    expect(lines).toContain('bad.yaml:2:5: tenants.0: Unrecognized key: "greting"');
+    expect(lines.find((l) => l.startsWith('bad.yaml:5:15: tenants.0.greeting: template uses {{who}}'))).toBeDefined();
+    expect(lines).toContain('bad.yaml:7:9: tenants.0.intents.0.phrases: an intent needs phrases or a dtmf key');
+    expect(lines).toContain('bad.yaml:10:17: tenants.0.numbers.0.number: an E.164 number (+ and 7–15 digits) or a SIP URI (sip:user@host)');
+    expect(lines).toContain('bad.yaml:11:28: tenants.0.turn.endpointingMs: Too small: expected number to be >=200');
+  });
+
+  it('reports YAML syntax errors with their position, and refuses unknown top-level keys', () => {
+    expect(checkDialplanText('tenants:\n  - id: a\n   displayName: [x', 'syntax.yaml').problems[0]).toMatchObject({ file: 'syntax.yaml', line: 3 });
+    const dup = checkDialplanText('tenants: []\ntenants: []\n', 'dup.yaml').problems;
+    expect(dup[0]!.line).toBe(2);
+    expect(checkDialplanText('tennants: []\n', 'typo.yaml').problems.map(formatProblem)).toEqual(['typo.yaml:1:1: Unrecognized key: "tennants"']);
+  });
+
+  it('checks across files: duplicates point at the first declaration, numbers need a declared trunk', async () => {
+    const a = await file('a.yaml', 'trunks:\n  - name: carrier\n    sourceCidrs: [203.0.113.0/24]\ntenants:\n  - id: shop\n    displayName: Shop\n    numbers:\n      - number: "+15550001111"\n        trunk: carrier\n');
+    const b = await file('b.yaml', 'tenants:\n  - id: shop\n    displayName: Shop again\n    numbers:\n      - number: "+15550001111"\n      - number: "+15550002222"\n        trunk: nobody\n');
+    const result = await checkDialplans([a, b]);
+    expect(result.ok).toBe(false);
+    if (result.ok) return;
+    const lines = result.problems.map(formatProblem);
+    expect(lines).toEqual([
+      `${b}:2:9: tenants.0.id: tenant 'shop' is already declared at ${a}:5`,
+      `${b}:5:17: tenants.0.numbers.0.number: number '+15550001111' is already declared at ${a}:8`,
+      `${b}:7:16: tenants.0.numbers.1.trunk: trunk 'nobody' is not declared in ${a}, ${b}`,
+    ]);
+  });
+
+  it('a missing file is a problem, not a crash', async () => {
+    const result = await checkDialplans([join(dir, 'nope.yaml')]);
+    expect(result.ok).toBe(false);
+    if (!result.ok) expect(result.problems[0]!.message).toMatch(/^cannot read/);
+  });
+});

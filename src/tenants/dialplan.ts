@@ -1,0 +1,132 @@
+import { readFile } from 'node:fs/promises';
+import { LineCounter, parseDocument, isNode, type Document } from 'yaml';
+import { z } from 'zod';
+import { callUrlSchema, numberSchema, refineTenant, tenantFields, trunkSchema } from './schema.js';
+
+/**
+ * Dialplans: YAML files that declare tenants with their call URLs and numbers, and the trunks calls
+ * arrive on. `checkDialplans` validates a set of files and reports every problem as file:line:column;
+ * a set with any problem loads nothing (`loadDialplans` in dialplanLoad.ts).
+ */
+const dialplanTenantSchema = tenantFields
+  .extend({
+    callUrls: z.array(callUrlSchema.omit({ tenantId: true }).strict()).default([]),
+    numbers: z.array(numberSchema.omit({ tenantId: true }).strict()).default([]),
+  })
+  .strict()
+  .superRefine(refineTenant);
+
+export const dialplanSchema = z
+  .object({
+    tenants: z.array(dialplanTenantSchema).default([]),
+    trunks: z.array(trunkSchema.strict()).default([]),
+  })
+  .strict();
+
+export type Dialplan = z.output<typeof dialplanSchema>;
+export type DialplanTenant = Dialplan['tenants'][number];
+
+export interface DialplanProblem {
+  readonly file: string;
+  readonly line: number;
+  readonly column: number;
+  /** Where in the document, as a dotted path (`tenants.0.intents.2.reply`). */
+  readonly path: string;
+  readonly message: string;
+}
+
+export interface CheckedDialplan {
+  readonly file: string;
+  readonly dialplan: Dialplan;
+  /** Line and column of a path in the file (for problems found across files). */
+  readonly locate: (path: readonly PropertyKey[]) => { line: number; column: number };
+}
+
+export type DialplanCheck = { ok: true; dialplans: CheckedDialplan[] } | { ok: false; problems: DialplanProblem[] };
+
+/** Formats a problem as compilers do, so editors jump to it. */
+export function formatProblem(p: DialplanProblem): string {
+  return `${p.file}:${p.line}:${p.column}: ${p.path ? `${p.path}: ` : ''}${p.message}`;
+}
+
+/** Validates one file's text. */
+export function checkDialplanText(
+  text: string,
+  file: string,
+): { dialplan?: Dialplan; locate: CheckedDialplan['locate']; problems: DialplanProblem[] } {
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
+  const at = (offset: number): { line: number; column: number } => {
+    const pos = lineCounter.linePos(offset);
+    return { line: pos.line, column: pos.col };
+  };
+  const locate = (path: readonly PropertyKey[]) => at(offsetOf(doc, path));
+  if (doc.errors.length > 0) {
+    return { locate, problems: doc.errors.map((e) => ({ file, ...at(e.pos[0]), path: '', message: e.message.split('\n')[0]! })) };
+  }
+  const parsed = dialplanSchema.safeParse(doc.toJS() ?? {});
+  if (parsed.success) return { dialplan: parsed.data, locate, problems: [] };
+  return { locate, problems: parsed.error.issues.map((issue) => ({ file, ...locate(issue.path), path: issue.path.join('.'), message: issue.message })) };
+}
+
+/** Start offset of the deepest node the path reaches (the parent's when the key itself is missing). */
+function offsetOf(doc: Document, path: readonly PropertyKey[]): number {
+  for (let n = path.length; n >= 0; n--) {
+    const node = n === 0 ? doc.contents : doc.getIn(path.slice(0, n) as (string | number)[], true);
+    if (isNode(node) && node.range) return node.range[0];
+  }
+  return 0;
+}
+
+/**
+ * Validates a set of files together: each on its own, then across them (a tenant id, number, call URL
+ * slug or trunk declared twice; a number on a trunk nobody declares).
+ */
+export async function checkDialplans(files: readonly string[]): Promise<DialplanCheck> {
+  const problems: DialplanProblem[] = [];
+  const checked: CheckedDialplan[] = [];
+  for (const file of files) {
+    let text: string;
+    try {
+      text = await readFile(file, 'utf8');
+    } catch (err) {
+      problems.push({ file, line: 0, column: 0, path: '', message: `cannot read: ${(err as Error).message}` });
+      continue;
+    }
+    const result = checkDialplanText(text, file);
+    problems.push(...result.problems);
+    if (result.dialplan) checked.push({ file, dialplan: result.dialplan, locate: result.locate });
+  }
+  if (problems.length === 0) problems.push(...crossCheck(checked, files));
+  return problems.length > 0 ? { ok: false, problems } : { ok: true, dialplans: checked };
+}
+
+function crossCheck(checked: readonly CheckedDialplan[], files: readonly string[]): DialplanProblem[] {
+  const problems: DialplanProblem[] = [];
+  const seen = new Map<string, string>();
+  const trunks = new Set(checked.flatMap((c) => c.dialplan.trunks.map((t) => t.name)));
+  for (const { file, dialplan, locate } of checked) {
+    const problem = (path: (string | number)[], message: string): void => {
+      problems.push({ file, ...locate(path), path: path.join('.'), message });
+    };
+    const claim = (kind: string, key: string, path: (string | number)[]): void => {
+      const k = `${kind}:${key}`;
+      const first = seen.get(k);
+      if (first) problem(path, `${kind} '${key}' is already declared at ${first}`);
+      else {
+        const { line } = locate(path);
+        seen.set(k, `${file}:${line}`);
+      }
+    };
+    dialplan.trunks.forEach((t, i) => claim('trunk', t.name, ['trunks', i, 'name']));
+    dialplan.tenants.forEach((t, i) => {
+      claim('tenant', t.id, ['tenants', i, 'id']);
+      t.callUrls.forEach((u, j) => u.slug && claim('call URL', u.slug, ['tenants', i, 'callUrls', j, 'slug']));
+      t.numbers.forEach((n, j) => {
+        claim('number', n.number, ['tenants', i, 'numbers', j, 'number']);
+        if (n.trunk && !trunks.has(n.trunk)) problem(['tenants', i, 'numbers', j, 'trunk'], `trunk '${n.trunk}' is not declared in ${files.join(', ')}`);
+      });
+    });
+  }
+  return problems;
+}
