@@ -72,6 +72,31 @@ export const errorCatalogue = {
   CG_AGENT_TEMPLATE_VARIABLE: { status: 400, message: 'greeting template names a variable the call does not have' },
   CG_AGENT_CLOSED: { status: 409, message: 'the agent session has ended' },
 
+  // ── Tenants, call URLs, numbers, trunks (src/tenants) ─────────────────────────────────────────
+  CG_TENANT_NOT_FOUND: { status: 404, message: 'no tenant with that id' },
+  CG_TENANT_EXISTS: { status: 409, message: 'a tenant with that id already exists' },
+  CG_TENANT_INVALID: { status: 400, message: 'tenant, call URL, number or trunk is invalid' },
+  CG_CALL_URL_NOT_FOUND: { status: 404, message: 'no call URL with that slug' },
+  CG_CALL_URL_EXISTS: { status: 409, message: 'a call URL with that slug already exists' },
+  CG_CALL_URL_EXPIRED: { status: 410, message: 'the call URL has expired' },
+  CG_CALL_URL_EXHAUSTED: { status: 410, message: 'the call URL has no uses left' },
+  CG_CALL_URL_DISABLED: { status: 403, message: 'the call URL is disabled' },
+  CG_CALL_URL_ORIGIN: { status: 403, message: 'the call URL may not be used from this origin' },
+  CG_NUMBER_NOT_FOUND: { status: 404, message: 'no route for that number' },
+  CG_NUMBER_EXISTS: { status: 409, message: 'that number is already routed' },
+  CG_TRUNK_NOT_FOUND: { status: 404, message: 'no trunk with that name' },
+  CG_TRUNK_EXISTS: { status: 409, message: 'a trunk with that name already exists' },
+  CG_SECRET_KEY_MISSING: { status: 500, message: 'CALLGATE_SECRET_KEY is missing or not 32 bytes (base64 or hex)' },
+  CG_SECRET_UNREADABLE: { status: 500, message: 'a stored secret could not be decrypted (wrong key or tampered)' },
+  CG_CALL_LIMIT_REACHED: { status: 429, message: 'the tenant is at its limit of concurrent calls', retryable: true },
+  CG_REDIS_UNAVAILABLE: { status: 503, message: 'Redis did not answer in time', retryable: true },
+
+  // ── HTTP API (src/http) ───────────────────────────────────────────────────────────────────────
+  CG_HTTP_UNAUTHORIZED: { status: 401, message: 'missing or invalid API token' },
+  CG_HTTP_FORBIDDEN: { status: 403, message: 'this key may not act on that tenant' },
+  CG_HTTP_NOT_FOUND: { status: 404, message: 'no such route' },
+  CG_HTTP_BAD_REQUEST: { status: 400, message: 'request is invalid' },
+
   // ── Configuration ─────────────────────────────────────────────────────────────────────────────
   CG_CONFIG_INVALID: { status: 500, message: 'configuration value is invalid' },
   CG_INTERNAL: { status: 500, message: 'internal error' },
