@@ -1,0 +1,260 @@
+import { BlockList, isIP } from 'node:net';
+import { CallgateError } from '../errors.js';
+import { stripUndefined } from '../util/options.js';
+import { defaultRedisOptions, keys, type Keys, type Redis } from './redisClient.js';
+import { numberSchema, trunkSchema, type NumberRoute, type Trunk } from './schema.js';
+import { maskSecret, SecretBox, type MaskedSecret } from './secrets.js';
+import { compact, invalid, LuaScript, mergePatch, parseOrThrow, scriptError } from './storeUtil.js';
+
+/**
+ * Numbers (E.164 or SIP URI → tenant, optionally only from one trunk) and trunks (the carriers' source
+ * addresses and digest credentials). Trunk passwords are encrypted like provider keys.
+ */
+export interface NumberStoreOptions {
+  readonly prefix: string;
+}
+
+export const defaultNumberStoreOptions = {
+  prefix: defaultRedisOptions.prefix,
+} as const satisfies NumberStoreOptions;
+
+type StoredTrunk = Omit<Trunk, 'auth'> & { auth?: { username: string; password: { enc: string; last4: string } } };
+export type PublicTrunk = Omit<Trunk, 'auth'> & { auth?: { username: string; password: MaskedSecret } };
+export type TrunkPatch = { sourceCidrs?: string[]; auth?: { username?: string; password?: string } | null; name?: string };
+export type NumberPatch = { tenantId?: string; trunk?: string | null; number?: string };
+
+/**
+ * One form per address, so `resolve()` finds what was saved however the INVITE spelled it: SIP URIs lose
+ * their parameters and headers, scheme and host go to lower case (the user part is case-sensitive), and
+ * `sips:` routes like `sip:`. E.164 is kept as it is.
+ */
+export function normalizeNumber(value: string): string {
+  const m = /^(sips?):([^@;?\s]+)@([^;?\s]+)/i.exec(value.trim());
+  if (!m) return value.trim();
+  return `sip:${m[2]!}@${m[3]!.toLowerCase()}`;
+}
+
+/** KEYS: tenant, number, tenantNumbers, trunk ('' pattern when none). ARGV: json, number, mode ('create'|'update'), old tenantNumbers key. */
+const putNumberScript = new LuaScript(`
+if redis.call('EXISTS', KEYS[1]) == 0 then return redis.error_reply('CG_TENANT_NOT_FOUND') end
+if KEYS[4] ~= '' and redis.call('EXISTS', KEYS[4]) == 0 then return redis.error_reply('CG_TRUNK_NOT_FOUND') end
+if ARGV[3] == 'create' then
+  if not redis.call('SET', KEYS[2], ARGV[1], 'NX') then return redis.error_reply('CG_NUMBER_EXISTS') end
+else
+  if not redis.call('SET', KEYS[2], ARGV[1], 'XX') then return redis.error_reply('CG_NUMBER_NOT_FOUND') end
+  redis.call('SREM', ARGV[4], ARGV[2])
+end
+redis.call('SADD', KEYS[3], ARGV[2])
+return 1
+`);
+
+/** KEYS: number, tenantNumbers. ARGV: number. */
+const deleteNumberScript = new LuaScript(`
+local removed = redis.call('DEL', KEYS[1])
+redis.call('SREM', KEYS[2], ARGV[1])
+return removed
+`);
+
+export class NumberStore {
+  readonly #redis: Redis;
+  readonly #secrets: SecretBox;
+  readonly #keys: Keys;
+
+  constructor(redis: Redis, secrets: SecretBox = new SecretBox(), options: Partial<NumberStoreOptions> = {}) {
+    this.#redis = redis;
+    this.#secrets = secrets;
+    this.#keys = keys({ ...defaultNumberStoreOptions, ...stripUndefined(options) }.prefix);
+  }
+
+  // ── Numbers ─────────────────────────────────────────────────────────────────────────────────────
+
+  /** Routes a number to a tenant. The tenant (and the trunk, if named) must exist. */
+  async createNumber(input: NumberRoute): Promise<NumberRoute> {
+    const route = this.#parseNumber(input);
+    await this.#putNumber(route, 'create');
+    return route;
+  }
+
+  async getNumber(number: string): Promise<NumberRoute> {
+    const n = normalizeNumber(number);
+    const raw = await this.#redis.get(this.#keys.number(n));
+    if (raw === null) throw numberNotFound(n);
+    return JSON.parse(raw) as NumberRoute;
+  }
+
+  async listNumbers(tenantId: string): Promise<NumberRoute[]> {
+    const numbers = (await this.#redis.sMembers(this.#keys.tenantNumbers(tenantId))).sort();
+    if (numbers.length === 0) return [];
+    const raws = await this.#redis.mGet(numbers.map((n) => this.#keys.number(n)));
+    return raws.flatMap((r) => (r === null ? [] : [JSON.parse(r) as NumberRoute]));
+  }
+
+  /** Moves the number to another tenant or trunk (`trunk: null` unpins it). */
+  async updateNumber(number: string, patch: NumberPatch): Promise<NumberRoute> {
+    const current = await this.getNumber(number);
+    if (patch.number !== undefined && normalizeNumber(patch.number) !== current.number) throw invalid('number', 'number', 'cannot be changed');
+    const route = this.#parseNumber(mergePatch(current, patch) as NumberRoute);
+    await this.#putNumber(route, 'update', current.tenantId);
+    return route;
+  }
+
+  async deleteNumber(number: string): Promise<void> {
+    const current = await this.getNumber(number);
+    const removed = await deleteNumberScript.run(this.#redis, [this.#keys.number(current.number), this.#keys.tenantNumbers(current.tenantId)], [current.number]);
+    if (removed !== 1) throw numberNotFound(current.number);
+  }
+
+  /**
+   * The route for a dialled number. A SIP URI whose user part is E.164 (`sip:+14155550100@gw`) falls back
+   * to that E.164 number, so carriers that send either form reach the same tenant.
+   */
+  async resolve(number: string): Promise<NumberRoute> {
+    const n = normalizeNumber(number);
+    const candidates = [n];
+    const user = /^sip:(\+[1-9]\d{6,14})@/.exec(n)?.[1];
+    if (user) candidates.push(user);
+    const raws = await this.#redis.mGet(candidates.map((c) => this.#keys.number(c)));
+    const hit = raws.find((r) => r !== null);
+    if (!hit) throw numberNotFound(n);
+    return JSON.parse(hit) as NumberRoute;
+  }
+
+  // ── Trunks ──────────────────────────────────────────────────────────────────────────────────────
+
+  async createTrunk(input: Trunk): Promise<PublicTrunk> {
+    const trunk = parseOrThrow(trunkSchema, input, 'trunk');
+    const stored = this.#sealTrunk(trunk);
+    const [set] = await this.#redis
+      .multi()
+      .set(this.#keys.trunk(trunk.name), JSON.stringify(stored), { condition: 'NX' })
+      .sAdd(this.#keys.trunkIndex(), trunk.name)
+      .exec();
+    if (set === null) throw new CallgateError('CG_TRUNK_EXISTS', trunk.name, { details: { name: trunk.name } });
+    return trunkToPublic(stored);
+  }
+
+  async getTrunk(name: string): Promise<PublicTrunk> {
+    return trunkToPublic(await this.#loadTrunk(name));
+  }
+
+  /** With the digest password decrypted: for the SIP door's authentication only. */
+  async getTrunkWithSecrets(name: string): Promise<Trunk> {
+    return this.#unsealTrunk(await this.#loadTrunk(name));
+  }
+
+  async listTrunks(): Promise<PublicTrunk[]> {
+    return (await this.#loadTrunks()).map(trunkToPublic);
+  }
+
+  /** Merge-patches and re-validates. `auth.password` omitted keeps the stored one; `auth: null` removes credentials. */
+  async updateTrunk(name: string, patch: TrunkPatch): Promise<PublicTrunk> {
+    if (patch.name !== undefined && patch.name !== name) throw invalid('trunk', 'name', 'cannot be changed');
+    const stored = await this.#loadTrunk(name);
+    const { auth: storedAuth, ...fields } = stored;
+    const { auth: authPatch, ...fieldPatch } = patch;
+    const merged = mergePatch(fields, fieldPatch) as Record<string, unknown>;
+    let keepPassword: StoredTrunk['auth'] | undefined;
+    if (authPatch === null) {
+      // credentials removed
+    } else if (authPatch === undefined) {
+      keepPassword = storedAuth;
+    } else if (authPatch.password === undefined) {
+      if (!storedAuth) throw invalid('trunk', 'auth.password', 'is required when the trunk has no credentials yet');
+      keepPassword = { ...storedAuth, username: authPatch.username ?? storedAuth.username };
+    } else {
+      merged['auth'] = { username: authPatch.username ?? storedAuth?.username, password: authPatch.password };
+    }
+    const trunk = parseOrThrow(trunkSchema, { ...merged, name }, 'trunk');
+    const next: StoredTrunk = keepPassword && !trunk.auth ? compact({ ...this.#sealTrunk(trunk), auth: keepPassword }) : this.#sealTrunk(trunk);
+    const set = await this.#redis.set(this.#keys.trunk(name), JSON.stringify(next), { condition: 'XX' });
+    if (set === null) throw trunkNotFound(name);
+    return trunkToPublic(next);
+  }
+
+  /** Numbers pinned to a deleted trunk stay, and match no caller until they are moved or unpinned. */
+  async deleteTrunk(name: string): Promise<void> {
+    const [removed] = await this.#redis.multi().del(this.#keys.trunk(name)).sRem(this.#keys.trunkIndex(), name).exec();
+    if (Number(removed) !== 1) throw trunkNotFound(name);
+  }
+
+  /**
+   * The trunk whose source CIDRs contain `ip` (the first by name when several overlap), or undefined.
+   * node:net BlockList does the matching (IPv4 and IPv6 subnets, IPv4-mapped IPv6 included) rather than
+   * hand-written bit arithmetic. Reads every trunk per call: fine for tens of trunks; cache it when
+   * there are hundreds.
+   */
+  async trunkForSource(ip: string): Promise<PublicTrunk | undefined> {
+    const family = isIP(ip);
+    if (family === 0) return undefined;
+    const type = family === 4 ? 'ipv4' : 'ipv6';
+    for (const trunk of await this.#loadTrunks()) {
+      const list = new BlockList();
+      for (const cidr of trunk.sourceCidrs) {
+        const [net, bits] = cidr.split('/') as [string, string];
+        const netFamily = isIP(net);
+        if (netFamily === 0) continue;
+        list.addSubnet(net, Number(bits), netFamily === 4 ? 'ipv4' : 'ipv6');
+      }
+      if (list.check(ip, type)) return trunkToPublic(trunk);
+    }
+    return undefined;
+  }
+
+  #parseNumber(input: unknown): NumberRoute {
+    const route = parseOrThrow(numberSchema, input, 'number');
+    return compact({ ...route, number: normalizeNumber(route.number) });
+  }
+
+  async #putNumber(route: NumberRoute, mode: 'create' | 'update', oldTenantId?: string): Promise<void> {
+    const k = this.#keys;
+    try {
+      await putNumberScript.run(
+        this.#redis,
+        [k.tenant(route.tenantId), k.number(route.number), k.tenantNumbers(route.tenantId), route.trunk === undefined ? '' : k.trunk(route.trunk)],
+        [JSON.stringify(route), route.number, mode, k.tenantNumbers(oldTenantId ?? route.tenantId)],
+      );
+    } catch (err) {
+      throw scriptError(err, (code) => (code === 'CG_TENANT_NOT_FOUND' ? route.tenantId : code === 'CG_TRUNK_NOT_FOUND' ? route.trunk : route.number));
+    }
+  }
+
+  async #loadTrunk(name: string): Promise<StoredTrunk> {
+    const raw = await this.#redis.get(this.#keys.trunk(name));
+    if (raw === null) throw trunkNotFound(name);
+    return JSON.parse(raw) as StoredTrunk;
+  }
+
+  async #loadTrunks(): Promise<StoredTrunk[]> {
+    const names = (await this.#redis.sMembers(this.#keys.trunkIndex())).sort();
+    if (names.length === 0) return [];
+    const raws = await this.#redis.mGet(names.map((n) => this.#keys.trunk(n)));
+    return raws.flatMap((r) => (r === null ? [] : [JSON.parse(r) as StoredTrunk]));
+  }
+
+  #sealTrunk(trunk: Trunk): StoredTrunk {
+    const { auth, ...rest } = trunk;
+    if (!auth) return compact(rest);
+    return compact({ ...rest, auth: { username: auth.username, password: { enc: this.#secrets.encrypt(auth.password), last4: maskSecret(auth.password).last4 } } });
+  }
+
+  #unsealTrunk(stored: StoredTrunk): Trunk {
+    const { auth, ...rest } = stored;
+    if (!auth) return rest;
+    return { ...rest, auth: { username: auth.username, password: this.#secrets.decrypt(auth.password.enc) } };
+  }
+}
+
+function trunkToPublic(stored: StoredTrunk): PublicTrunk {
+  const { auth, ...rest } = stored;
+  if (!auth) return rest;
+  return { ...rest, auth: { username: auth.username, password: { set: true, last4: auth.password.last4 } } };
+}
+
+function numberNotFound(number: string): CallgateError {
+  // The number itself goes in details, not the message: messages reach info-level logs.
+  return new CallgateError('CG_NUMBER_NOT_FOUND', undefined, { details: { number } });
+}
+
+function trunkNotFound(name: string): CallgateError {
+  return new CallgateError('CG_TRUNK_NOT_FOUND', name, { details: { name } });
+}
