@@ -1,11 +1,10 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { createServer } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { CallgateError } from '../errors.js';
 import { CallLimiter, defaultCallLimiterOptions } from './CallLimiter.js';
 import { connectRedis, deletePrefix, keys, testPrefix, type Redis } from './redisClient.js';
+import { startRedis } from './testing/ownRedis.js';
 
 const prefix = testPrefix();
 let redis: Redis;
@@ -159,25 +158,6 @@ describe('CallLease', () => {
     expect(limiter.options.leaseMs).toBe(defaultCallLimiterOptions.leaseMs);
   });
 });
-
-/** A Redis of our own, for what must not touch the shared one: SCRIPT FLUSH and an outage. */
-async function startRedis(): Promise<{ url: string; proc: ChildProcess }> {
-  const probe = createServer();
-  probe.listen(0, '127.0.0.1');
-  await once(probe, 'listening');
-  const port = (probe.address() as { port: number }).port;
-  probe.close();
-  const proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
-    stdio: ['ignore', 'pipe', 'ignore'],
-  });
-  await new Promise<void>((resolve, reject) => {
-    proc.once('exit', (code) => reject(new Error(`redis-server exited with ${code}`)));
-    proc.stdout!.on('data', (chunk: Buffer) => {
-      if (chunk.toString().includes('Ready to accept connections')) resolve();
-    });
-  });
-  return { url: `redis://127.0.0.1:${port}`, proc };
-}
 
 describe('CallLimiter against a Redis that restarts or vanishes', () => {
   it('reloads its scripts after SCRIPT FLUSH and fails fast with CG_REDIS_UNAVAILABLE when Redis is gone', async () => {

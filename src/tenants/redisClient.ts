@@ -31,6 +31,9 @@ export async function connectRedis(options: Partial<RedisOptions> = {}): Promise
   const o = { ...defaultRedisOptions, ...options };
   const client: Redis = createClient({
     url: o.url,
+    // Fail at once while disconnected instead of queueing: a call being set up cannot wait for a
+    // reconnect, and the callers (TenantCache, CallLimiter) have an answer for an outage.
+    disableOfflineQueue: true,
     socket: { reconnectStrategy: (retries: number) => Math.min(o.reconnectMaxMs, o.reconnectBaseMs * 2 ** retries) },
   });
   // Without a listener, node-redis throws connection errors as unhandled 'error' events.
