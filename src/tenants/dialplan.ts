@@ -121,7 +121,11 @@ function crossCheck(checked: readonly CheckedDialplan[], files: readonly string[
     dialplan.trunks.forEach((t, i) => claim('trunk', t.name, ['trunks', i, 'name']));
     dialplan.tenants.forEach((t, i) => {
       claim('tenant', t.id, ['tenants', i, 'id']);
-      t.callUrls.forEach((u, j) => u.slug && claim('call URL', u.slug, ['tenants', i, 'callUrls', j, 'slug']));
+      t.callUrls.forEach((u, j) => {
+        if (u.slug) claim('call URL', u.slug, ['tenants', i, 'callUrls', j, 'slug']);
+        // A random token would be a new URL on every load: dialplans name their call URLs.
+        else problem(['tenants', i, 'callUrls', j], 'a call URL in a dialplan needs a slug');
+      });
       t.numbers.forEach((n, j) => {
         claim('number', n.number, ['tenants', i, 'numbers', j, 'number']);
         if (n.trunk && !trunks.has(n.trunk)) problem(['tenants', i, 'numbers', j, 'trunk'], `trunk '${n.trunk}' is not declared in ${files.join(', ')}`);
