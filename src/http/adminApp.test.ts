@@ -13,11 +13,12 @@ describe('admin API: tenants', () => {
   let app: AdminApp;
   let base: string;
   const prefix = testPrefix();
+  const invalidated: string[] = [];
 
   beforeAll(async () => {
     redis = await connectRedis({ prefix });
     const tenants = new TenantStore(redis, new SecretBox(randomBytes(32)), { prefix });
-    app = await buildAdminApp({ tenants, adminToken: TOKEN });
+    app = await buildAdminApp({ tenants, adminToken: TOKEN, invalidate: async (id) => void invalidated.push(id) });
     await app.listen({ host: '127.0.0.1', port: 0 });
     const address = app.server.address();
     if (!address || typeof address === 'string') throw new Error('no address');
@@ -66,6 +67,7 @@ describe('admin API: tenants', () => {
     const list = await call('GET', '/v1/tenants?limit=10');
     expect(list.body).toMatchObject({ total: 1 });
     expect((await call('DELETE', '/v1/tenants/joes-pizza')).status).toBe(204);
+    expect(invalidated).toEqual(['joes-pizza', 'joes-pizza', 'joes-pizza']);
     const gone = await call('GET', '/v1/tenants/joes-pizza');
     expect(gone.status).toBe(404);
     expect(gone.body!['code']).toBe('CG_TENANT_NOT_FOUND');

@@ -17,6 +17,8 @@ export interface AdminAppOptions {
   readonly tenants: TenantStore;
   /** `CALLGATE_ADMIN_TOKEN`: the bearer token that may do everything. */
   readonly adminToken: string;
+  /** Told after every tenant write, so every gateway's TenantCache drops its copy (within ms). */
+  readonly invalidate?: (tenantId: string) => Promise<void>;
   readonly logger?: Logger;
 }
 
@@ -51,18 +53,29 @@ export async function buildAdminApp(options: AdminAppOptions): Promise<AdminApp>
   });
 
   const { tenants } = options;
+  const changed = async (id: string): Promise<void> => {
+    await options.invalidate?.(id);
+  };
   app.get('/v1/tenants', async (request) => {
     const q = request.query as { offset?: string; limit?: string };
     return tenants.list({ offset: toInt(q.offset, 'offset'), limit: toInt(q.limit, 'limit') });
   });
   app.post('/v1/tenants', async (request, reply) => {
     const created = await tenants.create(request.body as TenantInput);
+    await changed(created.id);
     return reply.status(201).send(created);
   });
   app.get('/v1/tenants/:id', async (request) => tenants.get((request.params as { id: string }).id));
-  app.patch('/v1/tenants/:id', async (request) => tenants.update((request.params as { id: string }).id, request.body as TenantPatch));
+  app.patch('/v1/tenants/:id', async (request) => {
+    const { id } = request.params as { id: string };
+    const updated = await tenants.update(id, request.body as TenantPatch);
+    await changed(id);
+    return updated;
+  });
   app.delete('/v1/tenants/:id', async (request, reply) => {
-    await tenants.delete((request.params as { id: string }).id);
+    const { id } = request.params as { id: string };
+    await tenants.delete(id);
+    await changed(id);
     return reply.status(204).send();
   });
   return app;
