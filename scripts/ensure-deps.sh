@@ -9,6 +9,9 @@ cd "$(dirname "$0")/.."
 # sip-tester and chromium here.
 APT_NEEDS=(
   "pocketsphinx_continuous:pocketsphinx"
+  # The tenants' outage tests start and kill a Redis server of their own (the shared one at :6379 is
+  # the machine's service).
+  "redis-server:redis-server"
 )
 # Debian packages that install data rather than a command, as "file:package" pairs.
 APT_FILE_NEEDS=(
