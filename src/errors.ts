@@ -86,6 +86,8 @@ export const errorCatalogue = {
   CG_NUMBER_EXISTS: { status: 409, message: 'that number is already routed' },
   CG_TRUNK_NOT_FOUND: { status: 404, message: 'no trunk with that name' },
   CG_TRUNK_EXISTS: { status: 409, message: 'a trunk with that name already exists' },
+  CG_CALL_RECORD_NOT_FOUND: { status: 404, message: 'no call record with that call id for this tenant' },
+  CG_CALL_RECORD_INVALID: { status: 400, message: 'call record, list cursor or page size is invalid' },
   CG_SECRET_KEY_MISSING: { status: 500, message: 'CALLGATE_SECRET_KEY is missing or not 32 bytes (base64 or hex)' },
   CG_SECRET_UNREADABLE: { status: 500, message: 'a stored secret could not be decrypted (wrong key or tampered)' },
   CG_CALL_LIMIT_REACHED: { status: 429, message: 'the tenant is at its limit of concurrent calls', retryable: true },
@@ -96,6 +98,8 @@ export const errorCatalogue = {
   CG_HTTP_FORBIDDEN: { status: 403, message: 'this key may not act on that tenant' },
   CG_HTTP_NOT_FOUND: { status: 404, message: 'no such route' },
   CG_HTTP_BAD_REQUEST: { status: 400, message: 'request is invalid' },
+  CG_HTTP_RATE_LIMITED: { status: 429, message: 'too many requests; retry after the time in the Retry-After header', retryable: true },
+  CG_API_KEY_NOT_FOUND: { status: 404, message: 'no API key with that id for this tenant' },
 
   // ── Configuration ─────────────────────────────────────────────────────────────────────────────
   CG_CONFIG_INVALID: { status: 500, message: 'configuration value is invalid' },

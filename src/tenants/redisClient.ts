@@ -56,6 +56,7 @@ export function keys(prefix: string) {
     trunkIndex: () => `${prefix}trunks`,
     activeCalls: (tenantId: string) => `${prefix}tenant:${tenantId}:active`,
     callRecords: (tenantId: string) => `${prefix}tenant:${tenantId}:calls`,
+    callRecordIndex: (tenantId: string) => `${prefix}tenant:${tenantId}:calls:ids`,
     apiKey: (hash: string) => `${prefix}apikey:${hash}`,
     invalidations: () => `${prefix}invalidate`,
   };
