@@ -2,7 +2,6 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectRedis, deletePrefix, testPrefix, type Redis } from '../tenants/redisClient.js';
 import { SecretBox } from '../tenants/secrets.js';
-import { TenantStore } from '../tenants/TenantStore.js';
 import { buildAdminApp, type AdminApp } from './adminApp.js';
 
 /** The admin API over real HTTP on 127.0.0.1, against the real Redis under a per-run prefix. */
@@ -17,8 +16,7 @@ describe('admin API: tenants', () => {
 
   beforeAll(async () => {
     redis = await connectRedis({ prefix });
-    const tenants = new TenantStore(redis, new SecretBox(randomBytes(32)), { prefix });
-    app = await buildAdminApp({ tenants, adminToken: TOKEN, invalidate: async (id) => void invalidated.push(id) });
+    app = await buildAdminApp({ redis, prefix, secrets: new SecretBox(randomBytes(32)), adminToken: TOKEN, invalidate: async (id) => void invalidated.push(id) });
     await app.listen({ host: '127.0.0.1', port: 0 });
     const address = app.server.address();
     if (!address || typeof address === 'string') throw new Error('no address');

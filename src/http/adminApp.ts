@@ -1,41 +1,104 @@
-import { timingSafeEqual } from 'node:crypto';
-import Fastify, { type FastifyError, type FastifyRequest } from 'fastify';
+import rateLimit from '@fastify/rate-limit';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type HTTPMethods } from 'fastify';
 import type { Logger } from 'pino';
 import { CallgateError, isCallgateError } from '../errors.js';
 import { rootLogger } from '../log.js';
-import type { TenantPatch, TenantStore } from '../tenants/TenantStore.js';
-import type { TenantInput } from '../tenants/schema.js';
+import { ApiKeyStore } from '../tenants/ApiKeyStore.js';
+import { CallLimiter } from '../tenants/CallLimiter.js';
+import { CallUrlStore } from '../tenants/CallUrlStore.js';
+import { NumberStore } from '../tenants/NumberStore.js';
+import type { Redis } from '../tenants/redisClient.js';
+import { SecretBox } from '../tenants/secrets.js';
+import { TenantStore } from '../tenants/TenantStore.js';
+import { stripUndefined } from '../util/options.js';
+import { addAuth, defaultRateLimitOptions, type Access, type RateLimitOptions } from './auth.js';
+import { DOCS_PREFIX, registerOpenApi } from './openapi.js';
+import { callRoutes } from './routes/calls.js';
+import { callUrlRoutes } from './routes/callUrls.js';
+import type { RouteContext } from './routes/context.js';
+import { keyRoutes } from './routes/keys.js';
+import { numberRoutes } from './routes/numbers.js';
+import { tenantRoutes } from './routes/tenants.js';
+import { trunkRoutes } from './routes/trunks.js';
 
 /**
- * The admin API (`/v1`): what operators use to configure tenants. Every error has one shape,
- * `{ code, message, details? }`, with a stable code from src/errors.ts.
- *
- * This first slice serves tenants with the admin token; per-tenant keys, call URLs, numbers, call
- * records, rate limits and the OpenAPI page come with the rest of the tenants issue.
+ * The admin API (`/v1`): what operators and tenants use to configure callgate. Every error has one
+ * shape, `{ code, message, details? }`, with a stable code from src/errors.ts. Who may call what is in
+ * auth.ts; the OpenAPI page (`/docs`) in openapi.ts; the routes by resource in routes/.
  */
 export interface AdminAppOptions {
-  readonly tenants: TenantStore;
+  /** Connected client; the app builds its stores on it and never closes it. */
+  readonly redis: Redis;
+  /** Key prefix (see redisClient.ts). */
+  readonly prefix: string;
+  /** Encrypts provider keys and trunk passwords; by default reads CALLGATE_SECRET_KEY when first needed. */
+  readonly secrets?: SecretBox;
   /** `CALLGATE_ADMIN_TOKEN`: the bearer token that may do everything. */
   readonly adminToken: string;
-  /** Told after every tenant write, so every gateway's TenantCache drops its copy (within ms). */
+  /** Where the web door is reachable (`https://calls.example.com`); call URLs come back as `${publicBaseUrl}/c/<slug>`. */
+  readonly publicBaseUrl?: string;
+  /** Told after every write to a tenant's config (`'*'` after a trunk write), so every gateway's TenantCache drops its copy. */
   readonly invalidate?: (tenantId: string) => Promise<void>;
+  readonly rateLimit?: Partial<RateLimitOptions>;
   readonly logger?: Logger;
 }
 
 /** Shortest admin token accepted: a guessable token would open every tenant. */
 export const MIN_ADMIN_TOKEN_CHARS = 24;
 
+export interface AdminRoute {
+  readonly method: string;
+  readonly url: string;
+  readonly access: Access;
+}
+
+const routeTables = new WeakMap<object, AdminRoute[]>();
+
+/** Every route the app serves, with who may call it (for tests and a route listing). */
+export function adminRoutes(app: AdminApp): readonly AdminRoute[] {
+  return routeTables.get(app) ?? [];
+}
+
 export async function buildAdminApp(options: AdminAppOptions): Promise<AdminApp> {
   if (options.adminToken.length < MIN_ADMIN_TOKEN_CHARS) {
     throw new CallgateError('CG_CONFIG_INVALID', `CALLGATE_ADMIN_TOKEN must be at least ${MIN_ADMIN_TOKEN_CHARS} characters`);
   }
+  const { redis, prefix } = options;
+  const limits: RateLimitOptions = { ...defaultRateLimitOptions, ...stripUndefined(options.rateLimit ?? {}) };
+  const secrets = options.secrets ?? new SecretBox();
+  const ctx: RouteContext = {
+    tenants: new TenantStore(redis, secrets, { prefix }),
+    callUrls: new CallUrlStore(redis, { prefix, ...stripUndefined({ publicBaseUrl: options.publicBaseUrl }) }),
+    numbers: new NumberStore(redis, secrets, { prefix }),
+    limiter: new CallLimiter(redis, { prefix }),
+    apiKeys: new ApiKeyStore(redis, { prefix }),
+    rateLimit: limits,
+    changed: async (tenantId) => {
+      await options.invalidate?.(tenantId);
+    },
+  };
+
   const app = createFastify(options.logger ?? rootLogger);
-  const token = Buffer.from(options.adminToken);
+  const routes: AdminRoute[] = [];
+  routeTables.set(app, routes);
+  app.addHook('onRoute', (route) => {
+    // swagger-ui's own routes (page, JSON, static files) are the public part.
+    if (route.url === DOCS_PREFIX || route.url.startsWith(`${DOCS_PREFIX}/`)) route.config = { ...route.config, access: 'public' };
+    const access = route.config?.access ?? 'admin';
+    for (const method of ([] as HTTPMethods[]).concat(route.method)) routes.push({ method, url: route.url, access });
+  });
+
+  // Bodies are validated by the stores' zod schemas (see openapi.ts); route schemas are documentation,
+  // so neither ajv validation nor schema-driven serialization (which drops unlisted fields) runs.
+  app.setValidatorCompiler(() => () => true);
+  app.setSerializerCompiler(() => (data) => JSON.stringify(data));
 
   app.setErrorHandler((err: FastifyError | CallgateError, request, reply) => {
     if (isCallgateError(err)) return reply.status(err.status).send(err.toJSON());
-    if ((err as FastifyError).validation || (err as FastifyError).statusCode === 400) {
-      const e = new CallgateError('CG_HTTP_BAD_REQUEST', err.message);
+    const status = (err as FastifyError).statusCode;
+    if ((err as FastifyError).validation || (status !== undefined && status >= 400 && status < 500)) {
+      // Fastify's own refusals (malformed JSON, wrong content type, body too large) in the one shape.
+      const e = new CallgateError('CG_HTTP_BAD_REQUEST', err.message, { details: { reason: (err as FastifyError).code } });
       return reply.status(400).send(e.toJSON());
     }
     request.log.error({ err: err.message, url: request.url }, 'admin API error');
@@ -45,50 +108,24 @@ export async function buildAdminApp(options: AdminAppOptions): Promise<AdminApp>
     reply.status(404).send(new CallgateError('CG_HTTP_NOT_FOUND', `${request.method} ${request.url.split('?')[0]}`).toJSON());
   });
 
-  app.addHook('onRequest', async (request: FastifyRequest) => {
-    const header = request.headers.authorization ?? '';
-    const given = Buffer.from(header.startsWith('Bearer ') ? header.slice(7) : '');
-    // Constant time: the comparison must not tell an attacker how much of a guess was right.
-    if (given.length !== token.length || !timingSafeEqual(given, token)) throw new CallgateError('CG_HTTP_UNAUTHORIZED');
-  });
+  // `global: false`: the limits are applied by the auth hook, per IP before the token is checked and per
+  // key after, rather than by one route-level hook keyed on only one of the two. In memory, per process:
+  // behind N gateways a key gets N times the limit, which still stops a runaway client.
+  await app.register(rateLimit, { global: false });
+  addAuth(app, { adminToken: options.adminToken, apiKeys: ctx.apiKeys, rateLimit: limits });
+  await registerOpenApi(app);
 
-  const { tenants } = options;
-  const changed = async (id: string): Promise<void> => {
-    await options.invalidate?.(id);
-  };
-  app.get('/v1/tenants', async (request) => {
-    const q = request.query as { offset?: string; limit?: string };
-    return tenants.list({ offset: toInt(q.offset, 'offset'), limit: toInt(q.limit, 'limit') });
-  });
-  app.post('/v1/tenants', async (request, reply) => {
-    const created = await tenants.create(request.body as TenantInput);
-    await changed(created.id);
-    return reply.status(201).send(created);
-  });
-  app.get('/v1/tenants/:id', async (request) => tenants.get((request.params as { id: string }).id));
-  app.patch('/v1/tenants/:id', async (request) => {
-    const { id } = request.params as { id: string };
-    const updated = await tenants.update(id, request.body as TenantPatch);
-    await changed(id);
-    return updated;
-  });
-  app.delete('/v1/tenants/:id', async (request, reply) => {
-    const { id } = request.params as { id: string };
-    await tenants.delete(id);
-    await changed(id);
-    return reply.status(204).send();
-  });
+  tenantRoutes(app, ctx);
+  callUrlRoutes(app, ctx);
+  numberRoutes(app, ctx);
+  keyRoutes(app, ctx);
+  callRoutes(app, ctx);
+  trunkRoutes(app, ctx);
   return app;
-}
-
-function toInt(value: string | undefined, name: string): number | undefined {
-  if (value === undefined) return undefined;
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 0) throw new CallgateError('CG_HTTP_BAD_REQUEST', `${name} must be a whole number ≥ 0`);
-  return n;
 }
 
 export type AdminApp = Awaited<ReturnType<typeof createFastify>>;
 function createFastify(logger: Logger) {
-  return Fastify({ loggerInstance: logger, disableRequestLogging: true });
+  // As FastifyBaseLogger so the instance is the plain FastifyInstance the route modules take.
+  return Fastify({ loggerInstance: logger as FastifyBaseLogger, logController: new LogController({ disableRequestLogging: true }) });
 }

@@ -58,6 +58,7 @@ export function keys(prefix: string) {
     callRecords: (tenantId: string) => `${prefix}tenant:${tenantId}:calls`,
     callRecordIndex: (tenantId: string) => `${prefix}tenant:${tenantId}:calls:ids`,
     apiKey: (hash: string) => `${prefix}apikey:${hash}`,
+    tenantApiKeys: (tenantId: string) => `${prefix}tenant:${tenantId}:apikeys`,
     invalidations: () => `${prefix}invalidate`,
   };
 }

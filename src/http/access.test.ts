@@ -1,0 +1,114 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { adminRoutes, type AdminRoute } from './adminApp.js';
+import { startAdminApp, type TestAdminApp } from './testKit.js';
+
+/** Who may call what, walked over every route the app registers, plus the rate limits. */
+let t: TestAdminApp;
+let acmeKey: string;
+let otherKey: string;
+
+/** A concrete path for a route pattern; `:id` becomes `tenant`. */
+function pathFor(route: AdminRoute, tenant: string): string {
+  return route.url
+    .replace(':id', tenant)
+    .replace(':slug', 'some-link')
+    .replace(':number', encodeURIComponent('+14155550100'))
+    .replace(':keyId', '0123456789ab')
+    .replace(':name', 'carrier-a')
+    .replace('*', 'index.html');
+}
+
+const apiRoutes = (): AdminRoute[] => adminRoutes(t.app).filter((r) => r.method !== 'HEAD' && r.url.startsWith('/v1/'));
+
+beforeAll(async () => {
+  t = await startAdminApp();
+  for (const id of ['acme', 'other']) expect((await t.call('POST', '/v1/tenants', { id, displayName: id })).status).toBe(201);
+  acmeKey = (await t.call('POST', '/v1/tenants/acme/keys', {})).body!['key'] as string;
+  otherKey = (await t.call('POST', '/v1/tenants/other/keys', {})).body!['key'] as string;
+});
+
+afterAll(async () => {
+  await t.close();
+});
+
+describe('admin API access', () => {
+  it('declares access on every route: tenant routes are exactly the /v1/tenants/:id ones, docs are public', () => {
+    const routes = adminRoutes(t.app);
+    const tenantScoped = routes.filter((r) => r.access === 'tenant');
+    expect(tenantScoped.length).toBeGreaterThanOrEqual(10);
+    for (const r of tenantScoped) expect(r.url).toMatch(/^\/v1\/tenants\/:id(\/|$)/);
+    for (const r of routes.filter((r) => r.access === 'public')) expect(r.url).toMatch(/^\/docs/);
+    expect(routes.some((r) => r.url === '/docs/json' && r.access === 'public')).toBe(true);
+  });
+
+  it("refuses every tenant-scoped route to another tenant's key with 403, before touching anything", async () => {
+    const scoped = apiRoutes().filter((r) => r.url.startsWith('/v1/tenants/:id'));
+    expect(scoped.length).toBeGreaterThanOrEqual(15);
+    const seen: string[] = [];
+    for (const route of scoped) {
+      const res = await t.call(route.method, pathFor(route, 'acme'), ['GET', 'DELETE'].includes(route.method) ? undefined : {}, otherKey);
+      expect(res.status, `${route.method} ${route.url}`).toBe(403);
+      expect(res.body).toMatchObject({ code: 'CG_HTTP_FORBIDDEN' });
+      seen.push(`${route.method} ${route.url}`);
+    }
+    expect(seen).toEqual(expect.arrayContaining(['DELETE /v1/tenants/:id/call-urls/:slug', 'POST /v1/tenants/:id/greeting-preview', 'GET /v1/tenants/:id/active-calls']));
+    expect((await t.call('GET', '/v1/tenants/acme')).body).toMatchObject({ id: 'acme' });
+  });
+
+  it("refuses admin-only routes to a tenant key, even for the key's own tenant", async () => {
+    const adminOnly = apiRoutes().filter((r) => r.access === 'admin');
+    expect(adminOnly.map((r) => `${r.method} ${r.url}`)).toEqual(
+      expect.arrayContaining(['GET /v1/tenants', 'POST /v1/tenants', 'POST /v1/tenants/:id/keys', 'GET /v1/tenants/:id/keys', 'DELETE /v1/tenants/:id/keys/:keyId', 'POST /v1/trunks', 'GET /v1/trunks']),
+    );
+    for (const route of adminOnly) {
+      const res = await t.call(route.method, pathFor(route, 'acme'), ['GET', 'DELETE'].includes(route.method) ? undefined : {}, acmeKey);
+      expect(res.status, `${route.method} ${route.url}`).toBe(403);
+      expect(res.body!['code']).toBe('CG_HTTP_FORBIDDEN');
+    }
+  });
+
+  it('lets a key use its own tenant routes, and says 401 to no key, a wrong key or a revoked one', async () => {
+    const own = apiRoutes().filter((r) => r.access === 'tenant' && r.method === 'GET');
+    for (const route of own) expect((await t.call('GET', pathFor(route, 'acme'), undefined, acmeKey)).status, route.url).not.toBe(403);
+    for (const bad of ['', 'cgk_', `${acmeKey}x`, acmeKey.replace(/.$/, (c) => (c === 'A' ? 'B' : 'A'))]) {
+      const res = await t.call('GET', '/v1/tenants/acme', undefined, bad);
+      expect(res).toMatchObject({ status: 401, body: { code: 'CG_HTTP_UNAUTHORIZED' } });
+    }
+    expect((await t.call('GET', '/v1/unknown', undefined, acmeKey)).status).toBe(404);
+  });
+});
+
+describe('admin API rate limits', () => {
+  it('answers 429 in the one error shape once a key or an IP is over its limit', async () => {
+    const small = await startAdminApp({ rateLimit: { perKey: 3, perIp: 1000 } });
+    try {
+      const statuses: number[] = [];
+      for (let i = 0; i < 4; i++) statuses.push((await small.call('GET', '/v1/tenants')).status);
+      expect(statuses).toEqual([200, 200, 200, 429]);
+      const limited = await small.call('GET', '/v1/tenants');
+      expect(limited.body).toMatchObject({ code: 'CG_HTTP_RATE_LIMITED', details: { limit: 3 } });
+      expect(Number(limited.headers.get('retry-after'))).toBeGreaterThan(0);
+    } finally {
+      await small.close();
+    }
+    const previews = await startAdminApp({ rateLimit: { previewPerKey: 1 } });
+    try {
+      await previews.call('POST', '/v1/tenants', { id: 'acme', displayName: 'Acme' });
+      expect((await previews.call('POST', '/v1/tenants/acme/greeting-preview', 'x' as unknown)).status).toBe(400);
+      // The costly route has its own, tighter budget; other routes are unaffected.
+      expect((await previews.call('POST', '/v1/tenants/acme/greeting-preview', {})).body).toMatchObject({ code: 'CG_HTTP_RATE_LIMITED' });
+      expect((await previews.call('GET', '/v1/tenants/acme')).status).toBe(200);
+    } finally {
+      await previews.close();
+    }
+    const byIp = await startAdminApp({ rateLimit: { perKey: 1000, perIp: 2 } });
+    try {
+      // Unauthenticated guesses count against the IP too.
+      const statuses: number[] = [];
+      for (let i = 0; i < 3; i++) statuses.push((await byIp.call('GET', '/v1/tenants', undefined, 'guess')).status);
+      expect(statuses).toEqual([401, 401, 429]);
+    } finally {
+      await byIp.close();
+    }
+  });
+});

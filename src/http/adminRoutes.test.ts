@@ -1,0 +1,185 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { hashApiKey } from '../tenants/ApiKeyStore.js';
+import { keys } from '../tenants/redisClient.js';
+import { startAdminApp, type TestAdminApp } from './testKit.js';
+
+/** Every admin API resource over real HTTP on 127.0.0.1 against the real Redis (a per-run prefix). */
+let t: TestAdminApp;
+
+beforeAll(async () => {
+  t = await startAdminApp({ publicBaseUrl: 'https://calls.example.com/' });
+  expect((await t.call('POST', '/v1/tenants', { id: 'acme', displayName: 'Acme', greeting: 'Hi, {{agentName}} of {{business}} for {{name|you}}.' })).status).toBe(201);
+});
+
+afterAll(async () => {
+  await t.close();
+});
+
+describe('admin API: call URLs', () => {
+  it('creates, reads, lists, patches and deletes a call URL with its full public URL', async () => {
+    t.invalidated.length = 0;
+    const created = await t.call('POST', '/v1/tenants/acme/call-urls', { slug: 'spring-sale', variables: { name: 'Sam' }, maxUses: 5 });
+    expect(created.status).toBe(201);
+    expect(created.body).toMatchObject({ slug: 'spring-sale', tenantId: 'acme', url: 'https://calls.example.com/c/spring-sale', uses: 0, maxUses: 5 });
+    const random = await t.call('POST', '/v1/tenants/acme/call-urls', {});
+    expect(random.body!['slug']).toMatch(/^[A-Za-z0-9_-]{22}$/);
+    expect((await t.call('GET', '/v1/tenants/acme/call-urls/spring-sale')).body).toMatchObject({ variables: { name: 'Sam' } });
+    const list = await t.call('GET', '/v1/tenants/acme/call-urls');
+    expect((list.body as unknown as { slug: string }[]).map((u) => u.slug).sort()).toEqual([random.body!['slug'], 'spring-sale'].sort());
+    const patched = await t.call('PATCH', '/v1/tenants/acme/call-urls/spring-sale', { enabled: false, maxUses: null });
+    expect(patched.body).toMatchObject({ enabled: false, url: 'https://calls.example.com/c/spring-sale' });
+    expect(patched.body).not.toHaveProperty('maxUses');
+    expect((await t.call('DELETE', '/v1/tenants/acme/call-urls/spring-sale')).status).toBe(204);
+    expect((await t.call('GET', '/v1/tenants/acme/call-urls/spring-sale')).body!['code']).toBe('CG_CALL_URL_NOT_FOUND');
+    expect(t.invalidated).toEqual(['acme', 'acme', 'acme', 'acme']);
+  });
+
+  it('refuses invalid call URLs, a body naming another tenant, and an unknown tenant', async () => {
+    const bad = await t.call('POST', '/v1/tenants/acme/call-urls', { slug: 'a b', expiresAt: 'tomorrow' });
+    expect(bad.status).toBe(400);
+    expect(bad.body).toMatchObject({ code: 'CG_TENANT_INVALID' });
+    expect((bad.body!['details'] as { issues: { path: string }[] }).issues.map((i) => i.path).sort()).toEqual(['expiresAt', 'slug']);
+    const other = await t.call('POST', '/v1/tenants/acme/call-urls', { tenantId: 'someone-else' });
+    expect(other).toMatchObject({ status: 400, body: { code: 'CG_HTTP_BAD_REQUEST' } });
+    expect((await t.call('POST', '/v1/tenants/acme/call-urls', [1, 2])).body!['code']).toBe('CG_HTTP_BAD_REQUEST');
+    expect((await t.call('GET', '/v1/tenants/nobody/call-urls')).body!['code']).toBe('CG_TENANT_NOT_FOUND');
+    expect((await t.call('POST', '/v1/tenants/nobody/call-urls', {})).body!['code']).toBe('CG_TENANT_NOT_FOUND');
+  });
+});
+
+describe('admin API: numbers and trunks', () => {
+  it('routes, reads, moves and deletes numbers (URL-encoded), and CRUDs trunks without returning passwords', async () => {
+    const trunk = await t.call('POST', '/v1/trunks', { name: 'carrier-a', sourceCidrs: ['203.0.113.0/24'], auth: { username: 'gw', password: 'very-secret-password' } });
+    expect(trunk.status).toBe(201);
+    expect(JSON.stringify(trunk.body)).not.toContain('very-secret-password');
+    expect(trunk.body).toMatchObject({ auth: { username: 'gw', password: { set: true, last4: 'word' } } });
+    expect((await t.call('GET', '/v1/trunks')).body).toHaveLength(1);
+    const patchedTrunk = await t.call('PATCH', '/v1/trunks/carrier-a', { sourceCidrs: ['198.51.100.0/24'] });
+    expect(patchedTrunk.body).toMatchObject({ sourceCidrs: ['198.51.100.0/24'], auth: { username: 'gw' } });
+    expect(JSON.stringify((await t.call('GET', '/v1/trunks/carrier-a')).body)).not.toContain('very-secret-password');
+    expect(t.invalidated.at(-1)).toBe('*');
+
+    const created = await t.call('POST', '/v1/tenants/acme/numbers', { number: '+14155550100', trunk: 'carrier-a' });
+    expect(created).toMatchObject({ status: 201, body: { number: '+14155550100', tenantId: 'acme', trunk: 'carrier-a' } });
+    const sip = await t.call('POST', '/v1/tenants/acme/numbers', { number: 'sip:Support@Example.COM;transport=tcp' });
+    expect(sip.body).toMatchObject({ number: 'sip:Support@example.com' });
+    expect((await t.call('GET', `/v1/tenants/acme/numbers/${encodeURIComponent('+14155550100')}`)).body).toMatchObject({ trunk: 'carrier-a' });
+    expect((await t.call('GET', `/v1/tenants/acme/numbers/${encodeURIComponent('sip:Support@example.com')}`)).status).toBe(200);
+    expect((await t.call('GET', '/v1/tenants/acme/numbers')).body).toHaveLength(2);
+    const unpinned = await t.call('PATCH', `/v1/tenants/acme/numbers/${encodeURIComponent('+14155550100')}`, { trunk: null });
+    expect(unpinned.body).toEqual({ number: '+14155550100', tenantId: 'acme' });
+    const dup = await t.call('POST', '/v1/tenants/acme/numbers', { number: '+14155550100' });
+    expect(dup).toMatchObject({ status: 409, body: { code: 'CG_NUMBER_EXISTS' } });
+    const bad = await t.call('POST', '/v1/tenants/acme/numbers', { number: '555-0100' });
+    expect(bad).toMatchObject({ status: 400, body: { code: 'CG_TENANT_INVALID' } });
+    expect((await t.call('DELETE', `/v1/tenants/acme/numbers/${encodeURIComponent('+14155550100')}`)).status).toBe(204);
+    expect((await t.call('GET', `/v1/tenants/acme/numbers/${encodeURIComponent('+14155550100')}`)).body!['code']).toBe('CG_NUMBER_NOT_FOUND');
+
+    expect((await t.call('POST', '/v1/trunks', { name: 'carrier-b', sourceCidrs: [] })).body!['code']).toBe('CG_TENANT_INVALID');
+    expect((await t.call('DELETE', '/v1/trunks/carrier-a')).status).toBe(204);
+    expect((await t.call('GET', '/v1/trunks/carrier-a')).body!['code']).toBe('CG_TRUNK_NOT_FOUND');
+  });
+
+  it("reads another tenant's number or call URL through this tenant's path as not found", async () => {
+    await t.call('POST', '/v1/tenants', { id: 'other', displayName: 'Other' });
+    await t.call('POST', '/v1/tenants/other/numbers', { number: '+14155550199' });
+    await t.call('POST', '/v1/tenants/other/call-urls', { slug: 'others-link' });
+    expect((await t.call('GET', `/v1/tenants/acme/numbers/${encodeURIComponent('+14155550199')}`)).status).toBe(404);
+    expect((await t.call('DELETE', `/v1/tenants/acme/numbers/${encodeURIComponent('+14155550199')}`)).status).toBe(404);
+    expect((await t.call('GET', '/v1/tenants/acme/call-urls/others-link')).status).toBe(404);
+    expect((await t.call('PATCH', '/v1/tenants/acme/call-urls/others-link', { enabled: false })).status).toBe(404);
+    expect((await t.call('GET', '/v1/tenants/other/call-urls/others-link')).body).toMatchObject({ enabled: true });
+  });
+});
+
+describe('admin API: keys, active calls, greeting preview, docs', () => {
+  it('shows a key once, keeps only its hash, lets it read its tenant, and revokes it', async () => {
+    const created = await t.call('POST', '/v1/tenants/acme/keys', { name: 'dashboard' });
+    expect(created.status).toBe(201);
+    const key = created.body!['key'] as string;
+    const keyId = created.body!['keyId'] as string;
+    expect(key).toMatch(/^cgk_/);
+    const raw = await t.redis.get(keys(t.prefix).apiKey(hashApiKey(key)));
+    expect(JSON.parse(raw!)).toMatchObject({ tenantId: 'acme', keyId, name: 'dashboard' });
+    expect(raw).not.toContain(key.slice(17));
+    const list = await t.call('GET', '/v1/tenants/acme/keys');
+    expect(list.body).toEqual([{ keyId, tenantId: 'acme', name: 'dashboard', createdAt: created.body!['createdAt'] }]);
+    expect(JSON.stringify(list.body)).not.toContain(key.slice(17));
+
+    expect((await t.call('GET', '/v1/tenants/acme', undefined, key)).body).toMatchObject({ id: 'acme' });
+    expect((await t.call('PATCH', '/v1/tenants/acme', { agentName: 'Max' }, key)).body).toMatchObject({ agentName: 'Max' });
+    const limit = await t.call('PATCH', '/v1/tenants/acme', { maxConcurrentCalls: 9999 }, key);
+    expect(limit).toMatchObject({ status: 403, body: { code: 'CG_HTTP_FORBIDDEN' } });
+    expect((await t.call('DELETE', `/v1/tenants/acme/keys/${keyId}`)).status).toBe(204);
+    expect((await t.call('GET', '/v1/tenants/acme', undefined, key)).status).toBe(401);
+    expect((await t.call('DELETE', `/v1/tenants/acme/keys/${keyId}`)).body!['code']).toBe('CG_API_KEY_NOT_FOUND');
+  });
+
+  it('revokes every key of a deleted tenant', async () => {
+    await t.call('POST', '/v1/tenants', { id: 'short-lived', displayName: 'Gone Soon' });
+    const key = (await t.call('POST', '/v1/tenants/short-lived/keys', {})).body!['key'] as string;
+    expect((await t.call('GET', '/v1/tenants/short-lived', undefined, key)).status).toBe(200);
+    expect((await t.call('DELETE', '/v1/tenants/short-lived')).status).toBe(204);
+    await t.call('POST', '/v1/tenants', { id: 'short-lived', displayName: 'Back Again' });
+    expect((await t.call('GET', '/v1/tenants/short-lived', undefined, key)).status).toBe(401);
+  });
+
+  it('reports active calls against the limit', async () => {
+    expect((await t.call('GET', '/v1/tenants/acme/active-calls')).body).toEqual({ active: 0, limit: 10 });
+    expect((await t.call('GET', '/v1/tenants/nobody/active-calls')).body!['code']).toBe('CG_TENANT_NOT_FOUND');
+  });
+
+  it('speaks the greeting preview as a RIFF WAV, and refuses a missing variable', async () => {
+    const res = await fetch(`${t.base}/v1/tenants/acme/greeting-preview`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${t.token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ variables: { name: 'Sam' } }),
+    });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toBe('audio/wav');
+    const wav = Buffer.from(await res.arrayBuffer());
+    expect(wav.subarray(0, 4).toString('latin1')).toBe('RIFF');
+    expect(wav.subarray(8, 12).toString('latin1')).toBe('WAVE');
+    const rate = wav.readUInt32LE(24);
+    const seconds = (wav.length - 44) / 2 / rate;
+    // "Hi, Max of Acme for Sam." is about 1.5 s of speech.
+    expect(seconds).toBeGreaterThan(0.8);
+    expect(seconds).toBeLessThan(5);
+
+    expect(res.headers.get('x-callgate-voice')).toBe('slt');
+    const voiceOf = async (voice: string) => {
+      await t.call('PATCH', '/v1/tenants/acme', { voice });
+      const r = await fetch(`${t.base}/v1/tenants/acme/greeting-preview`, { method: 'POST', headers: { authorization: `Bearer ${t.token}` } });
+      await r.arrayBuffer();
+      return r.headers.get('x-callgate-voice');
+    };
+    expect(await voiceOf('rms')).toBe('rms');
+    // A voice of another TTS vendor is previewed in flite's default voice.
+    expect(await voiceOf('en-US-Neural2-C')).toBe('slt');
+
+    // A greeting whose variables no call provides cannot be saved, so a preview never meets one.
+    const missing = await t.call('PATCH', '/v1/tenants/acme', { greeting: 'Hello {{caller}}' });
+    expect(missing).toMatchObject({ status: 400, body: { code: 'CG_TENANT_INVALID' } });
+    const badBody = await t.call('POST', '/v1/tenants/acme/greeting-preview', { variables: { name: 5 } });
+    expect(badBody).toMatchObject({ status: 400, body: { code: 'CG_TENANT_INVALID' } });
+  });
+
+  it('serves the OpenAPI JSON and the docs page without a token', async () => {
+    const spec = await fetch(`${t.base}/docs/json`);
+    expect(spec.status).toBe(200);
+    const doc = (await spec.json()) as { openapi: string; paths: Record<string, Record<string, { requestBody?: unknown }>> };
+    expect(doc.openapi).toMatch(/^3\./);
+    expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(['/v1/tenants', '/v1/tenants/{id}/call-urls/{slug}', '/v1/trunks/{name}', '/v1/tenants/{id}/greeting-preview']));
+    expect(JSON.stringify(doc.paths['/v1/tenants']!['post']!.requestBody)).toContain('displayName');
+    const page = await fetch(`${t.base}/docs`, { redirect: 'follow' });
+    expect(page.status).toBe(200);
+    expect(await page.text()).toContain('swagger');
+    // The page's script comes from the npm package, not a CDN: the docs work offline.
+    const bundle = await fetch(`${t.base}/docs/static/swagger-ui-bundle.js`);
+    expect(bundle.status).toBe(200);
+    expect((await bundle.arrayBuffer()).byteLength).toBeGreaterThan(100_000);
+    const noToken = await fetch(`${t.base}/v1/tenants`);
+    expect(noToken.status).toBe(401);
+    await noToken.arrayBuffer();
+  });
+});

@@ -1,0 +1,39 @@
+import type { FastifyRequest } from 'fastify';
+import { CallgateError } from '../../errors.js';
+import type { ApiKeyStore } from '../../tenants/ApiKeyStore.js';
+import type { CallLimiter } from '../../tenants/CallLimiter.js';
+import type { CallUrlStore } from '../../tenants/CallUrlStore.js';
+import type { NumberStore } from '../../tenants/NumberStore.js';
+import type { TenantStore } from '../../tenants/TenantStore.js';
+import type { RateLimitOptions } from '../auth.js';
+
+/** What every route module gets: the stores, and the hook to call after a write to a tenant's config. */
+export interface RouteContext {
+  readonly tenants: TenantStore;
+  readonly callUrls: CallUrlStore;
+  readonly numbers: NumberStore;
+  readonly limiter: CallLimiter;
+  readonly apiKeys: ApiKeyStore;
+  readonly rateLimit: RateLimitOptions;
+  /** Tell every gateway's TenantCache to drop the tenant (`'*'`: all of them). */
+  readonly changed: (tenantId: string) => Promise<void>;
+}
+
+/** The JSON body as an object, or 400: stores destructure bodies and must not see `null` or an array. */
+export function objectBody(request: FastifyRequest): Record<string, unknown> {
+  const body = request.body ?? {};
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new CallgateError('CG_HTTP_BAD_REQUEST', 'body must be a JSON object');
+  return body as Record<string, unknown>;
+}
+
+/** A body field that names the tenant must match the path: a key for one tenant cannot write to another through it. */
+export function withTenant(body: Record<string, unknown>, tenantId: string): Record<string, unknown> {
+  if (body['tenantId'] !== undefined && body['tenantId'] !== tenantId) {
+    throw new CallgateError('CG_HTTP_BAD_REQUEST', 'tenantId in the body differs from the path', { details: { path: tenantId } });
+  }
+  return { ...body, tenantId };
+}
+
+export function param(request: FastifyRequest, name: string): string {
+  return (request.params as Record<string, string>)[name] ?? '';
+}
