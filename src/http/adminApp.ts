@@ -3,6 +3,7 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type
 import type { Logger } from 'pino';
 import { CallgateError, isCallgateError } from '../errors.js';
 import { rootLogger } from '../log.js';
+import { CallRecordStore } from '../tenants/CallRecordStore.js';
 import { ApiKeyStore } from '../tenants/ApiKeyStore.js';
 import { CallLimiter } from '../tenants/CallLimiter.js';
 import { CallUrlStore } from '../tenants/CallUrlStore.js';
@@ -19,6 +20,7 @@ import type { RouteContext } from './routes/context.js';
 import { keyRoutes } from './routes/keys.js';
 import { numberRoutes } from './routes/numbers.js';
 import { tenantRoutes } from './routes/tenants.js';
+import { recordRoutes } from './routes/records.js';
 import { trunkRoutes } from './routes/trunks.js';
 
 /**
@@ -72,6 +74,7 @@ export async function buildAdminApp(options: AdminAppOptions): Promise<AdminApp>
     numbers: new NumberStore(redis, secrets, { prefix }),
     limiter: new CallLimiter(redis, { prefix }),
     apiKeys: new ApiKeyStore(redis, { prefix }),
+    records: new CallRecordStore(redis, { prefix }),
     rateLimit: limits,
     changed: async (tenantId) => {
       await options.invalidate?.(tenantId);
@@ -121,6 +124,11 @@ export async function buildAdminApp(options: AdminAppOptions): Promise<AdminApp>
   keyRoutes(app, ctx);
   callRoutes(app, ctx);
   trunkRoutes(app, ctx);
+  recordRoutes(app, ctx);
+  // The record store listens on the shared client for reconnects; it must stop when the app does.
+  app.addHook('onClose', async () => {
+    await ctx.records.close();
+  });
   return app;
 }
 

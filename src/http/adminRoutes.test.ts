@@ -1,5 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashApiKey } from '../tenants/ApiKeyStore.js';
+import { CallRecorder } from '../tenants/CallRecorder.js';
+import { CallRecordStore } from '../tenants/CallRecordStore.js';
 import { keys } from '../tenants/redisClient.js';
 import { startAdminApp, type TestAdminApp } from './testKit.js';
 
@@ -181,5 +183,27 @@ describe('admin API: keys, active calls, greeting preview, docs', () => {
     const noToken = await fetch(`${t.base}/v1/tenants`);
     expect(noToken.status).toBe(401);
     await noToken.arrayBuffer();
+  });
+});
+
+describe('admin API: call records', () => {
+  it('lists a tenant\'s call records newest first with paging, and reads one with its transcript', async () => {
+    const store = new CallRecordStore(t.redis, { prefix: t.prefix });
+    for (const i of [1, 2, 3]) {
+      const recorder = new CallRecorder(store, { callId: `call-${i}`, tenantId: 'acme', door: 'test', from: 'caller', to: '/c/demo' });
+      recorder.observe({ type: 'transcript', atMs: 100, turn: 1, text: `question ${i}`, final: true });
+      await recorder.finish({ outcome: 'caller-hangup' });
+    }
+    await store.close();
+    const first = await t.call('GET', '/v1/tenants/acme/calls?limit=2');
+    expect(first.status).toBe(200);
+    const page = first.body as unknown as { records: { callId: string }[]; next?: string };
+    expect(page.records.map((r) => r.callId)).toEqual(['call-3', 'call-2']);
+    const second = await t.call('GET', `/v1/tenants/acme/calls?limit=2&before=${encodeURIComponent(page.next!)}`);
+    expect((second.body as unknown as { records: { callId: string }[] }).records.map((r) => r.callId)).toEqual(['call-1']);
+    const one = await t.call('GET', '/v1/tenants/acme/calls/call-2');
+    expect(one.body).toMatchObject({ callId: 'call-2', outcome: 'caller-hangup', transcript: [{ role: 'caller', text: 'question 2' }] });
+    expect((await t.call('GET', '/v1/tenants/acme/calls/nope')).body!['code']).toBe('CG_CALL_RECORD_NOT_FOUND');
+    expect((await t.call('GET', '/v1/tenants/acme/calls?limit=x')).body!['code']).toBe('CG_HTTP_BAD_REQUEST');
   });
 });

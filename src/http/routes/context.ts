@@ -2,6 +2,7 @@ import type { FastifyRequest } from 'fastify';
 import { CallgateError } from '../../errors.js';
 import type { ApiKeyStore } from '../../tenants/ApiKeyStore.js';
 import type { CallLimiter } from '../../tenants/CallLimiter.js';
+import type { CallRecordStore } from '../../tenants/CallRecordStore.js';
 import type { CallUrlStore } from '../../tenants/CallUrlStore.js';
 import type { NumberStore } from '../../tenants/NumberStore.js';
 import type { TenantStore } from '../../tenants/TenantStore.js';
@@ -14,6 +15,7 @@ export interface RouteContext {
   readonly numbers: NumberStore;
   readonly limiter: CallLimiter;
   readonly apiKeys: ApiKeyStore;
+  readonly records: CallRecordStore;
   readonly rateLimit: RateLimitOptions;
   /** Tell every gateway's TenantCache to drop the tenant (`'*'`: all of them). */
   readonly changed: (tenantId: string) => Promise<void>;
