@@ -26,6 +26,8 @@ export interface TestCallOptions {
   readonly codec?: LegCodec;
   /** Gain (dB) of an echo path that feeds the agent's audio back into the caller's microphone. */
   readonly echoDb?: number;
+  /** The greeting's variables (default `{ caller: 'Sam' }`). */
+  readonly variables?: Readonly<Record<string, string>>;
   /** VAD engine (default fvad). */
   readonly vad?: VadOptions['engine'];
   /** Do not start a caller leg (the test sends raw RTP to `agentLeg` itself). */
@@ -76,7 +78,7 @@ export class TestCall {
       callId,
       config,
       media: agentLeg,
-      variables: { caller: 'Sam' },
+      variables: opts.variables ?? { caller: 'Sam' },
       hangup: async (reason) => {
         holder.t?.hangups.push(reason);
         await agentLeg.close();
