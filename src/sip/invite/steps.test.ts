@@ -1,0 +1,112 @@
+import { randomBytes } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CallgateError } from '../../errors.js';
+import { CallLimiter } from '../../tenants/CallLimiter.js';
+import { NumberStore } from '../../tenants/NumberStore.js';
+import { connectRedis, deletePrefix, testPrefix, type Redis } from '../../tenants/redisClient.js';
+import { SecretBox } from '../../tenants/secrets.js';
+import { TenantCache } from '../../tenants/TenantCache.js';
+import { TenantStore } from '../../tenants/TenantStore.js';
+import { sipErrorFrom, SipError } from '../SipError.js';
+import { uriOf, userOf, type InviteRequest } from './InviteRequest.js';
+import { identifySource, rejectScanners, reserveLine, routeToNumber, tenantFor } from './steps.js';
+
+/** The INVITE steps one by one, against the real Redis stores (per-run prefix). */
+function invite(over: Partial<InviteRequest> & { headers?: Record<string, string> } = {}): InviteRequest {
+  const headers = Object.fromEntries(Object.entries(over.headers ?? {}).map(([k, v]) => [k.toLowerCase(), v]));
+  return {
+    callId: over.callId ?? `call-${Math.random()}`,
+    uri: over.uri ?? 'sip:+15005550100@127.0.0.1;user=phone',
+    to: over.to ?? '<sip:+15005550100@127.0.0.1>',
+    from: over.from ?? '"Sam" <sip:+14155550123@carrier.example>;tag=1',
+    sourceAddress: over.sourceAddress ?? '203.0.113.7',
+    transport: over.transport ?? 'udp',
+    header: (name) => headers[name.toLowerCase()],
+  };
+}
+
+const rejection = async (work: Promise<unknown> | (() => unknown)): Promise<SipError> => {
+  try {
+    await (typeof work === 'function' ? work() : work);
+  } catch (err) {
+    return sipErrorFrom(err);
+  }
+  throw new Error('expected a rejection');
+};
+
+describe('INVITE steps', () => {
+  const prefix = testPrefix();
+  let redis: Redis;
+  let numbers: NumberStore;
+  let cache: TenantCache;
+  let limiter: CallLimiter;
+
+  beforeAll(async () => {
+    redis = await connectRedis({ prefix });
+    const secrets = new SecretBox(randomBytes(32));
+    const tenants = new TenantStore(redis, secrets, { prefix });
+    numbers = new NumberStore(redis, secrets, { prefix });
+    cache = new TenantCache(tenants, redis, { prefix });
+    limiter = new CallLimiter(redis, { prefix });
+    await tenants.create({ id: 'joes', displayName: "Joe's Pizza", maxConcurrentCalls: 2 });
+    await numbers.createTrunk({ name: 'carrier', sourceCidrs: ['203.0.113.0/24'] });
+    await numbers.createTrunk({ name: 'other', sourceCidrs: ['198.51.100.0/24'] });
+    await numbers.createNumber({ number: '+15005550100', tenantId: 'joes', trunk: 'carrier' });
+    await numbers.createNumber({ number: '+15005550199', tenantId: 'joes' });
+  });
+
+  afterAll(async () => {
+    await deletePrefix(redis, prefix);
+    await redis.quit();
+  });
+
+  it('parses URIs from headers and Request-URIs', () => {
+    expect(uriOf('"Sam" <sip:+1415@host>;tag=9')).toBe('sip:+1415@host');
+    expect(userOf('sip:+15005550100@gw;user=phone')).toBe('+15005550100');
+    expect(userOf('tel:+15005550100;phone-context=x')).toBe('+15005550100');
+    expect(userOf('<sips:support@example.com>')).toBe('support');
+    expect(userOf('garbage')).toBeUndefined();
+  });
+
+  it('drops scanners silently and lets others through', async () => {
+    const err = await rejection(() => rejectScanners(invite({ headers: { 'User-Agent': 'friendly-scanner' } })));
+    expect(err).toMatchObject({ silent: true });
+    expect(() => rejectScanners(invite({ headers: { 'User-Agent': 'Asterisk PBX 20' } }))).not.toThrow();
+  });
+
+  it('identifies a trunk by source address; an unknown source gets 403', async () => {
+    expect((await identifySource(invite(), numbers)).trunk.name).toBe('carrier');
+    expect(await rejection(identifySource(invite({ sourceAddress: '192.0.2.1' }), numbers))).toMatchObject({ status: 403 });
+  });
+
+  it('routes the Request-URI, then To, with or without +; unknown → 404; a pinned number refuses other trunks', async () => {
+    const carrier = await identifySource(invite(), numbers);
+    expect((await routeToNumber(invite(), carrier, numbers)).tenantId).toBe('joes');
+    const bare = invite({ uri: 'sip:15005550199@127.0.0.1', to: '<sip:nobody@x>' });
+    expect((await routeToNumber(bare, carrier, numbers)).number).toBe('+15005550199');
+    const viaTo = invite({ uri: 'sip:gateway@127.0.0.1', to: '<sip:+15005550199@127.0.0.1>' });
+    expect((await routeToNumber(viaTo, carrier, numbers)).number).toBe('+15005550199');
+    const unknown = await rejection(routeToNumber(invite({ uri: 'sip:+19999999999@x', to: '<sip:+19999999999@x>' }), carrier, numbers));
+    expect(unknown).toMatchObject({ status: 404, code: 'CG_NUMBER_NOT_FOUND' });
+    const other = await identifySource(invite({ sourceAddress: '198.51.100.9' }), numbers);
+    expect(await rejection(routeToNumber(invite(), other, numbers))).toMatchObject({ status: 403 });
+  });
+
+  it('holds a line per call up to the tenant limit; the next caller hears 486 Busy Here with Retry-After', async () => {
+    const tenant = await tenantFor({ number: '+15005550100', tenantId: 'joes' }, cache);
+    const a = await reserveLine(invite({ callId: 'a' }), tenant, limiter);
+    const b = await reserveLine(invite({ callId: 'b' }), tenant, limiter);
+    const busy = await rejection(reserveLine(invite({ callId: 'c' }), tenant, limiter));
+    expect(busy).toMatchObject({ status: 486, reason: 'Busy Here', headers: { 'Retry-After': '30' }, code: 'CG_CALL_LIMIT_REACHED' });
+    await a.release();
+    const c = await reserveLine(invite({ callId: 'c' }), tenant, limiter);
+    await Promise.all([b.release(), c.release()]);
+  });
+
+  it('maps failures to SIP responses in one place', () => {
+    expect(sipErrorFrom(new CallgateError('CG_REDIS_UNAVAILABLE'))).toMatchObject({ status: 503, headers: { 'Retry-After': '5' } });
+    expect(sipErrorFrom(new CallgateError('CG_SDP_NO_COMMON_CODEC'))).toMatchObject({ status: 488 });
+    expect(sipErrorFrom(new CallgateError('CG_TENANT_NOT_FOUND'))).toMatchObject({ status: 404 });
+    expect(sipErrorFrom(new Error('boom'))).toMatchObject({ status: 500, code: 'CG_INTERNAL' });
+  });
+});
