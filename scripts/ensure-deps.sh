@@ -12,6 +12,8 @@ APT_NEEDS=(
   # The tenants' outage tests start and kill a Redis server of their own (the shared one at :6379 is
   # the machine's service).
   "redis-server:redis-server"
+  # The media-anchor tests start their own rtpengine (userspace only, loopback; src/sip/rtpengine).
+  "rtpengine:rtpengine-daemon"
 )
 # Debian packages that install data rather than a command, as "file:package" pairs.
 APT_FILE_NEEDS=(

@@ -67,6 +67,11 @@ export const errorCatalogue = {
   CG_PROVIDER_UNKNOWN: { status: 400, message: 'no provider of that name is available' },
   CG_VAD_UNAVAILABLE: { status: 503, message: 'voice activity detector could not be loaded' },
 
+  // ── Media anchor: rtpengine (src/sip/rtpengine) ─────────────────────────────────────────────────
+  CG_RTPENGINE_UNAVAILABLE: { status: 503, message: 'rtpengine did not answer in time or could not start', retryable: true },
+  CG_RTPENGINE_FAILED: { status: 502, message: 'rtpengine refused the command' },
+  CG_RTPENGINE_BAD_SDP: { status: 502, message: 'rtpengine returned SDP that callgate cannot use' },
+
   // ── Agent (src/agent) ───────────────────────────────────────────────────────────────────────────
   CG_AGENT_CONFIG_INVALID: { status: 400, message: 'agent configuration is invalid' },
   CG_AGENT_TEMPLATE_VARIABLE: { status: 400, message: 'greeting template names a variable the call does not have' },
