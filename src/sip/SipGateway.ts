@@ -1,0 +1,188 @@
+import { randomBytes } from 'node:crypto';
+import Srf from 'drachtio-srf';
+import type { Logger } from 'pino';
+import { AgentSession, type AgentSessionOptions } from '../agent/AgentSession.js';
+import { CallSession } from '../agent/CallSession.js';
+import type { PromptCache } from '../agent/PromptCache.js';
+import type { ProviderRegistry } from '../agent/ProviderRegistry.js';
+import type { VoiceActivityDetector } from '../agent/vad/VoiceActivityDetector.js';
+import { callLogger, rootLogger } from '../log.js';
+import { legCodecFrom, openAudioLeg, type AudioLeg } from '../media/AudioLeg.js';
+import type { MediaClock } from '../media/MediaClock.js';
+import type { RtpEndpointOptions } from '../media/RtpEndpoint.js';
+import { answerFor, buildSdp } from '../media/sdp.js';
+import type { CallLease, CallLimiter } from '../tenants/CallLimiter.js';
+import { CallRecorder } from '../tenants/CallRecorder.js';
+import type { CallRecordStore } from '../tenants/CallRecordStore.js';
+import type { NumberStore } from '../tenants/NumberStore.js';
+import type { TenantCache } from '../tenants/TenantCache.js';
+import { agentConfigFor } from '../tenants/TenantStore.js';
+import { uriOf, userOf, type InviteRequest } from './invite/InviteRequest.js';
+import { identifySource, rejectScanners, reserveLine, routeToNumber, tenantFor } from './invite/steps.js';
+import type { MediaAnchor } from './rtpengine/MediaAnchor.js';
+import { sipErrorFrom } from './SipError.js';
+
+/**
+ * The SIP front door: drachtio-srf on a drachtio-server. An INVITE goes through the steps in
+ * invite/steps.ts (source → number → tenant → a line under the limit), then media is anchored in
+ * rtpengine, the call answered, and the tenant's agent started. Every path out releases the line,
+ * closes the leg and deletes the rtpengine session.
+ */
+export interface SipGatewayDeps {
+  readonly numbers: NumberStore;
+  readonly tenants: TenantCache;
+  readonly limiter: CallLimiter;
+  readonly records: CallRecordStore;
+  readonly anchor: MediaAnchor;
+  readonly providers: ProviderRegistry;
+  readonly prompts: PromptCache;
+  readonly createVad: () => Promise<VoiceActivityDetector>;
+  readonly clock: MediaClock;
+  /** Where our RTP endpoints bind (rtpengine sends the agent leg's media there). */
+  readonly endpoint?: Partial<RtpEndpointOptions>;
+  readonly agent?: Partial<AgentSessionOptions>;
+  readonly logger?: Logger;
+}
+
+export interface DrachtioConnection {
+  readonly host: string;
+  readonly port: number;
+  readonly secret: string;
+}
+
+export class SipGateway {
+  readonly srf = new Srf();
+  private readonly log: Logger;
+  private readonly active = new Set<Promise<void>>();
+
+  constructor(private readonly deps: SipGatewayDeps) {
+    this.log = (deps.logger ?? rootLogger).child({ door: 'sip' });
+    this.srf.on('error', (err: Error) => this.log.warn({ err: err.message }, 'drachtio connection error; drachtio-srf reconnects'));
+    // Carriers ping with OPTIONS to see the gateway is up.
+    this.srf.on('options', (_req, res) => res.send(200));
+    this.srf.invite((req, res) => {
+      const handling = this.onInvite(req, res).catch((err: unknown) => this.log.error({ err: String(err) }, 'INVITE handler failed'));
+      this.active.add(handling);
+      void handling.finally(() => this.active.delete(handling));
+    });
+  }
+
+  async connect(conn: DrachtioConnection): Promise<void> {
+    await new Promise<void>((resolve, reject) => {
+      this.srf.once('connect', (err: Error) => (err ? reject(err) : resolve()));
+      this.srf.connect(conn);
+    });
+  }
+
+  /** Calls being set up or in progress. */
+  get calls(): number {
+    return this.active.size;
+  }
+
+  /** Disconnects from drachtio; calls in progress are left to finish (await `drain()` to wait). */
+  disconnect(): void {
+    this.srf.disconnect();
+  }
+
+  async drain(): Promise<void> {
+    await Promise.allSettled([...this.active]);
+  }
+
+  private async onInvite(req: Srf.SrfRequest, res: Srf.SrfResponse): Promise<void> {
+    const invite = fromSrfRequest(req);
+    const log = callLogger({ callId: invite.callId }, this.log);
+    const { deps } = this;
+    let lease: CallLease | undefined;
+    let leg: AudioLeg | undefined;
+    let anchored: { callId: string; fromTag: string } | undefined;
+    let canceled = false;
+    req.on('cancel', () => {
+      canceled = true;
+      log.info('caller canceled before answer');
+    });
+    const cleanup = async (): Promise<void> => {
+      await leg?.close();
+      if (anchored) await deps.anchor.delete(anchored).catch((err: unknown) => log.warn({ err: String(err) }, 'rtpengine delete failed'));
+      await lease?.release().catch((err: unknown) => log.warn({ err: String(err) }, 'call lease release failed'));
+    };
+    try {
+      rejectScanners(invite);
+      const source = await identifySource(invite, deps.numbers);
+      const route = await routeToNumber(invite, source, deps.numbers);
+      const tenant = await tenantFor(route, deps.tenants);
+      lease = await reserveLine(invite, tenant, deps.limiter);
+      const fromTag = tagOf(req.get('From')) ?? '';
+      anchored = { callId: invite.callId, fromTag };
+      const offered = await deps.anchor.offer({ callId: invite.callId, fromTag, sdp: req.body as string, profile: 'trunk' });
+      leg = await openAudioLeg({
+        callId: invite.callId,
+        legId: 'agent',
+        codec: legCodecFrom(offered.media),
+        clock: deps.clock,
+        endpoint: { ...deps.endpoint, remote: { address: offered.media.remote.address, port: offered.media.remote.port } },
+      });
+      const ourSdp = buildSdp({ address: leg.endpoint.localAddress.address, port: leg.endpoint.localAddress.port, ...answerFor(offered.media) });
+      const toTag = randomBytes(6).toString('hex');
+      const answered = await deps.anchor.answer({ callId: invite.callId, fromTag, toTag, sdp: ourSdp, profile: 'trunk' });
+      if (canceled) throw new Error('canceled');
+      const dialog = await this.srf.createUAS(req, res, { localSdp: answered.sdp });
+      log.info({ tenant: tenant.id, number: route.number }, 'call answered');
+
+      const { config, variables } = agentConfigFor(tenant);
+      const call = new CallSession({
+        callId: invite.callId,
+        config,
+        media: leg,
+        variables,
+        metadata: { from: userOf(invite.from) ?? invite.from, to: route.number },
+        hangup: () => new Promise<void>((resolve) => dialog.destroy(undefined, () => resolve())),
+      });
+      dialog.on('destroy', () => call.remoteHangup());
+      const session = new AgentSession({
+        call,
+        providers: deps.providers.forCall(config),
+        vad: await deps.createVad(),
+        prompts: deps.prompts,
+        options: deps.agent ?? {},
+        logger: log,
+      });
+      const recorder = new CallRecorder(deps.records, { callId: invite.callId, tenantId: tenant.id, door: 'sip', from: call.metadata.from ?? '', to: route.number });
+      recorder.attach(session);
+      recorder.answered();
+      await session.start();
+      await session.ended;
+      await recorder.finish();
+    } catch (err) {
+      const sip = sipErrorFrom(err);
+      if (canceled) log.debug('setup stopped: the caller canceled');
+      else if (!sip.silent && !res.finalResponseSent) {
+        res.send(sip.status, sip.reason, { headers: sip.headers });
+        log.info({ status: sip.status, code: sip.code }, 'call refused');
+      }
+    } finally {
+      await cleanup();
+    }
+  }
+}
+
+/** The tag parameter of a From/To header. */
+function tagOf(header: string | undefined): string | undefined {
+  return header ? /;\s*tag=([^;\s>]+)/i.exec(header)?.[1] : undefined;
+}
+
+/** Adapts drachtio-srf's request to the INVITE steps' view of it. */
+export function fromSrfRequest(req: Srf.SrfRequest): InviteRequest {
+  const via = req.get('Via') ?? '';
+  const viaTransport = /^SIP\/2\.0\/(\w+)/i.exec(via)?.[1]?.toLowerCase();
+  // drachtio reports WS calls as tcp: the Via tells them apart (ENVIRONMENT.md).
+  const transport = (viaTransport === 'ws' || viaTransport === 'wss' ? viaTransport : (req as unknown as { protocol?: string }).protocol) as InviteRequest['transport'];
+  return {
+    callId: req.get('Call-ID') ?? req.callId,
+    uri: req.uri,
+    to: uriOf(req.get('To') ?? ''),
+    from: req.get('From') ?? '',
+    sourceAddress: (req as unknown as { source_address?: string }).source_address ?? '',
+    transport: transport ?? 'udp',
+    header: (name) => req.get(name) ?? undefined,
+  };
+}

@@ -1,0 +1,97 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { accessSync, constants } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer, connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { delimiter, join } from 'node:path';
+
+/**
+ * drachtio-server for tests and local runs. It is in no package registry, so it is never part of
+ * this repository: tests look for its binary (`DRACHTIO_BIN`, else `drachtio` on PATH) and skip with
+ * one clear line when it is absent (`DRACHTIO_SKIP_REASON`).
+ */
+export function findDrachtio(env: NodeJS.ProcessEnv = process.env): string | undefined {
+  const candidates = env['DRACHTIO_BIN'] ? [env['DRACHTIO_BIN']] : (env['PATH'] ?? '').split(delimiter).map((d) => join(d, 'drachtio'));
+  for (const path of candidates) {
+    try {
+      accessSync(path, constants.X_OK);
+      return path;
+    } catch {
+      // not here
+    }
+  }
+  return undefined;
+}
+
+export const DRACHTIO_BIN = findDrachtio();
+export const DRACHTIO_SKIP_REASON =
+  'drachtio-server not found (set DRACHTIO_BIN or put `drachtio` on PATH; it is built outside this repository): SIP tests skipped';
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const port = (server.address() as { port: number }).port;
+  server.close();
+  return port;
+}
+
+export interface RunningDrachtio {
+  readonly adminPort: number;
+  readonly sipPort: number;
+  readonly secret: string;
+  readonly proc: ChildProcess;
+  stop(): Promise<void>;
+}
+
+/** Starts drachtio-server on loopback with a config written for this run; resolves once its admin port accepts. */
+export async function startDrachtio(binary: string = DRACHTIO_BIN ?? 'drachtio'): Promise<RunningDrachtio> {
+  const dir = await mkdtemp(join(tmpdir(), 'callgate-drachtio-'));
+  const adminPort = await freePort();
+  const sipPort = await freePort();
+  const secret = `test-${Math.random().toString(36).slice(2)}`;
+  const config = `<drachtio>
+  <admin port="${adminPort}" secret="${secret}">127.0.0.1</admin>
+  <sip>
+    <contacts><contact>sip:127.0.0.1:${sipPort};transport=udp,tcp</contact></contacts>
+  </sip>
+  <logging><console/><loglevel>warning</loglevel><sofia-loglevel>0</sofia-loglevel></logging>
+</drachtio>
+`;
+  const file = join(dir, 'drachtio.conf.xml');
+  await writeFile(file, config);
+  const proc = spawn(binary, ['-f', file], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  proc.stderr!.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-2000)));
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    if (proc.exitCode !== null) throw new Error(`drachtio exited (${proc.exitCode}): ${stderr}`);
+    const up = await new Promise<boolean>((resolve) => {
+      const s = connect(adminPort, '127.0.0.1');
+      s.once('connect', () => (s.destroy(), resolve(true)));
+      s.once('error', () => resolve(false));
+    });
+    if (up) break;
+    if (Date.now() > deadline) {
+      proc.kill('SIGKILL');
+      throw new Error(`drachtio did not open its admin port: ${stderr}`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return {
+    adminPort,
+    sipPort,
+    secret,
+    proc,
+    stop: async () => {
+      if (proc.exitCode === null && proc.signalCode === null) {
+        const exited = once(proc, 'exit');
+        proc.kill('SIGTERM');
+        await Promise.race([exited, new Promise((r) => setTimeout(r, 2000))]);
+        if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
+      }
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}

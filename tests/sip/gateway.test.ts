@@ -1,0 +1,158 @@
+import { randomBytes } from 'node:crypto';
+import Srf from 'drachtio-srf';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PromptCache } from '../../src/agent/PromptCache.js';
+import { ProviderRegistry } from '../../src/agent/ProviderRegistry.js';
+import { createVad } from '../../src/agent/vad/createVad.js';
+import { openAudioLeg, type AudioLeg } from '../../src/media/AudioLeg.js';
+import { sharedMediaClock } from '../../src/media/MediaClock.js';
+import { buildSdp, negotiate, offerCodecs, parseRemoteSdp } from '../../src/media/sdp.js';
+import { dbfs, concatSamples } from '../../src/media/signal.js';
+import { FakeLlm, FakeStt, FakeTts } from '../../src/providers/fake/FakeProviders.js';
+import { MediaAnchor } from '../../src/sip/rtpengine/MediaAnchor.js';
+import { RtpengineProcess } from '../../src/sip/rtpengine/RtpengineProcess.js';
+import { SipGateway } from '../../src/sip/SipGateway.js';
+import { DRACHTIO_BIN, DRACHTIO_SKIP_REASON, startDrachtio, type RunningDrachtio } from '../../src/sip/testing/DrachtioProcess.js';
+import { CallLimiter } from '../../src/tenants/CallLimiter.js';
+import { CallRecordStore } from '../../src/tenants/CallRecordStore.js';
+import { NumberStore } from '../../src/tenants/NumberStore.js';
+import { connectRedis, deletePrefix, testPrefix, type Redis } from '../../src/tenants/redisClient.js';
+import { SecretBox } from '../../src/tenants/secrets.js';
+import { TenantCache } from '../../src/tenants/TenantCache.js';
+import { TenantStore } from '../../src/tenants/TenantStore.js';
+
+/**
+ * SIP calls end to end on loopback: drachtio-server (built outside the repo), our gateway on
+ * drachtio-srf, Debian's rtpengine anchoring media, the agent with fake providers. The caller is a
+ * second drachtio-srf app (a UAC) with an AudioLeg of ours for its media, so the test hears exactly
+ * what a phone would.
+ */
+if (!DRACHTIO_BIN) {
+  console.warn(DRACHTIO_SKIP_REASON);
+  describe('SIP gateway', () => {
+    it.skip(DRACHTIO_SKIP_REASON, () => undefined);
+  });
+} else {
+  describe('SIP gateway over drachtio-server and rtpengine', () => {
+    const prefix = testPrefix();
+    let drachtio: RunningDrachtio;
+    let rtpengine: RtpengineProcess;
+    let anchor: MediaAnchor;
+    let redis: Redis;
+    let gateway: SipGateway;
+    let caller: Srf;
+    let cache: TenantCache;
+    let records: CallRecordStore;
+
+    beforeAll(async () => {
+      drachtio = await startDrachtio();
+      rtpengine = await RtpengineProcess.start();
+      anchor = await MediaAnchor.open({ port: rtpengine.ngPort });
+      redis = await connectRedis({ prefix });
+      const secrets = new SecretBox(randomBytes(32));
+      const tenants = new TenantStore(redis, secrets, { prefix });
+      const numbers = new NumberStore(redis, secrets, { prefix });
+      await tenants.create({ id: 'joes', displayName: "Joe's Pizza", greeting: "Hi, I'm {{agentName}} from {{business}}.", maxConcurrentCalls: 1 });
+      await numbers.createTrunk({ name: 'local', sourceCidrs: ['127.0.0.1/32'] });
+      await numbers.createNumber({ number: '+15005550100', tenantId: 'joes' });
+      cache = new TenantCache(tenants, redis, { prefix });
+      records = new CallRecordStore(redis, { prefix });
+      const providers = new ProviderRegistry({
+        stt: { pocketsphinx: () => new FakeStt() },
+        llm: { scripted: () => new FakeLlm({ reply: () => 'Sure.' }) },
+        tts: { flite: () => new FakeTts({ msPerChar: 35 }) },
+      });
+      gateway = new SipGateway({
+        numbers,
+        tenants: cache,
+        limiter: new CallLimiter(redis, { prefix }),
+        records,
+        anchor,
+        providers,
+        prompts: new PromptCache(),
+        createVad: () => createVad(),
+        clock: sharedMediaClock(),
+      });
+      await gateway.connect({ host: '127.0.0.1', port: drachtio.adminPort, secret: drachtio.secret });
+      caller = new Srf();
+      await new Promise<void>((resolve, reject) => {
+        caller.once('connect', (err: Error) => (err ? reject(err) : resolve()));
+        caller.connect({ host: '127.0.0.1', port: drachtio.adminPort, secret: drachtio.secret });
+      });
+    }, 30_000);
+
+    afterAll(async () => {
+      caller?.disconnect();
+      gateway?.disconnect();
+      await gateway?.drain();
+      await records?.close(500);
+      await anchor?.close();
+      await rtpengine?.stop();
+      await drachtio?.stop();
+      if (redis) {
+        await deletePrefix(redis, prefix);
+        await redis.quit();
+      }
+    });
+
+    /** Our caller's media leg and its SDP offer. */
+    async function callerLeg(): Promise<{ leg: AudioLeg; sdp: string }> {
+      const leg = await openAudioLeg({ callId: 'sip-caller', legId: 'caller', codec: { name: 'PCMU', payloadType: 0 }, clock: sharedMediaClock(), env: {}, endpoint: { portRange: { min: 45000, max: 45999 } } });
+      return { leg, sdp: buildSdp({ address: '127.0.0.1', port: leg.endpoint.localAddress.port, ...offerCodecs(['PCMU']) }) };
+    }
+
+    const target = (user: string): string => `sip:${user}@127.0.0.1:${drachtio.sipPort}`;
+
+    it('answers a trunk call to a known number; the caller hears the greeting through rtpengine; BYE cleans up', async () => {
+      const { leg, sdp } = await callerLeg();
+      const heard: Int16Array[] = [];
+      leg.on('audio', (f) => heard.push(f.slice()));
+      try {
+        const dialog = await caller.createUAC(target('+15005550100'), { localSdp: sdp });
+        const answer = negotiate(parseRemoteSdp(dialog.remote.sdp));
+        expect(answer.codec.name).toBe('PCMU');
+        leg.endpoint.setRemote({ address: answer.remote.address, port: answer.remote.port });
+        leg.play(new Int16Array(320)); // latch rtpengine onto our address
+        await new Promise((r) => setTimeout(r, 1500));
+        const audio = concatSamples(heard);
+        expect(audio.length).toBeGreaterThan(16000);
+        expect(dbfs(audio)).toBeGreaterThan(-40);
+        expect(await anchor.sessionCount()).toBe(1);
+        await new Promise<void>((resolve) => dialog.destroy(undefined, () => resolve()));
+        await new Promise((r) => setTimeout(r, 300));
+        expect(await anchor.sessionCount()).toBe(0);
+        const list = await records.list('joes');
+        expect(list.records[0]).toMatchObject({ door: 'sip', outcome: 'caller-hangup', to: '+15005550100' });
+      } finally {
+        await leg.close();
+      }
+    }, 20_000);
+
+    it('refuses an unknown number with 404 and leaves no rtpengine session', async () => {
+      const { leg, sdp } = await callerLeg();
+      try {
+        const err = await caller.createUAC(target('+19999999999'), { localSdp: sdp }).catch((e: { status?: number }) => e);
+        expect((err as { status?: number }).status).toBe(404);
+        expect(await anchor.sessionCount()).toBe(0);
+      } finally {
+        await leg.close();
+      }
+    });
+
+    it('answers a second call with 486 Busy Here while the tenant (limit 1) is on a call', async () => {
+      const first = await callerLeg();
+      const second = await callerLeg();
+      try {
+        const dialog = await caller.createUAC(target('+15005550100'), { localSdp: first.sdp });
+        const err = await caller.createUAC(target('+15005550100'), { localSdp: second.sdp }).catch((e: { status?: number }) => e);
+        expect((err as { status?: number }).status).toBe(486);
+        await new Promise<void>((resolve) => dialog.destroy(undefined, () => resolve()));
+        await new Promise((r) => setTimeout(r, 300));
+        expect(await anchor.sessionCount()).toBe(0);
+      } finally {
+        await first.leg.close();
+        await second.leg.close();
+      }
+    }, 20_000);
+  });
+}
