@@ -24,8 +24,8 @@ import { TenantStore } from '../../src/tenants/TenantStore.js';
 /**
  * SIP calls end to end on loopback: drachtio-server (built outside the repo), our gateway on
  * drachtio-srf, Debian's rtpengine anchoring media, the agent with fake providers. The caller is a
- * second drachtio-srf app (a UAC) with an AudioLeg of ours for its media, so the test hears exactly
- * what a phone would.
+ * second drachtio-srf app (a UAC, on a drachtio-server of its own) with an AudioLeg of ours for its
+ * media, so the test hears exactly what a phone would.
  */
 if (!DRACHTIO_BIN) {
   console.warn(DRACHTIO_SKIP_REASON);
@@ -36,6 +36,8 @@ if (!DRACHTIO_BIN) {
   describe('SIP gateway over drachtio-server and rtpengine', () => {
     const prefix = testPrefix();
     let drachtio: RunningDrachtio;
+    /** The caller's own drachtio-server: one will not send a request to itself. */
+    let callerDrachtio: RunningDrachtio;
     let rtpengine: RtpengineProcess;
     let anchor: MediaAnchor;
     let redis: Redis;
@@ -46,6 +48,7 @@ if (!DRACHTIO_BIN) {
 
     beforeAll(async () => {
       drachtio = await startDrachtio();
+      callerDrachtio = await startDrachtio();
       rtpengine = await RtpengineProcess.start();
       anchor = await MediaAnchor.open({ port: rtpengine.ngPort });
       redis = await connectRedis({ prefix });
@@ -77,7 +80,7 @@ if (!DRACHTIO_BIN) {
       caller = new Srf();
       await new Promise<void>((resolve, reject) => {
         caller.once('connect', (err: Error) => (err ? reject(err) : resolve()));
-        caller.connect({ host: '127.0.0.1', port: drachtio.adminPort, secret: drachtio.secret });
+        caller.connect({ host: '127.0.0.1', port: callerDrachtio.adminPort, secret: callerDrachtio.secret });
       });
     }, 30_000);
 
@@ -89,6 +92,7 @@ if (!DRACHTIO_BIN) {
       await anchor?.close();
       await rtpengine?.stop();
       await drachtio?.stop();
+      await callerDrachtio?.stop();
       if (redis) {
         await deletePrefix(redis, prefix);
         await redis.quit();
