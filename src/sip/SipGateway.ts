@@ -58,8 +58,9 @@ export class SipGateway {
   constructor(private readonly deps: SipGatewayDeps) {
     this.log = (deps.logger ?? rootLogger).child({ door: 'sip' });
     this.srf.on('error', (err: Error) => this.log.warn({ err: err.message }, 'drachtio connection error; drachtio-srf reconnects'));
-    // Carriers ping with OPTIONS to see the gateway is up.
-    this.srf.on('options', (_req, res) => res.send(200));
+    // Carriers ping with OPTIONS to see the gateway is up. Registering the verb (srf.options, which
+    // drachtio-srf's typings omit) is what makes drachtio-server route OPTIONS to us; without it, 503.
+    (this.srf as unknown as { options(handler: (req: Srf.SrfRequest, res: Srf.SrfResponse) => void): void }).options((_req, res) => res.send(200));
     this.srf.invite((req, res) => {
       const handling = this.onInvite(req, res).catch((err: unknown) => this.log.error({ err: String(err) }, 'INVITE handler failed'));
       this.active.add(handling);

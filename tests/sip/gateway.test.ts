@@ -8,7 +8,7 @@ import { openAudioLeg, type AudioLeg } from '../../src/media/AudioLeg.js';
 import { sharedMediaClock } from '../../src/media/MediaClock.js';
 import { buildSdp, negotiate, offerCodecs, parseRemoteSdp } from '../../src/media/sdp.js';
 import { dbfs, concatSamples } from '../../src/media/signal.js';
-import { FakeLlm, FakeStt, FakeTts } from '../../src/providers/fake/FakeProviders.js';
+import { FakeLlm, FakeStt, FakeTts, voiceLike } from '../../src/providers/fake/FakeProviders.js';
 import { MediaAnchor } from '../../src/sip/rtpengine/MediaAnchor.js';
 import { RtpengineProcess } from '../../src/sip/rtpengine/RtpengineProcess.js';
 import { SipGateway } from '../../src/sip/SipGateway.js';
@@ -58,11 +58,17 @@ if (!DRACHTIO_BIN) {
       await tenants.create({ id: 'joes', displayName: "Joe's Pizza", greeting: "Hi, I'm {{agentName}} from {{business}}.", maxConcurrentCalls: 1 });
       await numbers.createTrunk({ name: 'local', sourceCidrs: ['127.0.0.1/32'] });
       await numbers.createNumber({ number: '+15005550100', tenantId: 'joes' });
+      // A second tenant whose agent says goodbye after the caller's first words, and hangs up itself.
+      await tenants.create({ id: 'brief', displayName: 'Brief', greeting: 'Hello.', providers: { llm: 'goodbye' } });
+      await numbers.createNumber({ number: '+15005550101', tenantId: 'brief' });
       cache = new TenantCache(tenants, redis, { prefix });
       records = new CallRecordStore(redis, { prefix });
       const providers = new ProviderRegistry({
-        stt: { pocketsphinx: () => new FakeStt() },
-        llm: { scripted: () => new FakeLlm({ reply: () => 'Sure.' }) },
+        stt: { pocketsphinx: () => new FakeStt({ transcripts: ['that is all'] }) },
+        llm: {
+          scripted: () => new FakeLlm({ reply: () => 'Sure.' }),
+          goodbye: () => new FakeLlm({ reply: () => [{ type: 'text', text: 'Goodbye!' }, { type: 'hangup' }] }),
+        },
         tts: { flite: () => new FakeTts({ msPerChar: 35 }) },
       });
       gateway = new SipGateway({
@@ -131,6 +137,37 @@ if (!DRACHTIO_BIN) {
         await leg.close();
       }
     }, 20_000);
+
+    it("the agent's goodbye hangs up: the caller gets a BYE, and the record says agent-goodbye", async () => {
+      const { leg, sdp } = await callerLeg();
+      try {
+        const dialog = await caller.createUAC(target('+15005550101'), { localSdp: sdp });
+        const answer = negotiate(parseRemoteSdp(dialog.remote.sdp));
+        leg.endpoint.setRemote({ address: answer.remote.address, port: answer.remote.port });
+        const bye = new Promise<void>((resolve) => dialog.on('destroy', () => resolve()));
+        await new Promise((r) => setTimeout(r, 600)); // the greeting
+        leg.play(voiceLike(800, -22));
+        await bye;
+        await new Promise((r) => setTimeout(r, 300));
+        expect(await anchor.sessionCount()).toBe(0);
+        expect((await records.list('brief')).records[0]).toMatchObject({ outcome: 'agent-goodbye', door: 'sip' });
+      } finally {
+        await leg.close();
+      }
+    }, 20_000);
+
+    it('answers OPTIONS pings with 200', async () => {
+      // drachtio-srf's request(uri, opts, callback) form, which its typings do not declare.
+      const request = caller.request.bind(caller) as unknown as (
+        uri: string,
+        opts: { method: string },
+        cb: (err: unknown, req: { on(e: 'response', cb: (res: { status: number }) => void): void }) => void,
+      ) => void;
+      const res = await new Promise<{ status: number }>((resolve, reject) => {
+        request(target('ping'), { method: 'OPTIONS' }, (err, req) => (err ? reject(err) : req.on('response', resolve)));
+      });
+      expect(res.status).toBe(200);
+    });
 
     it('refuses an unknown number with 404 and leaves no rtpengine session', async () => {
       const { leg, sdp } = await callerLeg();
