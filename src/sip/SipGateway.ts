@@ -21,6 +21,7 @@ import { uriOf, userOf, type InviteRequest } from './invite/InviteRequest.js';
 import { identifySource, rejectScanners, reserveLine, routeToNumber, tenantFor } from './invite/steps.js';
 import type { MediaAnchor } from './rtpengine/MediaAnchor.js';
 import { sipErrorFrom } from './SipError.js';
+import { parseSipInfoDtmf } from './sipInfoDtmf.js';
 
 /**
  * The SIP front door: drachtio-srf on a drachtio-server. An INVITE goes through the steps in
@@ -139,6 +140,13 @@ export class SipGateway {
         hangup: () => new Promise<void>((resolve) => dialog.destroy(undefined, () => resolve())),
       });
       dialog.on('destroy', () => call.remoteHangup());
+      // Keys sent as SIP INFO reach the agent as the leg's DTMF events, like RFC 4733 ones.
+      const agentLeg = leg;
+      dialog.on('info', (infoReq, infoRes) => {
+        const key = parseSipInfoDtmf(infoReq.get('Content-Type') ?? undefined, infoReq.body as string | undefined);
+        infoRes.send(key ? 200 : 415);
+        if (key) agentLeg.emit('dtmf', key);
+      });
       const session = new AgentSession({
         call,
         providers: deps.providers.forCall(config),

@@ -128,11 +128,15 @@ if (!DRACHTIO_BIN) {
         expect(audio.length).toBeGreaterThan(16000);
         expect(dbfs(audio)).toBeGreaterThan(-40);
         expect(await anchor.sessionCount()).toBe(1);
+        // A key sent as SIP INFO (as some carriers do) reaches the agent like an RFC 4733 event.
+        const info = await dialog.request({ method: 'INFO', headers: { 'Content-Type': 'application/dtmf-relay' }, body: 'Signal=1\r\nDuration=160\r\n' } as never);
+        expect(info.status).toBe(200);
         await new Promise<void>((resolve) => dialog.destroy(undefined, () => resolve()));
         await new Promise((r) => setTimeout(r, 300));
         expect(await anchor.sessionCount()).toBe(0);
         const list = await records.list('joes');
         expect(list.records[0]).toMatchObject({ door: 'sip', outcome: 'caller-hangup', to: '+15005550100' });
+        expect(list.records[0]!.transcript).toContainEqual(expect.objectContaining({ role: 'caller', text: '1', dtmf: true }));
       } finally {
         await leg.close();
       }
