@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CallgateError } from '../errors.js';
 import { ApiKeyStore, hashApiKey } from './ApiKeyStore.js';
+import { caught } from './testing/caught.js';
 import { connectRedis, deletePrefix, keys, testPrefix, type Redis } from './redisClient.js';
 import { TenantStore } from './TenantStore.js';
 
@@ -8,16 +8,6 @@ const prefix = testPrefix();
 const k = keys(prefix);
 let redis: Redis;
 let store: ApiKeyStore;
-
-async function caught(p: Promise<unknown>): Promise<CallgateError> {
-  try {
-    await p;
-  } catch (err) {
-    if (err instanceof CallgateError) return err;
-    throw err;
-  }
-  throw new Error('expected a CallgateError');
-}
 
 beforeAll(async () => {
   redis = await connectRedis({ prefix });

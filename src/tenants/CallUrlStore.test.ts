@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CallgateError } from '../errors.js';
 import { CallUrlStore } from './CallUrlStore.js';
+import { caught } from './testing/caught.js';
 import { connectRedis, deletePrefix, keys, testPrefix, type Redis } from './redisClient.js';
 import { TenantStore } from './TenantStore.js';
 
@@ -8,16 +9,6 @@ const prefix = testPrefix();
 const k = keys(prefix);
 let redis: Redis;
 let urls: CallUrlStore;
-
-async function caught(p: Promise<unknown>): Promise<CallgateError> {
-  try {
-    await p;
-  } catch (err) {
-    if (err instanceof CallgateError) return err;
-    throw err;
-  }
-  throw new Error('expected a CallgateError');
-}
 
 beforeAll(async () => {
   redis = await connectRedis({ prefix });

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CallgateError } from '../errors.js';
 import { normalizeNumber, NumberStore } from './NumberStore.js';
+import { caught } from './testing/caught.js';
 import { connectRedis, deletePrefix, keys, testPrefix, type Redis } from './redisClient.js';
 import { SecretBox } from './secrets.js';
 import { TenantStore } from './TenantStore.js';
@@ -12,16 +12,6 @@ let redis: Redis;
 let numbers: NumberStore;
 
 const PASSWORD = 'trunk-pass-Q7w9e2r4';
-
-async function caught(p: Promise<unknown>): Promise<CallgateError> {
-  try {
-    await p;
-  } catch (err) {
-    if (err instanceof CallgateError) return err;
-    throw err;
-  }
-  throw new Error('expected a CallgateError');
-}
 
 beforeAll(async () => {
   redis = await connectRedis({ prefix });

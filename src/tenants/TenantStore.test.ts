@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CallgateError } from '../errors.js';
 import { CallUrlStore } from './CallUrlStore.js';
 import { NumberStore } from './NumberStore.js';
+import { caught } from './testing/caught.js';
 import { connectRedis, deletePrefix, keys, testPrefix, type Redis } from './redisClient.js';
 import { SecretBox } from './secrets.js';
 import { agentConfigFor, TenantStore } from './TenantStore.js';
@@ -14,16 +14,6 @@ let redis: Redis;
 let tenants: TenantStore;
 
 const OPENAI = 'sk-proj-Zx81secretvalueAbCd';
-
-async function caught(p: Promise<unknown>): Promise<CallgateError> {
-  try {
-    await p;
-  } catch (err) {
-    if (err instanceof CallgateError) return err;
-    throw err;
-  }
-  throw new Error('expected a CallgateError');
-}
 
 beforeAll(async () => {
   redis = await connectRedis({ prefix });
