@@ -17,7 +17,7 @@ import type { CallRecordStore } from '../tenants/CallRecordStore.js';
 import type { NumberStore } from '../tenants/NumberStore.js';
 import type { TenantCache } from '../tenants/TenantCache.js';
 import { agentConfigFor } from '../tenants/TenantStore.js';
-import { uriOf, userOf, type InviteRequest } from './invite/InviteRequest.js';
+import { userOf, type InviteRequest } from './invite/InviteRequest.js';
 import { identifySource, rejectScanners, reserveLine, routeToNumber, tenantFor } from './invite/steps.js';
 import type { MediaAnchor } from './rtpengine/MediaAnchor.js';
 import { sipErrorFrom } from './SipError.js';
@@ -76,11 +76,6 @@ export class SipGateway {
     });
   }
 
-  /** Calls being set up or in progress. */
-  get calls(): number {
-    return this.active.size;
-  }
-
   /** Disconnects from drachtio; calls in progress are left to finish (await `drain()` to wait). */
   disconnect(): void {
     this.srf.disconnect();
@@ -97,12 +92,23 @@ export class SipGateway {
     let lease: CallLease | undefined;
     let leg: AudioLeg | undefined;
     let anchored: { callId: string; fromTag: string } | undefined;
+    let vad: VoiceActivityDetector | undefined;
+    let dialog: Srf.Dialog | undefined;
+    /** The dialog is up and neither side has ended it: whatever happens next, it gets a BYE. */
+    let dialogOpen = false;
     let canceled = false;
     req.on('cancel', () => {
       canceled = true;
       log.info('caller canceled before answer');
     });
     const cleanup = async (): Promise<void> => {
+      if (dialog && dialogOpen) {
+        dialogOpen = false;
+        const open = dialog;
+        await new Promise<void>((resolve) => open.destroy(undefined, () => resolve()));
+      }
+      // The session closes the VAD once it owns it; until then (a failure before), it is ours to close.
+      vad?.close();
       await leg?.close();
       if (anchored) await deps.anchor.delete(anchored).catch((err: unknown) => log.warn({ err: String(err) }, 'rtpengine delete failed'));
       await lease?.release().catch((err: unknown) => log.warn({ err: String(err) }, 'call lease release failed'));
@@ -126,35 +132,49 @@ export class SipGateway {
       const ourSdp = buildSdp({ address: leg.endpoint.localAddress.address, port: leg.endpoint.localAddress.port, ...answerFor(offered.media) });
       const toTag = randomBytes(6).toString('hex');
       const answered = await deps.anchor.answer({ callId: invite.callId, fromTag, toTag, sdp: ourSdp, profile: 'trunk' });
+      // Everything that can fail is done before the 200 OK, so a failure is a SIP response, not a
+      // silent answered call.
+      const { config, variables } = agentConfigFor(tenant);
+      const providers = deps.providers.forCall(config);
+      vad = await deps.createVad();
       if (canceled) throw new Error('canceled');
-      const dialog = await this.srf.createUAS(req, res, { localSdp: answered.sdp });
+      const answeredDialog = await this.srf.createUAS(req, res, { localSdp: answered.sdp });
+      dialog = answeredDialog;
+      dialogOpen = true;
       log.info({ tenant: tenant.id, number: route.number }, 'call answered');
 
-      const { config, variables } = agentConfigFor(tenant);
       const call = new CallSession({
         callId: invite.callId,
         config,
         media: leg,
         variables,
         metadata: { from: userOf(invite.from) ?? invite.from, to: route.number },
-        hangup: () => new Promise<void>((resolve) => dialog.destroy(undefined, () => resolve())),
+        hangup: () => {
+          if (!dialogOpen) return;
+          dialogOpen = false;
+          return new Promise<void>((resolve) => answeredDialog.destroy(undefined, () => resolve()));
+        },
       });
-      dialog.on('destroy', () => call.remoteHangup());
+      answeredDialog.on('destroy', () => {
+        dialogOpen = false;
+        call.remoteHangup();
+      });
       // Keys sent as SIP INFO reach the agent as the leg's DTMF events, like RFC 4733 ones.
       const agentLeg = leg;
-      dialog.on('info', (infoReq, infoRes) => {
+      answeredDialog.on('info', (infoReq, infoRes) => {
         const key = parseSipInfoDtmf(infoReq.get('Content-Type') ?? undefined, infoReq.body as string | undefined);
         infoRes.send(key ? 200 : 415);
         if (key) agentLeg.emit('dtmf', key);
       });
       const session = new AgentSession({
         call,
-        providers: deps.providers.forCall(config),
-        vad: await deps.createVad(),
+        providers,
+        vad,
         prompts: deps.prompts,
         options: deps.agent ?? {},
         logger: log,
       });
+      vad = undefined; // the session closes it
       const recorder = new CallRecorder(deps.records, { callId: invite.callId, tenantId: tenant.id, door: 'sip', from: call.metadata.from ?? '', to: route.number });
       recorder.attach(session);
       recorder.answered();
@@ -188,7 +208,7 @@ export function fromSrfRequest(req: Srf.SrfRequest): InviteRequest {
   return {
     callId: req.get('Call-ID') ?? req.callId,
     uri: req.uri,
-    to: uriOf(req.get('To') ?? ''),
+    to: req.get('To') ?? '',
     from: req.get('From') ?? '',
     sourceAddress: (req as unknown as { source_address?: string }).source_address ?? '',
     transport: transport ?? 'udp',

@@ -6,7 +6,7 @@ export interface InviteRequest {
   readonly callId: string;
   /** Request-URI. */
   readonly uri: string;
-  /** The To header's URI. */
+  /** The To header (a name-addr or a bare URI; `uriOf` takes the URI out). */
   readonly to: string;
   readonly from: string;
   /** Where the packet came from (the carrier's address for a trunk). */
