@@ -97,6 +97,8 @@ export class SipGateway {
     /** The dialog is up and neither side has ended it: whatever happens next, it gets a BYE. */
     let dialogOpen = false;
     let canceled = false;
+    /** Made once the tenant is known: refused and failed calls get a record too. */
+    let recorder: CallRecorder | undefined;
     req.on('cancel', () => {
       canceled = true;
       log.info('caller canceled before answer');
@@ -118,6 +120,7 @@ export class SipGateway {
       const source = await identifySource(invite, deps.numbers);
       const route = await routeToNumber(invite, source, deps.numbers);
       const tenant = await tenantFor(route, deps.tenants);
+      recorder = new CallRecorder(deps.records, { callId: invite.callId, tenantId: tenant.id, door: 'sip', from: userOf(invite.from) ?? invite.from, to: route.number });
       lease = await reserveLine(invite, tenant, deps.limiter);
       const fromTag = tagOf(req.get('From')) ?? '';
       anchored = { callId: invite.callId, fromTag };
@@ -175,7 +178,6 @@ export class SipGateway {
         logger: log,
       });
       vad = undefined; // the session closes it
-      const recorder = new CallRecorder(deps.records, { callId: invite.callId, tenantId: tenant.id, door: 'sip', from: call.metadata.from ?? '', to: route.number });
       recorder.attach(session);
       recorder.answered();
       await session.start();
@@ -188,6 +190,9 @@ export class SipGateway {
         res.send(sip.status, sip.reason, { headers: sip.headers });
         log.info({ status: sip.status, code: sip.code }, 'call refused');
       }
+      // A cancel is the caller hanging up before the answer; otherwise refused before it, failed after.
+      const end = canceled ? { outcome: 'caller-hangup' as const } : { outcome: dialog ? ('failed' as const) : ('rejected' as const), error: { code: sip.code ?? 'CG_INTERNAL' } };
+      await recorder?.finish(end).catch((e: unknown) => log.warn({ err: String(e) }, 'call record not written'));
     } finally {
       await cleanup();
     }

@@ -191,6 +191,9 @@ if (!DRACHTIO_BIN) {
         const dialog = await caller.createUAC(target('+15005550100'), { localSdp: first.sdp });
         const err = await caller.createUAC(target('+15005550100'), { localSdp: second.sdp }).catch((e: { status?: number }) => e);
         expect((err as { status?: number }).status).toBe(486);
+        // The refused call has its record too.
+        const refused = (await records.list('joes')).records.find((r) => r.outcome === 'rejected');
+        expect(refused).toMatchObject({ door: 'sip', error: { code: 'CG_CALL_LIMIT_REACHED' } });
         await new Promise<void>((resolve) => dialog.destroy(undefined, () => resolve()));
         await new Promise((r) => setTimeout(r, 300));
         expect(await anchor.sessionCount()).toBe(0);
