@@ -1,23 +1,12 @@
 import { performance } from 'node:perf_hooks';
 import { describe, expect, it } from 'vitest';
 import { MediaClock, type ClockTick, LATENESS_BUCKETS_MS } from './MediaClock.js';
+import { seededRandom } from '../util/random.js';
 import { VirtualTimers } from './testing/VirtualTimers.js';
-
-/** Deterministic PRNG (mulberry32) so a failing run can be replayed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 describe('MediaClock (virtual time)', () => {
   it('stays on schedule for 10 simulated minutes with 0–8 ms random timer lateness', () => {
-    const rand = prng(42);
+    const rand = seededRandom(42);
     const timers = new VirtualTimers(() => rand() * 8);
     const clock = new MediaClock({ timers });
     const start = timers.now();
@@ -44,7 +33,7 @@ describe('MediaClock (virtual time)', () => {
   });
 
   it('the same lateness makes a naive re-arm-after-each-tick timer drift by minutes (the test can tell)', () => {
-    const rand = prng(42);
+    const rand = seededRandom(42);
     const timers = new VirtualTimers(() => rand() * 8);
     const start = timers.now();
     let ticks = 0;

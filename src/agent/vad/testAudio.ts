@@ -1,6 +1,7 @@
 import { synthesize, type FliteVoice } from '../../providers/fliteTts.js';
 import { FULL_SCALE, concatSamples, dbfs, meanSquare } from '../../media/signal.js';
 import { FRAME_MS, PIPELINE_RATE } from '../../media/types.js';
+import { seededRandom } from '../../util/random.js';
 
 /**
  * Audio for judging voice activity detectors, all of it made here and the same on every run: flite
@@ -10,18 +11,6 @@ import { FRAME_MS, PIPELINE_RATE } from '../../media/types.js';
 
 /** 20 ms at the pipeline rate. */
 export const FRAME_SAMPLES = (PIPELINE_RATE * FRAME_MS) / 1000;
-
-/** Mulberry32: a tiny seeded PRNG, uniform in [0, 1). Hand-written because tests need no more than this. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Scales float samples so their RMS level is `levelDbfs`, rounded and clamped to 16 bits. */
 function toInt16AtLevel(values: Float64Array, levelDbfs: number): Int16Array {
