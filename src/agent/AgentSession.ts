@@ -102,6 +102,7 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
   /** Audio went to STT since its last finalize. */
   private sttHasAudio = false;
   private readonly preroll: Int16Array[] = [];
+  private readonly prerollFrames: number;
   private readonly history: ChatMessage[] = [];
   private turnIndex = 0;
   /** The last speech frame of the latest caller turn (latency marks are measured from it). */
@@ -127,6 +128,10 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
   private endedPromise: Promise<EndReason>;
   private resolveEnded!: (reason: EndReason) => void;
   private closed = false;
+  /** Why the agent is hanging up once its goodbye has played (no input, time limit, goodbye). */
+  private hangupReason: EndReason | undefined;
+  /** Replies whose audio is all queued: the leg's next drain ends them. */
+  private readonly replyComplete = new WeakSet<Reply>();
 
   private readonly onAudio = (frame: Int16Array): void => this.handleFrame(frame);
   private readonly onDtmf = (event: DtmfEvent): void => this.handleDtmf(event);
@@ -144,6 +149,7 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
     this.log = callLogger({ callId: deps.call.callId, tenant: deps.call.config.tenantId }, deps.logger);
     this.turns = new TurnDetector({ ...this.opts.turn, endpointingMs: deps.call.config.turn.endpointingMs });
     this.echo = new EchoGuard(this.opts.echo);
+    this.prerollFrames = Math.ceil(this.opts.prerollMs / FRAME_MS);
     this.endedPromise = new Promise((resolve) => (this.resolveEnded = resolve));
   }
 
@@ -227,9 +233,8 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
     const score = this.vad.process(frame);
     const levelDbfs = dbfs(frame);
     const echoThresholdDbfs = this.echo.thresholdDbfs(now);
-    const prerollFrames = Math.ceil(this.opts.prerollMs / FRAME_MS);
     this.preroll.push(frame.slice());
-    if (this.preroll.length > prerollFrames) this.preroll.shift();
+    if (this.preroll.length > this.prerollFrames) this.preroll.shift();
     if (this.sttStreaming) {
       this.stt?.push(frame);
       this.sttHasAudio = true;
@@ -290,7 +295,7 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
     this.emitEvent({ type: 'turn-ended', turn, speechEndAtMs: this.rel(speechEndAt) }, now);
     this.marksPending = new Set<LatencyMark>(['sttFinal', 'llmFirstToken', 'ttsFirstAudio', 'firstPacketOut']);
     this.emitEvent({ type: 'latency', turn, mark: 'endOfTurn', sinceSpeechEndMs: now - speechEndAt }, now);
-    if (forced) this.log.debug({ turn }, 'turn ended at the maximum utterance length');
+    if (forced) this.log.debug({ turn }, 'turn ended without its endpointing silence (maximum utterance, or the audio stopped)');
     const finalizing = this.finalizeStt();
     this.enqueueWork(async () => {
       const text = await finalizing;
@@ -404,9 +409,10 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
     this.clearResume();
     const point = resume.reply.resumePoint(resume.playedMs);
     if (point.remaining.length === 0) return this.armNoInput();
-    // The interrupted reply went into history as cut off; the resumed one replaces that entry.
+    // The interrupted reply went into history as cut off (unless nothing of it was heard); the resumed
+    // one replaces that entry.
     const last = this.history.at(-1);
-    if (last?.role === 'assistant') this.history.pop();
+    if (last?.role === 'assistant' && last.content === resume.reply.spokenText(resume.playedMs)) this.history.pop();
     this.emitEvent({ type: 'barge-in-resumed', turn: resume.reply.turn, fromText: point.remaining[0]! });
     const reply = new Reply(resume.reply.turn, point.before);
     reply.hangupAfter = resume.reply.hangupAfter;
@@ -628,8 +634,6 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
     await this.sayGoodbye(this.call.config.timeLimitMessage, 'max-duration');
   }
 
-  private hangupReason: EndReason | undefined;
-
   private async sayGoodbye(text: string, reason: EndReason): Promise<void> {
     this.hangupReason = reason;
     const reply = new Reply(this.turnIndex);
@@ -644,8 +648,6 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
   }
 
   // ─── Helpers ───────────────────────────────────────────────────────────────────────────────────
-
-  private readonly replyComplete = new WeakSet<Reply>();
 
   private async openStt(): Promise<void> {
     const config = this.call.config;
