@@ -14,6 +14,10 @@ APT_NEEDS=(
   "redis-server:redis-server"
   # The media-anchor tests start their own rtpengine (userspace only, loopback; src/sip/rtpengine).
   "rtpengine:rtpengine-daemon"
+  # The SIP tests drive calls with sipp and capture what the caller received with tcpdump (both run
+  # only where drachtio-server is present, but cost little to have).
+  "sipp:sip-tester"
+  "tcpdump:tcpdump"
 )
 # Debian packages that install data rather than a command, as "file:package" pairs.
 APT_FILE_NEEDS=(
