@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import { CallgateError, isCallgateError } from '../errors.js';
 import { rootLogger } from '../log.js';
 import { CallRecordStore } from '../tenants/CallRecordStore.js';
+import { CallTokenStore } from '../tenants/CallTokenStore.js';
 import { ApiKeyStore } from '../tenants/ApiKeyStore.js';
 import { CallLimiter } from '../tenants/CallLimiter.js';
 import { CallUrlStore } from '../tenants/CallUrlStore.js';
@@ -15,6 +16,7 @@ import { stripUndefined } from '../util/options.js';
 import { addAuth, defaultRateLimitOptions, type Access, type RateLimitOptions } from './auth.js';
 import { DOCS_PREFIX, registerOpenApi } from './openapi.js';
 import { callRoutes } from './routes/calls.js';
+import { callTokenRoutes, type CallTokenRouteOptions } from './routes/callTokens.js';
 import { callUrlRoutes } from './routes/callUrls.js';
 import type { RouteContext } from './routes/context.js';
 import { keyRoutes } from './routes/keys.js';
@@ -42,6 +44,8 @@ export interface AdminAppOptions {
   /** Told after every write to a tenant's config (`'*'` after a trunk write), so every gateway's TenantCache drops its copy. */
   readonly invalidate?: (tenantId: string) => Promise<void>;
   readonly rateLimit?: Partial<RateLimitOptions>;
+  /** The public call-token route's per-IP limit, and how long a token lives (CallTokenStore's `ttlMs`). */
+  readonly callTokens?: Partial<CallTokenRouteOptions> & { readonly ttlMs?: number };
   readonly logger?: Logger;
 }
 
@@ -125,6 +129,7 @@ export async function buildAdminApp(options: AdminAppOptions): Promise<AdminApp>
   callRoutes(app, ctx);
   trunkRoutes(app, ctx);
   recordRoutes(app, ctx);
+  callTokenRoutes(app, new CallTokenStore(redis, { prefix, ...stripUndefined({ ttlMs: options.callTokens?.ttlMs }) }), options.callTokens);
   // The record store listens on the shared client for reconnects; it must stop when the app does.
   app.addHook('onClose', async () => {
     await ctx.records.close();

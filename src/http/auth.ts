@@ -123,7 +123,8 @@ async function authenticate(given: string, token: Buffer, apiKeys: ApiKeyStore):
   return key ? { kind: 'tenant', tenantId: key.tenantId, keyId: key.keyId } : undefined;
 }
 
-async function enforce(limiter: Limiter, request: FastifyRequest, reply: FastifyReply): Promise<void> {
+/** Refuses with CG_HTTP_RATE_LIMITED and a Retry-After header once `limiter` counts the request over. */
+export async function enforce(limiter: Limiter, request: FastifyRequest, reply: FastifyReply): Promise<void> {
   const result = await limiter(request);
   if (result.isAllowed || !result.isExceeded) return;
   reply.header('retry-after', result.ttlInSeconds);

@@ -47,6 +47,12 @@ export interface CallUrlUse {
   readonly uses: number;
 }
 
+/** What `check()` finds: the URL could start a call now. */
+export interface CallUrlCheck extends Omit<CallUrlUse, 'uses'> {
+  /** Uses so far; the check counted none. */
+  readonly uses: number;
+}
+
 /** KEYS: tenant, callUrl, tenantCallUrls. ARGV: json, slug. */
 const createScript = new LuaScript(`
 if redis.call('EXISTS', KEYS[1]) == 0 then return redis.error_reply('CG_TENANT_NOT_FOUND') end
@@ -56,10 +62,10 @@ return 1
 `);
 
 /**
- * The check and the count in one script, so no interleaving of concurrent calls can pass `maxUses`.
- * KEYS: callUrl, uses. ARGV: now (ms), origin ('' when the request had none).
+ * The refusals shared by `check()` and `use()`, so the two can never disagree. Leaves `raw` (the JSON)
+ * and `uses` (so far) set. KEYS: callUrl, uses. ARGV: now (ms), origin ('' when the request had none).
  */
-const useScript = new LuaScript(`
+const refusals = `
 local raw = redis.call('GET', KEYS[1])
 if not raw then return redis.error_reply('CG_CALL_URL_NOT_FOUND') end
 local u = cjson.decode(raw)
@@ -72,7 +78,16 @@ if type(u.allowedOrigins) == 'table' and #u.allowedOrigins > 0 then
 end
 local uses = tonumber(redis.call('GET', KEYS[2]) or '0')
 if type(u.maxUses) == 'number' and uses >= u.maxUses then return redis.error_reply('CG_CALL_URL_EXHAUSTED') end
+`;
+
+/** The check and the count in one script, so no interleaving of concurrent calls can pass `maxUses`. */
+const useScript = new LuaScript(`${refusals}
 uses = redis.call('INCR', KEYS[2])
+return {raw, uses}
+`);
+
+/** The same refusals without the count: a page may load many times and never call. */
+const checkScript = new LuaScript(`${refusals}
 return {raw, uses}
 `);
 
@@ -84,8 +99,11 @@ redis.call('SREM', KEYS[3], ARGV[1])
 return removed
 `);
 
-/** `https://a.example/` and `https://A.example` are one origin; browsers send the short form. */
-function normalizeOrigin(value: string): string | undefined {
+/**
+ * `https://a.example/` and `https://A.example` are one origin; browsers send the short form. Undefined
+ * for what is not an origin (`null` from sandboxed frames, garbage), which then counts as no origin.
+ */
+export function normalizeOrigin(value: string): string | undefined {
   try {
     const origin = new URL(value).origin;
     return origin === 'null' ? undefined : origin;
@@ -163,10 +181,22 @@ export class CallUrlStore {
    * allowed, otherwise counts the use. Throws CG_CALL_URL_{NOT_FOUND,DISABLED,EXPIRED,ORIGIN,EXHAUSTED}.
    */
   async use(slug: string, origin?: string, now: number = Date.now()): Promise<CallUrlUse> {
+    return this.#run(useScript, slug, origin, now);
+  }
+
+  /**
+   * What `use()` would refuse, without counting a use: for a page that may start a call later (call
+   * tokens). Throws the same codes as `use()`.
+   */
+  async check(slug: string, origin?: string, now: number = Date.now()): Promise<CallUrlCheck> {
+    return this.#run(checkScript, slug, origin, now);
+  }
+
+  async #run(script: LuaScript, slug: string, origin: string | undefined, now: number): Promise<CallUrlUse> {
     const k = this.#keys;
     let reply: unknown;
     try {
-      reply = await useScript.run(this.#redis, [k.callUrl(slug), k.callUrlUses(slug)], [String(now), origin === undefined ? '' : (normalizeOrigin(origin) ?? '')]);
+      reply = await script.run(this.#redis, [k.callUrl(slug), k.callUrlUses(slug)], [String(now), origin === undefined ? '' : (normalizeOrigin(origin) ?? '')]);
     } catch (err) {
       throw scriptError(err, () => slug);
     }

@@ -50,6 +50,7 @@ export function keys(prefix: string) {
     callUrl: (slug: string) => `${prefix}callurl:${slug}`,
     callUrlUses: (slug: string) => `${prefix}callurl:${slug}:uses`,
     tenantCallUrls: (tenantId: string) => `${prefix}tenant:${tenantId}:callurls`,
+    callToken: (hash: string) => `${prefix}calltoken:${hash}`,
     number: (number: string) => `${prefix}number:${number}`,
     tenantNumbers: (tenantId: string) => `${prefix}tenant:${tenantId}:numbers`,
     trunk: (name: string) => `${prefix}trunk:${name}`,
