@@ -43,6 +43,7 @@ export const errorCatalogue = {
   CG_SDP_NO_AUDIO: { status: 488, message: 'SDP has no usable audio stream' },
   CG_SDP_NO_COMMON_CODEC: { status: 488, message: 'SDP offers no codec callgate supports' },
   CG_SDP_BAD_CONNECTION: { status: 488, message: 'SDP connection address or port is missing or invalid' },
+  CG_SDP_NOT_WEBRTC: { status: 488, message: 'a WebRTC call offered SDP without ICE and DTLS-SRTP' },
 
   // ── Captures, WAV and replay (src/media/capture, src/media/wav) ────────────────────────────────────
   CG_PCAP_BAD_MAGIC: { status: 400, message: 'not a libpcap or pcapng file' },
@@ -87,6 +88,7 @@ export const errorCatalogue = {
   CG_CALL_URL_EXHAUSTED: { status: 410, message: 'the call URL has no uses left' },
   CG_CALL_URL_DISABLED: { status: 403, message: 'the call URL is disabled' },
   CG_CALL_URL_ORIGIN: { status: 403, message: 'the call URL may not be used from this origin' },
+  CG_CALL_TOKEN_INVALID: { status: 401, message: 'call token is unknown, expired or already used; load the call page again' },
   CG_NUMBER_NOT_FOUND: { status: 404, message: 'no route for that number' },
   CG_NUMBER_EXISTS: { status: 409, message: 'that number is already routed' },
   CG_TRUNK_NOT_FOUND: { status: 404, message: 'no trunk with that name' },

@@ -32,6 +32,7 @@ const BY_CODE: Partial<Record<ErrorCode, [number, string]>> = {
   CG_SDP_NO_AUDIO: [488, 'Not Acceptable Here'],
   CG_SDP_NO_COMMON_CODEC: [488, 'Not Acceptable Here'],
   CG_SDP_BAD_CONNECTION: [488, 'Not Acceptable Here'],
+  CG_SDP_NOT_WEBRTC: [488, 'Not Acceptable Here'],
   CG_PORT_RANGE_EXHAUSTED: [503, 'Service Unavailable'],
 };
 

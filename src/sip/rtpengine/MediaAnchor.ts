@@ -157,6 +157,9 @@ export class MediaAnchor {
 
   /** Sends the caller's offer; returns the SDP to give our agent leg. */
   async offer(req: OfferRequest): Promise<AnchoredSdp> {
+    // rtpengine would anchor a plain offer under the WebRTC flags too, and a "browser" call would run
+    // without encryption: refuse it before rtpengine makes a call of it.
+    if (req.profile === 'webrtc') checkWebRtcShape(req.sdp, 'CG_SDP_NOT_WEBRTC', 'the offer');
     const ifs = this.options.interfaces;
     const params = {
       'call-id': req.callId,
@@ -180,7 +183,9 @@ export class MediaAnchor {
   async answer(req: AnswerRequest): Promise<AnchoredSdp> {
     const params = { 'call-id': req.callId, 'from-tag': req.fromTag, 'to-tag': req.toTag, sdp: req.sdp, ...answerFlags(req.profile) };
     const reply = await this.command('answer', () => this.client.answer(this.remote, params));
-    return this.checkSdp(reply, req.profile === 'webrtc');
+    const anchored = this.checkSdp(reply, req.profile === 'webrtc');
+    if (req.profile === 'webrtc') checkWebRtcShape(anchored.sdp, 'CG_RTPENGINE_BAD_SDP', "rtpengine's answer");
+    return anchored;
   }
 
   /** Ends the call in rtpengine at once. An unknown call is CG_RTPENGINE_FAILED. */
@@ -239,6 +244,26 @@ export class MediaAnchor {
       throw new CallgateError('CG_RTPENGINE_BAD_SDP', reason, { details: isCallgateError(err) ? { sdpCode: err.code } : {}, cause: err });
     }
   }
+}
+
+/**
+ * What every WebRTC SDP has (RFC 8829/8842): the UDP/TLS/RTP/SAVPF profile, a DTLS fingerprint and
+ * ICE credentials, at media or session level.
+ */
+function checkWebRtcShape(sdp: string, code: 'CG_SDP_NOT_WEBRTC' | 'CG_RTPENGINE_BAD_SDP', what: string): void {
+  let session: SessionDescription;
+  try {
+    session = parse(sdp);
+  } catch (err) {
+    throw new CallgateError(code, `${what} could not be parsed`, { cause: err });
+  }
+  const m = (session.media ?? []).find((x) => x.type === 'audio');
+  const missing = [
+    m?.protocol.includes('SAVPF') ? undefined : 'UDP/TLS/RTP/SAVPF',
+    (m?.fingerprint ?? session.fingerprint) ? undefined : 'a=fingerprint',
+    (m?.iceUfrag ?? session.iceUfrag) && (m?.icePwd ?? session.icePwd) ? undefined : 'a=ice-ufrag/ice-pwd',
+  ].filter((x): x is string => x !== undefined);
+  if (missing.length > 0) throw new CallgateError(code, `${what} is not WebRTC: no ${missing.join(', ')}`, { details: { missing } });
 }
 
 /**

@@ -1,0 +1,186 @@
+import { randomInt } from 'node:crypto';
+import { Audio, PeerConnection, type Track } from 'node-datachannel';
+import type { AudioDecoder, AudioEncoder } from '../../media/codecs/AudioCodec.js';
+import { createDecoder, createEncoder } from '../../media/codecs/registry.js';
+import { isRtcpPacket, parseRtp, serializeRtp } from '../../media/rtp/RtpPacket.js';
+import { FRAME_MS } from '../../media/types.js';
+
+/**
+ * A stand-in for a browser in tests: a libdatachannel PeerConnection with one sendrecv Opus track, as
+ * Chrome or Firefox would offer it (ICE, DTLS-SRTP, rtcp-mux, one m=audio with a mid). It sends
+ * hand-built RTP (libdatachannel encrypts it) and decodes the RTP it gets back (already decrypted).
+ * Not for production: no jitter buffer, no RTCP, packets are decoded in arrival order.
+ */
+
+export interface BrowserPeerOptions {
+  /** Local address ICE gathers on: only loopback candidates, as the tests run on loopback only. */
+  readonly bindAddress: string;
+  /** Opus payload type in the offer; 111 is what Chrome uses. */
+  readonly payloadType: number;
+  /** Rate the PCM handed to `play` has, and the rate received audio is decoded to. */
+  readonly sampleRate: 16000 | 48000;
+  /** Give up on ICE gathering (the offer) after this long. */
+  readonly gatherTimeoutMs: number;
+  /** Name in libdatachannel's logs. */
+  readonly name: string;
+}
+
+export const defaultBrowserPeerOptions = {
+  bindAddress: '127.0.0.1',
+  payloadType: 111,
+  /** 48 kHz: what a browser's Opus runs at. */
+  sampleRate: 48000,
+  /** 2 s: gathering host candidates on loopback takes a few ms. */
+  gatherTimeoutMs: 2000,
+  name: 'browser',
+} as const satisfies BrowserPeerOptions;
+
+const OPUS_CLOCK_RATE = 48000;
+const TIMESTAMP_STEP = (OPUS_CLOCK_RATE * FRAME_MS) / 1000;
+
+export interface BrowserPeerStats {
+  readonly packetsSent: number;
+  readonly packetsReceived: number;
+  readonly decodeErrors: number;
+}
+
+export class BrowserPeer {
+  readonly options: BrowserPeerOptions;
+  /** Resolves when the track opens, i.e. ICE and the DTLS-SRTP handshake are done; rejects on failure. */
+  readonly connected: Promise<void>;
+  private readonly pc: PeerConnection;
+  private readonly track: Track;
+  private readonly encoder: AudioEncoder;
+  private readonly decoder: AudioDecoder;
+  private readonly received: Int16Array[] = [];
+  private readonly outbox: Int16Array[] = [];
+  private readonly ssrc = randomInt(1, 2 ** 32 - 1);
+  private sequenceNumber = randomInt(0, 0x10000);
+  private timestamp = randomInt(0, 2 ** 32 - 1);
+  private timer: NodeJS.Timeout | undefined;
+  private counters = { packetsSent: 0, packetsReceived: 0, decodeErrors: 0 };
+  private closed = false;
+
+  constructor(options: Partial<BrowserPeerOptions> = {}) {
+    const o: BrowserPeerOptions = { ...defaultBrowserPeerOptions, ...options };
+    this.options = o;
+    this.encoder = createEncoder('opus', { sampleRate: o.sampleRate });
+    this.decoder = createDecoder('opus', { sampleRate: o.sampleRate });
+    this.pc = new PeerConnection(o.name, { iceServers: [], bindAddress: o.bindAddress });
+
+    const audio = new Audio('0', 'SendRecv');
+    audio.addOpusCodec(o.payloadType);
+    // A browser announces its sending SSRC; rtpengine and the answerer may use it to match the stream.
+    audio.addSSRC(this.ssrc, `${o.name}-cname`, 'stream', 'audio');
+    this.track = this.pc.addTrack(audio);
+
+    let fail: (err: Error) => void = () => {};
+    this.connected = new Promise<void>((resolve, reject) => {
+      fail = reject;
+      this.track.onOpen(() => resolve());
+    });
+    // A rejection nobody awaits yet (the test may be still signalling) must not crash the run.
+    this.connected.catch(() => {});
+    this.track.onError((err) => fail(new Error(`${o.name}: track error: ${err}`)));
+    this.pc.onStateChange((state) => {
+      if (state === 'failed' || state === 'closed') fail(new Error(`${o.name}: peer connection ${state} before the track opened`));
+    });
+    this.track.onMessage((msg) => this.onRtp(msg));
+  }
+
+  /** Creates the offer and waits for ICE gathering, so the SDP carries its candidates (no trickle). */
+  async createOffer(): Promise<string> {
+    const gathered = new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`${this.options.name}: ICE gathering took over ${this.options.gatherTimeoutMs} ms`)), this.options.gatherTimeoutMs);
+      this.pc.onGatheringStateChange((state) => {
+        if (state === 'complete') {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+    });
+    this.pc.setLocalDescription('offer');
+    if (this.pc.gatheringState() !== 'complete') await gathered;
+    const local = this.pc.localDescription();
+    if (!local) throw new Error(`${this.options.name}: no local description after gathering`);
+    return local.sdp;
+  }
+
+  /** Applies the answer to our offer; ICE checks and then DTLS start from here. */
+  setAnswer(sdp: string): void {
+    this.pc.setRemoteDescription(sdp, 'answer');
+  }
+
+  /**
+   * Queues PCM at `options.sampleRate` to send, one 20 ms packet per 20 ms as a browser would (a burst
+   * would land in the far side's jitter buffer as late or overflowing packets). A last partial frame
+   * is padded with silence.
+   */
+  play(pcm: Int16Array): void {
+    const n = this.encoder.frameSamples;
+    for (let at = 0; at < pcm.length; at += n) {
+      const frame = new Int16Array(n);
+      frame.set(pcm.subarray(at, at + n));
+      this.outbox.push(frame);
+    }
+    this.timer ??= setInterval(() => this.sendNext(), FRAME_MS);
+  }
+
+  /** Everything decoded so far, in arrival order, at `options.sampleRate`. */
+  receivedAudio(): Int16Array {
+    const out = new Int16Array(this.received.reduce((n, f) => n + f.length, 0));
+    let at = 0;
+    for (const f of this.received) {
+      out.set(f, at);
+      at += f.length;
+    }
+    return out;
+  }
+
+  stats(): BrowserPeerStats {
+    return { ...this.counters };
+  }
+
+  /** Stops sending, closes the track and the connection, frees the codecs. Idempotent. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+    this.outbox.length = 0;
+    this.track.close();
+    this.pc.close();
+    this.encoder.close();
+    this.decoder.close();
+  }
+
+  private sendNext(): void {
+    // Until the track opens there is no SRTP context; a browser would not send yet either.
+    if (!this.closed && !this.track.isOpen()) return;
+    const frame = this.outbox.shift();
+    if (!frame || this.closed) {
+      clearInterval(this.timer);
+      this.timer = undefined;
+      return;
+    }
+    const payload = this.encoder.encode(frame);
+    const packet = serializeRtp(
+      { marker: this.counters.packetsSent === 0, payloadType: this.options.payloadType, sequenceNumber: this.sequenceNumber, timestamp: this.timestamp, ssrc: this.ssrc },
+      payload,
+    );
+    this.sequenceNumber = (this.sequenceNumber + 1) & 0xffff;
+    this.timestamp = (this.timestamp + TIMESTAMP_STEP) >>> 0;
+    if (this.track.sendMessageBinary(packet)) this.counters.packetsSent++;
+  }
+
+  private onRtp(msg: Buffer): void {
+    // With rtcp-mux the same track also delivers the far side's RTCP.
+    if (this.closed || isRtcpPacket(msg)) return;
+    const parsed = parseRtp(msg);
+    if (!parsed.ok || parsed.value.payloadType !== this.options.payloadType) return;
+    this.counters.packetsReceived++;
+    const decoded = this.decoder.decode(parsed.value.payload);
+    if (decoded.ok) this.received.push(decoded.value);
+    else this.counters.decodeErrors++;
+  }
+}
