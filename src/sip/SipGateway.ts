@@ -18,8 +18,10 @@ import type { NumberStore } from '../tenants/NumberStore.js';
 import type { TenantCache } from '../tenants/TenantCache.js';
 import { agentConfigFor } from '../tenants/TenantStore.js';
 import { userOf, type InviteRequest } from './invite/InviteRequest.js';
-import { identifySource, rejectScanners, reserveLine, routeToNumber, tenantFor } from './invite/steps.js';
-import type { MediaAnchor } from './rtpengine/MediaAnchor.js';
+import { identifySource, rejectScanners, reserveLine, routeToNumber, tenantFor, type CallTokenRedeemer } from './invite/steps.js';
+import type { AnchorProfile, MediaAnchor } from './rtpengine/MediaAnchor.js';
+import { defaultDrachtioConnection, type DrachtioConnection } from './SipConfig.js';
+import { DigestAuth } from './invite/DigestAuth.js';
 import { sipErrorFrom } from './SipError.js';
 import { parseSipInfoDtmf } from './sipInfoDtmf.js';
 
@@ -43,18 +45,17 @@ export interface SipGatewayDeps {
   readonly endpoint?: Partial<RtpEndpointOptions>;
   readonly agent?: Partial<AgentSessionOptions>;
   readonly logger?: Logger;
-}
-
-export interface DrachtioConnection {
-  readonly host: string;
-  readonly port: number;
-  readonly secret: string;
+  /** Challenges devices and trunks that have credentials; one with a random key when absent. */
+  readonly digest?: DigestAuth;
+  /** Redeems web phones' call tokens; without it, SIP-over-WS calls are refused. */
+  readonly tokens?: CallTokenRedeemer;
 }
 
 export class SipGateway {
   readonly srf = new Srf();
   private readonly log: Logger;
   private readonly active = new Set<Promise<void>>();
+  private readonly digest = new DigestAuth();
 
   constructor(private readonly deps: SipGatewayDeps) {
     this.log = (deps.logger ?? rootLogger).child({ door: 'sip' });
@@ -69,10 +70,21 @@ export class SipGateway {
     });
   }
 
+  /**
+   * Connects to drachtio-server and resolves at the first connection. Losing it later is not fatal:
+   * drachtio-srf reconnects with backoff (capped here at `reconnectMaxDelayMs`), and calls in
+   * progress keep their media (rtpengine and our legs do not depend on the signalling link).
+   */
   async connect(conn: DrachtioConnection): Promise<void> {
+    // drachtio-srf emits these but its typings list only SIP methods.
+    const events = this.srf as unknown as NodeJS.EventEmitter;
+    events.on('reconnecting', (opts: { attempt: number; delay: number }) => this.log.warn(opts, 'drachtio connection lost; reconnecting'));
+    events.on('connect', (err: Error | undefined, hostport: string) => {
+      if (!err) this.log.info({ drachtio: `${conn.host}:${conn.port}`, sip: hostport }, 'connected to drachtio-server');
+    });
     await new Promise<void>((resolve, reject) => {
       this.srf.once('connect', (err: Error) => (err ? reject(err) : resolve()));
-      this.srf.connect(conn);
+      this.srf.connect({ host: conn.host, port: conn.port, secret: conn.secret, reconnect: { retryMaxDelay: conn.reconnectMaxDelayMs ?? defaultDrachtioConnection.reconnectMaxDelayMs } } as never);
     });
   }
 
@@ -89,6 +101,7 @@ export class SipGateway {
     const invite = fromSrfRequest(req);
     const log = callLogger({ callId: invite.callId }, this.log);
     const { deps } = this;
+    const digest = deps.digest ?? this.digest;
     let lease: CallLease | undefined;
     let leg: AudioLeg | undefined;
     let anchored: { callId: string; fromTag: string } | undefined;
@@ -117,14 +130,17 @@ export class SipGateway {
     };
     try {
       rejectScanners(invite);
-      const source = await identifySource(invite, deps.numbers);
+      const source = await identifySource(invite, { numbers: deps.numbers, digest, ...(deps.tokens ? { tokens: deps.tokens } : {}) });
       const route = await routeToNumber(invite, source, deps.numbers);
       const tenant = await tenantFor(route, deps.tenants);
-      recorder = new CallRecorder(deps.records, { callId: invite.callId, tenantId: tenant.id, door: 'sip', from: userOf(invite.from) ?? invite.from, to: route.number });
+      // A browser's media is WebRTC (ICE, DTLS-SRTP) for rtpengine to terminate; a trunk's is plain RTP.
+      const profile: AnchorProfile = source.kind === 'web' ? 'webrtc' : 'trunk';
+      const from = source.kind === 'web' ? `web:${source.callUrl.slug}` : (userOf(invite.from) ?? invite.from);
+      recorder = new CallRecorder(deps.records, { callId: invite.callId, tenantId: tenant.id, door: 'sip', from, to: route.number });
       lease = await reserveLine(invite, tenant, deps.limiter);
       const fromTag = tagOf(req.get('From')) ?? '';
       anchored = { callId: invite.callId, fromTag };
-      const offered = await deps.anchor.offer({ callId: invite.callId, fromTag, sdp: req.body as string, profile: 'trunk' });
+      const offered = await deps.anchor.offer({ callId: invite.callId, fromTag, sdp: req.body as string, profile });
       leg = await openAudioLeg({
         callId: invite.callId,
         legId: 'agent',
@@ -134,10 +150,10 @@ export class SipGateway {
       });
       const ourSdp = buildSdp({ address: leg.endpoint.localAddress.address, port: leg.endpoint.localAddress.port, ...answerFor(offered.media) });
       const toTag = randomBytes(6).toString('hex');
-      const answered = await deps.anchor.answer({ callId: invite.callId, fromTag, toTag, sdp: ourSdp, profile: 'trunk' });
+      const answered = await deps.anchor.answer({ callId: invite.callId, fromTag, toTag, sdp: ourSdp, profile });
       // Everything that can fail is done before the 200 OK, so a failure is a SIP response, not a
       // silent answered call.
-      const { config, variables } = agentConfigFor(tenant);
+      const { config, variables } = agentConfigFor(tenant, source.kind === 'web' ? source.callUrl.variables : {});
       const providers = deps.providers.forCall(config);
       vad = await deps.createVad();
       if (canceled) throw new Error('canceled');
@@ -151,7 +167,7 @@ export class SipGateway {
         config,
         media: leg,
         variables,
-        metadata: { from: userOf(invite.from) ?? invite.from, to: route.number },
+        metadata: { from, to: route.number },
         hangup: () => {
           if (!dialogOpen) return;
           dialogOpen = false;
@@ -168,6 +184,16 @@ export class SipGateway {
         const key = parseSipInfoDtmf(infoReq.get('Content-Type') ?? undefined, infoReq.body as string | undefined);
         infoRes.send(key ? 200 : 415);
         if (key) agentLeg.emit('dtmf', key);
+      });
+      // Re-INVITEs (hold, unhold, session refresh, a codec change) go through rtpengine like the first
+      // offer: its answer goes back to the caller, and the leg follows if rtpengine's side moved.
+      answeredDialog.on('modify', (modReq: Srf.SrfRequest, modRes: Srf.SrfResponse) => {
+        void this.reoffer({ callId: invite.callId, fromTag, toTag, profile, sdp: modReq.body as string, leg: agentLeg })
+          .then((sdp) => modRes.send(200, { body: sdp }))
+          .catch((err: unknown) => {
+            log.warn({ err: String(err) }, 're-INVITE refused');
+            modRes.send(488);
+          });
       });
       const session = new AgentSession({
         call,
@@ -196,6 +222,22 @@ export class SipGateway {
     } finally {
       await cleanup();
     }
+  }
+
+  /**
+   * A mid-call offer: rtpengine re-anchors it, our leg answers with the same codec (direction
+   * mirrored, so a hold is answered recvonly), and rtpengine's answer is what the caller gets.
+   */
+  private async reoffer(input: { callId: string; fromTag: string; toTag: string; profile: AnchorProfile; sdp: string; leg: AudioLeg }): Promise<string> {
+    const { anchor } = this.deps;
+    const offered = await anchor.offer({ callId: input.callId, fromTag: input.fromTag, sdp: input.sdp, profile: input.profile });
+    const { leg } = input;
+    const remote = offered.media.remote;
+    const current = leg.endpoint.remoteAddress;
+    if (!current || current.address !== remote.address || current.port !== remote.port) leg.endpoint.setRemote({ address: remote.address, port: remote.port });
+    const ourSdp = buildSdp({ address: leg.endpoint.localAddress.address, port: leg.endpoint.localAddress.port, ...answerFor(offered.media) });
+    const answered = await anchor.answer({ callId: input.callId, fromTag: input.fromTag, toTag: input.toTag, sdp: ourSdp, profile: input.profile });
+    return answered.sdp;
   }
 }
 

@@ -184,8 +184,22 @@ export class NumberStore {
    * there are hundreds.
    */
   async trunkForSource(ip: string): Promise<PublicTrunk | undefined> {
+    const [first] = await this.#trunksForSource(ip, 1);
+    return first && trunkToPublic(first);
+  }
+
+  /**
+   * Every trunk whose CIDRs contain `ip`, by name, with credentials decrypted: the SIP door checks a
+   * digest answer against them. Not for the API (passwords in clear).
+   */
+  async trunksForSourceWithSecrets(ip: string): Promise<Trunk[]> {
+    return (await this.#trunksForSource(ip)).map((t) => this.#unsealTrunk(t));
+  }
+
+  async #trunksForSource(ip: string, limit = Infinity): Promise<StoredTrunk[]> {
+    const found: StoredTrunk[] = [];
     const family = isIP(ip);
-    if (family === 0) return undefined;
+    if (family === 0) return found;
     const type = family === 4 ? 'ipv4' : 'ipv6';
     for (const trunk of await this.#loadTrunks()) {
       const list = new BlockList();
@@ -195,9 +209,10 @@ export class NumberStore {
         if (netFamily === 0) continue;
         list.addSubnet(net, Number(bits), netFamily === 4 ? 'ipv4' : 'ipv6');
       }
-      if (list.check(ip, type)) return trunkToPublic(trunk);
+      if (list.check(ip, type)) found.push(trunk);
+      if (found.length >= limit) break;
     }
-    return undefined;
+    return found;
   }
 
   #parseNumber(input: unknown): NumberRoute {

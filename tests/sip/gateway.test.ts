@@ -45,6 +45,11 @@ if (!DRACHTIO_BIN) {
     let caller: Srf;
     let cache: TenantCache;
     let records: CallRecordStore;
+    let limiter: CallLimiter;
+    /** The desk phone's own drachtio, sending from 127.0.0.2. */
+    let deskDrachtio: RunningDrachtio;
+    let desk: Srf;
+    let setupGate: Promise<void> = Promise.resolve();
 
     beforeAll(async () => {
       drachtio = await startDrachtio();
@@ -61,6 +66,13 @@ if (!DRACHTIO_BIN) {
       // A second tenant whose agent says goodbye after the caller's first words, and hangs up itself.
       await tenants.create({ id: 'brief', displayName: 'Brief', greeting: 'Hello.', providers: { llm: 'goodbye' } });
       await numbers.createNumber({ number: '+15005550101', tenantId: 'brief' });
+      // A tenant whose calls last one second at most (the schema's minimum).
+      await tenants.create({ id: 'short', displayName: 'Short', greeting: 'Hi.', maxCallDurationMs: 1000 });
+      await numbers.createNumber({ number: '+15005550102', tenantId: 'short' });
+      // A desk phone at 127.0.0.2 that must answer a digest challenge (no open trunk covers that address).
+      await tenants.create({ id: 'desk', displayName: 'Desk', greeting: 'Hello desk.' });
+      await numbers.createTrunk({ name: 'desk-phone', sourceCidrs: ['127.0.0.2/32'], auth: { username: 'desk-1', password: 'correct-horse-battery' } });
+      await numbers.createNumber({ number: '+15005550103', tenantId: 'desk' });
       cache = new TenantCache(tenants, redis, { prefix });
       records = new CallRecordStore(redis, { prefix });
       const providers = new ProviderRegistry({
@@ -74,24 +86,28 @@ if (!DRACHTIO_BIN) {
       gateway = new SipGateway({
         numbers,
         tenants: cache,
-        limiter: new CallLimiter(redis, { prefix }),
+        limiter: (limiter = new CallLimiter(redis, { prefix })),
         records,
         anchor,
         providers,
         prompts: new PromptCache(),
-        createVad: () => createVad(),
+        // A test may hold call setup at a known point (to CANCEL before the answer, deterministically).
+        createVad: async () => {
+          await setupGate;
+          return createVad();
+        },
         clock: sharedMediaClock(),
       });
       await gateway.connect({ host: '127.0.0.1', port: drachtio.adminPort, secret: drachtio.secret });
-      caller = new Srf();
-      await new Promise<void>((resolve, reject) => {
-        caller.once('connect', (err: Error) => (err ? reject(err) : resolve()));
-        caller.connect({ host: '127.0.0.1', port: callerDrachtio.adminPort, secret: callerDrachtio.secret });
-      });
+      caller = await connectSrf(callerDrachtio);
+      deskDrachtio = await startDrachtio({ address: '127.0.0.2' });
+      desk = await connectSrf(deskDrachtio);
     }, 30_000);
 
     afterAll(async () => {
       caller?.disconnect();
+      desk?.disconnect();
+      await deskDrachtio?.stop();
       gateway?.disconnect();
       await gateway?.drain();
       await records?.close(500);
@@ -109,6 +125,25 @@ if (!DRACHTIO_BIN) {
     async function callerLeg(): Promise<{ leg: AudioLeg; sdp: string }> {
       const leg = await openAudioLeg({ callId: 'sip-caller', legId: 'caller', codec: { name: 'PCMU', payloadType: 0 }, clock: sharedMediaClock(), env: {}, endpoint: { portRange: { min: 45000, max: 45999 } } });
       return { leg, sdp: buildSdp({ address: '127.0.0.1', port: leg.endpoint.localAddress.port, ...offerCodecs(['PCMU']) }) };
+    }
+
+    async function connectSrf(d: RunningDrachtio): Promise<Srf> {
+      const srf = new Srf();
+      await new Promise<void>((resolve, reject) => {
+        srf.once('connect', (err: Error) => (err ? reject(err) : resolve()));
+        srf.connect({ host: '127.0.0.1', port: d.adminPort, secret: d.secret });
+      });
+      return srf;
+    }
+
+    /** Until rtpengine has no session left (deletes are sent as the call is torn down). */
+    async function sessionsDrained(): Promise<number> {
+      for (let i = 0; i < 40; i++) {
+        const n = await anchor.sessionCount();
+        if (n === 0) return 0;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      return anchor.sessionCount();
     }
 
     const target = (user: string): string => `sip:${user}@127.0.0.1:${drachtio.sipPort}`;
@@ -202,5 +237,112 @@ if (!DRACHTIO_BIN) {
         await second.leg.close();
       }
     }, 20_000);
+    it('a CANCEL before the answer gets 487; the record says caller-hangup and nothing is left', async () => {
+      const { leg, sdp } = await callerLeg();
+      let open!: () => void;
+      setupGate = new Promise<void>((resolve) => (open = resolve));
+      try {
+        let sent: { cancel(): void } | undefined;
+        const attempt = caller
+          .createUAC(target('+15005550103'.replace('103', '100')), { localSdp: sdp }, { cbRequest: (_err: unknown, req: { cancel(): void }) => (sent = req) } as never)
+          .catch((e: { status?: number }) => e);
+        // Setup is held before the answer: the gateway has the INVITE, anchored media, and waits.
+        for (let i = 0; i < 100 && (await anchor.sessionCount()) === 0; i++) await new Promise((r) => setTimeout(r, 20));
+        expect(await anchor.sessionCount()).toBe(1);
+        sent!.cancel();
+        expect(((await attempt) as { status?: number }).status).toBe(487);
+        open();
+        expect(await sessionsDrained()).toBe(0);
+        expect(await limiter.active('joes')).toBe(0);
+        const rec = (await records.list('joes')).records.find((r) => r.outcome === 'caller-hangup' && r.answeredAt === undefined);
+        expect(rec).toMatchObject({ door: 'sip' });
+      } finally {
+        open?.();
+        setupGate = Promise.resolve();
+        await leg.close();
+      }
+    }, 20_000);
+
+    it('hold and unhold re-INVITEs go through rtpengine: recvonly while held, audio again after', async () => {
+      const { leg, sdp } = await callerLeg();
+      let frames = 0;
+      leg.on('audio', () => frames++);
+      try {
+        const dialog = await caller.createUAC(target('+15005550100'), { localSdp: sdp });
+        const answer = negotiate(parseRemoteSdp(dialog.remote.sdp));
+        leg.endpoint.setRemote({ address: answer.remote.address, port: answer.remote.port });
+        leg.play(new Int16Array(320));
+        await new Promise((r) => setTimeout(r, 400));
+        const held = await dialog.modify(sdp.replace('a=sendrecv', 'a=sendonly'));
+        expect(parseRemoteSdp(held as string).direction).toBe('recvonly');
+        expect(await anchor.sessionCount()).toBe(1);
+        const resumed = await dialog.modify(sdp);
+        const media = negotiate(parseRemoteSdp(resumed as string));
+        expect(media.remote.direction).toBe('sendrecv');
+        leg.endpoint.setRemote({ address: media.remote.address, port: media.remote.port });
+        const before = frames;
+        leg.play(new Int16Array(320));
+        await new Promise((r) => setTimeout(r, 500));
+        expect(frames - before).toBeGreaterThan(10); // ~25 frames in 500 ms: media flows after unhold
+        await new Promise<void>((resolve) => dialog.destroy(undefined, () => resolve()));
+        expect(await sessionsDrained()).toBe(0);
+      } finally {
+        await leg.close();
+      }
+    }, 20_000);
+
+    it('ends a call at the tenant maximum duration with a BYE from the agent', async () => {
+      const { leg, sdp } = await callerLeg();
+      try {
+        const started = Date.now();
+        const dialog = await caller.createUAC(target('+15005550102'), { localSdp: sdp });
+        const answer = negotiate(parseRemoteSdp(dialog.remote.sdp));
+        leg.endpoint.setRemote({ address: answer.remote.address, port: answer.remote.port });
+        await new Promise<void>((resolve) => dialog.on('destroy', () => resolve()));
+        expect(Date.now() - started).toBeGreaterThanOrEqual(1000);
+        expect(await sessionsDrained()).toBe(0);
+        expect((await records.list('short')).records[0]).toMatchObject({ outcome: 'max-duration', door: 'sip' });
+      } finally {
+        await leg.close();
+      }
+    }, 20_000);
+
+    it('a device with credentials is challenged and answers (drachtio-srf retries with digest); a wrong password gets 403', async () => {
+      const { leg, sdp } = await callerLeg();
+      try {
+        const bad = await desk
+          .createUAC(target('+15005550103'), { localSdp: sdp, auth: { username: 'desk-1', password: 'not-the-password' } })
+          .catch((e: { status?: number }) => e);
+        expect((bad as { status?: number }).status).toBe(403);
+        const dialog = await desk.createUAC(target('+15005550103'), { localSdp: sdp, auth: { username: 'desk-1', password: 'correct-horse-battery' } });
+        expect(negotiate(parseRemoteSdp(dialog.remote.sdp)).codec.name).toBe('PCMU');
+        await new Promise<void>((resolve) => dialog.destroy(undefined, () => resolve()));
+        expect(await sessionsDrained()).toBe(0);
+        // Without credentials the device only ever hears the challenge.
+        const none = await desk.createUAC(target('+15005550103'), { localSdp: sdp }).catch((e: { status?: number }) => e);
+        expect((none as { status?: number }).status).toBe(401);
+      } finally {
+        await leg.close();
+      }
+    }, 20_000);
+
+    it('reconnects to a restarted drachtio-server and takes calls again', async () => {
+      const { adminPort, sipPort, secret } = drachtio;
+      await drachtio.stop();
+      drachtio = await startDrachtio({ adminPort, sipPort, secret });
+      const { leg, sdp } = await callerLeg();
+      try {
+        let dialog: Srf.Dialog | undefined;
+        for (let i = 0; i < 50 && !dialog; i++) {
+          dialog = await caller.createUAC(target('+15005550100'), { localSdp: sdp }).catch(() => undefined);
+          if (!dialog) await new Promise((r) => setTimeout(r, 200));
+        }
+        expect(dialog).toBeDefined();
+        await new Promise<void>((resolve) => dialog!.destroy(undefined, () => resolve()));
+        expect(await sessionsDrained()).toBe(0);
+      } finally {
+        await leg.close();
+      }
+    }, 30_000);
   });
 }

@@ -9,7 +9,8 @@ import { TenantCache } from '../../tenants/TenantCache.js';
 import { TenantStore } from '../../tenants/TenantStore.js';
 import { sipErrorFrom, SipError } from '../SipError.js';
 import { uriOf, userOf, type InviteRequest } from './InviteRequest.js';
-import { identifySource, rejectScanners, reserveLine, routeToNumber, tenantFor } from './steps.js';
+import { DigestAuth, digestResponse } from './DigestAuth.js';
+import { identifySource, rejectScanners, reserveLine, routeToNumber, tenantFor, type SourceDeps } from './steps.js';
 
 /** The INVITE steps one by one, against the real Redis stores (per-run prefix). */
 function invite(over: Partial<InviteRequest> & { headers?: Record<string, string> } = {}): InviteRequest {
@@ -40,6 +41,8 @@ describe('INVITE steps', () => {
   let numbers: NumberStore;
   let cache: TenantCache;
   let limiter: CallLimiter;
+  const digest = new DigestAuth();
+  let src: SourceDeps;
 
   beforeAll(async () => {
     redis = await connectRedis({ prefix });
@@ -53,6 +56,9 @@ describe('INVITE steps', () => {
     await numbers.createTrunk({ name: 'other', sourceCidrs: ['198.51.100.0/24'] });
     await numbers.createNumber({ number: '+15005550100', tenantId: 'joes', trunk: 'carrier' });
     await numbers.createNumber({ number: '+15005550199', tenantId: 'joes' });
+    // A desk phone that may call from anywhere in 10/8, with digest credentials.
+    await numbers.createTrunk({ name: 'desk', sourceCidrs: ['10.0.0.0/8'], auth: { username: 'desk-1', password: 'correct-horse-battery' } });
+    src = { numbers, digest };
   });
 
   afterAll(async () => {
@@ -75,12 +81,31 @@ describe('INVITE steps', () => {
   });
 
   it('identifies a trunk by source address; an unknown source gets 403', async () => {
-    expect((await identifySource(invite(), numbers)).trunk.name).toBe('carrier');
-    expect(await rejection(identifySource(invite({ sourceAddress: '192.0.2.1' }), numbers))).toMatchObject({ status: 403 });
+    expect(await identifySource(invite(), src)).toMatchObject({ kind: 'trunk', auth: 'ip', trunk: { name: 'carrier' } });
+    expect(await rejection(identifySource(invite({ sourceAddress: '192.0.2.1' }), src))).toMatchObject({ status: 403 });
+  });
+
+  it('challenges a device with credentials (401), accepts its answer, refuses a wrong password or user (403)', async () => {
+    const from = { sourceAddress: '10.1.2.3' };
+    const challenge = await rejection(identifySource(invite(from), src));
+    expect(challenge).toMatchObject({ status: 401, headers: { 'WWW-Authenticate': expect.stringMatching(/^Digest realm="callgate", nonce=/) } });
+    const nonce = /nonce="([^"]+)"/.exec(challenge.headers['WWW-Authenticate']!)![1]!;
+    const authorization = (user: string, password: string): string => {
+      const fields = { username: user, realm: 'callgate', nonce, uri: 'sip:+15005550199@gw', qop: 'auth', nc: '00000001', cnonce: 'ab' };
+      return `Digest username="${user}", realm="callgate", nonce="${nonce}", uri="${fields.uri}", response="${digestResponse('INVITE', fields, password)}", qop=auth, nc=00000001, cnonce="ab"`;
+    };
+    const ok = await identifySource(invite({ ...from, headers: { Authorization: authorization('desk-1', 'correct-horse-battery') } }), src);
+    expect(ok).toMatchObject({ kind: 'trunk', auth: 'digest', trunk: { name: 'desk' } });
+    // The password never travels past this step.
+    expect(JSON.stringify(ok)).not.toContain('correct-horse-battery');
+    expect(await rejection(identifySource(invite({ ...from, headers: { Authorization: authorization('desk-1', 'wrong-password') } }), src))).toMatchObject({ status: 403 });
+    expect(await rejection(identifySource(invite({ ...from, headers: { Authorization: authorization('someone', 'correct-horse-battery') } }), src))).toMatchObject({ status: 403 });
+    // Credentials do not open the door from an address outside the device's CIDRs.
+    expect(await rejection(identifySource(invite({ sourceAddress: '192.0.2.1', headers: { Authorization: authorization('desk-1', 'correct-horse-battery') } }), src))).toMatchObject({ status: 403 });
   });
 
   it('routes the Request-URI, then To, with or without +; unknown → 404; a pinned number refuses other trunks', async () => {
-    const carrier = await identifySource(invite(), numbers);
+    const carrier = await identifySource(invite(), src);
     expect((await routeToNumber(invite(), carrier, numbers)).tenantId).toBe('joes');
     const bare = invite({ uri: 'sip:15005550199@127.0.0.1', to: '<sip:nobody@x>' });
     expect((await routeToNumber(bare, carrier, numbers)).number).toBe('+15005550199');
@@ -88,7 +113,7 @@ describe('INVITE steps', () => {
     expect((await routeToNumber(viaTo, carrier, numbers)).number).toBe('+15005550199');
     const unknown = await rejection(routeToNumber(invite({ uri: 'sip:+19999999999@x', to: '<sip:+19999999999@x>' }), carrier, numbers));
     expect(unknown).toMatchObject({ status: 404, code: 'CG_NUMBER_NOT_FOUND' });
-    const other = await identifySource(invite({ sourceAddress: '198.51.100.9' }), numbers);
+    const other = await identifySource(invite({ sourceAddress: '198.51.100.9' }), src);
     expect(await rejection(routeToNumber(invite(), other, numbers))).toMatchObject({ status: 403 });
   });
 

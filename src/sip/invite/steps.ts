@@ -2,6 +2,9 @@ import { CallgateError } from '../../errors.js';
 import type { CallLease, CallLimiter } from '../../tenants/CallLimiter.js';
 import type { NumberRoute } from '../../tenants/schema.js';
 import type { NumberStore, PublicTrunk } from '../../tenants/NumberStore.js';
+import type { Trunk } from '../../tenants/schema.js';
+import { maskSecret } from '../../tenants/secrets.js';
+import { parseDigestAuthorization, type DigestAuth } from './DigestAuth.js';
 import type { TenantCache } from '../../tenants/TenantCache.js';
 import type { Tenant } from '../../tenants/schema.js';
 import { SipError } from '../SipError.js';
@@ -23,18 +26,71 @@ export function rejectScanners(req: InviteRequest): void {
   if (SCANNER_USER_AGENTS.test(ua)) throw new SipError(403, 'Forbidden', {}, true);
 }
 
-export type CallSource = { readonly kind: 'trunk'; readonly trunk: PublicTrunk };
+/** Who is calling, once proven. */
+export type CallSource =
+  /** A carrier or PBX, by its source address (`auth: 'ip'`) or its digest credentials too (`'digest'`). */
+  | { readonly kind: 'trunk'; readonly trunk: PublicTrunk; readonly auth: 'ip' | 'digest' }
+  /** A web phone over SIP-over-WS(S), with a call token from a call URL's page. */
+  | { readonly kind: 'web'; readonly callUrl: RedeemedCallUrl };
 
-/** Who is calling: a trunk, recognised by its source address. Unknown sources are refused. */
-export async function identifySource(req: InviteRequest, numbers: NumberStore): Promise<CallSource> {
-  const trunk = await numbers.trunkForSource(req.sourceAddress);
-  if (trunk) return { kind: 'trunk', trunk };
-  // Web-phone calls over WSS (call tokens) and registered devices (digest) come with their issues.
-  throw new SipError(403, 'Forbidden');
+/** What a redeemed call token says about its call URL. */
+export interface RedeemedCallUrl {
+  readonly slug: string;
+  readonly tenantId: string;
+  readonly variables: Readonly<Record<string, string>>;
+}
+
+/** The call-token store as the SIP door uses it (src/tenants/CallTokenStore.ts). */
+export interface CallTokenRedeemer {
+  redeem(token: string): Promise<RedeemedCallUrl>;
+}
+
+export interface SourceDeps {
+  readonly numbers: NumberStore;
+  readonly digest: DigestAuth;
+  /** Absent: web-phone calls over SIP are refused. */
+  readonly tokens?: CallTokenRedeemer;
+}
+
+/** The header a web phone's INVITE carries its call token in. */
+export const CALL_TOKEN_HEADER = 'X-Call-Token';
+
+/**
+ * Who is calling:
+ * - a web phone (WS/WSS transport) must carry a call token; the token, not the address, identifies it;
+ * - otherwise the trunks whose CIDRs hold the source address: one without credentials is enough
+ *   (carriers authenticate by IP); when all of them have credentials (a desk phone, a PBX, a trunk
+ *   that must also authenticate), the INVITE is challenged (401) and the answer checked.
+ * Anything else is refused.
+ */
+export async function identifySource(req: InviteRequest, deps: SourceDeps, now: number = Date.now()): Promise<CallSource> {
+  if (req.transport === 'ws' || req.transport === 'wss') {
+    const token = req.header(CALL_TOKEN_HEADER);
+    if (!token || !deps.tokens) throw new SipError(403, 'Forbidden', {}, false, 'CG_CALL_TOKEN_INVALID');
+    return { kind: 'web', callUrl: await deps.tokens.redeem(token) };
+  }
+  const trunks = await deps.numbers.trunksForSourceWithSecrets(req.sourceAddress);
+  if (trunks.length === 0) throw new SipError(403, 'Forbidden');
+  const open = trunks.find((t) => !t.auth);
+  if (open) return { kind: 'trunk', trunk: publicTrunk(open), auth: 'ip' };
+  const creds = parseDigestAuthorization(req.header('authorization'));
+  if (!creds) throw deps.digest.challenge(now);
+  const trunk = trunks.find((t) => t.auth?.username === creds.username);
+  if (!trunk?.auth) throw new SipError(403, 'Forbidden');
+  deps.digest.verify('INVITE', creds, trunk.auth.password, now);
+  return { kind: 'trunk', trunk: publicTrunk(trunk), auth: 'digest' };
+}
+
+/** The trunk without its password: nothing after this step needs it. */
+function publicTrunk(trunk: Trunk): PublicTrunk {
+  const { auth, ...rest } = trunk;
+  return auth ? { ...rest, auth: { username: auth.username, password: maskSecret(auth.password) } } : rest;
 }
 
 /** The dialled number → its route: the Request-URI first, then the To header (some carriers rewrite one). */
 export async function routeToNumber(req: InviteRequest, source: CallSource, numbers: NumberStore): Promise<NumberRoute> {
+  // A web phone's token already names the call URL, and with it the tenant: what it dialled is moot.
+  if (source.kind === 'web') return { number: `callurl:${source.callUrl.slug}`, tenantId: source.callUrl.tenantId };
   let route: NumberRoute | undefined;
   for (const candidate of [req.uri, uriOf(req.to)]) {
     const user = userOf(candidate);

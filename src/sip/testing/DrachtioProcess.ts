@@ -37,24 +37,40 @@ async function freePort(): Promise<number> {
   return port;
 }
 
+export interface StartDrachtioOptions {
+  /** Fixed ports and secret (to restart a drachtio where the last one was); free ones otherwise. */
+  readonly adminPort?: number;
+  readonly sipPort?: number;
+  readonly secret?: string;
+  /** Loopback address SIP is served (and sent) from; 127.0.0.1 unless a test needs a second source. */
+  readonly address?: string;
+  /** Also serve SIP over WebSocket (web phones), on this port or a free one. */
+  readonly ws?: boolean | number;
+}
+
 export interface RunningDrachtio {
   readonly adminPort: number;
   readonly sipPort: number;
+  /** SIP-over-WS port when asked for. */
+  readonly wsPort: number | undefined;
   readonly secret: string;
   readonly proc: ChildProcess;
   stop(): Promise<void>;
 }
 
 /** Starts drachtio-server on loopback with a config written for this run; resolves once its admin port accepts. */
-export async function startDrachtio(binary: string = DRACHTIO_BIN ?? 'drachtio'): Promise<RunningDrachtio> {
+export async function startDrachtio(options: StartDrachtioOptions = {}, binary: string = DRACHTIO_BIN ?? 'drachtio'): Promise<RunningDrachtio> {
   const dir = await mkdtemp(join(tmpdir(), 'callgate-drachtio-'));
-  const adminPort = await freePort();
-  const sipPort = await freePort();
-  const secret = `test-${Math.random().toString(36).slice(2)}`;
+  const adminPort = options.adminPort ?? (await freePort());
+  const sipPort = options.sipPort ?? (await freePort());
+  const wsPort = typeof options.ws === 'number' ? options.ws : options.ws ? await freePort() : undefined;
+  const secret = options.secret ?? `test-${Math.random().toString(36).slice(2)}`;
+  const address = options.address ?? '127.0.0.1';
+  const wsContact = wsPort === undefined ? '' : `<contact>sip:${address}:${wsPort};transport=ws</contact>`;
   const config = `<drachtio>
   <admin port="${adminPort}" secret="${secret}">127.0.0.1</admin>
   <sip>
-    <contacts><contact>sip:127.0.0.1:${sipPort};transport=udp,tcp</contact></contacts>
+    <contacts><contact>sip:${address}:${sipPort};transport=udp,tcp</contact>${wsContact}</contacts>
   </sip>
   <logging><console/><loglevel>warning</loglevel><sofia-loglevel>0</sofia-loglevel></logging>
 </drachtio>
@@ -82,6 +98,7 @@ export async function startDrachtio(binary: string = DRACHTIO_BIN ?? 'drachtio')
   return {
     adminPort,
     sipPort,
+    wsPort,
     secret,
     proc,
     stop: async () => {
