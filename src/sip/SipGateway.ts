@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { EventEmitter } from 'node:events';
 import Srf from 'drachtio-srf';
 import type { Logger } from 'pino';
 import { AgentSession, type AgentSessionOptions } from '../agent/AgentSession.js';
@@ -51,13 +52,39 @@ export interface SipGatewayDeps {
   readonly tokens?: CallTokenRedeemer;
 }
 
-export class SipGateway {
+/**
+ * One answered call's signalling-to-media milestones (performance.now() ms), emitted when the
+ * greeting's first packet leaves: what the SIP benchmark and metrics read.
+ */
+export interface SipCallTiming {
+  readonly callId: string;
+  readonly tenantId: string;
+  readonly inviteAt: number;
+  readonly answeredAt: number;
+  /** Undefined when no ACK came within `ackWaitMs` (the agent started anyway). */
+  readonly ackAt: number | undefined;
+  readonly firstPacketAt: number;
+}
+
+export interface SipGatewayEvents {
+  'call-timing': [SipCallTiming];
+}
+
+/**
+ * How long after the 200 OK the agent waits for the ACK before greeting anyway. The greeting is meant
+ * to start at the ACK (the caller's side is then ready for media); a lost ACK is retransmitted-for by
+ * drachtio, and the caller should not hear silence meanwhile.
+ */
+const ACK_WAIT_MS = 2000;
+
+export class SipGateway extends EventEmitter<SipGatewayEvents> {
   readonly srf = new Srf();
   private readonly log: Logger;
   private readonly active = new Set<Promise<void>>();
   private readonly digest = new DigestAuth();
 
   constructor(private readonly deps: SipGatewayDeps) {
+    super();
     this.log = (deps.logger ?? rootLogger).child({ door: 'sip' });
     this.srf.on('error', (err: Error) => this.log.warn({ err: err.message }, 'drachtio connection error; drachtio-srf reconnects'));
     // Carriers ping with OPTIONS to see the gateway is up. Registering the verb (srf.options, which
@@ -98,6 +125,7 @@ export class SipGateway {
   }
 
   private async onInvite(req: Srf.SrfRequest, res: Srf.SrfResponse): Promise<void> {
+    const inviteAt = performance.now();
     const invite = fromSrfRequest(req);
     const log = callLogger({ callId: invite.callId }, this.log);
     const { deps } = this;
@@ -158,6 +186,16 @@ export class SipGateway {
       vad = await deps.createVad();
       if (canceled) throw new Error('canceled');
       const answeredDialog = await this.srf.createUAS(req, res, { localSdp: answered.sdp });
+      const answeredAt = performance.now();
+      let ackAt: number | undefined;
+      const acked = new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, ACK_WAIT_MS);
+        answeredDialog.once('ack', () => {
+          ackAt = performance.now();
+          clearTimeout(timer);
+          resolve();
+        });
+      });
       dialog = answeredDialog;
       dialogOpen = true;
       log.info({ tenant: tenant.id, number: route.number }, 'call answered');
@@ -206,6 +244,10 @@ export class SipGateway {
       vad = undefined; // the session closes it
       recorder.attach(session);
       recorder.answered();
+      agentLeg.once('talkspurt', () => {
+        this.emit('call-timing', { callId: invite.callId, tenantId: tenant.id, inviteAt, answeredAt, ackAt, firstPacketAt: performance.now() });
+      });
+      await acked;
       await session.start();
       await session.ended;
       await recorder.finish();

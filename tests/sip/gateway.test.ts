@@ -11,7 +11,7 @@ import { dbfs, concatSamples } from '../../src/media/signal.js';
 import { FakeLlm, FakeStt, FakeTts, voiceLike } from '../../src/providers/fake/FakeProviders.js';
 import { MediaAnchor } from '../../src/sip/rtpengine/MediaAnchor.js';
 import { RtpengineProcess } from '../../src/sip/rtpengine/RtpengineProcess.js';
-import { SipGateway } from '../../src/sip/SipGateway.js';
+import { SipGateway, type SipCallTiming } from '../../src/sip/SipGateway.js';
 import { DRACHTIO_BIN, DRACHTIO_SKIP_REASON, startDrachtio, type RunningDrachtio } from '../../src/sip/testing/DrachtioProcess.js';
 import { CallLimiter } from '../../src/tenants/CallLimiter.js';
 import { CallRecordStore } from '../../src/tenants/CallRecordStore.js';
@@ -152,8 +152,14 @@ if (!DRACHTIO_BIN) {
       const { leg, sdp } = await callerLeg();
       const heard: Int16Array[] = [];
       leg.on('audio', (f) => heard.push(f.slice()));
+      const timing = new Promise<SipCallTiming>((resolve) => gateway.once('call-timing', resolve));
       try {
         const dialog = await caller.createUAC(target('+15005550100'), { localSdp: sdp });
+        // The agent starts at the caller's ACK: the greeting's first packet follows it.
+        const t = await timing;
+        expect(t.ackAt).toBeDefined();
+        expect(t.inviteAt).toBeLessThanOrEqual(t.answeredAt);
+        expect(t.firstPacketAt).toBeGreaterThanOrEqual(t.ackAt!);
         const answer = negotiate(parseRemoteSdp(dialog.remote.sdp));
         expect(answer.codec.name).toBe('PCMU');
         leg.endpoint.setRemote({ address: answer.remote.address, port: answer.remote.port });

@@ -1,0 +1,143 @@
+import { randomBytes } from 'node:crypto';
+import type { AgentSessionOptions } from '../../agent/AgentSession.js';
+import { PromptCache } from '../../agent/PromptCache.js';
+import type { ProviderRegistry } from '../../agent/ProviderRegistry.js';
+import { createVad } from '../../agent/vad/createVad.js';
+import type { VoiceActivityDetector } from '../../agent/vad/VoiceActivityDetector.js';
+import { sharedMediaClock } from '../../media/MediaClock.js';
+import type { PortRange } from '../../media/PortAllocator.js';
+import { CallLimiter } from '../../tenants/CallLimiter.js';
+import { CallRecordStore } from '../../tenants/CallRecordStore.js';
+import { CallTokenStore } from '../../tenants/CallTokenStore.js';
+import { CallUrlStore } from '../../tenants/CallUrlStore.js';
+import { NumberStore } from '../../tenants/NumberStore.js';
+import { connectRedis, deletePrefix, testPrefix, type Redis } from '../../tenants/redisClient.js';
+import { SecretBox } from '../../tenants/secrets.js';
+import { TenantCache } from '../../tenants/TenantCache.js';
+import { TenantStore } from '../../tenants/TenantStore.js';
+import { MediaAnchor } from '../rtpengine/MediaAnchor.js';
+import { RtpengineProcess } from '../rtpengine/RtpengineProcess.js';
+import { SipGateway } from '../SipGateway.js';
+import { startDrachtio, type RunningDrachtio, type StartDrachtioOptions } from './DrachtioProcess.js';
+
+/**
+ * The whole SIP door on loopback for tests and benchmarks: a drachtio-server, Debian's rtpengine,
+ * stores under a fresh Redis prefix, and a SipGateway connected to them. Needs the drachtio binary
+ * (callers check DRACHTIO_BIN first). `stop()` undoes all of it, Redis keys included.
+ */
+export interface SipHarnessOptions {
+  readonly providers: ProviderRegistry;
+  readonly drachtio?: StartDrachtioOptions;
+  readonly agent?: Partial<AgentSessionOptions>;
+  /** Where the agent legs' RTP ports come from (keep test files apart when they run in parallel). */
+  readonly agentPorts?: PortRange;
+  /** Held before each call's VAD is made: lets a test stop setup at a known point. */
+  readonly beforeSetup?: () => Promise<void>;
+}
+
+export interface SipHarness {
+  readonly prefix: string;
+  readonly redis: Redis;
+  readonly drachtio: RunningDrachtio;
+  readonly rtpengine: RtpengineProcess;
+  readonly anchor: MediaAnchor;
+  readonly tenants: TenantStore;
+  readonly numbers: NumberStore;
+  readonly callUrls: CallUrlStore;
+  readonly tokens: CallTokenStore;
+  readonly records: CallRecordStore;
+  readonly limiter: CallLimiter;
+  readonly gateway: SipGateway;
+  /** `sip:<user>@127.0.0.1:<drachtio SIP port>` */
+  target(user: string): string;
+  /** Resolves with rtpengine's session count once it is 0, or what it is after ~2 s. */
+  sessionsDrained(): Promise<number>;
+  stop(): Promise<void>;
+}
+
+export async function startSipHarness(options: SipHarnessOptions): Promise<SipHarness> {
+  const prefix = testPrefix();
+  const started: { stop(): unknown }[] = [];
+  try {
+    const drachtio = await startDrachtio(options.drachtio);
+    started.push(drachtio);
+    const rtpengine = await RtpengineProcess.start();
+    started.push(rtpengine);
+    const anchor = await MediaAnchor.open({ port: rtpengine.ngPort });
+    started.push({ stop: () => anchor.close() });
+    const redis = await connectRedis({ prefix });
+    started.push({
+      stop: async () => {
+        await deletePrefix(redis, prefix);
+        await redis.quit();
+      },
+    });
+    const secrets = new SecretBox(randomBytes(32));
+    const tenants = new TenantStore(redis, secrets, { prefix });
+    const numbers = new NumberStore(redis, secrets, { prefix });
+    const callUrls = new CallUrlStore(redis, { prefix });
+    const tokens = new CallTokenStore(redis, { prefix });
+    const records = new CallRecordStore(redis, { prefix });
+    started.push({ stop: () => records.close(500) });
+    const limiter = new CallLimiter(redis, { prefix });
+    const cache = new TenantCache(tenants, redis, { prefix });
+    started.push({ stop: () => cache.close() });
+    const gateway = new SipGateway({
+      numbers,
+      tenants: cache,
+      limiter,
+      records,
+      anchor,
+      providers: options.providers,
+      prompts: new PromptCache(),
+      createVad: async (): Promise<VoiceActivityDetector> => {
+        await options.beforeSetup?.();
+        return createVad();
+      },
+      clock: sharedMediaClock(),
+      tokens,
+      ...(options.agentPorts ? { endpoint: { portRange: options.agentPorts } } : {}),
+      ...(options.agent ? { agent: options.agent } : {}),
+    });
+    await gateway.connect({ host: '127.0.0.1', port: drachtio.adminPort, secret: drachtio.secret });
+    started.push({
+      stop: async () => {
+        gateway.disconnect();
+        await gateway.drain();
+      },
+    });
+    const sessionsDrained = async (): Promise<number> => {
+      for (let i = 0; i < 40; i++) {
+        if ((await anchor.sessionCount()) === 0) return 0;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      return anchor.sessionCount();
+    };
+    return {
+      prefix,
+      redis,
+      drachtio,
+      rtpengine,
+      anchor,
+      tenants,
+      numbers,
+      callUrls,
+      tokens,
+      records,
+      limiter,
+      gateway,
+      target: (user) => `sip:${user}@127.0.0.1:${drachtio.sipPort}`,
+      sessionsDrained,
+      stop: () => stopAll(started),
+    };
+  } catch (err) {
+    await stopAll(started);
+    throw err;
+  }
+}
+
+/** Last started, first stopped; one failure does not keep the rest running. */
+async function stopAll(started: { stop(): unknown }[]): Promise<void> {
+  for (const s of started.reverse()) await Promise.resolve(s.stop()).catch(() => undefined);
+  started.length = 0;
+}
