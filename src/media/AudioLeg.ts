@@ -249,14 +249,27 @@ export interface OpenAudioLegOptions {
  * `<CAPTURE_DIR>/<callId>-<legId>.pcap` when CAPTURE_DIR is set, and a summary logged when it closes.
  */
 export async function openAudioLeg(opts: OpenAudioLegOptions): Promise<AudioLeg> {
+  const endpoint = await openLegEndpoint({ ...opts, clockRate: opts.codec.name === 'opus' ? 48000 : 8000 });
+  return audioLegOn(endpoint, opts);
+}
+
+/**
+ * The RtpEndpoint half of `openAudioLeg`, for a door that must put a port in an offer before it
+ * knows the codec (an outbound call): the leg is made on it with `audioLegOn` once the answer is in.
+ */
+export async function openLegEndpoint(opts: Omit<OpenAudioLegOptions, 'codec' | 'clock' | 'leg'> & { readonly clockRate: number }): Promise<RtpEndpoint> {
   const log = callLogger({ callId: opts.callId, legId: opts.legId }, opts.logger);
   const tap = createRecorderFromEnv(opts.env ?? process.env, { callId: opts.callId, legId: opts.legId }, {
     onError: (err) => log.warn({ code: err.code, err: err.message }, 'call capture failed; the call goes on without it'),
   });
-  const clockRate = opts.codec.name === 'opus' ? 48000 : 8000;
-  const endpoint = await RtpEndpoint.open({ clockRate, ...opts.endpoint, ...(tap ? { tap } : {}) });
+  return RtpEndpoint.open({ clockRate: opts.clockRate, ...opts.endpoint, ...(tap ? { tap } : {}) });
+}
+
+/** An AudioLeg on an open endpoint, with the summary logged when it closes. */
+export function audioLegOn(endpoint: RtpEndpoint, opts: Omit<OpenAudioLegOptions, 'endpoint' | 'env'>): AudioLeg {
+  const log = callLogger({ callId: opts.callId, legId: opts.legId }, opts.logger);
   const leg = new AudioLeg(endpoint, opts.codec, opts.clock, opts.leg);
-  log.debug({ localPort: endpoint.localAddress.port, codec: opts.codec.name, capture: tap !== undefined }, 'leg open');
+  log.debug({ localPort: endpoint.localAddress.port, codec: opts.codec.name }, 'leg open');
   leg.once('closing', (stats) => {
     const { received, jitterBuffer, sent, droppedTotal } = stats.endpoint;
     log.info(

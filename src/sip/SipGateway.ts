@@ -2,8 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import Srf from 'drachtio-srf';
 import type { Logger } from 'pino';
-import { AgentSession, type AgentSessionOptions } from '../agent/AgentSession.js';
-import { CallSession } from '../agent/CallSession.js';
+import type { AgentSessionOptions } from '../agent/AgentSession.js';
 import type { PromptCache } from '../agent/PromptCache.js';
 import type { ProviderRegistry } from '../agent/ProviderRegistry.js';
 import type { VoiceActivityDetector } from '../agent/vad/VoiceActivityDetector.js';
@@ -23,8 +22,8 @@ import { identifySource, rejectScanners, reserveLine, routeToNumber, tenantFor, 
 import type { AnchorProfile, MediaAnchor } from './rtpengine/MediaAnchor.js';
 import { defaultDrachtioConnection, type DrachtioConnection } from './SipConfig.js';
 import { DigestAuth } from './invite/DigestAuth.js';
+import { runAnsweredCall } from './answeredCall.js';
 import { sipErrorFrom } from './SipError.js';
-import { parseSipInfoDtmf } from './sipInfoDtmf.js';
 
 /**
  * The SIP front door: drachtio-srf on a drachtio-server. An INVITE goes through the steps in
@@ -135,8 +134,8 @@ export class SipGateway extends EventEmitter<SipGatewayEvents> {
     let anchored: { callId: string; fromTag: string } | undefined;
     let vad: VoiceActivityDetector | undefined;
     let dialog: Srf.Dialog | undefined;
-    /** The dialog is up and neither side has ended it: whatever happens next, it gets a BYE. */
-    let dialogOpen = false;
+    /** `open`: the dialog is up and neither side has ended it; whatever happens next, it gets a BYE. */
+    const state = { open: false };
     let canceled = false;
     /** Made once the tenant is known: refused and failed calls get a record too. */
     let recorder: CallRecorder | undefined;
@@ -145,8 +144,8 @@ export class SipGateway extends EventEmitter<SipGatewayEvents> {
       log.info('caller canceled before answer');
     });
     const cleanup = async (): Promise<void> => {
-      if (dialog && dialogOpen) {
-        dialogOpen = false;
+      if (dialog && state.open) {
+        state.open = false;
         const open = dialog;
         await new Promise<void>((resolve) => open.destroy(undefined, () => resolve()));
       }
@@ -197,60 +196,35 @@ export class SipGateway extends EventEmitter<SipGatewayEvents> {
         });
       });
       dialog = answeredDialog;
-      dialogOpen = true;
+      state.open = true;
       log.info({ tenant: tenant.id, number: route.number }, 'call answered');
-
-      const call = new CallSession({
-        callId: invite.callId,
-        config,
-        media: leg,
-        variables,
-        metadata: { from, to: route.number },
-        hangup: () => {
-          if (!dialogOpen) return;
-          dialogOpen = false;
-          return new Promise<void>((resolve) => answeredDialog.destroy(undefined, () => resolve()));
-        },
-      });
-      answeredDialog.on('destroy', () => {
-        dialogOpen = false;
-        call.remoteHangup();
-      });
-      // Keys sent as SIP INFO reach the agent as the leg's DTMF events, like RFC 4733 ones.
-      const agentLeg = leg;
-      answeredDialog.on('info', (infoReq, infoRes) => {
-        const key = parseSipInfoDtmf(infoReq.get('Content-Type') ?? undefined, infoReq.body as string | undefined);
-        infoRes.send(key ? 200 : 415);
-        if (key) agentLeg.emit('dtmf', key);
-      });
-      // Re-INVITEs (hold, unhold, session refresh, a codec change) go through rtpengine like the first
-      // offer: its answer goes back to the caller, and the leg follows if rtpengine's side moved.
-      answeredDialog.on('modify', (modReq: Srf.SrfRequest, modRes: Srf.SrfResponse) => {
-        void this.reoffer({ callId: invite.callId, fromTag, toTag, profile, sdp: modReq.body as string, leg: agentLeg })
-          .then((sdp) => modRes.send(200, { body: sdp }))
-          .catch((err: unknown) => {
-            log.warn({ err: String(err) }, 're-INVITE refused');
-            modRes.send(488);
-          });
-      });
-      const session = new AgentSession({
-        call,
-        providers,
-        vad,
-        prompts: deps.prompts,
-        options: deps.agent ?? {},
-        logger: log,
-      });
-      vad = undefined; // the session closes it
-      recorder.attach(session);
-      recorder.answered();
-      agentLeg.once('talkspurt', () => {
+      leg.once('talkspurt', () => {
         this.emit('call-timing', { callId: invite.callId, tenantId: tenant.id, inviteAt, answeredAt, ackAt, firstPacketAt: performance.now() });
       });
-      await acked;
-      await session.start();
-      await session.ended;
-      await recorder.finish();
+      const sessionVad = vad;
+      vad = undefined; // the session closes it
+      await runAnsweredCall(
+        {
+          callId: invite.callId,
+          dialog: answeredDialog,
+          leg,
+          config,
+          variables,
+          metadata: { from, to: route.number },
+          providers,
+          vad: sessionVad,
+          recorder,
+          anchor: deps.anchor,
+          profile,
+          remoteTag: fromTag,
+          localTag: toTag,
+          prompts: deps.prompts,
+          agent: deps.agent ?? {},
+          log,
+          startWhen: acked,
+        },
+        state,
+      );
     } catch (err) {
       const sip = sipErrorFrom(err);
       if (canceled) log.debug('setup stopped: the caller canceled');
@@ -264,22 +238,6 @@ export class SipGateway extends EventEmitter<SipGatewayEvents> {
     } finally {
       await cleanup();
     }
-  }
-
-  /**
-   * A mid-call offer: rtpengine re-anchors it, our leg answers with the same codec (direction
-   * mirrored, so a hold is answered recvonly), and rtpengine's answer is what the caller gets.
-   */
-  private async reoffer(input: { callId: string; fromTag: string; toTag: string; profile: AnchorProfile; sdp: string; leg: AudioLeg }): Promise<string> {
-    const { anchor } = this.deps;
-    const offered = await anchor.offer({ callId: input.callId, fromTag: input.fromTag, sdp: input.sdp, profile: input.profile });
-    const { leg } = input;
-    const remote = offered.media.remote;
-    const current = leg.endpoint.remoteAddress;
-    if (!current || current.address !== remote.address || current.port !== remote.port) leg.endpoint.setRemote({ address: remote.address, port: remote.port });
-    const ourSdp = buildSdp({ address: leg.endpoint.localAddress.address, port: leg.endpoint.localAddress.port, ...answerFor(offered.media) });
-    const answered = await anchor.answer({ callId: input.callId, fromTag: input.fromTag, toTag: input.toTag, sdp: ourSdp, profile: input.profile });
-    return answered.sdp;
   }
 }
 

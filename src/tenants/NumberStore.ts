@@ -20,7 +20,7 @@ export const defaultNumberStoreOptions = {
 
 type StoredTrunk = Omit<Trunk, 'auth'> & { auth?: { username: string; password: { enc: string; last4: string } } };
 export type PublicTrunk = Omit<Trunk, 'auth'> & { auth?: { username: string; password: MaskedSecret } };
-export type TrunkPatch = { sourceCidrs?: string[]; auth?: { username?: string; password?: string } | null; name?: string };
+export type TrunkPatch = { sourceCidrs?: string[]; auth?: { username?: string; password?: string } | null; outbound?: Trunk['outbound'] | null; name?: string };
 export type NumberPatch = { tenantId?: string; trunk?: string | null; number?: string };
 
 /**

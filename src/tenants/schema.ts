@@ -126,6 +126,18 @@ export const trunkSchema = z.object({
   sourceCidrs: z.array(cidr).min(1),
   /** Digest credentials the trunk must answer with (optional; the password is stored encrypted). */
   auth: z.object({ username: z.string().min(1).max(100), password: z.string().min(8).max(200) }).optional(),
+  /** Where outbound calls through this trunk go (`POST /v1/calls`); absent: the trunk is inbound only. */
+  outbound: z
+    .object({
+      /** The carrier's SIP host: a name or an IPv4 address (no scheme, no port). */
+      host: z.string().regex(/^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$/, 'a host name or IPv4 address'),
+      port: z.number().int().min(1).max(65535).default(5060),
+      transport: z.enum(['udp', 'tcp']).default('udp'),
+      /** The number presented as the caller (E.164); the carrier may require one of yours. */
+      callerId: z.string().regex(/^\+[1-9]\d{6,14}$/, 'an E.164 number').optional(),
+    })
+    .strict()
+    .optional(),
 });
 export type Trunk = z.output<typeof trunkSchema>;
 

@@ -50,6 +50,8 @@ export interface OfferRequest {
   /** The caller's offer. */
   readonly sdp: string;
   readonly profile: AnchorProfile;
+  /** On a re-INVITE: the other party's tag, so rtpengine knows the dialog whichever side offers. */
+  readonly toTag?: string;
 }
 
 export interface AnswerRequest extends OfferRequest {
@@ -164,6 +166,7 @@ export class MediaAnchor {
     const params = {
       'call-id': req.callId,
       'from-tag': req.fromTag,
+      ...(req.toTag ? { 'to-tag': req.toTag } : {}),
       sdp: req.sdp,
       ...offerFlags(req.profile, this.options),
       ...(ifs ? { direction: [ifs.caller, ifs.agent] } : {}),

@@ -1,0 +1,103 @@
+import type Srf from 'drachtio-srf';
+import type { Logger } from 'pino';
+import type { AgentConfig } from '../agent/AgentConfig.js';
+import { AgentSession, type AgentSessionOptions } from '../agent/AgentSession.js';
+import { CallSession } from '../agent/CallSession.js';
+import type { PromptCache } from '../agent/PromptCache.js';
+import type { VoiceActivityDetector } from '../agent/vad/VoiceActivityDetector.js';
+import type { AudioLeg } from '../media/AudioLeg.js';
+import type { AgentProviders } from '../providers/types.js';
+import { answerFor, buildSdp } from '../media/sdp.js';
+import type { CallRecorder } from '../tenants/CallRecorder.js';
+import type { AnchorProfile, MediaAnchor } from './rtpengine/MediaAnchor.js';
+import { parseSipInfoDtmf } from './sipInfoDtmf.js';
+
+/**
+ * What happens on a SIP dialog once it is up, whichever side dialled: the agent session on the leg,
+ * the remote BYE, SIP INFO keys, and re-INVITEs through rtpengine. Shared by inbound calls and
+ * outbound ones (`POST /v1/calls`).
+ */
+export interface AnsweredCall {
+  readonly callId: string;
+  readonly dialog: Srf.Dialog;
+  readonly leg: AudioLeg;
+  readonly config: AgentConfig;
+  readonly variables: Record<string, string>;
+  readonly metadata: { readonly from: string; readonly to: string };
+  readonly providers: AgentProviders;
+  /** Owned by the session from here: it closes it. */
+  readonly vad: VoiceActivityDetector;
+  readonly recorder: CallRecorder;
+  readonly anchor: MediaAnchor;
+  readonly profile: AnchorProfile;
+  /** rtpengine's view of the dialog: the remote party's tag and ours. */
+  readonly remoteTag: string;
+  readonly localTag: string;
+  readonly prompts: PromptCache;
+  readonly agent: Partial<AgentSessionOptions>;
+  readonly log: Logger;
+  /** Resolves when the agent should start talking (the ACK of an inbound call). */
+  readonly startWhen?: Promise<void>;
+}
+
+/**
+ * Runs the agent until the call ends; resolves once the record is written. `isOpen()` tells the
+ * caller's cleanup whether the dialog still needs a BYE.
+ */
+export async function runAnsweredCall(c: AnsweredCall, state: { open: boolean }): Promise<void> {
+  const { dialog, leg, log } = c;
+  const call = new CallSession({
+    callId: c.callId,
+    config: c.config,
+    media: leg,
+    variables: c.variables,
+    metadata: c.metadata,
+    hangup: () => {
+      if (!state.open) return;
+      state.open = false;
+      return new Promise<void>((resolve) => dialog.destroy(undefined, () => resolve()));
+    },
+  });
+  dialog.on('destroy', () => {
+    state.open = false;
+    call.remoteHangup();
+  });
+  // Keys sent as SIP INFO reach the agent as the leg's DTMF events, like RFC 4733 ones.
+  dialog.on('info', (infoReq, infoRes) => {
+    const key = parseSipInfoDtmf(infoReq.get('Content-Type') ?? undefined, infoReq.body as string | undefined);
+    infoRes.send(key ? 200 : 415);
+    if (key) leg.emit('dtmf', key);
+  });
+  // Re-INVITEs (hold, unhold, session refresh, a codec change) go through rtpengine like the first
+  // offer: its answer goes back to the remote party, and the leg follows if rtpengine's side moved.
+  dialog.on('modify', (modReq: Srf.SrfRequest, modRes: Srf.SrfResponse) => {
+    void reoffer(c, modReq.body as string)
+      .then((sdp) => modRes.send(200, { body: sdp }))
+      .catch((err: unknown) => {
+        log.warn({ err: String(err) }, 're-INVITE refused');
+        modRes.send(488);
+      });
+  });
+  const session = new AgentSession({ call, providers: c.providers, vad: c.vad, prompts: c.prompts, options: c.agent, logger: log });
+  c.recorder.attach(session);
+  c.recorder.answered();
+  await c.startWhen;
+  await session.start();
+  await session.ended;
+  await c.recorder.finish();
+}
+
+/**
+ * A mid-call offer: rtpengine re-anchors it, our leg answers with the same codec (direction
+ * mirrored, so a hold is answered recvonly), and rtpengine's answer is what the remote party gets.
+ */
+async function reoffer(c: AnsweredCall, sdp: string): Promise<string> {
+  const { anchor, leg } = c;
+  const offered = await anchor.offer({ callId: c.callId, fromTag: c.remoteTag, toTag: c.localTag, sdp, profile: c.profile });
+  const remote = offered.media.remote;
+  const current = leg.endpoint.remoteAddress;
+  if (!current || current.address !== remote.address || current.port !== remote.port) leg.endpoint.setRemote({ address: remote.address, port: remote.port });
+  const ourSdp = buildSdp({ address: leg.endpoint.localAddress.address, port: leg.endpoint.localAddress.port, ...answerFor(offered.media) });
+  const answered = await anchor.answer({ callId: c.callId, fromTag: c.remoteTag, toTag: c.localTag, sdp: ourSdp, profile: c.profile });
+  return answered.sdp;
+}
