@@ -18,7 +18,7 @@ import { DOCS_PREFIX, registerOpenApi } from './openapi.js';
 import { callRoutes } from './routes/calls.js';
 import { callTokenRoutes, type CallTokenRouteOptions } from './routes/callTokens.js';
 import { callUrlRoutes } from './routes/callUrls.js';
-import type { RouteContext } from './routes/context.js';
+import type { OutboundDialer, RouteContext } from './routes/context.js';
 import { keyRoutes } from './routes/keys.js';
 import { numberRoutes } from './routes/numbers.js';
 import { tenantRoutes } from './routes/tenants.js';
@@ -47,6 +47,8 @@ export interface AdminAppOptions {
   /** The public call-token route's per-IP limit, and how long a token lives (CallTokenStore's `ttlMs`). */
   readonly callTokens?: Partial<CallTokenRouteOptions> & { readonly ttlMs?: number };
   readonly logger?: Logger;
+  /** The SIP door's outbound dialler, for `POST /v1/calls`; without it that route answers 503. */
+  readonly dialer?: OutboundDialer;
 }
 
 /** Shortest admin token accepted: a guessable token would open every tenant. */
@@ -80,6 +82,7 @@ export async function buildAdminApp(options: AdminAppOptions): Promise<AdminApp>
     apiKeys: new ApiKeyStore(redis, { prefix }),
     records: new CallRecordStore(redis, { prefix }),
     rateLimit: limits,
+    dialer: options.dialer,
     changed: async (tenantId) => {
       await options.invalidate?.(tenantId);
     },

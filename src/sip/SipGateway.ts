@@ -23,6 +23,7 @@ import type { AnchorProfile, MediaAnchor } from './rtpengine/MediaAnchor.js';
 import { defaultDrachtioConnection, type DrachtioConnection } from './SipConfig.js';
 import { DigestAuth } from './invite/DigestAuth.js';
 import { runAnsweredCall } from './answeredCall.js';
+import { startOutboundCall, type DialRequest, type DialStarted } from './outboundCall.js';
 import { sipErrorFrom } from './SipError.js';
 
 /**
@@ -117,6 +118,18 @@ export class SipGateway extends EventEmitter<SipGatewayEvents> {
   /** Disconnects from drachtio; calls in progress are left to finish (await `drain()` to wait). */
   disconnect(): void {
     this.srf.disconnect();
+  }
+
+  /**
+   * Calls `req.to` through a trunk and runs the tenant's agent when answered. Resolves once the call
+   * is under way (tenant, trunk and a line checked); `done` settles when it is over.
+   */
+  async dial(req: DialRequest): Promise<DialStarted> {
+    const started = await startOutboundCall(this.srf, this.deps, req, this.log);
+    const tracked = started.done.catch((err: unknown) => this.log.error({ err: String(err) }, 'outbound call failed'));
+    this.active.add(tracked);
+    void tracked.finally(() => this.active.delete(tracked));
+    return started;
   }
 
   async drain(): Promise<void> {
@@ -226,7 +239,12 @@ export class SipGateway extends EventEmitter<SipGatewayEvents> {
         state,
       );
     } catch (err) {
+      // drachtio answers a CANCEL (487) on its own and tells us over the same link; when our 200 OK
+      // is already on its way, the notice finds no pending INVITE and only the refused send tells.
+      if (!dialog && err instanceof Error && /unknown transaction/i.test(err.message)) canceled = true;
       const sip = sipErrorFrom(err);
+      // An unexpected failure is a bug or a broken dependency: worth a warning with the error itself.
+      if (sip.code === 'CG_INTERNAL' && !canceled) log.warn({ err: err instanceof Error ? err.stack : String(err) }, 'call setup failed');
       if (canceled) log.debug('setup stopped: the caller canceled');
       else if (!sip.silent && !res.finalResponseSent) {
         res.send(sip.status, sip.reason, { headers: sip.headers });

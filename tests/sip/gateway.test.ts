@@ -11,10 +11,11 @@ import { dbfs, concatSamples } from '../../src/media/signal.js';
 import { FakeLlm, FakeStt, FakeTts, voiceLike } from '../../src/providers/fake/FakeProviders.js';
 import { MediaAnchor } from '../../src/sip/rtpengine/MediaAnchor.js';
 import { RtpengineProcess } from '../../src/sip/rtpengine/RtpengineProcess.js';
+import { buildAdminApp } from '../../src/http/adminApp.js';
 import { SipGateway, type SipCallTiming } from '../../src/sip/SipGateway.js';
 import { DRACHTIO_BIN, DRACHTIO_SKIP_REASON, startDrachtio, type RunningDrachtio } from '../../src/sip/testing/DrachtioProcess.js';
 import { CallLimiter } from '../../src/tenants/CallLimiter.js';
-import { CallRecordStore } from '../../src/tenants/CallRecordStore.js';
+import { CallRecordStore, type CallRecord } from '../../src/tenants/CallRecordStore.js';
 import { NumberStore } from '../../src/tenants/NumberStore.js';
 import { connectRedis, deletePrefix, testPrefix, type Redis } from '../../src/tenants/redisClient.js';
 import { SecretBox } from '../../src/tenants/secrets.js';
@@ -46,6 +47,8 @@ if (!DRACHTIO_BIN) {
     let cache: TenantCache;
     let records: CallRecordStore;
     let limiter: CallLimiter;
+    let numbersStore: NumberStore;
+    let secretBox: SecretBox;
     /** The desk phone's own drachtio, sending from 127.0.0.2. */
     let deskDrachtio: RunningDrachtio;
     let desk: Srf;
@@ -57,9 +60,9 @@ if (!DRACHTIO_BIN) {
       rtpengine = await RtpengineProcess.start();
       anchor = await MediaAnchor.open({ port: rtpengine.ngPort });
       redis = await connectRedis({ prefix });
-      const secrets = new SecretBox(randomBytes(32));
+      const secrets = (secretBox = new SecretBox(randomBytes(32)));
       const tenants = new TenantStore(redis, secrets, { prefix });
-      const numbers = new NumberStore(redis, secrets, { prefix });
+      const numbers = (numbersStore = new NumberStore(redis, secrets, { prefix }));
       await tenants.create({ id: 'joes', displayName: "Joe's Pizza", greeting: "Hi, I'm {{agentName}} from {{business}}.", maxConcurrentCalls: 1 });
       await numbers.createTrunk({ name: 'local', sourceCidrs: ['127.0.0.1/32'] });
       await numbers.createNumber({ number: '+15005550100', tenantId: 'joes' });
@@ -146,6 +149,16 @@ if (!DRACHTIO_BIN) {
       return anchor.sessionCount();
     }
 
+    /** A tenant's newest record matching `pred`; records are written in the background, so wait a little. */
+    async function recordWhere(tenant: string, pred: (r: CallRecord) => boolean): Promise<CallRecord | undefined> {
+      for (let i = 0; i < 40; i++) {
+        const found = (await records.list(tenant)).records.find(pred);
+        if (found) return found;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      return undefined;
+    }
+
     const target = (user: string): string => `sip:${user}@127.0.0.1:${drachtio.sipPort}`;
 
     it('answers a trunk call to a known number; the caller hears the greeting through rtpengine; BYE cleans up', async () => {
@@ -195,7 +208,7 @@ if (!DRACHTIO_BIN) {
         await bye;
         await new Promise((r) => setTimeout(r, 300));
         expect(await anchor.sessionCount()).toBe(0);
-        expect((await records.list('brief')).records[0]).toMatchObject({ outcome: 'agent-goodbye', door: 'sip' });
+        expect(await recordWhere('brief', () => true)).toMatchObject({ outcome: 'agent-goodbye', door: 'sip' });
       } finally {
         await leg.close();
       }
@@ -233,7 +246,7 @@ if (!DRACHTIO_BIN) {
         const err = await caller.createUAC(target('+15005550100'), { localSdp: second.sdp }).catch((e: { status?: number }) => e);
         expect((err as { status?: number }).status).toBe(486);
         // The refused call has its record too.
-        const refused = (await records.list('joes')).records.find((r) => r.outcome === 'rejected');
+        const refused = await recordWhere('joes', (r) => r.outcome === 'rejected');
         expect(refused).toMatchObject({ door: 'sip', error: { code: 'CG_CALL_LIMIT_REACHED' } });
         await new Promise<void>((resolve) => dialog.destroy(undefined, () => resolve()));
         await new Promise((r) => setTimeout(r, 300));
@@ -260,8 +273,7 @@ if (!DRACHTIO_BIN) {
         open();
         expect(await sessionsDrained()).toBe(0);
         expect(await limiter.active('joes')).toBe(0);
-        const rec = (await records.list('joes')).records.find((r) => r.outcome === 'caller-hangup' && r.answeredAt === undefined);
-        expect(rec).toMatchObject({ door: 'sip' });
+        expect(await recordWhere('joes', (r) => r.outcome === 'caller-hangup' && r.answeredAt === undefined)).toMatchObject({ door: 'sip' });
       } finally {
         open?.();
         setupGate = Promise.resolve();
@@ -307,7 +319,7 @@ if (!DRACHTIO_BIN) {
         await new Promise<void>((resolve) => dialog.on('destroy', () => resolve()));
         expect(Date.now() - started).toBeGreaterThanOrEqual(1000);
         expect(await sessionsDrained()).toBe(0);
-        expect((await records.list('short')).records[0]).toMatchObject({ outcome: 'max-duration', door: 'sip' });
+        expect(await recordWhere('short', () => true)).toMatchObject({ outcome: 'max-duration', door: 'sip' });
       } finally {
         await leg.close();
       }
@@ -332,19 +344,68 @@ if (!DRACHTIO_BIN) {
       }
     }, 20_000);
 
+    it('dials out through a trunk: the callee hears the greeting; their BYE ends it; busy is a failed record', async () => {
+      await numbersStore.createTrunk({ name: 'out', sourceCidrs: ['192.0.2.0/24'], outbound: { host: '127.0.0.1', port: callerDrachtio.sipPort, transport: 'udp', callerId: '+15005550100' } });
+      const { leg, sdp } = await callerLeg();
+      const heard: Int16Array[] = [];
+      leg.on('audio', (f) => heard.push(f.slice()));
+      let answeredDialog: Srf.Dialog | undefined;
+      let callerIdSeen = '';
+      // The "carrier" is the caller's drachtio-srf app, answering as a phone would (or busy for one number).
+      caller.invite(async (req, res) => {
+        callerIdSeen = req.get('From') ?? '';
+        if (req.uri.includes('+15005550999')) return res.send(486);
+        const answer = negotiate(parseRemoteSdp(req.body as string));
+        leg.endpoint.setRemote({ address: answer.remote.address, port: answer.remote.port });
+        answeredDialog = await caller.createUAS(req, res, { localSdp: sdp.replace('a=sendrecv', 'a=sendrecv') });
+        leg.play(new Int16Array(320));
+      });
+      try {
+        // Through the admin API, as an operator would: 202 and the call id.
+        const api = await buildAdminApp({ redis, prefix, secrets: secretBox, adminToken: 'a'.repeat(32), dialer: gateway });
+        const res = await api.inject({ method: 'POST', url: '/v1/calls', headers: { authorization: `Bearer ${'a'.repeat(32)}` }, payload: { tenant: 'joes', to: '+14155550123', trunk: 'out' } });
+        await api.close();
+        expect(res.statusCode).toBe(202);
+        const callId = (res.json() as { callId: string }).callId;
+        const started = { callId, done: gateway.drain() };
+        for (let i = 0; i < 100 && !answeredDialog; i++) await new Promise((r) => setTimeout(r, 20));
+        expect(answeredDialog).toBeDefined();
+        expect(callerIdSeen).toContain('+15005550100');
+        await new Promise((r) => setTimeout(r, 1200));
+        const audio = concatSamples(heard);
+        expect(audio.length).toBeGreaterThan(8000);
+        expect(dbfs(audio)).toBeGreaterThan(-40);
+        await new Promise<void>((resolve) => answeredDialog!.destroy(undefined, () => resolve()));
+        await started.done;
+        expect(await sessionsDrained()).toBe(0);
+        const rec = (await records.list('joes')).records.find((r) => r.callId === started.callId);
+        expect(rec).toMatchObject({ door: 'sip', outcome: 'caller-hangup', to: '+14155550123', from: '+15005550100' });
+
+        const busy = await gateway.dial({ tenantId: 'joes', to: '+15005550999', trunk: 'out' });
+        await busy.done;
+        expect(await sessionsDrained()).toBe(0);
+        expect(await limiter.active('joes')).toBe(0);
+        const failed = (await records.list('joes')).records.find((r) => r.callId === busy.callId);
+        expect(failed).toMatchObject({ outcome: 'failed', error: { code: 'CG_DIAL_FAILED', message: 'SIP 486' } });
+        // A trunk with no outbound settings cannot dial; nothing rings and no line is held.
+        await expect(gateway.dial({ tenantId: 'joes', to: '+14155550123', trunk: 'local' })).rejects.toMatchObject({ code: 'CG_TRUNK_NO_OUTBOUND' });
+        await expect(gateway.dial({ tenantId: 'joes', to: '12345', trunk: 'out' })).rejects.toMatchObject({ status: 400 });
+        expect(await limiter.active('joes')).toBe(0);
+      } finally {
+        await leg.close();
+      }
+    }, 20_000);
+
     it('reconnects to a restarted drachtio-server and takes calls again', async () => {
       const { adminPort, sipPort, secret } = drachtio;
+      const reconnected = new Promise<void>((resolve) => (gateway.srf as unknown as NodeJS.EventEmitter).once('connect', () => resolve()));
       await drachtio.stop();
       drachtio = await startDrachtio({ adminPort, sipPort, secret });
+      await reconnected;
       const { leg, sdp } = await callerLeg();
       try {
-        let dialog: Srf.Dialog | undefined;
-        for (let i = 0; i < 50 && !dialog; i++) {
-          dialog = await caller.createUAC(target('+15005550100'), { localSdp: sdp }).catch(() => undefined);
-          if (!dialog) await new Promise((r) => setTimeout(r, 200));
-        }
-        expect(dialog).toBeDefined();
-        await new Promise<void>((resolve) => dialog!.destroy(undefined, () => resolve()));
+        const dialog = await caller.createUAC(target('+15005550100'), { localSdp: sdp });
+        await new Promise<void>((resolve) => dialog.destroy(undefined, () => resolve()));
         expect(await sessionsDrained()).toBe(0);
       } finally {
         await leg.close();

@@ -13,10 +13,44 @@ import { objectBody, param, type RouteContext } from './context.js';
 
 /** Live state and previews of a tenant: active calls, and its greeting as the caller would hear it. */
 const previewSchema = z.object({ variables: callUrlSchema.shape.variables.optional() }).strict();
+const dialFields = {
+  to: z.string().regex(/^\+[1-9]\d{6,14}$/, 'an E.164 number (+ and 7–15 digits)'),
+  /** A trunk with outbound settings. */
+  trunk: z.string().min(1).max(64),
+  variables: callUrlSchema.shape.variables.optional(),
+};
+const dialSchema = z.object(dialFields).strict();
+const adminDialSchema = z.object({ tenant: z.string().min(1).max(64), ...dialFields }).strict();
+const dialOut = objectSchema('Outbound call started', { callId: { type: 'string' }, status: { type: 'string', enum: ['dialing'] } });
 const tags = ['calls'];
 
 export function callRoutes(app: FastifyInstance, ctx: RouteContext): void {
   const { tenants, limiter } = ctx;
+  /**
+   * 202: the call is placed once the tenant, trunk and a line are checked; whether it was answered
+   * and how it went is in the call record (GET /v1/tenants/:id/calls/:callId) when it ends.
+   */
+  const dial = async (tenantId: string, body: z.output<typeof dialSchema>): Promise<{ callId: string; status: 'dialing' }> => {
+    if (!ctx.dialer) throw new CallgateError('CG_SIP_UNAVAILABLE', 'this gateway has no SIP door (configure DRACHTIO_HOST)');
+    const { callId } = await ctx.dialer.dial({ tenantId, to: body.to, trunk: body.trunk, ...(body.variables ? { variables: body.variables } : {}) });
+    return { callId, status: 'dialing' };
+  };
+  app.post('/v1/calls', {
+    config: { access: 'admin' },
+    schema: { tags, summary: "Call a number through a trunk; the tenant's agent talks when answered", body: jsonSchema(adminDialSchema), response: responses({ 202: dialOut }) },
+    handler: async (request, reply) => {
+      const { tenant, ...body } = parseOrThrow(adminDialSchema, objectBody(request), 'call');
+      return reply.code(202).send(await dial(tenant, body));
+    },
+  });
+  app.post('/v1/tenants/:id/calls', {
+    config: { access: 'tenant' },
+    schema: { tags, summary: "Call a number through a trunk for this tenant (tenant keys may)", params: params('id'), body: jsonSchema(dialSchema), response: responses({ 202: dialOut }) },
+    handler: async (request, reply) => {
+      const body = parseOrThrow(dialSchema, objectBody(request), 'call');
+      return reply.code(202).send(await dial(param(request, 'id'), body));
+    },
+  });
   app.get('/v1/tenants/:id/active-calls', {
     config: { access: 'tenant' },
     schema: {

@@ -17,8 +17,18 @@ export interface RouteContext {
   readonly apiKeys: ApiKeyStore;
   readonly records: CallRecordStore;
   readonly rateLimit: RateLimitOptions;
+  /** Places outbound calls (the SIP door's `dial`); absent when this process has no SIP door. */
+  readonly dialer: OutboundDialer | undefined;
   /** Tell every gateway's TenantCache to drop the tenant (`'*'`: all of them). */
   readonly changed: (tenantId: string) => Promise<void>;
+}
+
+/**
+ * What `POST /v1/calls` needs from the SIP door. Declared here, implemented by SipGateway, so the
+ * HTTP layer does not import the SIP one.
+ */
+export interface OutboundDialer {
+  dial(req: { tenantId: string; to: string; trunk: string; variables?: Record<string, string> }): Promise<{ callId: string }>;
 }
 
 /** The JSON body as an object, or 400: stores destructure bodies and must not see `null` or an array. */

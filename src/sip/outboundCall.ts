@@ -1,0 +1,187 @@
+import { randomBytes, randomUUID } from 'node:crypto';
+import type Srf from 'drachtio-srf';
+import type { Logger } from 'pino';
+import type { AgentConfig } from '../agent/AgentConfig.js';
+import type { VoiceActivityDetector } from '../agent/vad/VoiceActivityDetector.js';
+import type { AgentProviders } from '../providers/types.js';
+import { CallgateError } from '../errors.js';
+import { audioLegOn, legCodecFrom, openLegEndpoint, type AudioLeg } from '../media/AudioLeg.js';
+import type { RtpEndpoint } from '../media/RtpEndpoint.js';
+import { buildSdp, offerCodecs } from '../media/sdp.js';
+import type { CallLease } from '../tenants/CallLimiter.js';
+import { CallRecorder } from '../tenants/CallRecorder.js';
+import type { Trunk } from '../tenants/schema.js';
+import { invalid } from '../tenants/storeUtil.js';
+import { agentConfigFor } from '../tenants/TenantStore.js';
+import { runAnsweredCall } from './answeredCall.js';
+import type { SipGatewayDeps } from './SipGateway.js';
+
+/** `POST /v1/calls`: the agent calls someone through a trunk. */
+export interface DialRequest {
+  readonly tenantId: string;
+  /** E.164 number to call. */
+  readonly to: string;
+  /** The trunk to send it through; it must have `outbound` settings. */
+  readonly trunk: string;
+  /** Greeting template variables for this call. */
+  readonly variables?: Readonly<Record<string, string>>;
+}
+
+export interface DialStarted {
+  readonly callId: string;
+  /** Settles when the call is over (answered and ended, or not answered); the record is written by then. */
+  readonly done: Promise<void>;
+}
+
+export interface OutboundOptions {
+  /** Ringing longer than this is given up (CANCEL). */
+  readonly ringTimeoutMs: number;
+}
+
+export const defaultOutboundOptions = {
+  /** 45 s: about nine rings, after which carriers and voicemail take over anyway. */
+  ringTimeoutMs: 45_000,
+} as const satisfies OutboundOptions;
+
+const E164 = /^\+[1-9]\d{6,14}$/;
+
+/**
+ * Checks what can be checked before anything rings (tenant, trunk, a line under the tenant's limit,
+ * providers and VAD), then dials in the background: our leg's offer goes through rtpengine to the
+ * carrier, the carrier's answer back through rtpengine to our leg, and the agent runs on the dialog.
+ * A refusal here is a typed error (the API answers 4xx); what happens after is in the call record.
+ */
+export async function startOutboundCall(
+  srf: Srf,
+  deps: SipGatewayDeps,
+  req: DialRequest,
+  log: Logger,
+  options: OutboundOptions = defaultOutboundOptions,
+): Promise<DialStarted> {
+  if (!E164.test(req.to)) throw invalid('call', 'to', 'must be an E.164 number (+ and 7–15 digits)');
+  const tenant = await deps.tenants.get(req.tenantId);
+  const trunk = await deps.numbers.getTrunkWithSecrets(req.trunk);
+  const outbound = trunk.outbound;
+  if (!outbound) throw new CallgateError('CG_TRUNK_NO_OUTBOUND', `trunk ${trunk.name} has no outbound settings`, { details: { trunk: trunk.name } });
+  const callId = `out-${randomUUID()}`;
+  const callLog = log.child({ callId, tenant: tenant.id, direction: 'outbound' });
+  const lease: CallLease = await deps.limiter.lease(tenant.id, callId, { limit: tenant.maxConcurrentCalls });
+  const recorder = new CallRecorder(deps.records, { callId, tenantId: tenant.id, door: 'sip', from: outbound.callerId ?? `trunk:${trunk.name}`, to: req.to });
+  let vad: VoiceActivityDetector | undefined;
+  let endpoint: RtpEndpoint | undefined;
+  let prepared: Prepared;
+  try {
+    const { config, variables } = agentConfigFor(tenant, req.variables ?? {});
+    const providers = deps.providers.forCall(config);
+    vad = await deps.createVad();
+    endpoint = await openLegEndpoint({ callId, legId: 'agent', clockRate: 8000, ...(deps.endpoint ? { endpoint: deps.endpoint } : {}) });
+    prepared = { vad, endpoint, config, variables, providers };
+  } catch (err) {
+    vad?.close();
+    await endpoint?.close();
+    await lease.release().catch(() => undefined);
+    throw err;
+  }
+  const done = dial({ srf, deps, req, callLog, options, callId, lease, recorder, trunkName: trunk.name, outbound, auth: trunk.auth, ...prepared });
+  return { callId, done };
+}
+
+/** What is made before dialling, so a failure is an API error and not a ringing phone with no agent. */
+interface Prepared {
+  vad: VoiceActivityDetector;
+  endpoint: RtpEndpoint;
+  config: AgentConfig;
+  variables: Record<string, string>;
+  providers: AgentProviders;
+}
+
+interface Dialling extends Prepared {
+  srf: Srf;
+  deps: SipGatewayDeps;
+  req: DialRequest;
+  callLog: Logger;
+  options: OutboundOptions;
+  callId: string;
+  lease: CallLease;
+  recorder: CallRecorder;
+  trunkName: string;
+  outbound: NonNullable<Trunk['outbound']>;
+  auth: Trunk['auth'];
+}
+
+async function dial(d: Dialling): Promise<void> {
+  const { deps, callId, callLog: log, endpoint } = d;
+  const fromTag = randomBytes(6).toString('hex');
+  let anchored = false;
+  let leg: AudioLeg | undefined;
+  let dialog: Srf.Dialog | undefined;
+  let vad: VoiceActivityDetector | undefined = d.vad;
+  const state = { open: false };
+  try {
+    // G.711 both ways: what every carrier takes. rtpengine offers it to the carrier from its own port.
+    const ours = buildSdp({ address: endpoint.localAddress.address, port: endpoint.localAddress.port, ...offerCodecs(['PCMU', 'PCMA']) });
+    const offered = await deps.anchor.offer({ callId, fromTag, sdp: ours, profile: 'trunk' });
+    anchored = true;
+    const { host, port, transport, callerId } = d.outbound;
+    const uri = `sip:${d.req.to}@${host}:${port}${transport === 'tcp' ? ';transport=tcp' : ''}`;
+    let sent: { cancel(): void } | undefined;
+    const ringTimer = setTimeout(() => sent?.cancel(), d.options.ringTimeoutMs);
+    try {
+      dialog = await d.srf.createUAC(
+        uri,
+        { localSdp: offered.sdp, ...(callerId ? { callingNumber: callerId } : {}), ...(d.auth ? { auth: d.auth } : {}) } as Srf.CreateUACOptions,
+        { cbRequest: (_err: unknown, req: { cancel(): void }) => (sent = req) } as never,
+      );
+    } finally {
+      clearTimeout(ringTimer);
+    }
+    state.open = true;
+    const remoteTag = (dialog as unknown as { sip: { remoteTag: string } }).sip.remoteTag;
+    const answered = await deps.anchor.answer({ callId, fromTag, toTag: remoteTag, sdp: dialog.remote.sdp, profile: 'trunk' });
+    leg = audioLegOn(endpoint, { callId, legId: 'agent', codec: legCodecFrom(answered.media), clock: deps.clock, logger: log });
+    endpoint.setRemote({ address: answered.media.remote.address, port: answered.media.remote.port });
+    log.info({ trunk: d.trunkName }, 'outbound call answered');
+    const sessionVad = d.vad;
+    vad = undefined; // the session closes it
+    await runAnsweredCall(
+      {
+        callId,
+        dialog,
+        leg,
+        config: d.config,
+        variables: d.variables,
+        metadata: { from: callerId ?? `trunk:${d.trunkName}`, to: d.req.to },
+        providers: d.providers,
+        vad: sessionVad,
+        recorder: d.recorder,
+        anchor: deps.anchor,
+        profile: 'trunk',
+        remoteTag,
+        localTag: fromTag,
+        prompts: deps.prompts,
+        agent: deps.agent ?? {},
+        log,
+      },
+      state,
+    );
+  } catch (err) {
+    // Not answered (busy, no answer, refused) or failed once up: the record says which.
+    const status = (err as { status?: number }).status;
+    log.info({ status, err: status ? undefined : String(err) }, dialog ? 'outbound call failed' : 'outbound call not answered');
+    const code = dialog ? 'CG_INTERNAL' : 'CG_DIAL_FAILED';
+    await d.recorder
+      .finish({ outcome: 'failed', error: { code, message: status ? `SIP ${status}` : String(err).slice(0, 200) } })
+      .catch((e: unknown) => log.warn({ err: String(e) }, 'call record not written'));
+  } finally {
+    if (dialog && state.open) {
+      state.open = false;
+      const open = dialog;
+      await new Promise<void>((resolve) => open.destroy(undefined, () => resolve()));
+    }
+    vad?.close();
+    if (leg) await leg.close();
+    else await endpoint.close();
+    if (anchored) await deps.anchor.delete({ callId, fromTag }).catch((err: unknown) => log.warn({ err: String(err) }, 'rtpengine delete failed'));
+    await d.lease.release().catch((err: unknown) => log.warn({ err: String(err) }, 'call lease release failed'));
+  }
+}
