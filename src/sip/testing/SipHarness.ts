@@ -16,7 +16,7 @@ import { SecretBox } from '../../tenants/secrets.js';
 import { TenantCache } from '../../tenants/TenantCache.js';
 import { TenantStore } from '../../tenants/TenantStore.js';
 import { MediaAnchor } from '../rtpengine/MediaAnchor.js';
-import { RtpengineProcess } from '../rtpengine/RtpengineProcess.js';
+import { RtpengineProcess, type RtpengineProcessOptions } from '../rtpengine/RtpengineProcess.js';
 import { SipGateway } from '../SipGateway.js';
 import { startDrachtio, type RunningDrachtio, type StartDrachtioOptions } from './DrachtioProcess.js';
 
@@ -31,6 +31,11 @@ export interface SipHarnessOptions {
   readonly agent?: Partial<AgentSessionOptions>;
   /** Where the agent legs' RTP ports come from (keep test files apart when they run in parallel). */
   readonly agentPorts?: PortRange;
+  /**
+   * rtpengine's options, e.g. its own port range: rtpengines on one host share ports (it binds with
+   * address reuse), so two on the same range take each other's packets.
+   */
+  readonly rtpengine?: Partial<RtpengineProcessOptions>;
   /** Held before each call's VAD is made: lets a test stop setup at a known point. */
   readonly beforeSetup?: () => Promise<void>;
 }
@@ -61,7 +66,7 @@ export async function startSipHarness(options: SipHarnessOptions): Promise<SipHa
   try {
     const drachtio = await startDrachtio(options.drachtio);
     started.push(drachtio);
-    const rtpengine = await RtpengineProcess.start();
+    const rtpengine = await RtpengineProcess.start(options.rtpengine);
     started.push(rtpengine);
     const anchor = await MediaAnchor.open({ port: rtpengine.ngPort });
     started.push({ stop: () => anchor.close() });
