@@ -227,6 +227,23 @@ if (!DRACHTIO_BIN) {
       expect(res.status).toBe(200);
     });
 
+    it('gives a scanner no final response at all, and keeps nothing for it', async () => {
+      const { leg, sdp } = await callerLeg();
+      try {
+        const provisional: number[] = [];
+        const attempt = caller
+          .createUAC(target('+15005550100'), { localSdp: sdp, headers: { 'User-Agent': 'friendly-scanner' } }, { cbProvisional: (res: { status: number }) => provisional.push(res.status) } as never)
+          .then(() => 'answered' as const, (e: { status?: number }) => e.status);
+        const outcome = await Promise.race([attempt, new Promise<'silence'>((r) => setTimeout(() => r('silence'), 3000))]);
+        expect(outcome).toBe('silence');
+        expect(provisional.filter((s) => s !== 100)).toEqual([]);
+        expect(await anchor.sessionCount()).toBe(0);
+        expect(await limiter.active('joes')).toBe(0);
+      } finally {
+        await leg.close();
+      }
+    }, 20_000);
+
     it('refuses an unknown number with 404 and leaves no rtpengine session', async () => {
       const { leg, sdp } = await callerLeg();
       try {
