@@ -207,6 +207,16 @@ export class SipGateway extends EventEmitter<SipGatewayEvents> {
           clearTimeout(timer);
           resolve();
         });
+        // A caller gone before the ACK (or whose BYE drachtio-srf handled first, dropping our
+        // listeners) must not keep the line and rtpengine for the whole wait.
+        answeredDialog.once('destroy', () => {
+          clearTimeout(timer);
+          resolve();
+        });
+        if (!(answeredDialog as unknown as { connected: boolean }).connected) {
+          clearTimeout(timer);
+          resolve();
+        }
       });
       dialog = answeredDialog;
       state.open = true;

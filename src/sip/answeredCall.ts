@@ -62,6 +62,14 @@ export async function runAnsweredCall(c: AnsweredCall, state: { open: boolean })
     state.open = false;
     call.remoteHangup();
   });
+  // A BYE read in the same socket chunk as the ACK is handled by drachtio-srf before our code resumes
+  // after the answer: the dialog is already gone and its 'destroy' fired with no listener. Without
+  // this the agent would talk to nobody until a timeout (tests/sip/websocket.test.ts holds the loop
+  // at the 200 OK to prove it). drachtio-srf's typings do not declare `connected`.
+  if (!(dialog as unknown as { connected: boolean }).connected) {
+    state.open = false;
+    call.remoteHangup();
+  }
   // Keys sent as SIP INFO reach the agent as the leg's DTMF events, like RFC 4733 ones.
   dialog.on('info', (infoReq, infoRes) => {
     const key = parseSipInfoDtmf(infoReq.get('Content-Type') ?? undefined, infoReq.body as string | undefined);

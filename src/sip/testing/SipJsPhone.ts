@@ -55,7 +55,10 @@ export interface SipJsCall {
   readonly established: Promise<void>;
   /** Resolves when the session is over, however it ended. */
   readonly ended: Promise<SipJsCallEnd>;
-  /** BYE when established, CANCEL before; resolves once the session has ended. */
+  /**
+   * BYE when established, CANCEL before; resolves once the session has ended, which SIP.js decides as
+   * the BYE goes out (not at its 200 OK): the far end may still be tearing down.
+   */
   hangup(): Promise<SipJsCallEnd>;
 }
 
@@ -153,11 +156,14 @@ export class SipJsPhone {
     this.peers.set(inviter, peer);
 
     let endedBy: SipJsCallEnd = 'remote';
-    let refused: SipCallRefusedError | undefined;
+    let refuse: (err: SipCallRefusedError) => void = () => {};
     const established = new Promise<void>((resolve, reject) => {
+      refuse = reject;
       inviter.stateChange.addListener((state) => {
         if (state === SessionState.Established) resolve();
-        else if (state === SessionState.Terminated) reject(refused ?? new Error('SipJsPhone: call ended before it was established'));
+        // SIP.js enters Terminated before it calls the request delegate's onReject: wait a microtask so
+        // a refusal rejects with its status, and only an end without one with this.
+        else if (state === SessionState.Terminated) queueMicrotask(() => reject(new Error('SipJsPhone: call ended before it was established')));
       });
     });
     // A test that hangs up before the answer never awaits `established`: no unhandled rejection then.
@@ -171,9 +177,7 @@ export class SipJsPhone {
     try {
       await inviter.invite({
         requestDelegate: {
-          onReject: (response) => {
-            refused = new SipCallRefusedError(response.message.statusCode ?? 0, response.message.reasonPhrase ?? '');
-          },
+          onReject: (response) => refuse(new SipCallRefusedError(response.message.statusCode ?? 0, response.message.reasonPhrase ?? '')),
         },
       });
     } catch (err) {
