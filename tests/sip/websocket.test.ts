@@ -8,6 +8,7 @@ import { startSipHarness, type SipHarness } from '../../src/sip/testing/SipHarne
 import { SipCallRefusedError, SipJsPhone, type SipJsCall } from '../../src/sip/testing/SipJsPhone.js';
 import type { CallRecord } from '../../src/tenants/CallRecordStore.js';
 import type { BrowserPeer } from '../../src/webrtc/testing/BrowserPeer.js';
+import { within } from '../../src/util/within.js';
 
 /**
  * The web phone end to end: SIP.js (the library the web page uses) over SIP-over-WebSocket to
@@ -48,19 +49,6 @@ if (!DRACHTIO_BIN) {
       await phone?.stop();
       await h?.stop();
     }, 40_000);
-
-    /** Rejects naming `what` when `p` has not settled within `ms`, so a stuck call fails instead of hanging. */
-    async function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-      let timer: NodeJS.Timeout | undefined;
-      const timeout = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
-      });
-      try {
-        return await Promise.race([p, timeout]);
-      } finally {
-        clearTimeout(timer);
-      }
-    }
 
     /** The call's record once the gateway has written it (after the session ends). */
     async function recordOf(callId: string): Promise<CallRecord> {

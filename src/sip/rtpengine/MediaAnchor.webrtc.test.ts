@@ -8,6 +8,7 @@ import { waitFor } from '../../media/testing/waitFor.js';
 import { BrowserPeer } from '../../webrtc/testing/BrowserPeer.js';
 import { MediaAnchor, type AnchoredSdp } from './MediaAnchor.js';
 import { RtpengineProcess } from './RtpengineProcess.js';
+import { within } from '../../util/within.js';
 
 /**
  * The web-phone case end to end: a real WebRTC peer (libdatachannel playing the browser: ICE,
@@ -31,19 +32,6 @@ afterAll(async () => {
   await rtpe?.stop();
   clock.stop();
 });
-
-/** Rejects naming `what` when `p` has not settled within `ms`, so a failed setup does not hang the file. */
-async function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
-  });
-  try {
-    return await Promise.race([p, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 /** Level of `hz` in the loudest 200 ms window, in dBFS: the tone sent, not comfort noise or codec hiss. */
 function toneLevel(pcm: Int16Array, rate: number, hz: number): number {
