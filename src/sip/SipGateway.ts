@@ -251,7 +251,7 @@ export class SipGateway extends EventEmitter<SipGatewayEvents> {
     } catch (err) {
       // drachtio answers a CANCEL (487) on its own and tells us over the same link; when our 200 OK
       // is already on its way, the notice finds no pending INVITE and only the refused send tells.
-      if (!dialog && err instanceof Error && /unknown transaction/i.test(err.message)) canceled = true;
+      if (!dialog && /unknown transaction/i.test(err instanceof Error ? err.message : String(err))) canceled = true;
       const sip = sipErrorFrom(err);
       // An unexpected failure is a bug or a broken dependency: worth a warning with the error itself.
       if (sip.code === 'CG_INTERNAL' && !canceled) log.warn({ err: err instanceof Error ? err.stack : String(err) }, 'call setup failed');

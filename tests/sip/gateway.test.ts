@@ -76,6 +76,9 @@ if (!DRACHTIO_BIN) {
       await tenants.create({ id: 'desk', displayName: 'Desk', greeting: 'Hello desk.' });
       await numbers.createTrunk({ name: 'desk-phone', sourceCidrs: ['127.0.0.2/32'], auth: { username: 'desk-1', password: 'correct-horse-battery' } });
       await numbers.createNumber({ number: '+15005550103', tenantId: 'desk' });
+      // Many calls at once.
+      await tenants.create({ id: 'many', displayName: 'Many', greeting: 'Hello there, thanks for calling.', maxConcurrentCalls: 50 });
+      await numbers.createNumber({ number: '+15005550104', tenantId: 'many' });
       cache = new TenantCache(tenants, redis, { prefix });
       records = new CallRecordStore(redis, { prefix });
       const providers = new ProviderRegistry({
@@ -412,6 +415,37 @@ if (!DRACHTIO_BIN) {
         await leg.close();
       }
     }, 20_000);
+
+    it('after many calls ended in different ways, rtpengine holds no session and no line is held', async () => {
+      const legs = await Promise.all(Array.from({ length: 12 }, () => callerLeg()));
+      try {
+        await Promise.all(
+          legs.map(async ({ leg, sdp }, i) => {
+            if (i % 4 === 3) {
+              // Canceled while ringing: setup is fast here, so some are answered first; both must clean up.
+              let sent: { cancel(): void } | undefined;
+              const attempt = caller.createUAC(target('+15005550104'), { localSdp: sdp }, { cbRequest: (_e: unknown, req: { cancel(): void }) => (sent = req) } as never);
+              await new Promise((r) => setTimeout(r, 5));
+              sent?.cancel();
+              const dialog = await attempt.catch(() => undefined);
+              if (dialog) await new Promise<void>((resolve) => dialog.destroy(undefined, () => resolve()));
+              return;
+            }
+            const dialog = await caller.createUAC(target('+15005550104'), { localSdp: sdp });
+            const answer = negotiate(parseRemoteSdp(dialog.remote.sdp));
+            leg.endpoint.setRemote({ address: answer.remote.address, port: answer.remote.port });
+            // Hang up at once, mid-greeting, or after it.
+            await new Promise((r) => setTimeout(r, [0, 300, 1500][i % 3]));
+            await new Promise<void>((resolve) => dialog.destroy(undefined, () => resolve()));
+          }),
+        );
+        expect(await sessionsDrained()).toBe(0);
+        for (let i = 0; i < 40 && (await limiter.active('many')) > 0; i++) await new Promise((r) => setTimeout(r, 50));
+        expect(await limiter.active('many')).toBe(0);
+      } finally {
+        await Promise.all(legs.map(({ leg }) => leg.close()));
+      }
+    }, 30_000);
 
     it('reconnects to a restarted drachtio-server and takes calls again', async () => {
       const { adminPort, sipPort, secret } = drachtio;
