@@ -6,6 +6,8 @@ import { ProviderRegistry } from '../../src/agent/ProviderRegistry.js';
 import { createVad } from '../../src/agent/vad/createVad.js';
 import { openAudioLeg, type AudioLeg } from '../../src/media/AudioLeg.js';
 import { sharedMediaClock } from '../../src/media/MediaClock.js';
+import { dtmfPayloads } from '../../src/media/codecs/telephoneEvent.js';
+import { serializeRtp } from '../../src/media/rtp/RtpPacket.js';
 import { buildSdp, negotiate, offerCodecs, parseRemoteSdp } from '../../src/media/sdp.js';
 import { dbfs, concatSamples } from '../../src/media/signal.js';
 import { FakeLlm, FakeStt, FakeTts, voiceLike } from '../../src/providers/fake/FakeProviders.js';
@@ -164,7 +166,7 @@ if (!DRACHTIO_BIN) {
 
     const target = (user: string): string => `sip:${user}@127.0.0.1:${drachtio.sipPort}`;
 
-    it('answers a trunk call to a known number; the caller hears the greeting through rtpengine; BYE cleans up', async () => {
+    it('answers a trunk call to a known number; the caller hears the greeting through rtpengine; keys as SIP INFO and RFC 4733 reach the agent; BYE cleans up', async () => {
       const { leg, sdp } = await callerLeg();
       const heard: Int16Array[] = [];
       leg.on('audio', (f) => heard.push(f.slice()));
@@ -188,12 +190,21 @@ if (!DRACHTIO_BIN) {
         // A key sent as SIP INFO (as some carriers do) reaches the agent like an RFC 4733 event.
         const info = await dialog.request({ method: 'INFO', headers: { 'Content-Type': 'application/dtmf-relay' }, body: 'Signal=1\r\nDuration=160\r\n' } as never);
         expect(info.status).toBe(200);
+        // And a key as RFC 4733 events in the media, through rtpengine (telephone-event was negotiated).
+        expect(answer.telephoneEvent).toBeDefined();
+        const ssrc = 0x5eed;
+        for (const [i, p] of dtmfPayloads('7', 160, 8000).entries()) {
+          await new Promise((r) => setTimeout(r, i === 0 ? 0 : 20));
+          leg.endpoint.send(serializeRtp({ marker: p.marker, payloadType: answer.telephoneEvent!.pt, sequenceNumber: 1000 + i, timestamp: 160_000, ssrc }, p.payload));
+        }
+        await new Promise((r) => setTimeout(r, 300));
         await new Promise<void>((resolve) => dialog.destroy(undefined, () => resolve()));
         await new Promise((r) => setTimeout(r, 300));
         expect(await anchor.sessionCount()).toBe(0);
         const list = await records.list('joes');
         expect(list.records[0]).toMatchObject({ door: 'sip', outcome: 'caller-hangup', to: '+15005550100' });
-        expect(list.records[0]!.transcript).toContainEqual(expect.objectContaining({ role: 'caller', text: '1', dtmf: true }));
+        // Both keys reached the agent, which collects keys pressed close together into one keypad turn.
+        expect(list.records[0]!.transcript).toContainEqual(expect.objectContaining({ role: 'caller', text: '17', dtmf: true }));
       } finally {
         await leg.close();
       }
