@@ -13,7 +13,12 @@ try {
 }
 const typecheckFailed = typecheckStatus !== '0' ? 1 : 0;
 const passed = report.numPassedTests ?? 0;
-const failed = (report.numFailedTests ?? 0) + typecheckFailed + (report.numFailedTestSuites ?? 0);
+// A file that failed without a failing test (an error in beforeAll, an import that threw) counts once;
+// a file whose tests failed is already counted by them.
+const brokenFiles = (report.testResults ?? []).filter(
+  (f) => f.status === 'failed' && !(f.assertionResults ?? []).some((a) => a.status === 'failed'),
+).length;
+const failed = (report.numFailedTests ?? 0) + typecheckFailed + brokenFiles;
 const skipped = (report.numPendingTests ?? 0) + (report.numTodoTests ?? 0);
 if (typecheckFailed) console.log('typecheck failed');
 console.log(`${passed} passed, ${failed} failed, ${skipped} skipped`);
