@@ -1,5 +1,5 @@
 import { randomInt } from 'node:crypto';
-import { Audio, PeerConnection, type Track } from 'node-datachannel';
+import { Audio, PeerConnection, type DataChannel, type Track } from 'node-datachannel';
 import type { AudioDecoder, AudioEncoder } from '../../media/codecs/AudioCodec.js';
 import { createDecoder, createEncoder } from '../../media/codecs/registry.js';
 import { isRtcpPacket, parseRtp, serializeRtp } from '../../media/rtp/RtpPacket.js';
@@ -23,6 +23,8 @@ export interface BrowserPeerOptions {
   readonly gatherTimeoutMs: number;
   /** Name in libdatachannel's logs. */
   readonly name: string;
+  /** Open a data channel in the offer, as the web phone does for transcript events. */
+  readonly dataChannel: boolean;
 }
 
 export const defaultBrowserPeerOptions = {
@@ -33,6 +35,7 @@ export const defaultBrowserPeerOptions = {
   /** 2 s: gathering host candidates on loopback takes a few ms. */
   gatherTimeoutMs: 2000,
   name: 'browser',
+  dataChannel: false,
 } as const satisfies BrowserPeerOptions;
 
 const OPUS_CLOCK_RATE = 48000;
@@ -60,6 +63,9 @@ export class BrowserPeer {
   private timer: NodeJS.Timeout | undefined;
   private counters = { packetsSent: 0, packetsReceived: 0, decodeErrors: 0 };
   private closed = false;
+  private readonly channel: DataChannel | undefined;
+  /** Text messages received on the data channel, in order. */
+  readonly messages: string[] = [];
 
   constructor(options: Partial<BrowserPeerOptions> = {}) {
     const o: BrowserPeerOptions = { ...defaultBrowserPeerOptions, ...options };
@@ -73,6 +79,12 @@ export class BrowserPeer {
     // A browser announces its sending SSRC; rtpengine and the answerer may use it to match the stream.
     audio.addSSRC(this.ssrc, `${o.name}-cname`, 'stream', 'audio');
     this.track = this.pc.addTrack(audio);
+    if (o.dataChannel) {
+      this.channel = this.pc.createDataChannel('events');
+      this.channel.onMessage((msg) => {
+        if (typeof msg === 'string') this.messages.push(msg);
+      });
+    }
 
     let fail: (err: Error) => void = () => {};
     this.connected = new Promise<void>((resolve, reject) => {
@@ -90,8 +102,9 @@ export class BrowserPeer {
 
   /** Creates the offer and waits for ICE gathering, so the SDP carries its candidates (no trickle). */
   async createOffer(): Promise<string> {
+    let timer: NodeJS.Timeout | undefined;
     const gathered = new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`${this.options.name}: ICE gathering took over ${this.options.gatherTimeoutMs} ms`)), this.options.gatherTimeoutMs);
+      timer = setTimeout(() => reject(new Error(`${this.options.name}: ICE gathering took over ${this.options.gatherTimeoutMs} ms`)), this.options.gatherTimeoutMs);
       this.pc.onGatheringStateChange((state) => {
         if (state === 'complete') {
           clearTimeout(timer);
@@ -100,7 +113,9 @@ export class BrowserPeer {
       });
     });
     this.pc.setLocalDescription('offer');
+    // Gathering may complete before we look: then the timer must not fire later as an unhandled rejection.
     if (this.pc.gatheringState() !== 'complete') await gathered;
+    else clearTimeout(timer);
     const local = this.pc.localDescription();
     if (!local) throw new Error(`${this.options.name}: no local description after gathering`);
     return local.sdp;
@@ -148,6 +163,7 @@ export class BrowserPeer {
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
     this.outbox.length = 0;
+    this.channel?.close();
     this.track.close();
     this.pc.close();
     this.encoder.close();

@@ -1,0 +1,46 @@
+import { parse, type SessionDescription } from 'sdp-transform';
+import { CallgateError } from '../errors.js';
+
+/** What the door needs from a browser's offer. */
+export interface BrowserOffer {
+  /** The audio m-line's mid: our answer's track must carry the same. */
+  readonly audioMid: string;
+  /** The payload type the browser gave Opus. */
+  readonly opusPayloadType: number;
+  /** The page opened a data channel (transcript events go over it). */
+  readonly dataChannel: boolean;
+}
+
+/** Longest offer accepted: a browser's is 3–6 kB; anything far larger is not one. */
+export const MAX_OFFER_BYTES = 32 * 1024;
+
+/**
+ * Checks a browser's offer before any resource is spent on it: WebRTC-shaped (UDP/TLS/RTP/SAVPF, a DTLS
+ * fingerprint, ICE credentials), one audio m-line offering Opus. Throws CG_SDP_* errors (488, or 400 for
+ * what is not SDP at all).
+ */
+export function parseBrowserOffer(sdp: string): BrowserOffer {
+  if (typeof sdp !== 'string' || sdp.length === 0 || sdp.length > MAX_OFFER_BYTES || !sdp.startsWith('v=0')) {
+    throw new CallgateError('CG_SDP_MALFORMED', 'the offer is not an SDP session description');
+  }
+  let session: SessionDescription;
+  try {
+    session = parse(sdp);
+  } catch (err) {
+    throw new CallgateError('CG_SDP_MALFORMED', 'the offer could not be parsed', { cause: err });
+  }
+  const audio = (session.media ?? []).filter((m) => m.type === 'audio' && m.port !== 0);
+  if (audio.length !== 1) throw new CallgateError('CG_SDP_NO_AUDIO', `${audio.length} live audio m-lines, expected 1`);
+  const m = audio[0]!;
+  const missing = [
+    m.protocol.includes('SAVPF') ? undefined : 'UDP/TLS/RTP/SAVPF',
+    (m.fingerprint ?? session.fingerprint) ? undefined : 'a=fingerprint',
+    (m.iceUfrag ?? session.iceUfrag) && (m.icePwd ?? session.icePwd) ? undefined : 'a=ice-ufrag/ice-pwd',
+  ].filter((x): x is string => x !== undefined);
+  if (missing.length > 0) throw new CallgateError('CG_SDP_NOT_WEBRTC', `the offer is not WebRTC: no ${missing.join(', ')}`, { details: { missing } });
+  const opus = (m.rtp ?? []).find((r) => r.codec.toLowerCase() === 'opus' && r.rate === 48000);
+  if (!opus) throw new CallgateError('CG_SDP_NO_COMMON_CODEC', 'the offer has no opus/48000');
+  if (m.mid === undefined) throw new CallgateError('CG_SDP_NOT_WEBRTC', 'the audio m-line has no a=mid');
+  const dataChannel = (session.media ?? []).some((x) => x.type === 'application' && x.port !== 0 && x.protocol.includes('SCTP'));
+  return { audioMid: String(m.mid), opusPayloadType: opus.payload, dataChannel };
+}

@@ -1,0 +1,144 @@
+import { randomBytes } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PromptCache } from '../../src/agent/PromptCache.js';
+import { ProviderRegistry } from '../../src/agent/ProviderRegistry.js';
+import { createVad } from '../../src/agent/vad/createVad.js';
+import { sharedMediaClock } from '../../src/media/MediaClock.js';
+import { dbfs } from '../../src/media/signal.js';
+import { FakeLlm, FakeStt, FakeTts, voiceLike } from '../../src/providers/fake/FakeProviders.js';
+import { CallLimiter } from '../../src/tenants/CallLimiter.js';
+import { CallRecordStore, type CallRecord } from '../../src/tenants/CallRecordStore.js';
+import { CallTokenStore } from '../../src/tenants/CallTokenStore.js';
+import { CallUrlStore } from '../../src/tenants/CallUrlStore.js';
+import { connectRedis, deletePrefix, testPrefix, type Redis } from '../../src/tenants/redisClient.js';
+import { SecretBox } from '../../src/tenants/secrets.js';
+import { TenantCache } from '../../src/tenants/TenantCache.js';
+import { TenantStore } from '../../src/tenants/TenantStore.js';
+import { within } from '../../src/util/within.js';
+import { BrowserPeer } from '../../src/webrtc/testing/BrowserPeer.js';
+import { WebRtcDoor, type WebPhoneEvent } from '../../src/webrtc/WebRtcDoor.js';
+
+/**
+ * The direct WebRTC door end to end on loopback: a node-datachannel "browser" posts its offer with a
+ * call token, the gateway's own node-datachannel peer answers, and the agent (fake providers) talks
+ * over DTLS-SRTP; transcript events come back on the page's data channel. No SIP, no rtpengine.
+ */
+describe('direct WebRTC door', () => {
+  const prefix = testPrefix();
+  let redis: Redis;
+  let door: WebRtcDoor;
+  let urls: CallUrlStore;
+  let tokens: CallTokenStore;
+  let records: CallRecordStore;
+  let limiter: CallLimiter;
+  let cache: TenantCache;
+  const peers: BrowserPeer[] = [];
+
+  beforeAll(async () => {
+    redis = await connectRedis({ prefix });
+    const tenants = new TenantStore(redis, new SecretBox(randomBytes(32)), { prefix });
+    await tenants.create({ id: 'demo', displayName: 'Demo Bakery', greeting: 'Hello {{visitor|there}}, this is {{agentName}} at {{business}}.', maxConcurrentCalls: 6 });
+    urls = new CallUrlStore(redis, { prefix });
+    await urls.create({ slug: 'demo', tenantId: 'demo', variables: { visitor: 'Dana' }, allowedOrigins: ['https://shop.example'] });
+    tokens = new CallTokenStore(redis, { prefix });
+    records = new CallRecordStore(redis, { prefix });
+    limiter = new CallLimiter(redis, { prefix });
+    cache = new TenantCache(tenants, redis, { prefix });
+    door = new WebRtcDoor({
+      tokens,
+      tenants: cache,
+      limiter,
+      records,
+      providers: new ProviderRegistry({
+        stt: { pocketsphinx: () => new FakeStt({ transcripts: ['when do you open'] }) },
+        llm: { scripted: () => new FakeLlm({ reply: () => 'We open at eight.' }) },
+        tts: { flite: () => new FakeTts({ msPerChar: 30 }) },
+      }),
+      prompts: new PromptCache(),
+      createVad: () => createVad(),
+      clock: sharedMediaClock(),
+      endpoint: { portRange: { min: 46000, max: 46999 } },
+    });
+  });
+
+  afterAll(async () => {
+    for (const p of peers) p.close();
+    await door?.drain();
+    await records?.close(500);
+    await cache?.close();
+    if (redis) {
+      await deletePrefix(redis, prefix);
+      await redis.quit();
+    }
+  });
+
+  async function recordOf(callId: string): Promise<CallRecord | undefined> {
+    for (let i = 0; i < 60; i++) {
+      const found = (await records.list('demo')).records.find((r) => r.callId === callId);
+      if (found) return found;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    return undefined;
+  }
+
+  async function call(origin = 'https://shop.example'): Promise<{ peer: BrowserPeer; callId: string }> {
+    const { token } = await tokens.issue('demo', { origin });
+    const peer = new BrowserPeer({ name: 'page', dataChannel: true, sampleRate: 16000 });
+    peers.push(peer);
+    const { callId, sdp } = await door.answer({ token, sdp: await peer.createOffer(), origin });
+    peer.setAnswer(sdp);
+    await within(peer.connected, 5000, 'DTLS-SRTP to the gateway');
+    return { peer, callId };
+  }
+
+  it('answers the offer, the page hears the greeting and sees both sides of the conversation; hanging up ends the call', async () => {
+    const { peer, callId } = await call();
+    await new Promise((r) => setTimeout(r, 2500)); // "Hello Dana, this is Ava at Demo Bakery." at 30 ms a character
+    expect(peer.receivedAudio().length).toBeGreaterThan(2 * 16000); // 16 kHz as decoded by this page
+    expect(dbfs(peer.receivedAudio())).toBeGreaterThan(-40);
+    peer.play(voiceLike(900, -20));
+    await new Promise((r) => setTimeout(r, 2500));
+    const events = peer.messages.map((m) => JSON.parse(m) as WebPhoneEvent);
+    expect(events).toContainEqual({ type: 'transcript', role: 'agent', text: 'Hello Dana, this is Ava at Demo Bakery.', final: true });
+    expect(events).toContainEqual(expect.objectContaining({ type: 'transcript', role: 'caller', text: 'when do you open', final: true }));
+    expect(events).toContainEqual(expect.objectContaining({ type: 'transcript', role: 'agent', text: expect.stringContaining('We open at eight') }));
+    expect(peer.stats().decodeErrors).toBe(0);
+    peer.close();
+    const rec = await recordOf(callId);
+    expect(rec).toMatchObject({ door: 'webrtc', outcome: 'caller-hangup', from: 'web:demo', to: 'callurl:demo' });
+    expect(rec!.transcript.map((t) => t.text)).toEqual(expect.arrayContaining(['Hello Dana, this is Ava at Demo Bakery.', 'when do you open']));
+    for (let i = 0; i < 40 && (await limiter.active('demo')) > 0; i++) await new Promise((r) => setTimeout(r, 50));
+    expect(await limiter.active('demo')).toBe(0);
+  }, 20_000);
+
+  it('refuses a used token, a token from another origin, and an offer that is not WebRTC', async () => {
+    const { token } = await tokens.issue('demo', { origin: 'https://shop.example' });
+    const peer = new BrowserPeer({ name: 'page2', dataChannel: true });
+    peers.push(peer);
+    const offer = await peer.createOffer();
+    await expect(door.answer({ token, sdp: offer, origin: 'https://evil.example' })).rejects.toMatchObject({ code: 'CG_CALL_TOKEN_INVALID' });
+    const second = (await tokens.issue('demo', { origin: 'https://shop.example' })).token;
+    await expect(door.answer({ token: second, sdp: 'v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n', origin: 'https://shop.example' })).rejects.toMatchObject({ code: 'CG_SDP_NOT_WEBRTC' });
+    await expect(door.answer({ token: second, sdp: 'hello', origin: 'https://shop.example' })).rejects.toMatchObject({ code: 'CG_SDP_MALFORMED' });
+    // The malformed offers were refused before the token was spent; now it is used, then refused again.
+    const answered = await door.answer({ token: second, sdp: offer, origin: 'https://shop.example' });
+    peer.setAnswer(answered.sdp);
+    await expect(door.answer({ token: second, sdp: offer, origin: 'https://shop.example' })).rejects.toMatchObject({ code: 'CG_CALL_TOKEN_INVALID' });
+    await within(peer.connected, 5000, 'DTLS-SRTP to the gateway');
+    // Hang up once the greeting is playing, as a person would (the page's channel is up by then).
+    for (let i = 0; i < 100 && peer.receivedAudio().length < 3200; i++) await new Promise((r) => setTimeout(r, 20));
+    peer.close();
+    for (let i = 0; i < 60 && (await limiter.active('demo')) > 0; i++) await new Promise((r) => setTimeout(r, 50));
+    expect(await limiter.active('demo')).toBe(0);
+  }, 20_000);
+
+  it('carries five calls at once, each hearing its greeting', async () => {
+    const calls = await Promise.all(Array.from({ length: 5 }, () => call()));
+    await new Promise((r) => setTimeout(r, 2000));
+    for (const { peer } of calls) expect(dbfs(peer.receivedAudio())).toBeGreaterThan(-40);
+    expect(await limiter.active('demo')).toBeGreaterThanOrEqual(5);
+    for (const { peer } of calls) peer.close();
+    for (let i = 0; i < 60 && (await limiter.active('demo')) > 0; i++) await new Promise((r) => setTimeout(r, 50));
+    expect(await limiter.active('demo')).toBe(0);
+  }, 30_000);
+});
