@@ -21,7 +21,8 @@ function pathFor(route: AdminRoute, tenant: string): string {
 const apiRoutes = (): AdminRoute[] => adminRoutes(t.app).filter((r) => r.method !== 'HEAD' && r.url.startsWith('/v1/'));
 
 beforeAll(async () => {
-  t = await startAdminApp();
+  // The WebRTC door's route is listed only when a door is given; this one is never called here.
+  t = await startAdminApp({ webrtc: { answer: () => Promise.reject(new Error('not called')) } });
   for (const id of ['acme', 'other']) expect((await t.call('POST', '/v1/tenants', { id, displayName: id })).status).toBe(201);
   acmeKey = (await t.call('POST', '/v1/tenants/acme/keys', {})).body!['key'] as string;
   otherKey = (await t.call('POST', '/v1/tenants/other/keys', {})).body!['key'] as string;
@@ -38,7 +39,7 @@ describe('admin API access', () => {
     expect(tenantScoped.length).toBeGreaterThanOrEqual(10);
     for (const r of tenantScoped) expect(r.url).toMatch(/^\/v1\/tenants\/:id(\/|$)/);
     // Public: the docs, and the call-token route the web phone calls before it has anything to authenticate with.
-    for (const r of routes.filter((r) => r.access === 'public')) expect(r.url).toMatch(/^\/docs|^\/v1\/call-urls\/:slug\/token$/);
+    for (const r of routes.filter((r) => r.access === 'public')) expect(r.url).toMatch(/^\/docs|^\/v1\/call-urls\/:slug\/token$|^\/v1\/webrtc\/offer$/);
     expect(routes.some((r) => r.url === '/docs/json' && r.access === 'public')).toBe(true);
   });
 

@@ -18,7 +18,8 @@ import { DOCS_PREFIX, registerOpenApi } from './openapi.js';
 import { callRoutes } from './routes/calls.js';
 import { callTokenRoutes, type CallTokenRouteOptions } from './routes/callTokens.js';
 import { callUrlRoutes } from './routes/callUrls.js';
-import type { OutboundDialer, RouteContext } from './routes/context.js';
+import type { OutboundDialer, RouteContext, WebRtcAnswerer } from './routes/context.js';
+import { webrtcRoutes, type WebRtcRouteOptions } from './routes/webrtc.js';
 import { keyRoutes } from './routes/keys.js';
 import { numberRoutes } from './routes/numbers.js';
 import { tenantRoutes } from './routes/tenants.js';
@@ -49,6 +50,9 @@ export interface AdminAppOptions {
   readonly logger?: Logger;
   /** The SIP door's outbound dialler, for `POST /v1/calls`; without it that route answers 503. */
   readonly dialer?: OutboundDialer;
+  /** The direct WebRTC door, for `POST /v1/webrtc/offer`; without it that route is not served. */
+  readonly webrtc?: WebRtcAnswerer;
+  readonly webrtcRoute?: Partial<WebRtcRouteOptions>;
 }
 
 /** Shortest admin token accepted: a guessable token would open every tenant. */
@@ -133,6 +137,7 @@ export async function buildAdminApp(options: AdminAppOptions): Promise<AdminApp>
   trunkRoutes(app, ctx);
   recordRoutes(app, ctx);
   callTokenRoutes(app, new CallTokenStore(redis, { prefix, ...stripUndefined({ ttlMs: options.callTokens?.ttlMs }) }), options.callTokens);
+  if (options.webrtc) webrtcRoutes(app, options.webrtc, options.webrtcRoute);
   // The record store listens on the shared client for reconnects; it must stop when the app does.
   app.addHook('onClose', async () => {
     await ctx.records.close();

@@ -14,6 +14,7 @@ import { connectRedis, deletePrefix, testPrefix, type Redis } from '../../src/te
 import { SecretBox } from '../../src/tenants/secrets.js';
 import { TenantCache } from '../../src/tenants/TenantCache.js';
 import { TenantStore } from '../../src/tenants/TenantStore.js';
+import { buildAdminApp } from '../../src/http/adminApp.js';
 import { within } from '../../src/util/within.js';
 import { BrowserPeer } from '../../src/webrtc/testing/BrowserPeer.js';
 import { WebRtcDoor, type WebPhoneEvent } from '../../src/webrtc/WebRtcDoor.js';
@@ -141,4 +142,38 @@ describe('direct WebRTC door', () => {
     for (let i = 0; i < 60 && (await limiter.active('demo')) > 0; i++) await new Promise((r) => setTimeout(r, 50));
     expect(await limiter.active('demo')).toBe(0);
   }, 30_000);
+  it('over HTTP as the page does it: a token from POST /v1/call-urls/:slug/token, the offer to POST /v1/webrtc/offer', async () => {
+    const api = await buildAdminApp({ redis, prefix, secrets: new SecretBox(randomBytes(32)), adminToken: 'x'.repeat(32), webrtc: door });
+    try {
+      const origin = 'https://shop.example';
+      const issued = await api.inject({ method: 'POST', url: '/v1/call-urls/demo/token', headers: { origin } });
+      expect(issued.statusCode).toBe(201);
+      const { token } = issued.json() as { token: string };
+      const preflight = await api.inject({ method: 'OPTIONS', url: '/v1/webrtc/offer', headers: { origin, 'access-control-request-method': 'POST' } });
+      expect(preflight.statusCode).toBe(204);
+      expect(preflight.headers['access-control-allow-headers']).toContain('content-type');
+      const bad = await api.inject({ method: 'POST', url: '/v1/webrtc/offer', headers: { origin }, payload: { token } });
+      expect(bad.statusCode).toBe(400);
+      const peer = new BrowserPeer({ name: 'http-page', dataChannel: true, sampleRate: 16000 });
+      peers.push(peer);
+      const res = await api.inject({ method: 'POST', url: '/v1/webrtc/offer', headers: { origin }, payload: { token, sdp: await peer.createOffer() } });
+      expect(res.statusCode).toBe(201);
+      expect(res.headers['access-control-allow-origin']).toBe('*');
+      const body = res.json() as { callId: string; sdp: string; type: string };
+      expect(body.type).toBe('answer');
+      peer.setAnswer(body.sdp);
+      await within(peer.connected, 5000, 'DTLS-SRTP to the gateway');
+      for (let i = 0; i < 100 && peer.receivedAudio().length < 16000; i++) await new Promise((r) => setTimeout(r, 20));
+      expect(dbfs(peer.receivedAudio())).toBeGreaterThan(-40);
+      // The token is spent.
+      const other = new BrowserPeer({ name: 'other-page' });
+      peers.push(other);
+      const again = await api.inject({ method: 'POST', url: '/v1/webrtc/offer', headers: { origin }, payload: { token, sdp: await other.createOffer() } });
+      expect(again.statusCode).toBe(401);
+      peer.close();
+      expect(await recordOf(body.callId)).toMatchObject({ door: 'webrtc', outcome: 'caller-hangup' });
+    } finally {
+      await api.close();
+    }
+  }, 20_000);
 });

@@ -31,6 +31,11 @@ export interface OutboundDialer {
   dial(req: { tenantId: string; to: string; trunk: string; variables?: Record<string, string> }): Promise<{ callId: string }>;
 }
 
+/** The direct WebRTC door as the HTTP layer sees it (implemented by src/webrtc/WebRtcDoor). */
+export interface WebRtcAnswerer {
+  answer(offer: { token: string; sdp: string; origin?: string }): Promise<{ callId: string; sdp: string }>;
+}
+
 /** The JSON body as an object, or 400: stores destructure bodies and must not see `null` or an array. */
 export function objectBody(request: FastifyRequest): Record<string, unknown> {
   const body = request.body ?? {};
