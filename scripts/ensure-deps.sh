@@ -18,6 +18,8 @@ APT_NEEDS=(
   # only where drachtio-server is present, but cost little to have).
   "sipp:sip-tester"
   "tcpdump:tcpdump"
+  # The web phone's end-to-end tests drive Debian's Chromium with playwright-core.
+  "chromium:chromium"
 )
 # Debian packages that install data rather than a command, as "file:package" pairs.
 APT_FILE_NEEDS=(

@@ -20,6 +20,7 @@ import { callTokenRoutes, type CallTokenRouteOptions } from './routes/callTokens
 import { callUrlRoutes } from './routes/callUrls.js';
 import type { OutboundDialer, RouteContext, WebRtcAnswerer } from './routes/context.js';
 import { webrtcRoutes, type WebRtcRouteOptions } from './routes/webrtc.js';
+import { webPhoneRoutes } from './webPhone.js';
 import { keyRoutes } from './routes/keys.js';
 import { numberRoutes } from './routes/numbers.js';
 import { tenantRoutes } from './routes/tenants.js';
@@ -138,6 +139,7 @@ export async function buildAdminApp(options: AdminAppOptions): Promise<AdminApp>
   recordRoutes(app, ctx);
   callTokenRoutes(app, new CallTokenStore(redis, { prefix, ...stripUndefined({ ttlMs: options.callTokens?.ttlMs }) }), options.callTokens);
   if (options.webrtc) webrtcRoutes(app, options.webrtc, options.webrtcRoute);
+  webPhoneRoutes(app, ctx);
   // The record store listens on the shared client for reconnects; it must stop when the app does.
   app.addHook('onClose', async () => {
     await ctx.records.close();

@@ -83,7 +83,8 @@ export interface WebRtcAnswer {
 
 /** What the page receives on its data channel, one JSON object per message. */
 export type WebPhoneEvent =
-  | { readonly type: 'transcript'; readonly role: 'agent' | 'caller'; readonly text: string; readonly final: boolean }
+  /** The agent's words come piece by piece (a sentence or clause at a time) as they are spoken. */
+  | { readonly type: 'transcript'; readonly role: 'agent' | 'caller'; readonly turn: number; readonly text: string; readonly final: boolean }
   | { readonly type: 'ended'; readonly reason: string };
 
 export class WebRtcDoor {
@@ -147,8 +148,15 @@ export class WebRtcDoor {
       const track = pc.addTrack(audio);
       parts.bridge = await TrackBridge.open(track, leg.endpoint.localAddress, ssrc);
       leg.endpoint.setRemote(parts.bridge.address);
-      let channel: DataChannel | undefined;
-      pc.onDataChannel((dc) => (channel = dc));
+      const channel = new PageChannel();
+      pc.onDataChannel((dc) => {
+        channel.attach(dc);
+        // The page's keypad: keys arrive as {type: 'dtmf', digit} and reach the agent like RFC 4733 ones.
+        dc.onMessage((msg) => {
+          const digit = pageDtmf(msg);
+          if (digit) leg.emit('dtmf', { digit, durationMs: 250, rtpTimestamp: 0, volume: 10 });
+        });
+      });
       const connected = new Promise<void>((resolve, reject) => {
         const timer = setTimeout(() => reject(new CallgateError('CG_WEBRTC_NOT_CONNECTED', `no media connection within ${this.options.connectTimeoutMs} ms`)), this.options.connectTimeoutMs);
         track.onOpen(() => {
@@ -166,7 +174,7 @@ export class WebRtcDoor {
       const sdp = await this.localAnswer(pc, offer.sdp);
       const { vad } = parts;
       parts.vad = undefined;
-      const running = this.run({ callId, log, recorder, leg, pc, track, connected, vad, providers, config, variables, release, channel: () => channel, slug: url.slug })
+      const running = this.run({ callId, log, recorder, leg, pc, track, connected, vad, providers, config, variables, release, channel, slug: url.slug })
         .catch((err: unknown) => log.error({ err: String(err) }, 'web call failed'));
       this.active.add(running);
       void running.finally(() => this.active.delete(running));
@@ -219,7 +227,7 @@ export class WebRtcDoor {
     config: ReturnType<typeof agentConfigFor>['config'];
     variables: Record<string, string>;
     release: () => Promise<void>;
-    channel: () => DataChannel | undefined;
+    channel: PageChannel;
     slug: string;
   }): Promise<void> {
     let vad: VoiceActivityDetector | undefined = c.vad;
@@ -257,12 +265,12 @@ export class WebRtcDoor {
       call.once('ended', () => clearInterval(watchdog));
       const session = new AgentSession({ call, providers: c.providers, vad, prompts: this.deps.prompts, options: this.deps.agent ?? {}, logger: c.log });
       vad = undefined;
-      session.on('event', (e) => sendEvent(c.channel(), e));
+      session.on('event', (e) => c.channel.send(e));
       c.recorder.attach(session);
       c.recorder.answered();
       await session.start();
       const reason = await session.ended;
-      sendEvent(c.channel(), { type: 'session-ended', atMs: 0, reason });
+      c.channel.send({ type: 'session-ended', atMs: 0, reason });
       await c.recorder.finish();
     } catch (err) {
       const code = err instanceof CallgateError ? err.code : 'CG_INTERNAL';
@@ -274,13 +282,52 @@ export class WebRtcDoor {
   }
 }
 
-/** Forwards what the page shows (both sides' words, the end) to its data channel, when it has one. */
-function sendEvent(dc: DataChannel | undefined, e: AgentEvent): void {
-  if (!dc || !dc.isOpen()) return;
-  let out: WebPhoneEvent | undefined;
-  if (e.type === 'greeting') out = { type: 'transcript', role: 'agent', text: e.text, final: true };
-  else if (e.type === 'agent-text') out = { type: 'transcript', role: 'agent', text: e.text, final: true };
-  else if (e.type === 'transcript') out = { type: 'transcript', role: 'caller', text: e.text, final: e.final };
-  else if (e.type === 'session-ended') out = { type: 'ended', reason: e.reason };
-  if (out) dc.sendMessage(JSON.stringify(out));
+/**
+ * What the page shows (both sides' words, the end), for its data channel. The agent's words are the
+ * pieces as spoken (`agent-text`, the greeting's included), not the 'greeting' event's whole text,
+ * which would show the greeting twice.
+ */
+function pageEvent(e: AgentEvent): WebPhoneEvent | undefined {
+  if (e.type === 'agent-text') return { type: 'transcript', role: 'agent', turn: e.turn, text: e.text, final: true };
+  if (e.type === 'transcript') return { type: 'transcript', role: 'caller', turn: e.turn, text: e.text, final: e.final };
+  if (e.type === 'session-ended') return { type: 'ended', reason: e.reason };
+  return undefined;
+}
+
+/**
+ * The page's data channel opens a little after the media (SCTP over the same DTLS): what the agent
+ * says first (the greeting) is held until it is open rather than lost.
+ */
+class PageChannel {
+  private channel: DataChannel | undefined;
+  private readonly pending: string[] = [];
+
+  attach(dc: DataChannel): void {
+    this.channel = dc;
+    const flush = (): void => {
+      for (const m of this.pending.splice(0)) dc.sendMessage(m);
+    };
+    if (dc.isOpen()) flush();
+    else dc.onOpen(flush);
+  }
+
+  send(e: AgentEvent): void {
+    const out = pageEvent(e);
+    if (!out) return;
+    const text = JSON.stringify(out);
+    if (this.channel?.isOpen()) this.channel.sendMessage(text);
+    // Bounded: a page that never opens its channel must not grow this without end.
+    else if (this.pending.length < 200) this.pending.push(text);
+  }
+}
+
+/** A key from the page's keypad message, or undefined for anything else (never throws). */
+function pageDtmf(msg: string | Buffer | ArrayBuffer): string | undefined {
+  if (typeof msg !== 'string' || msg.length > 100) return undefined;
+  try {
+    const m = JSON.parse(msg) as { type?: unknown; digit?: unknown };
+    return m.type === 'dtmf' && typeof m.digit === 'string' && /^[0-9*#]$/.test(m.digit) ? m.digit : undefined;
+  } catch {
+    return undefined;
+  }
 }

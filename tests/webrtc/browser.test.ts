@@ -1,0 +1,212 @@
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PromptCache } from '../../src/agent/PromptCache.js';
+import { offlineProviderRegistry } from '../../src/agent/ProviderRegistry.js';
+import { createVad } from '../../src/agent/vad/createVad.js';
+import { buildAdminApp, type AdminApp } from '../../src/http/adminApp.js';
+import { sharedMediaClock } from '../../src/media/MediaClock.js';
+import { decodeWav, encodeWav } from '../../src/media/wav.js';
+import { POCKETSPHINX_AVAILABLE } from '../../src/providers/pocketsphinx/index.js';
+import { CallLimiter } from '../../src/tenants/CallLimiter.js';
+import { CallRecordStore, type CallRecord } from '../../src/tenants/CallRecordStore.js';
+import { CallTokenStore } from '../../src/tenants/CallTokenStore.js';
+import { CallUrlStore } from '../../src/tenants/CallUrlStore.js';
+import { connectRedis, deletePrefix, testPrefix, type Redis } from '../../src/tenants/redisClient.js';
+import { SecretBox } from '../../src/tenants/secrets.js';
+import { TenantCache } from '../../src/tenants/TenantCache.js';
+import { TenantStore } from '../../src/tenants/TenantStore.js';
+import { WebRtcDoor } from '../../src/webrtc/WebRtcDoor.js';
+
+/**
+ * The web phone in a real browser: Debian's Chromium, driven by playwright-core, with a fake
+ * microphone playing a fixture WAV (the caller asking "what time do you open today"), opens /c/demo,
+ * clicks Call, and talks to the offline agent (pocketsphinx, the scripted responder, flite) through
+ * the direct WebRTC door. Screenshots of each state go to test-artifacts/web-phone/.
+ */
+const CHROMIUM = '/usr/bin/chromium';
+const SKIP = !existsSync(CHROMIUM) ? `Chromium not found at ${CHROMIUM} (Debian package chromium): browser tests skipped` : !POCKETSPHINX_AVAILABLE ? 'pocketsphinx not installed: browser tests skipped' : undefined;
+const ARTIFACTS = new URL('../../test-artifacts/web-phone/', import.meta.url);
+const CALLER_FIXTURE = new URL('../fixtures/caller-open-today.wav', import.meta.url);
+const GREETING = "Hi, this is Ava at Demo Bakery. How can I help?";
+const HOURS = 'We open at eight in the morning.';
+
+if (SKIP) {
+  console.warn(SKIP);
+  describe('web phone in Chromium', () => {
+    it.skip(SKIP, () => undefined);
+  });
+} else {
+  describe('web phone in Chromium (direct WebRTC)', () => {
+    const prefix = testPrefix();
+    let redis: Redis;
+    let api: AdminApp;
+    let door: WebRtcDoor;
+    let records: CallRecordStore;
+    let cache: TenantCache;
+    let browser: Browser;
+    let base: string;
+    let callerWav = '';
+
+    beforeAll(async () => {
+      await mkdir(ARTIFACTS, { recursive: true });
+      // Chromium loops the fake microphone's file: the question alone would be one endless sentence
+      // and the agent could never answer. Silence around it makes a caller who listens: 6 s for the
+      // greeting (sooner, and the caller barges in on it, as the record would then show), the
+      // question, then 10 s for the answer.
+      const question = decodeWav(await readFile(CALLER_FIXTURE));
+      const rate = question.sampleRate;
+      const padded = new Int16Array(rate * 6 + question.samples.length + rate * 10);
+      padded.set(question.samples, rate * 6);
+      const dir = await mkdtemp(join(tmpdir(), 'callgate-webphone-'));
+      callerWav = join(dir, 'caller.wav');
+      await writeFile(callerWav, encodeWav({ samples: padded, sampleRate: rate }));
+      redis = await connectRedis({ prefix });
+      const secrets = new SecretBox(randomBytes(32));
+      const tenants = new TenantStore(redis, secrets, { prefix });
+      await tenants.create({
+        id: 'demo',
+        displayName: 'Demo Bakery',
+        greeting: 'Hi, this is {{agentName}} at {{business}}. How can I help?',
+        intents: [{ name: 'hours', phrases: ['what time do you open today', 'when do you open'], reply: HOURS }],
+        maxConcurrentCalls: 10,
+      });
+      await new CallUrlStore(redis, { prefix }).create({ slug: 'demo', tenantId: 'demo' });
+      await new CallUrlStore(redis, { prefix }).create({ slug: 'off', tenantId: 'demo', enabled: false });
+      records = new CallRecordStore(redis, { prefix });
+      cache = new TenantCache(tenants, redis, { prefix });
+      door = new WebRtcDoor({
+        tokens: new CallTokenStore(redis, { prefix }),
+        tenants: cache,
+        limiter: new CallLimiter(redis, { prefix }),
+        records,
+        providers: offlineProviderRegistry(),
+        prompts: new PromptCache(),
+        createVad: () => createVad(),
+        clock: sharedMediaClock(),
+        endpoint: { portRange: { min: 44000, max: 44999 } },
+      });
+      api = await buildAdminApp({ redis, prefix, secrets, adminToken: 'b'.repeat(32), webrtc: door });
+      await api.listen({ host: '127.0.0.1', port: 0 });
+      const addr = api.server.address() as { port: number };
+      base = `http://127.0.0.1:${addr.port}`;
+      browser = await chromium.launch({
+        executablePath: CHROMIUM,
+        args: [
+          '--headless',
+          '--no-sandbox',
+          '--disable-gpu',
+          '--disable-quic',
+          '--no-first-run',
+          '--disable-background-networking',
+          '--disable-component-update',
+          '--disable-sync',
+          '--autoplay-policy=no-user-gesture-required',
+          '--use-fake-ui-for-media-stream',
+          '--use-fake-device-for-media-stream',
+          `--use-file-for-fake-audio-capture=${callerWav}`,
+        ],
+      });
+    }, 60_000);
+
+    afterAll(async () => {
+      await browser?.close();
+      await api?.close();
+      await door?.drain();
+      await records?.close(500);
+      await cache?.close();
+      if (redis) {
+        await deletePrefix(redis, prefix);
+        await redis.quit();
+      }
+    }, 60_000);
+
+    const shot = (page: Page, name: string): Promise<Buffer> => page.screenshot({ path: new URL(`${name}.png`, ARTIFACTS).pathname, fullPage: true });
+    const level = (page: Page): Promise<number> => page.evaluate(() => (globalThis as unknown as { callgate: { level(): number } }).callgate.level());
+    const inboundBytes = (page: Page): Promise<number> => page.evaluate(() => (globalThis as unknown as { callgate: { inboundBytes(): Promise<number> } }).callgate.inboundBytes());
+
+    async function recordWhere(pred: (r: CallRecord) => boolean): Promise<CallRecord | undefined> {
+      for (let i = 0; i < 60; i++) {
+        const found = (await records.list('demo')).records.find(pred);
+        if (found) return found;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      return undefined;
+    }
+
+    it('shows friendly pages for unknown and disabled links', async () => {
+      const page = await browser.newPage();
+      try {
+        expect((await page.goto(`${base}/c/nope`))!.status()).toBe(404);
+        expect(await page.textContent('main')).toContain('no call link');
+        expect((await page.goto(`${base}/c/off`))!.status()).toBe(403);
+        expect(await page.textContent('main')).toContain('switched off');
+      } finally {
+        await page.close();
+      }
+    });
+
+    it('opens /c/demo, calls, hears the greeting, shows both sides of the conversation, and hangs up', async () => {
+      const page = await browser.newPage();
+      try {
+        await page.goto(`${base}/c/demo`);
+        expect(await page.textContent('h1')).toBe('Demo Bakery');
+        await shot(page, '1-ready');
+        await page.getByRole('button', { name: 'Call' }).click();
+        await page.waitForSelector('body[data-state="in-call"]', { timeout: 10_000 });
+        await shot(page, '2-in-call');
+        // The greeting is heard: the analyser on the remote track rises, and inbound RTP bytes grow.
+        let loudest = 0;
+        for (let i = 0; i < 50 && loudest < 0.01; i++) {
+          loudest = Math.max(loudest, await level(page));
+          await page.waitForTimeout(100);
+        }
+        expect(loudest).toBeGreaterThan(0.01);
+        const bytes1 = await inboundBytes(page);
+        await page.waitForTimeout(500);
+        expect(await inboundBytes(page)).toBeGreaterThan(bytes1);
+        // The transcript: the greeting, the caller's recognised question, the agent's answer.
+        await page.waitForFunction(`document.getElementById('transcript').textContent.includes(${JSON.stringify(HOURS)})`, undefined, { timeout: 25_000 });
+        const transcript = await page.textContent('#transcript');
+        expect(transcript).toContain(`Agent: ${GREETING}`);
+        expect(transcript).toContain('You: what time do you open today');
+        await shot(page, '3-conversation');
+        await page.getByRole('button', { name: 'Hang up' }).click();
+        await page.waitForSelector('body[data-state="ended"]');
+        await shot(page, '4-ended');
+        const rec = await recordWhere((r) => r.outcome === 'caller-hangup' && r.door === 'webrtc');
+        expect(rec).toBeDefined();
+        expect(rec!.transcript.map((t) => t.text)).toEqual(expect.arrayContaining([GREETING, 'what time do you open today']));
+      } finally {
+        await page.close();
+      }
+    }, 60_000);
+
+    it('five pages at once each hear their greeting', async () => {
+      const pages = await Promise.all(Array.from({ length: 5 }, () => browser.newPage()));
+      try {
+        await Promise.all(pages.map((p) => p.goto(`${base}/c/demo`)));
+        await Promise.all(pages.map((p) => p.getByRole('button', { name: 'Call' }).click()));
+        await Promise.all(pages.map((p) => p.waitForSelector('body[data-state="in-call"]', { timeout: 15_000 })));
+        const loudest = await Promise.all(
+          pages.map(async (p) => {
+            let max = 0;
+            for (let i = 0; i < 60 && max < 0.01; i++) {
+              max = Math.max(max, await level(p));
+              await p.waitForTimeout(100);
+            }
+            return max;
+          }),
+        );
+        for (const l of loudest) expect(l).toBeGreaterThan(0.01);
+        await Promise.all(pages.map((p) => p.getByRole('button', { name: 'Hang up' }).click()));
+      } finally {
+        await Promise.all(pages.map((p) => p.close()));
+      }
+    }, 60_000);
+  });
+}

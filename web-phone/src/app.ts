@@ -1,0 +1,213 @@
+/**
+ * The web phone: the page a call URL (/c/<slug>) opens. Direct mode: a call token at Call, the
+ * microphone, an RTCPeerConnection whose offer (ICE gathered) goes to POST /v1/webrtc/offer; the
+ * gateway's answer connects it. The agent's voice plays in an <audio> element; what both sides say
+ * arrives on the "events" data channel. Bundled by esbuild (src/http/webPhone.ts) when the server starts.
+ */
+
+type State = 'idle' | 'connecting' | 'in-call' | 'ended';
+type PhoneEvent = { type: 'transcript'; role: 'agent' | 'caller'; turn: number; text: string; final: boolean } | { type: 'ended'; reason: string };
+
+const $ = <T extends HTMLElement>(id: string): T => document.getElementById(id) as T;
+const slug = document.body.dataset['slug'] ?? '';
+const ui = {
+  call: $<HTMLButtonElement>('call'),
+  hangup: $<HTMLButtonElement>('hangup'),
+  mute: $<HTMLButtonElement>('mute'),
+  status: $<HTMLParagraphElement>('status'),
+  error: $<HTMLParagraphElement>('error'),
+  timer: $<HTMLSpanElement>('timer'),
+  level: $<HTMLMeterElement>('level'),
+  transcript: $<HTMLOListElement>('transcript'),
+  audio: $<HTMLAudioElement>('remote'),
+  keypad: $<HTMLDivElement>('keypad'),
+};
+
+let pc: RTCPeerConnection | undefined;
+let mic: MediaStream | undefined;
+let channel: RTCDataChannel | undefined;
+let timer: number | undefined;
+let meterFrame: number | undefined;
+let remoteLevel = 0;
+let audioCtx: AudioContext | undefined;
+
+const STATUS: Record<State, string> = { idle: 'Ready', connecting: 'Connecting…', 'in-call': 'In call', ended: 'Call ended' };
+
+function setState(state: State): void {
+  document.body.dataset['state'] = state;
+  ui.status.textContent = STATUS[state];
+  ui.call.disabled = state === 'connecting' || state === 'in-call';
+  ui.hangup.disabled = !(state === 'connecting' || state === 'in-call');
+  ui.mute.disabled = state !== 'in-call';
+  for (const b of ui.keypad.querySelectorAll('button')) b.disabled = state !== 'in-call';
+}
+
+function showError(message: string): void {
+  ui.error.textContent = message;
+  ui.error.hidden = false;
+}
+
+/** Plain-language messages for what the gateway refuses (codes from docs/errors.md). */
+function explain(code: string | undefined): string {
+  if (code === 'CG_CALL_LIMIT_REACHED') return 'All lines are busy right now. Please try again in a minute.';
+  if (code?.startsWith('CG_CALL_URL_')) return 'This call link can no longer be used.';
+  if (code === 'CG_HTTP_RATE_LIMITED') return 'Too many attempts. Please wait a moment and try again.';
+  return 'The call could not be connected. Please try again.';
+}
+
+async function post(url: string, body?: unknown): Promise<Record<string, unknown>> {
+  let res: Response;
+  try {
+    res = await fetch(url, body === undefined ? { method: 'POST' } : { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  } catch {
+    throw new Error('The network is unreachable. Check your connection and try again.');
+  }
+  const json = (await res.json().catch(() => ({}))) as Record<string, unknown>;
+  if (!res.ok) throw new Error(explain(typeof json['code'] === 'string' ? json['code'] : undefined));
+  return json;
+}
+
+/** One line per turn and side: the agent's words arrive a sentence at a time and join their line. */
+function addLine(role: 'agent' | 'caller', turn: number, text: string): void {
+  const last = ui.transcript.lastElementChild as HTMLLIElement | null;
+  if (last && last.className === role && last.dataset['turn'] === String(turn)) {
+    last.textContent = `${last.textContent ?? ''} ${text}`;
+    return;
+  }
+  const li = document.createElement('li');
+  li.className = role;
+  li.dataset['turn'] = String(turn);
+  li.textContent = `${role === 'agent' ? 'Agent' : 'You'}: ${text}`;
+  ui.transcript.append(li);
+  li.scrollIntoView({ block: 'nearest' });
+}
+
+function onEvent(e: PhoneEvent): void {
+  if (e.type === 'transcript' && e.final) addLine(e.role, e.turn, e.text);
+  if (e.type === 'ended') void hangup('ended');
+}
+
+function gathered(conn: RTCPeerConnection): Promise<void> {
+  if (conn.iceGatheringState === 'complete') return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = (): void => {
+      if (conn.iceGatheringState === 'complete') resolve();
+    };
+    conn.addEventListener('icegatheringstatechange', done);
+    // Do not wait forever for a candidate type that never comes; host candidates arrive at once.
+    setTimeout(resolve, 2000);
+  });
+}
+
+/** Level of the agent's voice (0–1) from a WebAudio analyser, shown in the meter and read by tests. */
+function watchLevel(stream: MediaStream): void {
+  const ctx = (audioCtx = new AudioContext());
+  // Made in the track event, after the click's user activation may have lapsed: ask it to run.
+  void ctx.resume().catch(() => undefined);
+  const analyser = ctx.createAnalyser();
+  analyser.fftSize = 1024;
+  ctx.createMediaStreamSource(stream).connect(analyser);
+  const buf = new Float32Array(analyser.fftSize);
+  const tick = (): void => {
+    analyser.getFloatTimeDomainData(buf);
+    let sum = 0;
+    for (const v of buf) sum += v * v;
+    remoteLevel = Math.sqrt(sum / buf.length);
+    ui.level.value = Math.min(1, remoteLevel * 4);
+    meterFrame = requestAnimationFrame(tick);
+  };
+  tick();
+}
+
+async function call(): Promise<void> {
+  ui.error.hidden = true;
+  ui.transcript.replaceChildren();
+  setState('connecting');
+  try {
+    const { token } = (await post(`/v1/call-urls/${encodeURIComponent(slug)}/token`)) as { token: string };
+    try {
+      mic = await navigator.mediaDevices.getUserMedia({ audio: { echoCancellation: true, noiseSuppression: true, autoGainControl: true } });
+    } catch {
+      throw new Error('The microphone is blocked. Allow microphone access for this page and try again.');
+    }
+    const conn = (pc = new RTCPeerConnection());
+    for (const track of mic.getAudioTracks()) conn.addTrack(track, mic);
+    channel = conn.createDataChannel('events');
+    channel.onmessage = (m) => onEvent(JSON.parse(String(m.data)) as PhoneEvent);
+    conn.ontrack = (e) => {
+      const stream = e.streams[0] ?? new MediaStream([e.track]);
+      ui.audio.srcObject = stream;
+      void ui.audio.play().catch(() => undefined);
+      watchLevel(stream);
+    };
+    conn.onconnectionstatechange = () => {
+      if (conn.connectionState === 'connected') {
+        setState('in-call');
+        const start = Date.now();
+        timer = window.setInterval(() => {
+          const s = Math.floor((Date.now() - start) / 1000);
+          ui.timer.textContent = `${Math.floor(s / 60)}:${String(s % 60).padStart(2, '0')}`;
+        }, 250);
+      } else if (conn.connectionState === 'failed' || conn.connectionState === 'disconnected') {
+        showError('The connection was lost.');
+        void hangup('ended');
+      }
+    };
+    await conn.setLocalDescription(await conn.createOffer());
+    await gathered(conn);
+    const answer = (await post('/v1/webrtc/offer', { token, sdp: conn.localDescription?.sdp })) as { sdp: string };
+    await conn.setRemoteDescription({ type: 'answer', sdp: answer.sdp });
+  } catch (err) {
+    showError(err instanceof Error ? err.message : String(err));
+    await hangup('ended');
+  }
+}
+
+async function hangup(next: State): Promise<void> {
+  if (timer !== undefined) clearInterval(timer);
+  if (meterFrame !== undefined) cancelAnimationFrame(meterFrame);
+  timer = meterFrame = undefined;
+  channel?.close();
+  pc?.close();
+  for (const t of mic?.getTracks() ?? []) t.stop();
+  pc = mic = channel = undefined;
+  remoteLevel = 0;
+  ui.level.value = 0;
+  setState(next);
+}
+
+ui.call.addEventListener('click', () => void call());
+ui.hangup.addEventListener('click', () => void hangup('ended'));
+ui.mute.addEventListener('click', () => {
+  const muted = ui.mute.getAttribute('aria-pressed') !== 'true';
+  for (const t of mic?.getAudioTracks() ?? []) t.enabled = !muted;
+  ui.mute.setAttribute('aria-pressed', String(muted));
+  ui.mute.textContent = muted ? 'Unmute' : 'Mute';
+});
+ui.keypad.addEventListener('click', (e) => {
+  const key = (e.target as HTMLElement).closest('button')?.dataset['key'];
+  if (key && channel?.readyState === 'open') channel.send(JSON.stringify({ type: 'dtmf', digit: key }));
+});
+
+/** For tests and support: what the page sees of the call. */
+(window as unknown as { callgate: unknown }).callgate = {
+  level: () => remoteLevel,
+  /** The browser's own measure of what it played: inbound-rtp totalAudioEnergy (sum of level² × seconds). */
+  energy: async (): Promise<number> => {
+    let energy = 0;
+    (await pc?.getStats())?.forEach((r: { type: string; kind?: string; totalAudioEnergy?: number }) => {
+      if (r.type === 'inbound-rtp' && r.kind === 'audio') energy += r.totalAudioEnergy ?? 0;
+    });
+    return energy;
+  },
+  audioState: (): string => audioCtx?.state ?? 'none',
+  inboundBytes: async (): Promise<number> => {
+    let bytes = 0;
+    (await pc?.getStats())?.forEach((r: { type: string; kind?: string; bytesReceived?: number }) => {
+      if (r.type === 'inbound-rtp' && r.kind === 'audio') bytes += r.bytesReceived ?? 0;
+    });
+    return bytes;
+  },
+};
+
+setState('idle');
