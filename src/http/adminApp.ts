@@ -20,7 +20,7 @@ import { callTokenRoutes, type CallTokenRouteOptions } from './routes/callTokens
 import { callUrlRoutes } from './routes/callUrls.js';
 import type { OutboundDialer, RouteContext, WebRtcAnswerer } from './routes/context.js';
 import { webrtcRoutes, type WebRtcRouteOptions } from './routes/webrtc.js';
-import { webPhoneRoutes } from './webPhone.js';
+import { webPhoneRoutes, type WebPhoneOptions } from './webPhone.js';
 import { keyRoutes } from './routes/keys.js';
 import { numberRoutes } from './routes/numbers.js';
 import { tenantRoutes } from './routes/tenants.js';
@@ -54,6 +54,8 @@ export interface AdminAppOptions {
   /** The direct WebRTC door, for `POST /v1/webrtc/offer`; without it that route is not served. */
   readonly webrtc?: WebRtcAnswerer;
   readonly webrtcRoute?: Partial<WebRtcRouteOptions>;
+  /** The web phone page's SIP mode (SIP.js over WS to drachtio); direct WebRTC when unset. */
+  readonly webPhone?: Partial<WebPhoneOptions>;
 }
 
 /** Shortest admin token accepted: a guessable token would open every tenant. */
@@ -139,7 +141,7 @@ export async function buildAdminApp(options: AdminAppOptions): Promise<AdminApp>
   recordRoutes(app, ctx);
   callTokenRoutes(app, new CallTokenStore(redis, { prefix, ...stripUndefined({ ttlMs: options.callTokens?.ttlMs }) }), options.callTokens);
   if (options.webrtc) webrtcRoutes(app, options.webrtc, options.webrtcRoute);
-  webPhoneRoutes(app, ctx);
+  webPhoneRoutes(app, ctx, options.webPhone);
   // The record store listens on the shared client for reconnects; it must stop when the app does.
   app.addHook('onClose', async () => {
     await ctx.records.close();

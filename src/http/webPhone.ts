@@ -3,6 +3,7 @@ import { fileURLToPath } from 'node:url';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { build } from 'esbuild';
 import { isCallgateError } from '../errors.js';
+import { stripUndefined } from '../util/options.js';
 import { param, type RouteContext } from './routes/context.js';
 
 /**
@@ -31,9 +32,22 @@ function page(title: string, body: string, css: string, extra = ''): string {
 ${body}${extra}</html>`;
 }
 
-function phoneBody(slug: string, business: string, agentName: string): string {
+/** SIP mode: where the page's SIP.js connects (drachtio's WS/WSS contact) and the domain it calls. */
+export interface WebPhoneOptions {
+  readonly sipWsUrl: string | undefined;
+  readonly sipDomain: string;
+}
+
+export const defaultWebPhoneOptions = {
+  /** Unset: the page calls through the direct WebRTC door. */
+  sipWsUrl: undefined,
+  sipDomain: 'callgate.invalid',
+} as const satisfies WebPhoneOptions;
+
+function phoneBody(slug: string, business: string, agentName: string, o: WebPhoneOptions): string {
   const keys = ['1', '2', '3', '4', '5', '6', '7', '8', '9', '*', '0', '#'];
-  return `<body data-slug="${escapeHtml(slug)}" data-state="idle">
+  const sip = o.sipWsUrl ? ` data-sip-ws="${escapeHtml(o.sipWsUrl)}" data-sip-target="${escapeHtml(`sip:${slug}@${o.sipDomain}`)}"` : '';
+  return `<body data-slug="${escapeHtml(slug)}" data-state="idle"${sip}>
 <main>
 <h1>${escapeHtml(business)}</h1>
 <p class="sub">Talk to ${escapeHtml(agentName)}, ${escapeHtml(business)}'s assistant, right here in your browser.</p>
@@ -59,7 +73,8 @@ async function sorry(reply: FastifyReply, status: number, message: string): Prom
   return reply.code(status).type('text/html; charset=utf-8').send(page('Call link', `<body><main><h1>Sorry</h1><p>${escapeHtml(message)}</p></main></body>`, css));
 }
 
-export function webPhoneRoutes(app: FastifyInstance, ctx: Pick<RouteContext, 'callUrls' | 'tenants'>): void {
+export function webPhoneRoutes(app: FastifyInstance, ctx: Pick<RouteContext, 'callUrls' | 'tenants'>, options: Partial<WebPhoneOptions> = {}): void {
+  const o: WebPhoneOptions = { ...defaultWebPhoneOptions, ...stripUndefined(options) };
   app.get('/c/:slug', {
     config: { access: 'public' },
     schema: { hide: true },
@@ -72,7 +87,7 @@ export function webPhoneRoutes(app: FastifyInstance, ctx: Pick<RouteContext, 'ca
         if (url.maxUses !== undefined && url.uses >= url.maxUses) return await sorry(reply, 410, 'This call link has been used up.');
         const tenant = await ctx.tenants.get(url.tenantId);
         const { css } = await webPhoneBundle();
-        return await reply.type('text/html; charset=utf-8').header('cache-control', 'no-store').send(page(`Call ${tenant.displayName}`, phoneBody(slug, tenant.displayName, tenant.agentName), css));
+        return await reply.type('text/html; charset=utf-8').header('cache-control', 'no-store').send(page(`Call ${tenant.displayName}`, phoneBody(slug, tenant.displayName, tenant.agentName, o), css));
       } catch (err) {
         if (isCallgateError(err) && (err.code === 'CG_CALL_URL_NOT_FOUND' || err.code === 'CG_TENANT_NOT_FOUND')) return sorry(reply, 404, 'There is no call link at this address.');
         throw err;

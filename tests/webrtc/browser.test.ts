@@ -1,17 +1,12 @@
 import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import { mkdir } from 'node:fs/promises';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PromptCache } from '../../src/agent/PromptCache.js';
 import { offlineProviderRegistry } from '../../src/agent/ProviderRegistry.js';
 import { createVad } from '../../src/agent/vad/createVad.js';
 import { buildAdminApp, type AdminApp } from '../../src/http/adminApp.js';
 import { sharedMediaClock } from '../../src/media/MediaClock.js';
-import { decodeWav, encodeWav } from '../../src/media/wav.js';
-import { POCKETSPHINX_AVAILABLE } from '../../src/providers/pocketsphinx/index.js';
 import { CallLimiter } from '../../src/tenants/CallLimiter.js';
 import { CallRecordStore, type CallRecord } from '../../src/tenants/CallRecordStore.js';
 import { CallTokenStore } from '../../src/tenants/CallTokenStore.js';
@@ -21,6 +16,7 @@ import { SecretBox } from '../../src/tenants/secrets.js';
 import { TenantCache } from '../../src/tenants/TenantCache.js';
 import { TenantStore } from '../../src/tenants/TenantStore.js';
 import { WebRtcDoor } from '../../src/webrtc/WebRtcDoor.js';
+import { BROWSER_SKIP_REASON, callerWav, inboundBytes, launchChromium, loudestWithin } from './browserKit.js';
 
 /**
  * The web phone in a real browser: Debian's Chromium, driven by playwright-core, with a fake
@@ -28,8 +24,7 @@ import { WebRtcDoor } from '../../src/webrtc/WebRtcDoor.js';
  * clicks Call, and talks to the offline agent (pocketsphinx, the scripted responder, flite) through
  * the direct WebRTC door. Screenshots of each state go to test-artifacts/web-phone/.
  */
-const CHROMIUM = '/usr/bin/chromium';
-const SKIP = !existsSync(CHROMIUM) ? `Chromium not found at ${CHROMIUM} (Debian package chromium): browser tests skipped` : !POCKETSPHINX_AVAILABLE ? 'pocketsphinx not installed: browser tests skipped' : undefined;
+const SKIP = BROWSER_SKIP_REASON;
 const ARTIFACTS = new URL('../../test-artifacts/web-phone/', import.meta.url);
 const CALLER_FIXTURE = new URL('../fixtures/caller-open-today.wav', import.meta.url);
 const GREETING = "Hi, this is Ava at Demo Bakery. How can I help?";
@@ -50,21 +45,11 @@ if (SKIP) {
     let cache: TenantCache;
     let browser: Browser;
     let base: string;
-    let callerWav = '';
+    let callerWavPath = '';
 
     beforeAll(async () => {
       await mkdir(ARTIFACTS, { recursive: true });
-      // Chromium loops the fake microphone's file: the question alone would be one endless sentence
-      // and the agent could never answer. Silence around it makes a caller who listens: 6 s for the
-      // greeting (sooner, and the caller barges in on it, as the record would then show), the
-      // question, then 10 s for the answer.
-      const question = decodeWav(await readFile(CALLER_FIXTURE));
-      const rate = question.sampleRate;
-      const padded = new Int16Array(rate * 6 + question.samples.length + rate * 10);
-      padded.set(question.samples, rate * 6);
-      const dir = await mkdtemp(join(tmpdir(), 'callgate-webphone-'));
-      callerWav = join(dir, 'caller.wav');
-      await writeFile(callerWav, encodeWav({ samples: padded, sampleRate: rate }));
+      callerWavPath = await callerWav(CALLER_FIXTURE);
       redis = await connectRedis({ prefix });
       const secrets = new SecretBox(randomBytes(32));
       const tenants = new TenantStore(redis, secrets, { prefix });
@@ -94,23 +79,7 @@ if (SKIP) {
       await api.listen({ host: '127.0.0.1', port: 0 });
       const addr = api.server.address() as { port: number };
       base = `http://127.0.0.1:${addr.port}`;
-      browser = await chromium.launch({
-        executablePath: CHROMIUM,
-        args: [
-          '--headless',
-          '--no-sandbox',
-          '--disable-gpu',
-          '--disable-quic',
-          '--no-first-run',
-          '--disable-background-networking',
-          '--disable-component-update',
-          '--disable-sync',
-          '--autoplay-policy=no-user-gesture-required',
-          '--use-fake-ui-for-media-stream',
-          '--use-fake-device-for-media-stream',
-          `--use-file-for-fake-audio-capture=${callerWav}`,
-        ],
-      });
+      browser = await launchChromium(callerWavPath);
     }, 60_000);
 
     afterAll(async () => {
@@ -126,8 +95,6 @@ if (SKIP) {
     }, 60_000);
 
     const shot = (page: Page, name: string): Promise<Buffer> => page.screenshot({ path: new URL(`${name}.png`, ARTIFACTS).pathname, fullPage: true });
-    const level = (page: Page): Promise<number> => page.evaluate(() => (globalThis as unknown as { callgate: { level(): number } }).callgate.level());
-    const inboundBytes = (page: Page): Promise<number> => page.evaluate(() => (globalThis as unknown as { callgate: { inboundBytes(): Promise<number> } }).callgate.inboundBytes());
 
     async function recordWhere(pred: (r: CallRecord) => boolean): Promise<CallRecord | undefined> {
       for (let i = 0; i < 60; i++) {
@@ -160,12 +127,7 @@ if (SKIP) {
         await page.waitForSelector('body[data-state="in-call"]', { timeout: 10_000 });
         await shot(page, '2-in-call');
         // The greeting is heard: the analyser on the remote track rises, and inbound RTP bytes grow.
-        let loudest = 0;
-        for (let i = 0; i < 50 && loudest < 0.01; i++) {
-          loudest = Math.max(loudest, await level(page));
-          await page.waitForTimeout(100);
-        }
-        expect(loudest).toBeGreaterThan(0.01);
+        expect(await loudestWithin(page, 5000)).toBeGreaterThan(0.01);
         const bytes1 = await inboundBytes(page);
         await page.waitForTimeout(500);
         expect(await inboundBytes(page)).toBeGreaterThan(bytes1);
@@ -192,16 +154,7 @@ if (SKIP) {
         await Promise.all(pages.map((p) => p.goto(`${base}/c/demo`)));
         await Promise.all(pages.map((p) => p.getByRole('button', { name: 'Call' }).click()));
         await Promise.all(pages.map((p) => p.waitForSelector('body[data-state="in-call"]', { timeout: 15_000 })));
-        const loudest = await Promise.all(
-          pages.map(async (p) => {
-            let max = 0;
-            for (let i = 0; i < 60 && max < 0.01; i++) {
-              max = Math.max(max, await level(p));
-              await p.waitForTimeout(100);
-            }
-            return max;
-          }),
-        );
+        const loudest = await Promise.all(pages.map((p) => loudestWithin(p, 6000)));
         for (const l of loudest) expect(l).toBeGreaterThan(0.01);
         await Promise.all(pages.map((p) => p.getByRole('button', { name: 'Hang up' }).click()));
       } finally {

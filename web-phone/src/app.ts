@@ -2,14 +2,19 @@
  * The web phone: the page a call URL (/c/<slug>) opens. Direct mode: a call token at Call, the
  * microphone, an RTCPeerConnection whose offer (ICE gathered) goes to POST /v1/webrtc/offer; the
  * gateway's answer connects it. The agent's voice plays in an <audio> element; what both sides say
- * arrives on the "events" data channel. Bundled by esbuild (src/http/webPhone.ts) when the server starts.
+ * arrives on the "events" data channel. SIP mode (the page carries data-sip-ws): SIP.js sends an INVITE
+ * over WebSocket to drachtio with the token in X-Call-Token, and media goes through rtpengine; there is
+ * no data channel there, so no live transcript. Bundled by esbuild (src/http/webPhone.ts) at start.
  */
+import { Inviter, SessionState, UserAgent, type SessionDescriptionHandler } from 'sip.js';
 
 type State = 'idle' | 'connecting' | 'in-call' | 'ended';
 type PhoneEvent = { type: 'transcript'; role: 'agent' | 'caller'; turn: number; text: string; final: boolean } | { type: 'ended'; reason: string };
 
 const $ = <T extends HTMLElement>(id: string): T => document.getElementById(id) as T;
 const slug = document.body.dataset['slug'] ?? '';
+const sipWs = document.body.dataset['sipWs'];
+const sipTarget = document.body.dataset['sipTarget'];
 const ui = {
   call: $<HTMLButtonElement>('call'),
   hangup: $<HTMLButtonElement>('hangup'),
@@ -30,6 +35,8 @@ let timer: number | undefined;
 let meterFrame: number | undefined;
 let remoteLevel = 0;
 let audioCtx: AudioContext | undefined;
+let ua: UserAgent | undefined;
+let inviter: Inviter | undefined;
 
 const STATUS: Record<State, string> = { idle: 'Ready', connecting: 'Connecting…', 'in-call': 'In call', ended: 'Call ended' };
 
@@ -119,12 +126,65 @@ function watchLevel(stream: MediaStream): void {
   tick();
 }
 
+function startTimer(): void {
+  const start = Date.now();
+  timer = window.setInterval(() => {
+    const s = Math.floor((Date.now() - start) / 1000);
+    ui.timer.textContent = `${Math.floor(s / 60)}:${String(s % 60).padStart(2, '0')}`;
+  }, 250);
+}
+
+/** SIP mode: the same call through drachtio and rtpengine, placed by SIP.js over WebSocket. */
+async function callOverSip(token: string): Promise<void> {
+  const agent = (ua = new UserAgent({
+    uri: UserAgent.makeURI(`sip:web-${Math.random().toString(36).slice(2, 10)}@callgate.invalid`),
+    transportOptions: { server: sipWs },
+    logLevel: 'error',
+    sessionDescriptionHandlerFactoryOptions: { peerConnectionConfiguration: { iceServers: [] } },
+  }));
+  try {
+    await agent.start();
+  } catch {
+    throw new Error('The network is unreachable. Check your connection and try again.');
+  }
+  const target = UserAgent.makeURI(sipTarget ?? '');
+  if (!target) throw new Error('The call could not be connected. Please try again.');
+  const session = (inviter = new Inviter(agent, target, {
+    extraHeaders: [`X-Call-Token: ${token}`],
+    sessionDescriptionHandlerOptions: { constraints: { audio: true, video: false } },
+  }));
+  session.stateChange.addListener((state) => {
+    if (state === SessionState.Established) {
+      const sdh = session.sessionDescriptionHandler as (SessionDescriptionHandler & { peerConnection?: RTCPeerConnection }) | undefined;
+      pc = sdh?.peerConnection;
+      const tracks = pc?.getReceivers().map((r) => r.track).filter((t) => t.kind === 'audio') ?? [];
+      const stream = new MediaStream(tracks);
+      ui.audio.srcObject = stream;
+      void ui.audio.play().catch(() => undefined);
+      watchLevel(stream);
+      setState('in-call');
+      startTimer();
+    } else if (state === SessionState.Terminated && document.body.dataset['state'] !== 'ended') {
+      void hangup('ended');
+    }
+  });
+  await session.invite({
+    requestDelegate: {
+      onReject: (res) => showError(res.message.statusCode === 486 ? explain('CG_CALL_LIMIT_REACHED') : explain(undefined)),
+    },
+  });
+}
+
 async function call(): Promise<void> {
   ui.error.hidden = true;
   ui.transcript.replaceChildren();
   setState('connecting');
   try {
     const { token } = (await post(`/v1/call-urls/${encodeURIComponent(slug)}/token`)) as { token: string };
+    if (sipWs) {
+      await callOverSip(token);
+      return;
+    }
     try {
       mic = await navigator.mediaDevices.getUserMedia({ audio: { echoCancellation: true, noiseSuppression: true, autoGainControl: true } });
     } catch {
@@ -143,11 +203,7 @@ async function call(): Promise<void> {
     conn.onconnectionstatechange = () => {
       if (conn.connectionState === 'connected') {
         setState('in-call');
-        const start = Date.now();
-        timer = window.setInterval(() => {
-          const s = Math.floor((Date.now() - start) / 1000);
-          ui.timer.textContent = `${Math.floor(s / 60)}:${String(s % 60).padStart(2, '0')}`;
-        }, 250);
+        startTimer();
       } else if (conn.connectionState === 'failed' || conn.connectionState === 'disconnected') {
         showError('The connection was lost.');
         void hangup('ended');
@@ -168,7 +224,15 @@ async function hangup(next: State): Promise<void> {
   if (meterFrame !== undefined) cancelAnimationFrame(meterFrame);
   timer = meterFrame = undefined;
   channel?.close();
-  pc?.close();
+  if (inviter) {
+    // SIP mode: a BYE once established, a CANCEL while ringing; SIP.js owns the peer connection.
+    const session = inviter;
+    inviter = undefined;
+    if (session.state === SessionState.Established) await session.bye().catch(() => undefined);
+    else if (session.state === SessionState.Establishing || session.state === SessionState.Initial) await session.cancel().catch(() => undefined);
+    await ua?.stop().catch(() => undefined);
+    ua = undefined;
+  } else pc?.close();
   for (const t of mic?.getTracks() ?? []) t.stop();
   pc = mic = channel = undefined;
   remoteLevel = 0;
