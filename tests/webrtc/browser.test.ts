@@ -62,6 +62,8 @@ if (SKIP) {
       });
       await new CallUrlStore(redis, { prefix }).create({ slug: 'demo', tenantId: 'demo' });
       await new CallUrlStore(redis, { prefix }).create({ slug: 'off', tenantId: 'demo', enabled: false });
+      await tenants.create({ id: 'tiny', displayName: 'Tiny Shop', maxConcurrentCalls: 1 });
+      await new CallUrlStore(redis, { prefix }).create({ slug: 'tiny', tenantId: 'tiny' });
       records = new CallRecordStore(redis, { prefix });
       cache = new TenantCache(tenants, redis, { prefix });
       door = new WebRtcDoor({
@@ -123,7 +125,10 @@ if (SKIP) {
         await page.goto(`${base}/c/demo`);
         expect(await page.textContent('h1')).toBe('Demo Bakery');
         await shot(page, '1-ready');
-        await page.getByRole('button', { name: 'Call' }).click();
+        // Keyboard first: Tab reaches Call, Enter presses it.
+        await page.keyboard.press('Tab');
+        expect(await page.evaluate(() => (globalThis as unknown as { document: { activeElement: { id: string } | null } }).document.activeElement?.id)).toBe('call');
+        await page.keyboard.press('Enter');
         await page.waitForSelector('body[data-state="in-call"]', { timeout: 10_000 });
         await shot(page, '2-in-call');
         // The greeting is heard: the analyser on the remote track rises, and inbound RTP bytes grow.
@@ -137,12 +142,16 @@ if (SKIP) {
         expect(transcript).toContain(`Agent: ${GREETING}`);
         expect(transcript).toContain('You: what time do you open today');
         await shot(page, '3-conversation');
+        // The keypad: a key reaches the agent (over the data channel) and is in the record.
+        await page.getByRole('button', { name: 'Key 5' }).click();
+        await page.waitForTimeout(2500);
         await page.getByRole('button', { name: 'Hang up' }).click();
         await page.waitForSelector('body[data-state="ended"]');
         await shot(page, '4-ended');
         const rec = await recordWhere((r) => r.outcome === 'caller-hangup' && r.door === 'webrtc');
         expect(rec).toBeDefined();
         expect(rec!.transcript.map((t) => t.text)).toEqual(expect.arrayContaining([GREETING, 'what time do you open today']));
+        expect(rec!.transcript).toContainEqual(expect.objectContaining({ role: 'caller', text: '5', dtmf: true }));
       } finally {
         await page.close();
       }
@@ -159,6 +168,33 @@ if (SKIP) {
         await Promise.all(pages.map((p) => p.getByRole('button', { name: 'Hang up' }).click()));
       } finally {
         await Promise.all(pages.map((p) => p.close()));
+      }
+    }, 60_000);
+    it('says so in plain language when the lines are busy, and when the microphone is blocked', async () => {
+      const first = await browser.newPage();
+      const second = await browser.newPage();
+      const blocked = await launchChromium(callerWavPath, { micAllowed: false });
+      try {
+        await first.goto(`${base}/c/tiny`);
+        await first.getByRole('button', { name: 'Call' }).click();
+        await first.waitForSelector('body[data-state="in-call"]', { timeout: 15_000 });
+        await second.goto(`${base}/c/tiny`);
+        await second.getByRole('button', { name: 'Call' }).click();
+        await second.waitForSelector('#error:not([hidden])');
+        expect(await second.textContent('#error')).toContain('All lines are busy');
+        await shot(second, '5-busy');
+        const page = await blocked.newPage();
+        await page.goto(`${base}/c/demo`);
+        await page.getByRole('button', { name: 'Call' }).click();
+        await page.waitForSelector('#error:not([hidden])', { timeout: 10_000 });
+        expect(await page.textContent('#error')).toContain('microphone is blocked');
+        expect(await page.getAttribute('body', 'data-state')).toBe('ended');
+        await shot(page, '6-mic-blocked');
+        await first.getByRole('button', { name: 'Hang up' }).click();
+      } finally {
+        await blocked.close();
+        await first.close();
+        await second.close();
       }
     }, 60_000);
   });

@@ -31,7 +31,7 @@ export async function callerWav(fixture: URL, leadS = 6, tailS = 10): Promise<st
 }
 
 /** Flags from ENVIRONMENT.md: no background networking (the machine is offline), a fake microphone. */
-export function launchChromium(fakeMicWav: string): Promise<Browser> {
+export function launchChromium(fakeMicWav: string, opts: { micAllowed?: boolean } = {}): Promise<Browser> {
   return chromium.launch({
     executablePath: CHROMIUM,
     args: [
@@ -44,7 +44,8 @@ export function launchChromium(fakeMicWav: string): Promise<Browser> {
       '--disable-component-update',
       '--disable-sync',
       '--autoplay-policy=no-user-gesture-required',
-      '--use-fake-ui-for-media-stream',
+      // Without the fake UI, headless Chromium refuses the microphone as a user who clicked "Block".
+      ...(opts.micAllowed === false ? [] : ['--use-fake-ui-for-media-stream']),
       '--use-fake-device-for-media-stream',
       `--use-file-for-fake-audio-capture=${fakeMicWav}`,
     ],
