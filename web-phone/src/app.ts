@@ -175,12 +175,30 @@ async function callOverSip(token: string): Promise<void> {
   });
 }
 
+/**
+ * The call token is fetched when the page loads (so a link that cannot be used says so before anyone
+ * clicks) and again at Call when it was used or is about to expire: tokens are single use and short-lived.
+ */
+let tokenAhead: Promise<{ token: string; expiresAt: string }> | undefined;
+
+function fetchToken(): Promise<{ token: string; expiresAt: string }> {
+  return post(`/v1/call-urls/${encodeURIComponent(slug)}/token`) as Promise<{ token: string; expiresAt: string }>;
+}
+
+async function takeToken(): Promise<string> {
+  const ahead = tokenAhead;
+  tokenAhead = undefined;
+  const fresh = ahead ? await ahead.catch(() => undefined) : undefined;
+  if (fresh && Date.parse(fresh.expiresAt) - Date.now() > 10_000) return fresh.token;
+  return (await fetchToken()).token;
+}
+
 async function call(): Promise<void> {
   ui.error.hidden = true;
   ui.transcript.replaceChildren();
   setState('connecting');
   try {
-    const { token } = (await post(`/v1/call-urls/${encodeURIComponent(slug)}/token`)) as { token: string };
+    const token = await takeToken();
     if (sipWs) {
       await callOverSip(token);
       return;
@@ -275,3 +293,8 @@ ui.keypad.addEventListener('click', (e) => {
 };
 
 setState('idle');
+tokenAhead = fetchToken();
+tokenAhead.catch((err: unknown) => {
+  ui.call.disabled = true;
+  showError(err instanceof Error ? err.message : String(err));
+});
