@@ -205,7 +205,15 @@ export class WebRtcDoor {
       });
     });
     // The answer is made by libdatachannel as the offer is applied; we wait for its candidates (no trickle).
-    pc.setRemoteDescription(offerSdp, 'offer');
+    try {
+      pc.setRemoteDescription(offerSdp, 'offer');
+    } catch (err) {
+      // libdatachannel sometimes has not set up its ICE transport yet on a process's first connection
+      // ("Got a remote candidate without ICE transport"); a moment later it has. Anything else is a bad offer.
+      if (!/without ICE transport/.test(String(err))) throw new CallgateError('CG_SDP_MALFORMED', `the offer was refused: ${String(err)}`.slice(0, 300));
+      await new Promise((r) => setTimeout(r, 100));
+      pc.setRemoteDescription(offerSdp, 'offer');
+    }
     // Already complete: the timer must not fire later as an unhandled rejection.
     if (pc.gatheringState() !== 'complete') await gathered;
     else clearTimeout(timer);

@@ -87,7 +87,7 @@ describe('direct WebRTC door', () => {
     const peer = new BrowserPeer({ name: 'page', dataChannel: true, sampleRate: 16000 });
     peers.push(peer);
     const { callId, sdp } = await door.answer({ token, sdp: await peer.createOffer(), origin });
-    peer.setAnswer(sdp);
+    await peer.setAnswer(sdp);
     await within(peer.connected, 5000, 'DTLS-SRTP to the gateway');
     return { peer, callId };
   }
@@ -125,7 +125,7 @@ describe('direct WebRTC door', () => {
     await expect(door.answer({ token: second, sdp: 'hello', origin: 'https://shop.example' })).rejects.toMatchObject({ code: 'CG_SDP_MALFORMED' });
     // The malformed offers were refused before the token was spent; now it is used, then refused again.
     const answered = await door.answer({ token: second, sdp: offer, origin: 'https://shop.example' });
-    peer.setAnswer(answered.sdp);
+    await peer.setAnswer(answered.sdp);
     await expect(door.answer({ token: second, sdp: offer, origin: 'https://shop.example' })).rejects.toMatchObject({ code: 'CG_CALL_TOKEN_INVALID' });
     await within(peer.connected, 5000, 'DTLS-SRTP to the gateway');
     // Hang up once the greeting is playing, as a person would (the page's channel is up by then).
@@ -163,7 +163,7 @@ describe('direct WebRTC door', () => {
       expect(res.headers['access-control-allow-origin']).toBe('*');
       const body = res.json() as { callId: string; sdp: string; type: string };
       expect(body.type).toBe('answer');
-      peer.setAnswer(body.sdp);
+      await peer.setAnswer(body.sdp);
       await within(peer.connected, 5000, 'DTLS-SRTP to the gateway');
       for (let i = 0; i < 100 && peer.receivedAudio().length < 16000; i++) await new Promise((r) => setTimeout(r, 20));
       expect(dbfs(peer.receivedAudio())).toBeGreaterThan(-40);

@@ -94,7 +94,7 @@ async function setUpCall(callId: string): Promise<WebrtcCall> {
     const ourAnswer = buildSdp({ address: '127.0.0.1', port: leg.endpoint.localAddress.port, ...answerFor(offered.media) });
     const answered = await anchor.answer({ callId, fromTag: 'browser', toTag: 'agent', sdp: ourAnswer, profile: 'webrtc' });
     const t1 = performance.now();
-    browser.setAnswer(answered.sdp);
+    await browser.setAnswer(answered.sdp);
     await within(browser.connected, 5000, `${callId}: DTLS-SRTP up`);
     const t2 = performance.now();
     return { callId, browser, leg, offered, answered, setupMs: t2 - t0, afterAnswerMs: t2 - t1, atLeg, close };

@@ -98,7 +98,7 @@ class BrowserPeerSdh implements SessionDescriptionHandler {
   async setDescription(sdp: string): Promise<void> {
     if (!this.offered || this.answered) throw new Error('SipJsPhone: renegotiation is not supported');
     this.answered = true;
-    this.peer.setAnswer(sdp);
+    await this.peer.setAnswer(sdp);
   }
 
   /** No DTMF: returning false tells SIP.js it was not sent. */

@@ -122,8 +122,16 @@ export class BrowserPeer {
   }
 
   /** Applies the answer to our offer; ICE checks and then DTLS start from here. */
-  setAnswer(sdp: string): void {
-    this.pc.setRemoteDescription(sdp, 'answer');
+  async setAnswer(sdp: string): Promise<void> {
+    try {
+      this.pc.setRemoteDescription(sdp, 'answer');
+    } catch (err) {
+      // libdatachannel sometimes has not set up its ICE transport yet on a process's first connection
+      // ("Got a remote candidate without ICE transport", ~1 in 10 cold runs here); a moment later it has.
+      if (!/without ICE transport/.test(String(err))) throw err;
+      await new Promise((r) => setTimeout(r, 100));
+      this.pc.setRemoteDescription(sdp, 'answer');
+    }
   }
 
   /**
