@@ -1,0 +1,118 @@
+import OpenAI from 'openai';
+import { CallgateError } from '../errors.js';
+import { stripUndefined } from '../util/options.js';
+import type { LlmEvent, LlmProvider, LlmRequest } from './types.js';
+
+/**
+ * LLM through the official `openai` SDK's streaming chat completions, with `baseURL` so that OpenAI,
+ * Ollama, vLLM or any OpenAI-compatible server works. Protocol followed:
+ * https://platform.openai.com/docs/api-reference/chat/create and
+ * https://platform.openai.com/docs/api-reference/chat/streaming (SSE `data:` chunks, `[DONE]`).
+ *
+ * The agent ends a call when the model calls the `end_call` tool (after saying goodbye); a barge-in
+ * aborts the request through the SDK's `signal`, which closes the HTTP connection.
+ */
+export interface OpenAiLlmOptions {
+  /** `OPENAI_BASE_URL`; the SDK's default (api.openai.com) when undefined. */
+  readonly baseURL: string | undefined;
+  /** Per tenant, else `OPENAI_API_KEY`. Never logged. */
+  readonly apiKey: string;
+  readonly model: string;
+  /** No first token within this is CG_LLM_TIMEOUT: the caller should not wait in silence. */
+  readonly firstTokenTimeoutMs: number;
+  /** Retries the SDK may make before the first byte (429 and 5xx, with its backoff). */
+  readonly maxRetries: number;
+  readonly temperature: number | undefined;
+}
+
+export const defaultOpenAiLlmOptions = {
+  baseURL: undefined,
+  model: 'gpt-4o-mini',
+  /** 3 s: a voice caller hears silence after ~1 s; past 3 s an apology is better than more waiting. */
+  firstTokenTimeoutMs: 3000,
+  /** 1: one retry fits the first-token budget when a 429 says how long to wait; more would not. */
+  maxRetries: 1,
+  temperature: undefined,
+} as const satisfies Partial<OpenAiLlmOptions>;
+
+const END_CALL_TOOL = {
+  type: 'function' as const,
+  function: {
+    name: 'end_call',
+    description: 'End the phone call. Call it only after you have said goodbye to the caller.',
+    parameters: { type: 'object', properties: {}, additionalProperties: false },
+  },
+};
+
+export class OpenAiLlm implements LlmProvider {
+  readonly name = 'openai';
+  readonly options: OpenAiLlmOptions;
+  private readonly client: OpenAI;
+
+  constructor(options: Partial<OpenAiLlmOptions> & { apiKey: string }) {
+    this.options = { ...defaultOpenAiLlmOptions, ...stripUndefined(options) } as OpenAiLlmOptions;
+    this.client = new OpenAI({
+      apiKey: this.options.apiKey,
+      ...(this.options.baseURL ? { baseURL: this.options.baseURL } : {}),
+      maxRetries: this.options.maxRetries,
+      timeout: this.options.firstTokenTimeoutMs,
+    });
+  }
+
+  async *stream(request: LlmRequest): AsyncIterable<LlmEvent> {
+    // Our own controller: aborts on the caller's signal, and on the first-token timeout.
+    const abort = new AbortController();
+    const onAbort = (): void => abort.abort();
+    request.signal.addEventListener('abort', onAbort, { once: true });
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      abort.abort();
+    }, this.options.firstTokenTimeoutMs);
+    let hangup = false;
+    try {
+      const stream = await this.client.chat.completions.create(
+        {
+          model: this.options.model,
+          messages: request.messages.map((m) => ({ role: m.role, content: m.content })),
+          stream: true,
+          tools: [END_CALL_TOOL],
+          ...(this.options.temperature === undefined ? {} : { temperature: this.options.temperature }),
+        },
+        { signal: abort.signal },
+      );
+      for await (const chunk of stream) {
+        clearTimeout(timer);
+        const delta = chunk.choices[0]?.delta;
+        if (delta?.content) yield { type: 'text', text: delta.content };
+        if (delta?.tool_calls?.some((t) => t.function?.name === 'end_call')) hangup = true;
+      }
+      if (hangup) yield { type: 'hangup' };
+    } catch (err) {
+      if (request.signal.aborted) return; // barge-in or hangup: not a failure
+      throw toCallgateError(err, timedOut, this.options.firstTokenTimeoutMs);
+    } finally {
+      clearTimeout(timer);
+      request.signal.removeEventListener('abort', onAbort);
+      abort.abort(); // closes the connection if we stopped reading early
+    }
+  }
+}
+
+/** The SDK's errors as catalogue errors: status and retryability kept, the body's message only. */
+function toCallgateError(err: unknown, timedOut: boolean, timeoutMs: number): CallgateError {
+  if (timedOut || err instanceof OpenAI.APIConnectionTimeoutError) {
+    return new CallgateError('CG_LLM_TIMEOUT', `no first token within ${timeoutMs} ms`, { cause: err });
+  }
+  if (err instanceof OpenAI.APIError) {
+    const status = err.status;
+    const retryAfter = err.headers?.get?.('retry-after') ?? undefined;
+    // 401/403/404 will not get better by retrying (`permanent`); 429 and 5xx may (the fallback chain reads it).
+    const permanent = status !== undefined && status < 500 && status !== 429 ? true : undefined;
+    return new CallgateError('CG_LLM_FAILED', `${status ?? 'connection'}: ${err.message}`.slice(0, 300), {
+      cause: err,
+      details: stripUndefined({ status, retryAfter, permanent }),
+    });
+  }
+  return new CallgateError('CG_LLM_FAILED', String(err).slice(0, 300), { cause: err });
+}
