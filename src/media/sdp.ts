@@ -489,3 +489,16 @@ export function answerFor(
     rejectedMedia: n.remote.otherMedia,
   };
 }
+
+/**
+ * What a WebRTC media section must carry (RFC 8829/8842) that this one lacks: the UDP/TLS/RTP/SAVPF
+ * profile, a DTLS fingerprint and ICE credentials (each at media or session level). Empty when it is
+ * WebRTC. One rule for both places that need it: the web door's offer check and rtpengine's answers.
+ */
+export function missingWebRtc(session: SessionDescription, m: MediaDescription | undefined): string[] {
+  return [
+    m?.protocol.includes('SAVPF') ? undefined : 'UDP/TLS/RTP/SAVPF',
+    (m?.fingerprint ?? session.fingerprint) ? undefined : 'a=fingerprint',
+    (m?.iceUfrag ?? session.iceUfrag) && (m?.icePwd ?? session.icePwd) ? undefined : 'a=ice-ufrag/ice-pwd',
+  ].filter((x): x is string => x !== undefined);
+}

@@ -1,6 +1,7 @@
 import OpenAI from 'openai';
 import { CallgateError } from '../errors.js';
 import { stripUndefined } from '../util/options.js';
+import { FirstByteDeadline, openAiClient, type OpenAiClientOptions } from './openaiClient.js';
 import type { LlmEvent, LlmProvider, LlmRequest } from './types.js';
 
 /**
@@ -12,16 +13,10 @@ import type { LlmEvent, LlmProvider, LlmRequest } from './types.js';
  * The agent ends a call when the model calls the `end_call` tool (after saying goodbye); a barge-in
  * aborts the request through the SDK's `signal`, which closes the HTTP connection.
  */
-export interface OpenAiLlmOptions {
-  /** `OPENAI_BASE_URL`; the SDK's default (api.openai.com) when undefined. */
-  readonly baseURL: string | undefined;
-  /** Per tenant, else `OPENAI_API_KEY`. Never logged. */
-  readonly apiKey: string;
+export interface OpenAiLlmOptions extends OpenAiClientOptions {
   readonly model: string;
   /** No first token within this is CG_LLM_TIMEOUT: the caller should not wait in silence. */
   readonly firstTokenTimeoutMs: number;
-  /** Retries the SDK may make before the first byte (429 and 5xx, with its backoff). */
-  readonly maxRetries: number;
   readonly temperature: number | undefined;
 }
 
@@ -51,24 +46,11 @@ export class OpenAiLlm implements LlmProvider {
 
   constructor(options: Partial<OpenAiLlmOptions> & { apiKey: string }) {
     this.options = { ...defaultOpenAiLlmOptions, ...stripUndefined(options) } as OpenAiLlmOptions;
-    this.client = new OpenAI({
-      apiKey: this.options.apiKey,
-      ...(this.options.baseURL ? { baseURL: this.options.baseURL } : {}),
-      maxRetries: this.options.maxRetries,
-      timeout: this.options.firstTokenTimeoutMs,
-    });
+    this.client = openAiClient(this.options, this.options.firstTokenTimeoutMs);
   }
 
   async *stream(request: LlmRequest): AsyncIterable<LlmEvent> {
-    // Our own controller: aborts on the caller's signal, and on the first-token timeout.
-    const abort = new AbortController();
-    const onAbort = (): void => abort.abort();
-    request.signal.addEventListener('abort', onAbort, { once: true });
-    let timedOut = false;
-    const timer = setTimeout(() => {
-      timedOut = true;
-      abort.abort();
-    }, this.options.firstTokenTimeoutMs);
+    const deadline = new FirstByteDeadline(request.signal, this.options.firstTokenTimeoutMs);
     let hangup = false;
     try {
       const stream = await this.client.chat.completions.create(
@@ -79,10 +61,10 @@ export class OpenAiLlm implements LlmProvider {
           tools: [END_CALL_TOOL],
           ...(this.options.temperature === undefined ? {} : { temperature: this.options.temperature }),
         },
-        { signal: abort.signal },
+        { signal: deadline.signal },
       );
       for await (const chunk of stream) {
-        clearTimeout(timer);
+        deadline.arrived();
         const delta = chunk.choices[0]?.delta;
         if (delta?.content) yield { type: 'text', text: delta.content };
         if (delta?.tool_calls?.some((t) => t.function?.name === 'end_call')) hangup = true;
@@ -90,11 +72,9 @@ export class OpenAiLlm implements LlmProvider {
       if (hangup) yield { type: 'hangup' };
     } catch (err) {
       if (request.signal.aborted) return; // barge-in or hangup: not a failure
-      throw toCallgateError(err, timedOut, this.options.firstTokenTimeoutMs);
+      throw toCallgateError(err, deadline.timedOut, this.options.firstTokenTimeoutMs);
     } finally {
-      clearTimeout(timer);
-      request.signal.removeEventListener('abort', onAbort);
-      abort.abort(); // closes the connection if we stopped reading early
+      deadline.dispose();
     }
   }
 }

@@ -1,6 +1,7 @@
 import OpenAI from 'openai';
 import { CallgateError } from '../errors.js';
 import { stripUndefined } from '../util/options.js';
+import { FirstByteDeadline, openAiClient, type OpenAiClientOptions } from './openaiClient.js';
 import type { TtsChunk, TtsProvider, TtsRequest } from './types.js';
 
 /**
@@ -9,16 +10,12 @@ import type { TtsChunk, TtsProvider, TtsRequest } from './types.js';
  * https://platform.openai.com/docs/api-reference/audio/createSpeech (`response_format: "pcm"`, chunked
  * HTTP body).
  */
-export interface OpenAiTtsOptions {
-  readonly baseURL: string | undefined;
-  /** Per tenant, else `OPENAI_API_KEY`. Never logged. */
-  readonly apiKey: string;
+export interface OpenAiTtsOptions extends OpenAiClientOptions {
   readonly model: string;
   /** Used when the tenant's voice is not one of this vendor's. */
   readonly defaultVoice: string;
   /** No audio within this is CG_TTS_TIMEOUT. */
   readonly firstByteTimeoutMs: number;
-  readonly maxRetries: number;
 }
 
 export const defaultOpenAiTtsOptions = {
@@ -43,32 +40,20 @@ export class OpenAiTts implements TtsProvider {
 
   constructor(options: Partial<OpenAiTtsOptions> & { apiKey: string }) {
     this.options = { ...defaultOpenAiTtsOptions, ...stripUndefined(options) } as OpenAiTtsOptions;
-    this.client = new OpenAI({
-      apiKey: this.options.apiKey,
-      ...(this.options.baseURL ? { baseURL: this.options.baseURL } : {}),
-      maxRetries: this.options.maxRetries,
-      timeout: this.options.firstByteTimeoutMs,
-    });
+    this.client = openAiClient(this.options, this.options.firstByteTimeoutMs);
   }
 
   async *synthesize(request: TtsRequest): AsyncIterable<TtsChunk> {
     if (request.text.trim() === '') return;
-    const abort = new AbortController();
-    const onAbort = (): void => abort.abort();
-    request.signal.addEventListener('abort', onAbort, { once: true });
-    let timedOut = false;
-    const timer = setTimeout(() => {
-      timedOut = true;
-      abort.abort();
-    }, this.options.firstByteTimeoutMs);
+    const deadline = new FirstByteDeadline(request.signal, this.options.firstByteTimeoutMs);
     const voice = (OPENAI_VOICES as readonly string[]).includes(request.voice) ? request.voice : this.options.defaultVoice;
     try {
-      const response = await this.client.audio.speech.create({ model: this.options.model, voice, input: request.text, response_format: 'pcm' }, { signal: abort.signal });
+      const response = await this.client.audio.speech.create({ model: this.options.model, voice, input: request.text, response_format: 'pcm' }, { signal: deadline.signal });
       if (!response.body) throw new CallgateError('CG_TTS_FAILED', 'speech response has no body');
       // An odd byte can end one network chunk; it is carried into the next so samples stay aligned.
       let carry: Buffer = Buffer.alloc(0);
       for await (const part of response.body as unknown as AsyncIterable<Uint8Array>) {
-        clearTimeout(timer);
+        deadline.arrived();
         const bytes = carry.length > 0 ? Buffer.concat([carry, part]) : Buffer.from(part);
         const even = bytes.length - (bytes.length % 2);
         carry = bytes.subarray(even);
@@ -80,7 +65,7 @@ export class OpenAiTts implements TtsProvider {
     } catch (err) {
       if (request.signal.aborted) return;
       if (err instanceof CallgateError) throw err;
-      if (timedOut || err instanceof OpenAI.APIConnectionTimeoutError) {
+      if (deadline.timedOut || err instanceof OpenAI.APIConnectionTimeoutError) {
         throw new CallgateError('CG_TTS_TIMEOUT', `no audio within ${this.options.firstByteTimeoutMs} ms`, { cause: err });
       }
       const status = err instanceof OpenAI.APIError ? err.status : undefined;
@@ -89,9 +74,7 @@ export class OpenAiTts implements TtsProvider {
         details: stripUndefined({ status }),
       });
     } finally {
-      clearTimeout(timer);
-      request.signal.removeEventListener('abort', onAbort);
-      abort.abort();
+      deadline.dispose();
     }
   }
 }

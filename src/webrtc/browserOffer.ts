@@ -1,5 +1,6 @@
 import { parse, type SessionDescription } from 'sdp-transform';
 import { CallgateError } from '../errors.js';
+import { missingWebRtc } from '../media/sdp.js';
 
 /** What the door needs from a browser's offer. */
 export interface BrowserOffer {
@@ -32,11 +33,7 @@ export function parseBrowserOffer(sdp: string): BrowserOffer {
   const audio = (session.media ?? []).filter((m) => m.type === 'audio' && m.port !== 0);
   if (audio.length !== 1) throw new CallgateError('CG_SDP_NO_AUDIO', `${audio.length} live audio m-lines, expected 1`);
   const m = audio[0]!;
-  const missing = [
-    m.protocol.includes('SAVPF') ? undefined : 'UDP/TLS/RTP/SAVPF',
-    (m.fingerprint ?? session.fingerprint) ? undefined : 'a=fingerprint',
-    (m.iceUfrag ?? session.iceUfrag) && (m.icePwd ?? session.icePwd) ? undefined : 'a=ice-ufrag/ice-pwd',
-  ].filter((x): x is string => x !== undefined);
+  const missing = missingWebRtc(session, m);
   if (missing.length > 0) throw new CallgateError('CG_SDP_NOT_WEBRTC', `the offer is not WebRTC: no ${missing.join(', ')}`, { details: { missing } });
   const opus = (m.rtp ?? []).find((r) => r.codec.toLowerCase() === 'opus' && r.rate === 48000);
   if (!opus) throw new CallgateError('CG_SDP_NO_COMMON_CODEC', 'the offer has no opus/48000');

@@ -3,7 +3,7 @@ import { isIP } from 'node:net';
 import { parse, write, type SessionDescription } from 'sdp-transform';
 import { CallgateError, isCallgateError } from '../../errors.js';
 import type { CodecName } from '../../media/codecs/AudioCodec.js';
-import { negotiate, parseRemoteSdp, type NegotiatedMedia } from '../../media/sdp.js';
+import { missingWebRtc, negotiate, parseRemoteSdp, type NegotiatedMedia } from '../../media/sdp.js';
 
 /**
  * Which kind of caller the anchored call has. 'trunk': plain RTP on both sides (G.711). 'webrtc': the
@@ -260,12 +260,7 @@ function checkWebRtcShape(sdp: string, code: 'CG_SDP_NOT_WEBRTC' | 'CG_RTPENGINE
   } catch (err) {
     throw new CallgateError(code, `${what} could not be parsed`, { cause: err });
   }
-  const m = (session.media ?? []).find((x) => x.type === 'audio');
-  const missing = [
-    m?.protocol.includes('SAVPF') ? undefined : 'UDP/TLS/RTP/SAVPF',
-    (m?.fingerprint ?? session.fingerprint) ? undefined : 'a=fingerprint',
-    (m?.iceUfrag ?? session.iceUfrag) && (m?.icePwd ?? session.icePwd) ? undefined : 'a=ice-ufrag/ice-pwd',
-  ].filter((x): x is string => x !== undefined);
+  const missing = missingWebRtc(session, (session.media ?? []).find((x) => x.type === 'audio'));
   if (missing.length > 0) throw new CallgateError(code, `${what} is not WebRTC: no ${missing.join(', ')}`, { details: { missing } });
 }
 
