@@ -28,8 +28,8 @@
  * Stepping stops at the first step that does not hold, or after the last rate.
  * The last line printed is one JSON object.
  */
-import { accessSync, constants, readdirSync, readFileSync } from 'node:fs';
-import { delimiter, join } from 'node:path';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -45,6 +45,7 @@ import { startSipHarness, type SipHarness } from '../src/sip/testing/SipHarness.
 import { runSipp, type SippResult } from '../src/sip/testing/Sipp.js';
 import type { CallRecord } from '../src/tenants/CallRecordStore.js';
 import { percentile, sortedAscending } from '../src/util/percentile.js';
+import { findOnPath } from '../src/util/executable.js';
 
 const SCENARIO = fileURLToPath(new URL('./sip/uac-hold-pcmu.xml', import.meta.url));
 const FIXTURES = fileURLToPath(new URL('../tests/fixtures/', import.meta.url));
@@ -157,16 +158,7 @@ function stats(xs: readonly number[]): { p50: number; p95: number; max: number; 
   return { p50: round(percentile(s, 0.5)), p95: round(percentile(s, 0.95)), max: round(s.at(-1) ?? 0), n: s.length };
 }
 
-function onPath(cmd: string): boolean {
-  return (process.env['PATH'] ?? '').split(delimiter).some((dir) => {
-    try {
-      accessSync(join(dir, cmd), constants.X_OK);
-      return true;
-    } catch {
-      return false;
-    }
-  });
-}
+const onPath = (cmd: string): boolean => findOnPath(cmd) !== undefined;
 
 /** CPU time (ms) a process has used, from /proc; undefined once it is gone. */
 function procCpuMs(pid: number | undefined): number | undefined {

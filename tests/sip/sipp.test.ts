@@ -1,5 +1,4 @@
-import { accessSync, constants } from 'node:fs';
-import { delimiter, join } from 'node:path';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { offlineProviderRegistry, type ProviderRegistry } from '../../src/agent/ProviderRegistry.js';
@@ -10,6 +9,7 @@ import { DRACHTIO_BIN, DRACHTIO_SKIP_REASON } from '../../src/sip/testing/Dracht
 import { startSipHarness, type SipHarness } from '../../src/sip/testing/SipHarness.js';
 import { freeUdpPort, runSipp, type SippResult } from '../../src/sip/testing/Sipp.js';
 import type { CallRecord } from '../../src/tenants/CallRecordStore.js';
+import { findOnPath } from '../../src/util/executable.js';
 
 /**
  * The SIP door driven by sipp, as a carrier or a load tester would: sipp's scenarios
@@ -41,16 +41,7 @@ const GREET_MS = 5000;
 /** From the caller's first word: its 2.2 s question, endpointing, recognition, and the ~2.5 s reply. */
 const LISTEN_MS = 7500;
 
-function onPath(cmd: string): boolean {
-  return (process.env['PATH'] ?? '').split(delimiter).some((dir) => {
-    try {
-      accessSync(join(dir, cmd), constants.X_OK);
-      return true;
-    } catch {
-      return false;
-    }
-  });
-}
+const onPath = (cmd: string): boolean => findOnPath(cmd) !== undefined;
 
 const SKIP_REASON = !DRACHTIO_BIN
   ? DRACHTIO_SKIP_REASON

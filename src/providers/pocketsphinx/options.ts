@@ -1,6 +1,7 @@
-import { accessSync, constants, existsSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { delimiter, isAbsolute, join } from 'node:path';
+import { isAbsolute, join } from 'node:path';
+import { findOnPath, isExecutable } from '../../util/executable.js';
 
 /** Decoder flags that change what pocketsphinx hears and how fast; everything else stays at its default. */
 export interface PocketsphinxDecoderOptions {
@@ -104,21 +105,12 @@ export function modelFiles(modelDir: string): { hmm: string; lm: string; dict: s
   };
 }
 
-function isExecutable(path: string): boolean {
-  try {
-    accessSync(path, constants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /** Whether the binary (on PATH or at its path) and the model files are installed. */
 export function isPocketsphinxInstalled(options: Pick<PocketsphinxOptions, 'binary' | 'modelDir'> = defaultPocketsphinxOptions): boolean {
   const { binary, modelDir } = options;
   const found = binary.includes('/')
     ? isExecutable(isAbsolute(binary) ? binary : join(process.cwd(), binary))
-    : (process.env['PATH'] ?? '').split(delimiter).some((dir) => dir !== '' && isExecutable(join(dir, binary)));
+    : findOnPath(binary) !== undefined;
   const files = modelFiles(modelDir);
   return found && existsSync(files.hmm) && existsSync(files.lm) && existsSync(files.dict);
 }

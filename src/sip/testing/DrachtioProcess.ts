@@ -1,10 +1,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { accessSync, constants } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer, connect } from 'node:net';
 import { tmpdir } from 'node:os';
-import { delimiter, join } from 'node:path';
+import { join } from 'node:path';
+import { findOnPath, isExecutable } from '../../util/executable.js';
 
 /**
  * drachtio-server for tests and local runs. It is in no package registry, so it is never part of
@@ -12,16 +12,8 @@ import { delimiter, join } from 'node:path';
  * one clear line when it is absent (`DRACHTIO_SKIP_REASON`).
  */
 export function findDrachtio(env: NodeJS.ProcessEnv = process.env): string | undefined {
-  const candidates = env['DRACHTIO_BIN'] ? [env['DRACHTIO_BIN']] : (env['PATH'] ?? '').split(delimiter).map((d) => join(d, 'drachtio'));
-  for (const path of candidates) {
-    try {
-      accessSync(path, constants.X_OK);
-      return path;
-    } catch {
-      // not here
-    }
-  }
-  return undefined;
+  const explicit = env['DRACHTIO_BIN'];
+  return explicit ? (isExecutable(explicit) ? explicit : undefined) : findOnPath('drachtio', env);
 }
 
 export const DRACHTIO_BIN = findDrachtio();
