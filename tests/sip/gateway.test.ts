@@ -23,6 +23,7 @@ import { connectRedis, deletePrefix, testPrefix, type Redis } from '../../src/te
 import { SecretBox } from '../../src/tenants/secrets.js';
 import { TenantCache } from '../../src/tenants/TenantCache.js';
 import { TenantStore } from '../../src/tenants/TenantStore.js';
+import { pollUntil } from '../../src/util/pollUntil.js';
 
 /**
  * SIP calls end to end on loopback: drachtio-server (built outside the repo), our gateway on
@@ -145,24 +146,11 @@ if (!DRACHTIO_BIN) {
     }
 
     /** Until rtpengine has no session left (deletes are sent as the call is torn down). */
-    async function sessionsDrained(): Promise<number> {
-      for (let i = 0; i < 40; i++) {
-        const n = await anchor.sessionCount();
-        if (n === 0) return 0;
-        await new Promise((r) => setTimeout(r, 50));
-      }
-      return anchor.sessionCount();
-    }
+    const sessionsDrained = (): Promise<number> => pollUntil(() => anchor.sessionCount(), (n) => n === 0);
 
     /** A tenant's newest record matching `pred`; records are written in the background, so wait a little. */
-    async function recordWhere(tenant: string, pred: (r: CallRecord) => boolean): Promise<CallRecord | undefined> {
-      for (let i = 0; i < 40; i++) {
-        const found = (await records.list(tenant)).records.find(pred);
-        if (found) return found;
-        await new Promise((r) => setTimeout(r, 50));
-      }
-      return undefined;
-    }
+    const recordWhere = async (tenant: string, pred: (r: CallRecord) => boolean): Promise<CallRecord | undefined> =>
+      pollUntil(async () => (await records.list(tenant)).records.find(pred), (r) => r !== undefined);
 
     const target = (user: string): string => `sip:${user}@127.0.0.1:${drachtio.sipPort}`;
 
@@ -451,8 +439,7 @@ if (!DRACHTIO_BIN) {
           }),
         );
         expect(await sessionsDrained()).toBe(0);
-        for (let i = 0; i < 40 && (await limiter.active('many')) > 0; i++) await new Promise((r) => setTimeout(r, 50));
-        expect(await limiter.active('many')).toBe(0);
+        expect(await pollUntil(() => limiter.active('many'), (n) => n === 0)).toBe(0);
       } finally {
         await Promise.all(legs.map(({ leg }) => leg.close()));
       }

@@ -5,9 +5,9 @@ import { offlineProviderRegistry } from '../../src/agent/ProviderRegistry.js';
 import { buildAdminApp, type AdminApp } from '../../src/http/adminApp.js';
 import { DRACHTIO_BIN, DRACHTIO_SKIP_REASON } from '../../src/sip/testing/DrachtioProcess.js';
 import { startSipHarness, type SipHarness } from '../../src/sip/testing/SipHarness.js';
-import type { CallRecord } from '../../src/tenants/CallRecordStore.js';
 import { SecretBox } from '../../src/tenants/secrets.js';
 import { BROWSER_SKIP_REASON, callerWav, inboundBytes, launchChromium, loudestWithin } from '../webrtc/browserKit.js';
+import { pollUntil } from '../../src/util/pollUntil.js';
 
 /**
  * The web phone in SIP mode, in a real browser: Chromium's WebRTC stack, SIP.js (bundled into the
@@ -76,11 +76,7 @@ if (SKIP) {
         await page.getByRole('button', { name: 'Hang up' }).click();
         await page.waitForSelector('body[data-state="ended"]');
         expect(await h.sessionsDrained()).toBe(0);
-        let rec: CallRecord | undefined;
-        for (let i = 0; i < 60 && !rec; i++) {
-          rec = (await h.records.list('demo')).records.find((r) => r.outcome === 'caller-hangup');
-          if (!rec) await new Promise((r) => setTimeout(r, 100));
-        }
+        const rec = await pollUntil(async () => (await h.records.list('demo')).records.find((r) => r.outcome === 'caller-hangup'), (r) => r !== undefined, 6000, 100);
         expect(rec).toMatchObject({ door: 'sip', from: 'web:demo' });
         const said = rec!.transcript.map((t) => t.text);
         expect(said).toContain('what time do you open today');

@@ -17,6 +17,7 @@ import { TenantCache } from '../../src/tenants/TenantCache.js';
 import { TenantStore } from '../../src/tenants/TenantStore.js';
 import { WebRtcDoor } from '../../src/webrtc/WebRtcDoor.js';
 import { BROWSER_SKIP_REASON, callerWav, inboundBytes, launchChromium, loudestWithin } from './browserKit.js';
+import { pollUntil } from '../../src/util/pollUntil.js';
 
 /**
  * The web phone in a real browser: Debian's Chromium, driven by playwright-core, with a fake
@@ -98,14 +99,8 @@ if (SKIP) {
 
     const shot = (page: Page, name: string): Promise<Buffer> => page.screenshot({ path: new URL(`${name}.png`, ARTIFACTS).pathname, fullPage: true });
 
-    async function recordWhere(pred: (r: CallRecord) => boolean): Promise<CallRecord | undefined> {
-      for (let i = 0; i < 60; i++) {
-        const found = (await records.list('demo')).records.find(pred);
-        if (found) return found;
-        await new Promise((r) => setTimeout(r, 100));
-      }
-      return undefined;
-    }
+    const recordWhere = async (pred: (r: CallRecord) => boolean): Promise<CallRecord | undefined> =>
+      pollUntil(async () => (await records.list('demo')).records.find(pred), (r) => r !== undefined, 6000, 100);
 
     it('shows friendly pages for unknown and disabled links', async () => {
       const page = await browser.newPage();

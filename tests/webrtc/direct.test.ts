@@ -18,6 +18,7 @@ import { buildAdminApp } from '../../src/http/adminApp.js';
 import { within } from '../../src/util/within.js';
 import { BrowserPeer } from '../../src/webrtc/testing/BrowserPeer.js';
 import { WebRtcDoor, type WebPhoneEvent } from '../../src/webrtc/WebRtcDoor.js';
+import { pollUntil } from '../../src/util/pollUntil.js';
 
 /**
  * The direct WebRTC door end to end on loopback: a node-datachannel "browser" posts its offer with a
@@ -73,14 +74,11 @@ describe('direct WebRTC door', () => {
     }
   });
 
-  async function recordOf(callId: string): Promise<CallRecord | undefined> {
-    for (let i = 0; i < 60; i++) {
-      const found = (await records.list('demo')).records.find((r) => r.callId === callId);
-      if (found) return found;
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    return undefined;
-  }
+  const recordOf = async (callId: string): Promise<CallRecord | undefined> =>
+    pollUntil(async () => (await records.list('demo')).records.find((r) => r.callId === callId), (r) => r !== undefined, 3000);
+
+  /** Lines the tenant holds once released calls have given theirs back. */
+  const linesAfterRelease = (): Promise<number> => pollUntil(() => limiter.active('demo'), (n) => n === 0, 3000);
 
   async function call(origin = 'https://shop.example'): Promise<{ peer: BrowserPeer; callId: string }> {
     const { token } = await tokens.issue('demo', { origin });
@@ -110,8 +108,7 @@ describe('direct WebRTC door', () => {
     const rec = await recordOf(callId);
     expect(rec).toMatchObject({ door: 'webrtc', outcome: 'caller-hangup', from: 'web:demo', to: 'callurl:demo' });
     expect(rec!.transcript.map((t) => t.text)).toEqual(expect.arrayContaining(['Hello Dana, this is Ava at Demo Bakery.', 'when do you open']));
-    for (let i = 0; i < 40 && (await limiter.active('demo')) > 0; i++) await new Promise((r) => setTimeout(r, 50));
-    expect(await limiter.active('demo')).toBe(0);
+    expect(await pollUntil(() => limiter.active('demo'), (n) => n === 0)).toBe(0);
   }, 20_000);
 
   it('refuses a used token, a token from another origin, and an offer that is not WebRTC', async () => {
@@ -131,8 +128,7 @@ describe('direct WebRTC door', () => {
     // Hang up once the greeting is playing, as a person would (the page's channel is up by then).
     for (let i = 0; i < 100 && peer.receivedAudio().length < 3200; i++) await new Promise((r) => setTimeout(r, 20));
     peer.close();
-    for (let i = 0; i < 60 && (await limiter.active('demo')) > 0; i++) await new Promise((r) => setTimeout(r, 50));
-    expect(await limiter.active('demo')).toBe(0);
+    expect(await linesAfterRelease()).toBe(0);
   }, 20_000);
 
   it('carries five calls at once, each hearing its greeting', async () => {
@@ -141,8 +137,7 @@ describe('direct WebRTC door', () => {
     for (const { peer } of calls) expect(dbfs(peer.receivedAudio())).toBeGreaterThan(-40);
     expect(await limiter.active('demo')).toBeGreaterThanOrEqual(5);
     for (const { peer } of calls) peer.close();
-    for (let i = 0; i < 60 && (await limiter.active('demo')) > 0; i++) await new Promise((r) => setTimeout(r, 50));
-    expect(await limiter.active('demo')).toBe(0);
+    expect(await linesAfterRelease()).toBe(0);
   }, 30_000);
   it('over HTTP as the page does it: a token from POST /v1/call-urls/:slug/token, the offer to POST /v1/webrtc/offer', async () => {
     const api = await buildAdminApp({ redis, prefix, secrets: new SecretBox(randomBytes(32)), adminToken: 'x'.repeat(32), webrtc: door });

@@ -19,6 +19,7 @@ import { MediaAnchor } from '../rtpengine/MediaAnchor.js';
 import { RtpengineProcess, type RtpengineProcessOptions } from '../rtpengine/RtpengineProcess.js';
 import { SipGateway } from '../SipGateway.js';
 import { startDrachtio, type RunningDrachtio, type StartDrachtioOptions } from './DrachtioProcess.js';
+import { pollUntil } from '../../util/pollUntil.js';
 
 /**
  * The whole SIP door on loopback for tests and benchmarks: a drachtio-server, Debian's rtpengine,
@@ -111,13 +112,7 @@ export async function startSipHarness(options: SipHarnessOptions): Promise<SipHa
         await gateway.drain();
       },
     });
-    const sessionsDrained = async (): Promise<number> => {
-      for (let i = 0; i < 40; i++) {
-        if ((await anchor.sessionCount()) === 0) return 0;
-        await new Promise((r) => setTimeout(r, 50));
-      }
-      return anchor.sessionCount();
-    };
+    const sessionsDrained = (): Promise<number> => pollUntil(() => anchor.sessionCount(), (n) => n === 0);
     return {
       prefix,
       redis,
