@@ -239,6 +239,7 @@ export class WebRtcDoor {
     slug: string;
   }): Promise<void> {
     let vad: VoiceActivityDetector | undefined = c.vad;
+    let watchdog: NodeJS.Timeout | undefined;
     try {
       await c.connected;
       let open = true;
@@ -266,11 +267,10 @@ export class WebRtcDoor {
       c.track.onClosed(gone);
       let lastPacketAt = performance.now();
       c.leg.endpoint.on('packet', () => (lastPacketAt = performance.now()));
-      const watchdog = setInterval(() => {
+      watchdog = setInterval(() => {
         if (performance.now() - lastPacketAt > this.options.mediaTimeoutMs) gone();
       }, 1000);
       watchdog.unref();
-      call.once('ended', () => clearInterval(watchdog));
       const session = new AgentSession({ call, providers: c.providers, vad, prompts: this.deps.prompts, options: this.deps.agent ?? {}, logger: c.log });
       vad = undefined;
       session.on('event', (e) => c.channel.send(e));
@@ -284,6 +284,8 @@ export class WebRtcDoor {
       const code = err instanceof CallgateError ? err.code : 'CG_INTERNAL';
       await c.recorder.finish({ outcome: 'failed', error: { code } }).catch(() => undefined);
     } finally {
+      // Cleared here, not on the call's end: a session that fails to start never ends it.
+      clearInterval(watchdog);
       vad?.close();
       await c.release();
     }
