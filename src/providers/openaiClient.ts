@@ -1,4 +1,5 @@
 import OpenAI from 'openai';
+import { stripUndefined } from '../util/options.js';
 
 /** What every OpenAI-SDK provider is configured with. */
 export interface OpenAiClientOptions {
@@ -55,4 +56,16 @@ export class FirstByteDeadline {
     this.caller.removeEventListener('abort', this.onCallerAbort);
     this.controller.abort();
   }
+}
+
+/**
+ * What the fallback chain needs from an SDK error: the HTTP status, the server's `retry-after`, and
+ * `permanent` for 4xx other than 429 (a bad key or model will not get better by retrying; 429 and 5xx may).
+ */
+export function openAiErrorDetails(err: unknown): { status?: number; retryAfter?: string; permanent?: true } {
+  if (!(err instanceof OpenAI.APIError)) return {};
+  const status = err.status;
+  const retryAfter = err.headers?.get?.('retry-after') ?? undefined;
+  const permanent = status !== undefined && status < 500 && status !== 429 ? (true as const) : undefined;
+  return stripUndefined({ status, retryAfter, permanent });
 }

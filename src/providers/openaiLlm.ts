@@ -1,7 +1,7 @@
 import OpenAI from 'openai';
 import { CallgateError } from '../errors.js';
 import { stripUndefined } from '../util/options.js';
-import { FirstByteDeadline, openAiClient, type OpenAiClientOptions } from './openaiClient.js';
+import { FirstByteDeadline, openAiClient, openAiErrorDetails, type OpenAiClientOptions } from './openaiClient.js';
 import type { LlmEvent, LlmProvider, LlmRequest } from './types.js';
 
 /**
@@ -85,14 +85,7 @@ function toCallgateError(err: unknown, timedOut: boolean, timeoutMs: number): Ca
     return new CallgateError('CG_LLM_TIMEOUT', `no first token within ${timeoutMs} ms`, { cause: err });
   }
   if (err instanceof OpenAI.APIError) {
-    const status = err.status;
-    const retryAfter = err.headers?.get?.('retry-after') ?? undefined;
-    // 401/403/404 will not get better by retrying (`permanent`); 429 and 5xx may (the fallback chain reads it).
-    const permanent = status !== undefined && status < 500 && status !== 429 ? true : undefined;
-    return new CallgateError('CG_LLM_FAILED', `${status ?? 'connection'}: ${err.message}`.slice(0, 300), {
-      cause: err,
-      details: stripUndefined({ status, retryAfter, permanent }),
-    });
+    return new CallgateError('CG_LLM_FAILED', `${err.status ?? 'connection'}: ${err.message}`.slice(0, 300), { cause: err, details: openAiErrorDetails(err) });
   }
   return new CallgateError('CG_LLM_FAILED', String(err).slice(0, 300), { cause: err });
 }

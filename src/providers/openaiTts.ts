@@ -1,7 +1,7 @@
 import OpenAI from 'openai';
 import { CallgateError } from '../errors.js';
 import { stripUndefined } from '../util/options.js';
-import { FirstByteDeadline, openAiClient, type OpenAiClientOptions } from './openaiClient.js';
+import { FirstByteDeadline, openAiClient, openAiErrorDetails, type OpenAiClientOptions } from './openaiClient.js';
 import type { TtsChunk, TtsProvider, TtsRequest } from './types.js';
 
 /**
@@ -71,7 +71,7 @@ export class OpenAiTts implements TtsProvider {
       const status = err instanceof OpenAI.APIError ? err.status : undefined;
       throw new CallgateError('CG_TTS_FAILED', `${status ?? 'connection'}: ${err instanceof Error ? err.message : String(err)}`.slice(0, 300), {
         cause: err,
-        details: stripUndefined({ status }),
+        details: openAiErrorDetails(err),
       });
     } finally {
       deadline.dispose();
