@@ -18,13 +18,18 @@ export interface Intent {
   readonly dtmf?: string;
 }
 
+/** One provider by name, or a fallback chain of them in order (`['elevenlabs', 'openai']`). */
+export type ProviderChoice = string | readonly string[];
+
 export interface ProviderSelection {
-  /** 'pocketsphinx' (offline) or a cloud vendor from its own issue. */
-  readonly stt: string;
-  /** 'scripted' (offline intents, not an LLM) or a cloud vendor. */
-  readonly llm: string;
-  /** 'flite' (offline) or a cloud vendor. */
-  readonly tts: string;
+  /** 'pocketsphinx' (offline), 'deepgram' or 'openai'. */
+  readonly stt: ProviderChoice;
+  /** 'scripted' (offline intents, not an LLM) or 'openai' (any OpenAI-compatible server). */
+  readonly llm: ProviderChoice;
+  /** 'flite' (offline), 'elevenlabs' or 'openai'. */
+  readonly tts: ProviderChoice;
+  /** Model names for the cloud vendors; each vendor's default when absent. */
+  readonly models?: { readonly stt?: string; readonly llm?: string; readonly tts?: string };
 }
 
 export interface TurnTakingConfig {
@@ -56,6 +61,8 @@ export interface AgentConfig {
   readonly reprompt: string;
   /** Said when a provider fails mid-call; the call goes on. */
   readonly apology: string;
+  /** Said before hanging up when providers keep failing (nothing works): the call ends politely. */
+  readonly unavailableMessage: string;
   /** Said when the call reaches `maxCallDurationMs`, just before the agent hangs up. */
   readonly timeLimitMessage: string;
   readonly maxCallDurationMs: number;
@@ -83,6 +90,7 @@ export const defaultAgentConfig = {
   goodbye: { phrases: ['goodbye', 'bye', "that's all", 'thank you bye'], reply: 'Thanks for calling. Goodbye!' },
   reprompt: 'Are you still there?',
   apology: "Sorry, I'm having trouble right now. Could you say that again?",
+  unavailableMessage: "Sorry, I can't help on this line right now. Please call again later. Goodbye!",
   timeLimitMessage: 'We have reached the time limit for this call. Goodbye!',
   /** 15 minutes: a stuck call must not hold a line (and provider spend) forever. */
   maxCallDurationMs: 15 * 60_000,
@@ -133,7 +141,7 @@ export function resolveAgentConfig(input: AgentConfigInput): AgentConfig {
     if (!intent.reply.trim()) bad(`intents[${i}].reply`, 'is empty');
     if (intent.phrases.length === 0 && intent.dtmf === undefined) bad(`intents[${i}]`, 'needs phrases or a dtmf key');
   }
-  for (const field of ['greeting', 'voice', 'apology', 'reprompt', 'fallbackReply', 'timeLimitMessage', 'language'] as const) {
+  for (const field of ['greeting', 'voice', 'apology', 'unavailableMessage', 'reprompt', 'fallbackReply', 'timeLimitMessage', 'language'] as const) {
     if (typeof config[field] !== 'string' || !config[field].trim()) bad(field, 'is empty');
   }
   if (typeof config.goodbye.reply !== 'string' || !config.goodbye.reply.trim()) bad('goodbye.reply', 'is empty');

@@ -36,6 +36,8 @@ export interface AgentSessionOptions {
   readonly ttsFirstAudioTimeoutMs: number;
   /** How long a goodbye may play before the agent hangs up anyway. */
   readonly goodbyeMaxMs: number;
+  /** Caller turns in a row left unanswered by provider failures before the agent ends the call politely. */
+  readonly maxFailedTurns: number;
 }
 
 export const defaultAgentSessionOptions = {
@@ -54,6 +56,8 @@ export const defaultAgentSessionOptions = {
   ttsFirstAudioTimeoutMs: 5000,
   /** 15 s. */
   goodbyeMaxMs: 15_000,
+  /** 2: one apology and a second chance; a third "say that again" would only waste the caller's time. */
+  maxFailedTurns: 2,
 } as const satisfies AgentSessionOptions;
 
 export interface AgentSessionEvents {
@@ -118,6 +122,8 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
   private ignoringTurn = false;
 
   private reprompts = 0;
+  /** Caller turns in a row that a provider failure left unanswered. */
+  private failedTurns = 0;
   private noInputTimer: NodeJS.Timeout | undefined;
   private stallTimer: NodeJS.Timeout | undefined;
   private maxDurationTimer: NodeJS.Timeout | undefined;
@@ -193,7 +199,7 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
     // greeting's first packet has left, since a cache miss means synthesis and encoding.
     this.enqueueWork(async () => {
       await yieldToEventLoop();
-      for (const text of [call.config.apology, call.config.reprompt, call.config.goodbye.reply, call.config.timeLimitMessage]) {
+      for (const text of [call.config.apology, call.config.unavailableMessage, call.config.reprompt, call.config.goodbye.reply, call.config.timeLimitMessage]) {
         for (const piece of this.splitText(text)) this.promptFor(piece).catch(() => undefined);
       }
     });
@@ -330,7 +336,8 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
       return (await stt.finalize()).trim();
     } catch (err) {
       this.reportError(err, 'stt', 'CG_STT_FAILED');
-      this.enqueueWork(() => this.speakPrompt(this.call.config.apology, this.turnIndex, 'apology'));
+      const turn = this.turnIndex;
+      this.enqueueWork(() => this.turnFailed(turn));
       return undefined;
     }
   }
@@ -438,7 +445,7 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
       events = this.providers.llm.stream({ messages, signal: abort.signal });
     } catch (err) {
       this.reportError(err, 'llm', 'CG_LLM_FAILED');
-      return this.speakPrompt(this.call.config.apology, turn, 'apology');
+      return this.turnFailed(turn);
     }
     await this.speak(new Reply(turn), withFirstTimeout(events, this.opts.llmFirstTokenTimeoutMs, 'CG_LLM_TIMEOUT'), abort);
   }
@@ -487,9 +494,13 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
     await reading;
     if (failure && !this.closed) {
       this.reportError(failure.err, failure.during, failure.during === 'llm' ? 'CG_LLM_FAILED' : 'CG_TTS_FAILED');
-      // What was already queued plays on; the apology follows it, from the cache.
-      await this.appendPrompt(reply, this.call.config.apology);
-      reply.hangupAfter = false;
+      // What was already queued plays on; the apology (or the polite ending) follows it, from the cache.
+      const giveUp = ++this.failedTurns >= this.opts.maxFailedTurns;
+      await this.appendPrompt(reply, giveUp ? this.call.config.unavailableMessage : this.call.config.apology, giveUp ? 'goodbye' : 'apology');
+      reply.hangupAfter = giveUp;
+      if (giveUp) this.hangupReason = 'provider-failure';
+    } else if (!abort.signal.aborted) {
+      this.failedTurns = 0;
     }
     this.completeReply(reply);
   }
@@ -632,6 +643,15 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
     this.echo.reset();
     this.finishCurrent(true, 0);
     await this.sayGoodbye(this.call.config.timeLimitMessage, 'max-duration');
+  }
+
+  /**
+   * A provider failure left the caller's turn unanswered: apologise and listen again, or, when that keeps
+   * happening, say so and end the call rather than apologise forever.
+   */
+  private async turnFailed(turn: number): Promise<void> {
+    if (++this.failedTurns >= this.opts.maxFailedTurns) return this.sayGoodbye(this.call.config.unavailableMessage, 'provider-failure');
+    await this.speakPrompt(this.call.config.apology, turn, 'apology');
   }
 
   private async sayGoodbye(text: string, reason: EndReason): Promise<void> {

@@ -13,6 +13,8 @@ import { frameLevels } from './EchoGuard.js';
  */
 export interface CachedPrompt {
   readonly text: string;
+  /** Made by a fallback voice: served to the calls waiting for it, then dropped so the tenant's voice is tried again. */
+  readonly degraded: boolean;
   readonly encoded: EncodedPrompt;
   /** Per-frame levels, for the echo guard. */
   readonly levels: Float32Array;
@@ -70,8 +72,10 @@ export class PromptCache {
     const made = build(key, tts, signal ?? new AbortController().signal);
     this.entries.set(k, made);
     made.then(
-      () => {
-        if (this.entries.get(k) === made) this.ready.add(k);
+      (prompt) => {
+        if (this.entries.get(k) !== made) return;
+        if (prompt.degraded) this.entries.delete(k);
+        else this.ready.add(k);
       },
       () => {
         if (this.entries.get(k) === made) this.entries.delete(k);
@@ -108,11 +112,13 @@ function keyOf(k: PromptKey): string {
 
 async function build(key: PromptKey, tts: TtsProvider, signal: AbortSignal): Promise<CachedPrompt> {
   const chunks: Int16Array[] = [];
+  let degraded = false;
   for await (const chunk of tts.synthesize({ text: key.text, voice: key.voice, signal })) {
+    if (chunk.degraded) degraded = true;
     chunks.push(chunk.sampleRate === PIPELINE_RATE ? chunk.samples : resample(chunk.samples, chunk.sampleRate, PIPELINE_RATE));
   }
   // A provider ends its stream quietly on abort: the audio so far is a cut-off prompt, never to be cached.
   signal.throwIfAborted();
   const pcm = concatSamples(chunks);
-  return { text: key.text, encoded: await encodePromptAsync(pcm, key.codec), levels: frameLevels(pcm) };
+  return { text: key.text, degraded, encoded: await encodePromptAsync(pcm, key.codec), levels: frameLevels(pcm) };
 }

@@ -11,6 +11,8 @@ export type EndReason =
   | 'agent-goodbye'
   | 'no-input'
   | 'max-duration'
+  /** Providers kept failing: the agent said so and hung up. */
+  | 'provider-failure'
   /** The front door closed the session (shutdown, transport failure). */
   | 'closed';
 

@@ -83,6 +83,8 @@ export interface TtsChunk {
   /** Mono 16-bit PCM. */
   readonly samples: Int16Array;
   readonly sampleRate: number;
+  /** Made by a fallback provider (resilience/FallbackTts): play it, but a cache should not keep it. */
+  readonly degraded?: true;
 }
 
 export interface TtsRequest {

@@ -194,7 +194,7 @@ export class SipGateway extends EventEmitter<SipGatewayEvents> {
       // Everything that can fail is done before the 200 OK, so a failure is a SIP response, not a
       // silent answered call.
       const { config, variables } = agentConfigFor(tenant, source.kind === 'web' ? source.callUrl.variables : {});
-      const providers = deps.providers.forCall(config);
+      const providers = deps.providers.forCall(config, tenant.providerKeys, log.child({ tenant: tenant.id }));
       vad = await deps.createVad();
       if (canceled) throw new Error('canceled');
       const answeredDialog = await this.srf.createUAS(req, res, { localSdp: answered.sdp });

@@ -72,7 +72,7 @@ export async function startOutboundCall(
   let prepared: Prepared;
   try {
     const { config, variables } = agentConfigFor(tenant, req.variables ?? {});
-    const providers = deps.providers.forCall(config);
+    const providers = deps.providers.forCall(config, tenant.providerKeys, callLog);
     vad = await deps.createVad();
     endpoint = await openLegEndpoint({ callId, legId: 'agent', clockRate: 8000, ...(deps.endpoint ? { endpoint: deps.endpoint } : {}) });
     prepared = { vad, endpoint, config, variables, providers };

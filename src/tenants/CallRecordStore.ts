@@ -33,6 +33,7 @@ export const callOutcomes = [
   'agent-goodbye',
   'no-input',
   'max-duration',
+  'provider-failure',
   'closed',
   'rejected',
   'failed',

@@ -213,6 +213,7 @@ export function agentConfigFor(
     fallbackReply: tenant.fallbackReply,
     reprompt: tenant.reprompt,
     apology: tenant.apology,
+    unavailableMessage: tenant.unavailableMessage,
     maxCallDurationMs: tenant.maxCallDurationMs,
     providers: tenant.providers,
     turn: tenant.turn,

@@ -30,10 +30,16 @@ export const turnSchema = z.object({
   maxReprompts: z.number().int().min(0).max(10).optional(),
 });
 
+const providerName = z.string().min(1).max(40);
+/** A provider, or a fallback chain of them in order. */
+const providerChoice = z.union([providerName, z.array(providerName).min(1).max(4)]);
+const modelName = z.string().min(1).max(100);
+
 export const providersSchema = z.object({
-  stt: z.string().min(1).max(40).optional(),
-  llm: z.string().min(1).max(40).optional(),
-  tts: z.string().min(1).max(40).optional(),
+  stt: providerChoice.optional(),
+  llm: providerChoice.optional(),
+  tts: providerChoice.optional(),
+  models: z.object({ stt: modelName.optional(), llm: modelName.optional(), tts: modelName.optional() }).strict().optional(),
 });
 
 /** Variables a tenant's own greeting may use besides the call URL's: the tenant's names. */
@@ -59,6 +65,7 @@ export const tenantFields = z.object({
   goodbye: z.object({ phrases: z.array(z.string().min(1).max(200)).max(20).optional(), reply: z.string().min(1).max(500).optional() }).optional(),
   reprompt: z.string().min(1).max(500).optional(),
   apology: z.string().min(1).max(500).optional(),
+  unavailableMessage: z.string().min(1).max(500).optional(),
   maxCallDurationMs: z.number().int().min(1000).max(4 * 3600_000).optional(),
   /** Calls in progress at once, cluster-wide. */
   maxConcurrentCalls: z.number().int().min(1).max(10_000).default(10),

@@ -127,7 +127,7 @@ export class WebRtcDoor {
     try {
       parts.lease = await deps.limiter.lease(tenant.id, callId, { limit: tenant.maxConcurrentCalls });
       const { config, variables } = agentConfigFor(tenant, url.variables);
-      const providers = deps.providers.forCall(config);
+      const providers = deps.providers.forCall(config, tenant.providerKeys, log);
       parts.vad = await deps.createVad();
       const leg = (parts.leg = await openAudioLeg({
         callId,

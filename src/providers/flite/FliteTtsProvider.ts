@@ -118,6 +118,6 @@ export class FliteTtsProvider implements TtsProvider {
   }
 }
 
-function isFliteVoice(voice: string): voice is FliteVoice {
+export function isFliteVoice(voice: string): voice is FliteVoice {
   return (FLITE_VOICES as readonly string[]).includes(voice);
 }

@@ -1,0 +1,99 @@
+import { createHash } from 'node:crypto';
+import { OFFLINE_PROVIDERS, ProviderRegistry, registerOfflineProviders, type ProviderRegistryOptions } from '../agent/ProviderRegistry.js';
+import type { ProviderSelection } from '../agent/AgentConfig.js';
+import { DeepgramStt } from './deepgramStt.js';
+import { ElevenLabsTts } from './elevenlabsTts.js';
+import { OpenAiLlm } from './openaiLlm.js';
+import { OpenAiStt } from './openaiStt.js';
+import { OpenAiTts } from './openaiTts.js';
+
+/**
+ * The cloud vendors as registry entries, and what the environment says about them. A tenant's own key
+ * (`providerKeys.openai`, `.deepgram`, `.elevenlabs`) wins over the environment's; a provider with no
+ * key anywhere is skipped by its chain.
+ */
+export interface CloudEnv {
+  readonly openai: { readonly apiKey: string | undefined; readonly baseURL: string | undefined; readonly model: string | undefined };
+  readonly deepgram: { readonly apiKey: string | undefined; readonly baseUrl: string | undefined };
+  readonly elevenlabs: { readonly apiKey: string | undefined; readonly baseUrl: string | undefined };
+}
+
+const nonEmpty = (v: string | undefined): string | undefined => (v && v.trim() ? v.trim() : undefined);
+
+export function cloudEnvFrom(env: NodeJS.ProcessEnv = process.env): CloudEnv {
+  return {
+    openai: { apiKey: nonEmpty(env['OPENAI_API_KEY']), baseURL: nonEmpty(env['OPENAI_BASE_URL']), model: nonEmpty(env['OPENAI_MODEL']) },
+    deepgram: { apiKey: nonEmpty(env['DEEPGRAM_API_KEY']), baseUrl: nonEmpty(env['DEEPGRAM_BASE_URL']) },
+    elevenlabs: { apiKey: nonEmpty(env['ELEVENLABS_API_KEY']), baseUrl: nonEmpty(env['ELEVENLABS_BASE_URL']) },
+  };
+}
+
+/**
+ * Keys the registry falls back to, by vendor. A local OpenAI-compatible server (Ollama, vLLM) needs no
+ * key, but the SDK will not send a request without one: with only `OPENAI_BASE_URL` set, a placeholder
+ * goes in the Authorization header.
+ */
+export function envKeys(env: CloudEnv): Record<string, string | undefined> {
+  return {
+    openai: env.openai.apiKey ?? (env.openai.baseURL ? 'no-key' : undefined),
+    deepgram: env.deepgram.apiKey,
+    elevenlabs: env.elevenlabs.apiKey,
+  };
+}
+
+/**
+ * The demo tenant's providers: offline unless the environment has a vendor configured, in which case
+ * that kind goes to the vendor (the offline provider stays behind it as the last resort).
+ */
+export function demoProviders(env: CloudEnv): ProviderSelection {
+  return {
+    stt: env.deepgram.apiKey ? 'deepgram' : OFFLINE_PROVIDERS.stt,
+    llm: env.openai.apiKey || env.openai.baseURL ? 'openai' : OFFLINE_PROVIDERS.llm,
+    tts: env.elevenlabs.apiKey ? 'elevenlabs' : OFFLINE_PROVIDERS.tts,
+  };
+}
+
+/** One SDK client per (provider, key, model): calls share connections instead of each making its own. */
+function perKey<T>(make: (key: string, model: string | undefined) => T): (key: string, model: string | undefined) => T {
+  const made = new Map<string, T>();
+  return (key, model) => {
+    const id = `${createHash('sha256').update(key).digest('hex').slice(0, 16)}\0${model ?? ''}`;
+    let instance = made.get(id);
+    if (!instance) {
+      instance = make(key, model);
+      made.set(id, instance);
+    }
+    return instance;
+  };
+}
+
+export function registerCloudProviders(registry: ProviderRegistry, env: CloudEnv): ProviderRegistry {
+  const llm = perKey((apiKey, model) => new OpenAiLlm({ apiKey, baseURL: env.openai.baseURL, model: model ?? env.openai.model }));
+  const openaiStt = perKey((apiKey, model) => new OpenAiStt({ apiKey, baseURL: env.openai.baseURL, model }));
+  const openaiTts = perKey((apiKey, model) => new OpenAiTts({ apiKey, baseURL: env.openai.baseURL, model }));
+  const deepgram = perKey((apiKey, model) => new DeepgramStt({ apiKey, baseUrl: env.deepgram.baseUrl, model }));
+  const elevenlabs = perKey((apiKey, model) => new ElevenLabsTts({ apiKey, baseUrl: env.elevenlabs.baseUrl, modelId: model }));
+
+  const keyed =
+    <T>(vendor: string, make: (key: string, model: string | undefined) => T, kind: 'stt' | 'llm' | 'tts') =>
+    (config: { providers: ProviderSelection }, ctx: { key(vendor: string): string | undefined }): T | undefined => {
+      const key = ctx.key(vendor);
+      return key ? make(key, config.providers.models?.[kind]) : undefined;
+    };
+  registry.register('llm', 'openai', keyed('openai', llm, 'llm'));
+  registry.register('stt', 'openai', keyed('openai', openaiStt, 'stt'));
+  registry.register('tts', 'openai', keyed('openai', openaiTts, 'tts'));
+  registry.register('stt', 'deepgram', keyed('deepgram', deepgram, 'stt'));
+  registry.register('tts', 'elevenlabs', keyed('elevenlabs', elevenlabs, 'tts'));
+  return registry;
+}
+
+/**
+ * The registry a gateway runs with: the offline providers, the cloud vendors, and every chain ending
+ * in the offline provider of its kind.
+ */
+export function providerRegistry(env: CloudEnv = cloudEnvFrom(), options: Partial<Omit<ProviderRegistryOptions, 'factories' | 'envKeys'>> = {}): ProviderRegistry {
+  const registry = new ProviderRegistry({ lastResort: OFFLINE_PROVIDERS, ...options, envKeys: envKeys(env) });
+  registerOfflineProviders(registry);
+  return registerCloudProviders(registry, env);
+}
