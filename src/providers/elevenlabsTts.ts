@@ -31,6 +31,8 @@ export interface ElevenLabsTtsOptions {
   readonly optimizeStreamingLatency: number | undefined;
   /** No audio within this is CG_TTS_TIMEOUT. */
   readonly firstByteTimeoutMs: number;
+  /** Once audio flows, a gap longer than this is CG_TTS_TIMEOUT. */
+  readonly stallTimeoutMs: number;
   /** Retries the SDK may make before the first byte (408, 429 and 5xx, honouring Retry-After). */
   readonly maxRetries: number;
 }
@@ -45,6 +47,8 @@ export const defaultElevenLabsTtsOptions = {
   optimizeStreamingLatency: undefined,
   /** 2 s: a sentence's audio normally starts in a few hundred ms. */
   firstByteTimeoutMs: 2000,
+  /** 5 s: audio streams faster than real time; seconds of nothing is a dead stream. */
+  stallTimeoutMs: 5000,
   maxRetries: 1,
 } as const satisfies Partial<ElevenLabsTtsOptions>;
 
@@ -80,7 +84,7 @@ export class ElevenLabsTts implements TtsProvider {
     // An already-aborted signal never fires its event, so FirstByteDeadline would not see it.
     if (request.text.trim() === '' || request.signal.aborted) return;
     const o = this.options;
-    const deadline = new FirstByteDeadline(request.signal, o.firstByteTimeoutMs);
+    const deadline = new FirstByteDeadline(request.signal, o.firstByteTimeoutMs, o.stallTimeoutMs);
     const ulaw = o.outputFormat === 'ulaw_8000';
     try {
       const body = await untilAborted(
@@ -110,11 +114,14 @@ export class ElevenLabsTts implements TtsProvider {
         for (let i = 0; i < samples.length; i++) samples[i] = bytes.readInt16LE(i * 2);
         yield { samples, sampleRate: 16000 };
       }
+      // A body can end quietly when its signal aborts, our deadline's included.
+      if (deadline.timedOut) throw new Error('deadline passed');
     } catch (err) {
       if (request.signal.aborted) return;
       if (err instanceof CallgateError) throw err;
       if (deadline.timedOut || err instanceof ElevenLabsTimeoutError) {
-        throw new CallgateError('CG_TTS_TIMEOUT', `no audio within ${o.firstByteTimeoutMs} ms`, { cause: err });
+        const why = deadline.stalled ? `audio stalled for ${o.stallTimeoutMs} ms` : `no audio within ${o.firstByteTimeoutMs} ms`;
+        throw new CallgateError('CG_TTS_TIMEOUT', why, { cause: err });
       }
       throw failure(err);
     } finally {

@@ -17,25 +17,26 @@ export function openAiClient(o: OpenAiClientOptions, firstByteTimeoutMs: number)
 }
 
 /**
- * One streaming request's abort signal: aborts when the caller's does (barge-in, hangup) and when no
- * first byte came within `timeoutMs`. `arrived()` once data flows stops the clock; `dispose()` (in a
- * finally) releases the listener and closes the connection if reading stopped early.
+ * One streaming request's abort signal: aborts when the caller's does (barge-in, hangup), when no first
+ * byte came within `timeoutMs`, and, once data flows, when it stops flowing for `stallTimeoutMs` (a
+ * reply that stops halfway would otherwise hold the caller in silence until the call ends). Call
+ * `arrived()` for each piece of data; `dispose()` (in a finally) releases the listener and closes the
+ * connection if reading stopped early.
  */
 export class FirstByteDeadline {
   private readonly controller = new AbortController();
-  private readonly timer: NodeJS.Timeout;
+  private timer: NodeJS.Timeout;
   private expired = false;
+  private flowing = false;
   private readonly onCallerAbort = (): void => this.controller.abort();
 
   constructor(
     private readonly caller: AbortSignal,
     timeoutMs: number,
+    private readonly stallTimeoutMs?: number,
   ) {
     caller.addEventListener('abort', this.onCallerAbort, { once: true });
-    this.timer = setTimeout(() => {
-      this.expired = true;
-      this.controller.abort();
-    }, timeoutMs);
+    this.timer = this.arm(timeoutMs);
   }
 
   get signal(): AbortSignal {
@@ -47,14 +48,33 @@ export class FirstByteDeadline {
     return this.expired;
   }
 
+  /** It timed out after data had started to flow. */
+  get stalled(): boolean {
+    return this.expired && this.flowing;
+  }
+
   arrived(): void {
+    if (this.flowing) {
+      if (this.stallTimeoutMs !== undefined) this.timer.refresh();
+      return;
+    }
+    this.flowing = true;
     clearTimeout(this.timer);
+    // From the first byte on, the budget is the stall budget, restarted by each piece of data.
+    if (this.stallTimeoutMs !== undefined) this.timer = this.arm(this.stallTimeoutMs);
   }
 
   dispose(): void {
     clearTimeout(this.timer);
     this.caller.removeEventListener('abort', this.onCallerAbort);
     this.controller.abort();
+  }
+
+  private arm(ms: number): NodeJS.Timeout {
+    return setTimeout(() => {
+      this.expired = true;
+      this.controller.abort();
+    }, ms);
   }
 }
 

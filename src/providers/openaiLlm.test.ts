@@ -125,4 +125,21 @@ describe('OpenAiLlm (openai SDK) against a local chat-completions server', () =>
     handler = () => undefined; // never answers
     await expect(collect(new OpenAiLlm({ baseURL, apiKey: 'k', model: 'm', firstTokenTimeoutMs: 300, maxRetries: 0 }))).rejects.toMatchObject({ code: 'CG_LLM_TIMEOUT' });
   });
+
+  it('a reply that stops halfway is CG_LLM_TIMEOUT after the stall budget, with the text so far delivered', async () => {
+    handler = (_req, _body, res) => {
+      sse(res);
+      res.write(chunk({ content: 'We open ' })); // then nothing, connection held open
+    };
+    const got: LlmEvent[] = [];
+    const llm = new OpenAiLlm({ baseURL, apiKey: 'k', model: 'm', stallTimeoutMs: 300, maxRetries: 0 });
+    const t0 = performance.now();
+    await expect(
+      (async () => {
+        for await (const e of llm.stream({ messages: [{ role: 'user', content: 'hi' }], signal: new AbortController().signal })) got.push(e);
+      })(),
+    ).rejects.toMatchObject({ code: 'CG_LLM_TIMEOUT', message: expect.stringContaining('stalled') });
+    expect(got).toEqual([{ type: 'text', text: 'We open ' }]);
+    expect(performance.now() - t0).toBeLessThan(3000);
+  });
 });

@@ -17,6 +17,8 @@ export interface OpenAiLlmOptions extends OpenAiClientOptions {
   readonly model: string;
   /** No first token within this is CG_LLM_TIMEOUT: the caller should not wait in silence. */
   readonly firstTokenTimeoutMs: number;
+  /** Once tokens flow, a gap longer than this is CG_LLM_TIMEOUT (the reply stalled halfway). */
+  readonly stallTimeoutMs: number;
   readonly temperature: number | undefined;
 }
 
@@ -25,6 +27,8 @@ export const defaultOpenAiLlmOptions = {
   model: 'gpt-4o-mini',
   /** 3 s: a voice caller hears silence after ~1 s; past 3 s an apology is better than more waiting. */
   firstTokenTimeoutMs: 3000,
+  /** 5 s: models pause between tokens for tens of ms; seconds of nothing is a dead stream. */
+  stallTimeoutMs: 5000,
   /** 1: one retry fits the first-token budget when a 429 says how long to wait; more would not. */
   maxRetries: 1,
   temperature: undefined,
@@ -50,7 +54,7 @@ export class OpenAiLlm implements LlmProvider {
   }
 
   async *stream(request: LlmRequest): AsyncIterable<LlmEvent> {
-    const deadline = new FirstByteDeadline(request.signal, this.options.firstTokenTimeoutMs);
+    const deadline = new FirstByteDeadline(request.signal, this.options.firstTokenTimeoutMs, this.options.stallTimeoutMs);
     let hangup = false;
     try {
       const stream = await this.client.chat.completions.create(
@@ -69,10 +73,12 @@ export class OpenAiLlm implements LlmProvider {
         if (delta?.content) yield { type: 'text', text: delta.content };
         if (delta?.tool_calls?.some((t) => t.function?.name === 'end_call')) hangup = true;
       }
+      // The SDK ends its stream quietly when its signal aborts, our deadline's included.
+      if (deadline.timedOut) throw new Error('deadline passed');
       if (hangup) yield { type: 'hangup' };
     } catch (err) {
       if (request.signal.aborted) return; // barge-in or hangup: not a failure
-      throw toCallgateError(err, deadline.timedOut, this.options.firstTokenTimeoutMs);
+      throw toCallgateError(err, deadline, this.options);
     } finally {
       deadline.dispose();
     }
@@ -80,9 +86,10 @@ export class OpenAiLlm implements LlmProvider {
 }
 
 /** The SDK's errors as catalogue errors: status and retryability kept, the body's message only. */
-function toCallgateError(err: unknown, timedOut: boolean, timeoutMs: number): CallgateError {
-  if (timedOut || err instanceof OpenAI.APIConnectionTimeoutError) {
-    return new CallgateError('CG_LLM_TIMEOUT', `no first token within ${timeoutMs} ms`, { cause: err });
+function toCallgateError(err: unknown, deadline: FirstByteDeadline, o: OpenAiLlmOptions): CallgateError {
+  if (deadline.stalled) return new CallgateError('CG_LLM_TIMEOUT', `the reply stalled for ${o.stallTimeoutMs} ms`, { cause: err });
+  if (deadline.timedOut || err instanceof OpenAI.APIConnectionTimeoutError) {
+    return new CallgateError('CG_LLM_TIMEOUT', `no first token within ${o.firstTokenTimeoutMs} ms`, { cause: err });
   }
   if (err instanceof OpenAI.APIError) {
     return new CallgateError('CG_LLM_FAILED', `${err.status ?? 'connection'}: ${err.message}`.slice(0, 300), { cause: err, details: openAiErrorDetails(err) });

@@ -87,4 +87,19 @@ describe('OpenAiTts (openai SDK) against a local speech server', () => {
     };
     await expect(collect(new OpenAiTts({ baseURL, apiKey: 'k', maxRetries: 0 }))).rejects.toMatchObject({ code: 'CG_TTS_FAILED', details: { status: 500 } });
   });
+
+  it('audio that stops halfway is CG_TTS_TIMEOUT after the stall budget, with the audio so far delivered', async () => {
+    handler = (_req, _body, res) => {
+      res.writeHead(200, { 'content-type': 'audio/pcm' });
+      res.write(pcm(480)); // then nothing, connection held open
+    };
+    const got: TtsChunk[] = [];
+    const tts = new OpenAiTts({ baseURL, apiKey: 'k', stallTimeoutMs: 300, maxRetries: 0 });
+    await expect(
+      (async () => {
+        for await (const c of tts.synthesize({ text: 'x', voice: 'nova', signal: new AbortController().signal })) got.push(c);
+      })(),
+    ).rejects.toMatchObject({ code: 'CG_TTS_TIMEOUT', message: expect.stringContaining('stalled') });
+    expect(got.reduce((n, c) => n + c.samples.length, 0)).toBe(480);
+  });
 });

@@ -16,6 +16,8 @@ export interface OpenAiTtsOptions extends OpenAiClientOptions {
   readonly defaultVoice: string;
   /** No audio within this is CG_TTS_TIMEOUT. */
   readonly firstByteTimeoutMs: number;
+  /** Once audio flows, a gap longer than this is CG_TTS_TIMEOUT. */
+  readonly stallTimeoutMs: number;
 }
 
 export const defaultOpenAiTtsOptions = {
@@ -24,6 +26,8 @@ export const defaultOpenAiTtsOptions = {
   defaultVoice: 'alloy',
   /** 2 s: a sentence's audio normally starts in a few hundred ms. */
   firstByteTimeoutMs: 2000,
+  /** 5 s: audio streams faster than real time; seconds of nothing is a dead stream. */
+  stallTimeoutMs: 5000,
   maxRetries: 1,
 } as const satisfies Partial<OpenAiTtsOptions>;
 
@@ -45,7 +49,7 @@ export class OpenAiTts implements TtsProvider {
 
   async *synthesize(request: TtsRequest): AsyncIterable<TtsChunk> {
     if (request.text.trim() === '') return;
-    const deadline = new FirstByteDeadline(request.signal, this.options.firstByteTimeoutMs);
+    const deadline = new FirstByteDeadline(request.signal, this.options.firstByteTimeoutMs, this.options.stallTimeoutMs);
     const voice = (OPENAI_VOICES as readonly string[]).includes(request.voice) ? request.voice : this.options.defaultVoice;
     try {
       const response = await this.client.audio.speech.create({ model: this.options.model, voice, input: request.text, response_format: 'pcm' }, { signal: deadline.signal });
@@ -62,11 +66,14 @@ export class OpenAiTts implements TtsProvider {
         for (let i = 0; i < samples.length; i++) samples[i] = bytes.readInt16LE(i * 2);
         yield { samples, sampleRate: PCM_RATE };
       }
+      // A body can end quietly when its signal aborts, our deadline's included.
+      if (deadline.timedOut) throw new Error('deadline passed');
     } catch (err) {
       if (request.signal.aborted) return;
       if (err instanceof CallgateError) throw err;
       if (deadline.timedOut || err instanceof OpenAI.APIConnectionTimeoutError) {
-        throw new CallgateError('CG_TTS_TIMEOUT', `no audio within ${this.options.firstByteTimeoutMs} ms`, { cause: err });
+        const why = deadline.stalled ? `audio stalled for ${this.options.stallTimeoutMs} ms` : `no audio within ${this.options.firstByteTimeoutMs} ms`;
+        throw new CallgateError('CG_TTS_TIMEOUT', why, { cause: err });
       }
       const status = err instanceof OpenAI.APIError ? err.status : undefined;
       throw new CallgateError('CG_TTS_FAILED', `${status ?? 'connection'}: ${err instanceof Error ? err.message : String(err)}`.slice(0, 300), {

@@ -186,6 +186,23 @@ describe('AgentSession with fake providers over loopback UDP', () => {
     expect(t.call.ended).toBeUndefined();
   }, 40_000);
 
+  it('when the model keeps failing, the agent apologises once, then says so and hangs up (provider-failure)', async () => {
+    const dead = { name: 'dead', stream: () => new FakeLlm({ reply: () => 'never heard', failAfterWords: 0 }).stream({ messages: [], signal: new AbortController().signal }) };
+    const t = await open({ config: baseConfig, providers: { ...providers(), llm: dead } });
+    await t.session.start();
+    await t.next('agent-done', 5000, (e) => e.turn === 0);
+    t.say(speech(800));
+    const first = await t.next('agent-done', 10_000, (e) => e.turn === 1);
+    expect(first.spokenText).toBe(t.config.apology);
+    expect(t.call.ended).toBeUndefined();
+    t.say(speech(800));
+    const last = await t.next('agent-done', 10_000, (e) => e.turn === 2);
+    expect(last.spokenText).toBe(t.config.unavailableMessage);
+    expect(await t.session.ended).toBe('provider-failure');
+    expect(t.hangups).toEqual(['provider-failure']);
+    expect(t.of('error').map((e) => e.code)).toEqual(['CG_LLM_FAILED', 'CG_LLM_FAILED']);
+  }, 40_000);
+
   it('a TTS failure still gets the apology, from the prompt cache', async () => {
     const tts = new FakeTts({ msPerChar: 35, failWhen: (text) => text.startsWith('We open') });
     const t = await open({ config: baseConfig, providers: providers({ tts }) });
