@@ -45,7 +45,7 @@ export function envKeys(env: CloudEnv): Record<string, string | undefined> {
  * The demo tenant's providers: offline unless the environment has a vendor configured, in which case
  * that kind goes to the vendor (the offline provider stays behind it as the last resort).
  */
-export function demoProviders(env: CloudEnv): ProviderSelection {
+export function demoProviders(env: CloudEnv): { stt: string; llm: string; tts: string } {
   return {
     stt: env.deepgram.apiKey ? 'deepgram' : OFFLINE_PROVIDERS.stt,
     llm: env.openai.apiKey || env.openai.baseURL ? 'openai' : OFFLINE_PROVIDERS.llm,
