@@ -234,6 +234,41 @@ describe('DeepgramStt (@deepgram/sdk) against a local live-transcription server'
     expect(await stream.finalize()).toBe('Goodbye.');
   });
 
+  it('waits for a slow Finalize reply when no result has covered the turn yet (a short "yes" gets no interim)', async () => {
+    // Deepgram sends nothing during the turn and answers Finalize late: the grace path must not take the
+    // stream's starting quiet for "nothing said", or each turn would get the previous turn's words.
+    behaviour = (s, e) => {
+      if (e.kind === 'control' && e.type === 'Finalize') {
+        const n = s.controls.filter((t) => t === 'Finalize').length;
+        const start = n === 1 ? 0 : 0.4;
+        const end = s.seconds();
+        setTimeout(() => s.ws.send(results({ transcript: n === 1 ? 'Yes.' : 'A table for two.', start, duration: end - start, isFinal: true, speechFinal: true, fromFinalize: true })), 300);
+      }
+    };
+    const stream = await open({ apiKey: API_KEY, finalizeGraceMs: 60, finalizeTimeoutMs: 1500 });
+    for (let i = 0; i < 20; i++) stream.push(tone(i));
+    expect(await stream.finalize()).toBe('Yes.');
+    for (let i = 0; i < 20; i++) stream.push(tone(i));
+    expect(await stream.finalize()).toBe('A table for two.');
+  });
+
+  it('drops a final that arrives for a turn already answered, instead of adding it to the next turn', async () => {
+    behaviour = (s, e) => {
+      if (e.kind === 'control' && e.type === 'Finalize' && s.controls.filter((t) => t === 'Finalize').length === 1) {
+        // Turn 1 times out; its words arrive later, then turn 2's reply.
+        setTimeout(() => s.ws.send(results({ transcript: 'Late words.', start: 0, duration: 0.4, isFinal: true, speechFinal: true })), 250);
+      } else if (e.kind === 'control' && e.type === 'Finalize') {
+        s.ws.send(results({ transcript: 'Second turn.', start: 0.4, duration: s.seconds() - 0.4, isFinal: true, speechFinal: true, fromFinalize: true }));
+      }
+    };
+    const stream = await open({ apiKey: API_KEY, finalizeGraceMs: 60, finalizeTimeoutMs: 150 });
+    for (let i = 0; i < 20; i++) stream.push(tone(i));
+    expect((await rejection(stream.finalize())).code).toBe('CG_STT_TIMEOUT');
+    await delay(200);
+    for (let i = 0; i < 20; i++) stream.push(tone(i));
+    expect(await stream.finalize()).toBe('Second turn.');
+  });
+
   it('resolves an unanswered Finalize once Deepgram had already ended the utterance (speech_final, UtteranceEnd)', async () => {
     behaviour = (s, e) => {
       if (e.kind === 'audio' && s.audio.length === 15) {

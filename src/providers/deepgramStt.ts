@@ -217,6 +217,8 @@ class DeepgramStream extends EventEmitter<SttStreamEvents> implements SttStream 
   private wordsPending = false;
   /** Deepgram ended the utterance (speech_final, UtteranceEnd) and heard no word since; true before any speech. */
   private quiet = true;
+  /** End of the furthest audio any result covered (seconds of stream time): how far Deepgram has listened. */
+  private heardTo = 0;
   private requestId: string | undefined;
 
   constructor(
@@ -481,10 +483,15 @@ class DeepgramStream extends EventEmitter<SttStreamEvents> implements SttStream 
     const start = Number(r.start) || 0;
     const end = start + (Number(r.duration) || 0);
     const result: SttResult = alt && typeof alt.confidence === 'number' ? { text, final: r.is_final === true, confidence: alt.confidence } : { text, final: r.is_final === true };
+    this.heardTo = Math.max(this.heardTo, end);
     if (r.is_final) {
       this.wordsPending = false;
       this.finalizedTo = Math.max(this.finalizedTo, end);
-      if (text !== '') {
+      if (text !== '' && start + FRAME_SECONDS < this.lastSettledTarget) {
+        // A late final for a turn already answered (by the grace path or a timeout): adding it to the
+        // next turn would put the caller's earlier words into a later answer.
+        this.log?.debug({ start, settledTo: this.lastSettledTarget }, 'deepgram final for a finished turn dropped');
+      } else if (text !== '') {
         this.quiet = false;
         this.finals.push({ text, start });
         this.emit('result', result);
@@ -503,8 +510,8 @@ class DeepgramStream extends EventEmitter<SttStreamEvents> implements SttStream 
    * - a from_finalize reply answers its Finalize (one ending nearer the previous turn's end is a late
    *   reply to that one and is ignored), or
    * - final segments reach the end of the turn's audio (Deepgram finalised it on its own), or
-   * - Deepgram had ended the utterance with no words pending and nothing arrived for finalizeGraceMs,
-   *   the case in which the docs say Finalize may go unanswered.
+   * - Deepgram had listened to some of the turn's audio, ended the utterance with no words pending, and
+   *   nothing arrived for finalizeGraceMs: the case in which the docs say Finalize may go unanswered.
    */
   private checkWaiters(fromFinalizeEnd: number | false): void {
     let reply = fromFinalizeEnd;
@@ -519,7 +526,9 @@ class DeepgramStream extends EventEmitter<SttStreamEvents> implements SttStream 
     if (!head) return;
     clearTimeout(head.grace);
     head.grace = undefined;
-    if (this.quiet && !this.wordsPending) {
+    // Only on evidence about this turn: before Deepgram has listened to any of its audio, "quiet" is
+    // the previous turn's (or the stream's starting) state, and a slow reply would be taken for none.
+    if (this.quiet && !this.wordsPending && this.heardTo > head.previous + FRAME_SECONDS) {
       head.grace = setTimeout(() => {
         this.resolveWaiter(head);
         this.checkWaiters(false);

@@ -1,14 +1,10 @@
-import { execFileSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { resolveAgentConfig, type AgentConfigInput } from '../../src/agent/AgentConfig.js';
 import { PromptCache } from '../../src/agent/PromptCache.js';
 import { offlineProviderRegistry, type ProviderRegistry } from '../../src/agent/ProviderRegistry.js';
-import type { EncodedPrompt } from '../../src/media/AudioLeg.js';
-import { parseRtp } from '../../src/media/rtp/RtpPacket.js';
 import { concatSamples } from '../../src/media/signal.js';
-import { fixtureStream } from '../media/helpers.js';
 import { POCKETSPHINX_AVAILABLE, recognizePcm } from '../../src/providers/pocketsphinx/index.js';
-import { sleep, TestCall } from './harness.js';
+import { capture, childProcesses, sleep, TestCall } from './harness.js';
 
 /**
  * Whole calls with the offline providers — pocketsphinx hears the caller, the scripted responder
@@ -32,28 +28,6 @@ const tenant: AgentConfigInput = {
   ],
   goodbye: { phrases: ['thank you goodbye', 'goodbye'], reply: GOODBYE },
 };
-
-/** A capture's RTP payloads, to be played by the caller's leg (re-stamped onto its own stream). */
-async function capture(name: string): Promise<EncodedPrompt> {
-  const stream = await fixtureStream(name);
-  const payloads = stream.packets.map((p) => {
-    const rtp = parseRtp(p.bytes);
-    if (!rtp.ok) throw new Error(`${name}: not RTP (${rtp.code})`);
-    return rtp.value.payload;
-  });
-  return { codec: 'PCMU', payloads, durationMs: payloads.length * 20 };
-}
-
-function childProcesses(): string[] {
-  try {
-    return execFileSync('ps', ['-o', 'comm=', '--ppid', String(process.pid)], { encoding: 'utf8' })
-      .split('\n')
-      .map((l) => l.trim())
-      .filter((l) => l && l !== 'ps');
-  } catch {
-    return []; // ps exits 1 when there are none
-  }
-}
 
 describe.skipIf(!POCKETSPHINX_AVAILABLE)('a whole call with the offline providers over loopback UDP (PCMU)', () => {
   let registry: ProviderRegistry;

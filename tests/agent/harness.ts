@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { performance } from 'node:perf_hooks';
 import { AgentSession, type AgentSessionOptions } from '../../src/agent/AgentSession.js';
 import { resolveAgentConfig, type AgentConfig, type AgentConfigInput } from '../../src/agent/AgentConfig.js';
@@ -7,7 +8,9 @@ import { PromptCache } from '../../src/agent/PromptCache.js';
 import { createVad, type VadOptions } from '../../src/agent/vad/createVad.js';
 import { openAudioLeg, type AudioLeg, type EncodedPrompt, type LegCodec } from '../../src/media/AudioLeg.js';
 import { sharedMediaClock } from '../../src/media/MediaClock.js';
+import { parseRtp } from '../../src/media/rtp/RtpPacket.js';
 import type { AgentProviders } from '../../src/providers/types.js';
+import { fixtureStream } from '../media/helpers.js';
 
 export const PCMU: LegCodec = { name: 'PCMU', payloadType: 0, telephoneEvent: { payloadType: 101, clockRate: 8000 } };
 
@@ -161,3 +164,26 @@ export function activeHandles(): Record<string, number> {
 }
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** A capture's RTP payloads, to be played by the caller's leg (re-stamped onto its own stream). */
+export async function capture(name: string): Promise<EncodedPrompt> {
+  const stream = await fixtureStream(name);
+  const payloads = stream.packets.map((p) => {
+    const rtp = parseRtp(p.bytes);
+    if (!rtp.ok) throw new Error(`${name}: not RTP (${rtp.code})`);
+    return rtp.value.payload;
+  });
+  return { codec: 'PCMU', payloads, durationMs: payloads.length * 20 };
+}
+
+/** This process's child processes by command name (a leaked decoder shows up here). */
+export function childProcesses(): string[] {
+  try {
+    return execFileSync('ps', ['-o', 'comm=', '--ppid', String(process.pid)], { encoding: 'utf8' })
+      .split('\n')
+      .map((l) => l.trim())
+      .filter((l) => l && l !== 'ps');
+  } catch {
+    return []; // ps exits 1 when there are none
+  }
+}

@@ -9,12 +9,18 @@ export type ProviderErrorKind = 'timeout' | 'auth' | 'rate_limited' | 'server' |
 export function providerErrorKind(err: unknown): ProviderErrorKind {
   if (!isCallgateError(err)) return 'other';
   if (err.code.endsWith('_TIMEOUT')) return 'timeout';
-  const status = (err.details as { status?: unknown } | undefined)?.status;
-  if (typeof status !== 'number') return err.code === 'CG_STT_UNAVAILABLE' || /connection/i.test(err.message) ? 'connection' : 'other';
-  if (status === 401 || status === 403) return 'auth';
-  if (status === 429) return 'rate_limited';
-  if (status >= 500) return 'server';
-  return 'other';
+  const details = (err.details ?? {}) as { status?: unknown; closeCode?: unknown };
+  const status = details.status;
+  if (typeof status === 'number') {
+    if (status === 401 || status === 403) return 'auth';
+    if (status === 429) return 'rate_limited';
+    if (status >= 500) return 'server';
+    return 'other';
+  }
+  // A WebSocket closed by the far end: 1011 is the server's own error (Deepgram's NET-0001); the rest
+  // (1006 dropped, 1001 going away) are the connection's.
+  if (typeof details.closeCode === 'number') return details.closeCode === 1011 ? 'server' : 'connection';
+  return err.code === 'CG_STT_UNAVAILABLE' || /connection|socket/i.test(err.message) ? 'connection' : 'other';
 }
 
 /**

@@ -277,6 +277,10 @@ describe('FallbackStt', () => {
     // 401 is permanent: the circuit opened at once.
     expect(s.breakers.get('d').state).toBe('open');
     expect(providerErrorKind(new CallgateError('CG_STT_UNAVAILABLE', 'x', { details: { status: 401 } }))).toBe('auth');
+    expect(providerErrorKind(new CallgateError('CG_STT_FAILED', 'x', { details: { closeCode: 1011 } }))).toBe('server');
+    expect(providerErrorKind(new CallgateError('CG_STT_FAILED', 'x', { details: { closeCode: 1006 } }))).toBe('connection');
+    expect(providerErrorKind(new CallgateError('CG_LLM_FAILED', 'x', { details: { status: 429 } }))).toBe('rate_limited');
+    expect(providerErrorKind(new Error('x'))).toBe('other');
     await stream.close();
     expect(local.streams[0]!.closed).toBe(true);
   });
