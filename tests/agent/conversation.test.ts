@@ -49,9 +49,12 @@ describe.skipIf(!POCKETSPHINX_AVAILABLE)('a whole call with the offline provider
     const t = await TestCall.open({ config: tenant, providers: registry.forCall(config), prompts });
     try {
       // The phone line returns the greeting 20 dB down, 60 ms late (the capture's own delay), while it plays.
+      // The echo starts with the greeting's first packet, as a line's would: start() resolves only once
+      // the STT is open (the first call of a process loads the dictionary), well after that packet left.
       const echo = await capture('ava-greeting-echo-20db.pcmu.pcap');
-      await t.session.start();
+      const starting = t.session.start();
       t.playCapture(echo);
+      await starting;
       const greeted = await t.next('agent-done', 10_000, (e) => e.turn === 0);
       expect(greeted.interrupted).toBe(false);
       expect(t.of('barge-in')).toHaveLength(0);

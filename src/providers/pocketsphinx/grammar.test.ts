@@ -87,6 +87,15 @@ describe('buildPhraseGrammar', () => {
     expect([...buildPhraseGrammar(["don't pay"], lexicon, { garbageWeight: 1e-12 })!.phrases]).toEqual(["don't pay"]);
   });
 
+  it('parsing in slices (as loadLexicon does, to keep calls in progress on time) gives the same dictionary', async () => {
+    const text = 'read R EH D\nread(2) R IY D\n\nbad\nyes Y EH S\nno N OW\ncafes K AH F EY Z\n';
+    const sliced = await Lexicon.parseInSlices(text, 2);
+    const whole = Lexicon.parse(text);
+    for (const word of ['read', 'yes', 'no', 'cafes', 'bad']) expect(sliced.pronunciations(word)).toEqual(whole.pronunciations(word));
+    expect(sliced.pronunciations('read')).toEqual(['R EH D', 'R IY D']);
+    expect(sliced.has('bad')).toBe(false);
+  });
+
   it('builds a closed grammar when the garbage weight is 0, and refuses weights it cannot write', () => {
     const closed = buildPhraseGrammar(['yes', 'no'], lexicon, { garbageWeight: 0 })!;
     expect(closed.jsgf).toContain('public <utterance> = <phrase>;');
