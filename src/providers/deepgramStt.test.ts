@@ -1,5 +1,5 @@
 import { once } from 'node:events';
-import type { IncomingMessage } from 'node:http';
+import { createServer as createHttpServer, type IncomingMessage } from 'node:http';
 import { createServer as createTcpServer, type Server as TcpServer, type Socket } from 'node:net';
 import { setTimeout as delay } from 'node:timers/promises';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -382,6 +382,28 @@ describe('DeepgramStt (@deepgram/sdk) against a local live-transcription server'
     expect(err.message).not.toContain('wrong-key-secret');
     await delay(50);
     expect(handshakes - before).toBe(1);
+  });
+
+  it('a 429 or 500 at the handshake is CG_STT_UNAVAILABLE, not permanent (the chain moves on; the circuit does not open for long)', async () => {
+    let status = 429;
+    const http = createHttpServer();
+    http.on('upgrade', (_req: IncomingMessage, socket: Socket) => {
+      const reason = status === 429 ? 'Too Many Requests' : 'Internal Server Error';
+      socket.end(`HTTP/1.1 ${status} ${reason}\r\nRetry-After: 5\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`);
+    });
+    http.listen(0, '127.0.0.1');
+    await once(http, 'listening');
+    try {
+      const stt = new DeepgramStt({ apiKey: API_KEY, baseUrl: `ws://127.0.0.1:${(http.address() as { port: number }).port}` });
+      expect((await rejection(stt.open({ language: 'en-US', phrases: [] }))).details).toEqual({ status: 429 });
+      status = 500;
+      const err = await rejection(stt.open({ language: 'en-US', phrases: [] }));
+      expect(err.code).toBe('CG_STT_UNAVAILABLE');
+      expect(err.details).toEqual({ status: 500 });
+    } finally {
+      http.closeAllConnections();
+      http.close();
+    }
   });
 
   it('rejects open() with CG_STT_UNAVAILABLE when the upgrade never completes', async () => {
