@@ -21,6 +21,13 @@ APT_NEEDS=(
   # The web phone's end-to-end tests drive Debian's Chromium with playwright-core.
   "chromium:chromium"
 )
+# `npm start` (--run) needs only what the gateway runs with: offline STT, a Redis to start when none is
+# configured, and rtpengine when the SIP door is configured.
+if [ "${1:-}" = "--run" ]; then
+  APT_NEEDS=("pocketsphinx_continuous:pocketsphinx")
+  [ -n "${REDIS_URL:-}" ] || APT_NEEDS+=("redis-server:redis-server")
+  if [ -n "${DRACHTIO_HOST:-}${DRACHTIO_PORT:-}" ] && [ -z "${RTPENGINE_NG_PORT:-}" ]; then APT_NEEDS+=("rtpengine:rtpengine-daemon"); fi
+fi
 # Debian packages that install data rather than a command, as "file:package" pairs.
 APT_FILE_NEEDS=(
   "/usr/share/pocketsphinx/model/en-us/en-us.lm.bin:pocketsphinx-en-us"

@@ -96,6 +96,7 @@ export const errorCatalogue = {
   CG_TRUNK_NO_OUTBOUND: { status: 422, message: 'the trunk has no outbound settings' },
   CG_DIAL_FAILED: { status: 502, message: 'the outbound call was not answered' },
   CG_SIP_UNAVAILABLE: { status: 503, message: 'the SIP door is not connected' },
+  CG_DRAINING: { status: 503, message: 'the gateway is shutting down and takes no new calls; try another', retryable: true },
   CG_WEBRTC_NOT_CONNECTED: { status: 504, message: 'the browser did not connect its media' },
   CG_CALL_RECORD_NOT_FOUND: { status: 404, message: 'no call record with that call id for this tenant' },
   CG_CALL_RECORD_INVALID: { status: 400, message: 'call record, list cursor or page size is invalid' },

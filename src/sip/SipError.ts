@@ -44,7 +44,7 @@ export function sipErrorFrom(err: unknown): SipError {
     // 486: this tenant's lines are all busy, which is what a caller should hear; try again later.
     return new SipError(486, 'Busy Here', { 'Retry-After': String(RETRY_AFTER_S.busy) }, false, err.code);
   }
-  if (err.code === 'CG_REDIS_UNAVAILABLE' || err.code.startsWith('CG_RTPENGINE_')) {
+  if (err.code === 'CG_REDIS_UNAVAILABLE' || err.code === 'CG_DRAINING' || err.code.startsWith('CG_RTPENGINE_')) {
     return new SipError(503, 'Service Unavailable', { 'Retry-After': String(RETRY_AFTER_S.degraded) }, false, err.code);
   }
   const mapped = BY_CODE[err.code];

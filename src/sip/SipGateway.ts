@@ -6,6 +6,7 @@ import type { AgentSessionOptions } from '../agent/AgentSession.js';
 import type { PromptCache } from '../agent/PromptCache.js';
 import type { ProviderRegistry } from '../agent/ProviderRegistry.js';
 import type { VoiceActivityDetector } from '../agent/vad/VoiceActivityDetector.js';
+import { CallgateError } from '../errors.js';
 import { callLogger, rootLogger } from '../log.js';
 import { legCodecFrom, openAudioLeg, type AudioLeg } from '../media/AudioLeg.js';
 import type { MediaClock } from '../media/MediaClock.js';
@@ -82,6 +83,8 @@ export class SipGateway extends EventEmitter<SipGatewayEvents> {
   private readonly log: Logger;
   private readonly active = new Set<Promise<void>>();
   private readonly digest = new DigestAuth();
+  /** Set by `stopAccepting()` (SIGTERM): new INVITEs get 503 with Retry-After, calls in progress go on. */
+  private accepting = true;
 
   constructor(private readonly deps: SipGatewayDeps) {
     super();
@@ -125,6 +128,7 @@ export class SipGateway extends EventEmitter<SipGatewayEvents> {
    * is under way (tenant, trunk and a line checked); `done` settles when it is over.
    */
   async dial(req: DialRequest): Promise<DialStarted> {
+    if (!this.accepting) throw new CallgateError('CG_DRAINING');
     const started = await startOutboundCall(this.srf, this.deps, req, this.log);
     const tracked = started.done.catch((err: unknown) => this.log.error({ err: String(err) }, 'outbound call failed'));
     this.active.add(tracked);
@@ -134,6 +138,15 @@ export class SipGateway extends EventEmitter<SipGatewayEvents> {
 
   async drain(): Promise<void> {
     await Promise.allSettled([...this.active]);
+  }
+
+  /** From now on, new calls in and out are refused with CG_DRAINING (SIP 503); calls in progress go on. */
+  stopAccepting(): void {
+    this.accepting = false;
+  }
+
+  get activeCalls(): number {
+    return this.active.size;
   }
 
   private async onInvite(req: Srf.SrfRequest, res: Srf.SrfResponse): Promise<void> {
@@ -169,6 +182,7 @@ export class SipGateway extends EventEmitter<SipGatewayEvents> {
       await lease?.release().catch((err: unknown) => log.warn({ err: String(err) }, 'call lease release failed'));
     };
     try {
+      if (!this.accepting) throw new CallgateError('CG_DRAINING');
       rejectScanners(invite);
       const source = await identifySource(invite, { numbers: deps.numbers, digest, ...(deps.tokens ? { tokens: deps.tokens } : {}) });
       const route = await routeToNumber(invite, source, deps.numbers);

@@ -193,6 +193,10 @@ export class WebRtcDoor {
     await Promise.allSettled([...this.active]);
   }
 
+  get activeCalls(): number {
+    return this.active.size;
+  }
+
   private async localAnswer(pc: PeerConnection, offerSdp: string): Promise<string> {
     let timer: NodeJS.Timeout | undefined;
     const gathered = new Promise<void>((resolve, reject) => {

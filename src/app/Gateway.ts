@@ -1,0 +1,227 @@
+import { randomBytes } from 'node:crypto';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { collectDefaultMetrics, Gauge, Registry } from 'prom-client';
+import type { Logger } from 'pino';
+import { PromptCache } from '../agent/PromptCache.js';
+import type { ProviderRegistry } from '../agent/ProviderRegistry.js';
+import { createVad } from '../agent/vad/createVad.js';
+import { CallgateError } from '../errors.js';
+import { buildAdminApp, MIN_ADMIN_TOKEN_CHARS, type AdminApp } from '../http/adminApp.js';
+import { rootLogger } from '../log.js';
+import { sharedMediaClock } from '../media/MediaClock.js';
+import { demoProviders, providerRegistry } from '../providers/cloud.js';
+import { ProviderMetrics } from '../providers/resilience/ProviderMetrics.js';
+import { MediaAnchor } from '../sip/rtpengine/MediaAnchor.js';
+import { RtpengineProcess } from '../sip/rtpengine/RtpengineProcess.js';
+import { digestOptionsFromEnv } from '../sip/SipConfig.js';
+import { SipGateway } from '../sip/SipGateway.js';
+import { DigestAuth } from '../sip/invite/DigestAuth.js';
+import { CallLimiter } from '../tenants/CallLimiter.js';
+import { CallRecordStore } from '../tenants/CallRecordStore.js';
+import { CallTokenStore } from '../tenants/CallTokenStore.js';
+import { CallUrlStore } from '../tenants/CallUrlStore.js';
+import { seedDemoTenant } from '../tenants/demo.js';
+import { NumberStore } from '../tenants/NumberStore.js';
+import { connectRedis, type Redis } from '../tenants/redisClient.js';
+import { SecretBox } from '../tenants/secrets.js';
+import { TenantCache } from '../tenants/TenantCache.js';
+import { TenantStore } from '../tenants/TenantStore.js';
+import { WebRtcDoor } from '../webrtc/WebRtcDoor.js';
+import type { GatewayConfig } from './config.js';
+import { localRedis, type LocalRedis } from './localRedis.js';
+
+/**
+ * The whole gateway in one process: Redis (embedded when none is configured), the tenant stores and
+ * cache, the providers, the direct WebRTC door, the SIP door when drachtio is configured (with an
+ * rtpengine of its own unless one is given), and the HTTP server (admin API, web phone, health,
+ * metrics). `start()` brings it up in that order; `stop()` drains and takes it down in reverse.
+ */
+export interface GatewayStatus {
+  readonly redis: boolean;
+  readonly drachtio: boolean | undefined;
+  readonly rtpengine: boolean | undefined;
+  readonly draining: boolean;
+}
+
+export class Gateway {
+  readonly metrics = new Registry();
+  private readonly log: Logger;
+  private redis: Redis | undefined;
+  private embeddedRedis: LocalRedis | undefined;
+  private cache: TenantCache | undefined;
+  private records: CallRecordStore | undefined;
+  private providers: ProviderRegistry | undefined;
+  private webrtc: WebRtcDoor | undefined;
+  private sip: SipGateway | undefined;
+  private rtpengine: RtpengineProcess | undefined;
+  private anchor: MediaAnchor | undefined;
+  private app: AdminApp | undefined;
+  private draining = false;
+  private drachtioConnected = false;
+  /** Where the HTTP server listens, once started. */
+  url = '';
+  /** Where the admin token was written when it was generated (never logged itself). */
+  adminTokenFile: string | undefined;
+
+  constructor(
+    readonly config: GatewayConfig,
+    logger: Logger = rootLogger,
+  ) {
+    this.log = logger;
+  }
+
+  async start(): Promise<void> {
+    const c = this.config;
+    await mkdir(c.dataDir, { recursive: true });
+    let redisUrl = c.redisUrl;
+    if (!redisUrl) {
+      this.embeddedRedis = await localRedis(c.dataDir);
+      redisUrl = this.embeddedRedis.url;
+      this.log.info({ redis: redisUrl, embedded: this.embeddedRedis.process !== undefined }, this.embeddedRedis.process ? 'started redis-server (data in var/redis)' : 'using the Redis on 127.0.0.1:6379');
+    }
+    const prefix = c.redisPrefix;
+    const redis = (this.redis = await connectRedis({ url: redisUrl, prefix }));
+    const secrets = new SecretBox();
+    const tenants = new TenantStore(redis, secrets, { prefix });
+    const callUrls = new CallUrlStore(redis, { prefix, ...(c.publicBaseUrl ? { publicBaseUrl: c.publicBaseUrl } : {}) });
+    const numbers = new NumberStore(redis, secrets, { prefix });
+    const tokens = new CallTokenStore(redis, { prefix });
+    const records = (this.records = new CallRecordStore(redis, { prefix }));
+    const limiter = new CallLimiter(redis, { prefix });
+    const cache = (this.cache = new TenantCache(tenants, redis, { prefix }));
+    await cache.start();
+    if (c.seedDemo) {
+      const providers = demoProviders(c.cloud);
+      await seedDemoTenant({ tenants, callUrls, numbers }, providers);
+      await cache.invalidate('demo');
+      this.log.info({ providers }, 'demo tenant ready');
+    }
+
+    collectDefaultMetrics({ register: this.metrics, prefix: 'callgate_' });
+    const providerMetrics = new ProviderMetrics(this.metrics);
+    this.providers = providerRegistry(c.cloud, { metrics: providerMetrics, logger: this.log });
+    const prompts = new PromptCache();
+    const clock = sharedMediaClock();
+    this.webrtc = new WebRtcDoor({ tokens, tenants: cache, limiter, records, providers: this.providers, prompts, createVad: () => createVad(), clock, logger: this.log });
+    const doors = { webrtc: () => this.webrtc, sip: () => this.sip };
+    new Gauge({
+      name: 'callgate_calls_in_progress',
+      help: 'Calls this process is carrying, by door',
+      labelNames: ['door'],
+      registers: [this.metrics],
+      collect() {
+        this.set({ door: 'webrtc' }, doors.webrtc()?.activeCalls ?? 0);
+        const sip = doors.sip();
+        if (sip) this.set({ door: 'sip' }, sip.activeCalls);
+      },
+    });
+
+    if (c.drachtio) {
+      const ngPort = c.rtpengineNgPort ?? (this.rtpengine = await RtpengineProcess.start()).ngPort;
+      this.anchor = await MediaAnchor.open({ port: ngPort });
+      this.sip = new SipGateway({
+        numbers,
+        tenants: cache,
+        limiter,
+        records,
+        anchor: this.anchor,
+        providers: this.providers,
+        prompts,
+        createVad: () => createVad(),
+        clock,
+        tokens,
+        digest: new DigestAuth(digestOptionsFromEnv()),
+        logger: this.log,
+      });
+      this.sip.srf.on('connect', () => (this.drachtioConnected = true));
+      this.sip.srf.on('disconnect', () => (this.drachtioConnected = false));
+      await this.sip.connect(c.drachtio);
+      this.drachtioConnected = true;
+    }
+
+    const webrtc = this.webrtc;
+    const sip = this.sip;
+    const app = (this.app = await buildAdminApp({
+      redis,
+      prefix,
+      secrets,
+      adminToken: await this.adminToken(),
+      invalidate: (id) => cache.invalidate(id),
+      logger: this.log,
+      ...(c.publicBaseUrl ? { publicBaseUrl: c.publicBaseUrl } : {}),
+      webrtc: {
+        answer: (offer) => {
+          if (this.draining) return Promise.reject(new CallgateError('CG_DRAINING'));
+          return webrtc.answer(offer);
+        },
+      },
+      ...(sip ? { dialer: { dial: (req) => sip.dial(req) } } : {}),
+    }));
+    app.get('/healthz', { config: { access: 'public' }, schema: { hide: true } }, async () => ({ ok: true }));
+    app.get('/readyz', { config: { access: 'public' }, schema: { hide: true } }, async (_request, reply) => {
+      const status = await this.status();
+      const ready = status.redis && status.drachtio !== false && status.rtpengine !== false && !status.draining;
+      return reply.status(ready ? 200 : 503).send({ ready, ...status });
+    });
+    app.get('/metrics', { config: { access: 'public' }, schema: { hide: true } }, async (_request, reply) => {
+      return reply.header('content-type', this.metrics.contentType).send(await this.metrics.metrics());
+    });
+    this.url = await app.listen({ host: c.httpHost, port: c.httpPort });
+  }
+
+  /** What /readyz reports: Redis always; drachtio and rtpengine only when configured (undefined otherwise). */
+  async status(): Promise<GatewayStatus> {
+    const redis = await this.redis?.ping().then(
+      (r) => r === 'PONG',
+      () => false,
+    );
+    const rtpengine = this.anchor ? await this.anchor.sessionCount().then(() => true, () => false) : undefined;
+    return { redis: redis ?? false, drachtio: this.sip ? this.drachtioConnected : undefined, rtpengine, draining: this.draining };
+  }
+
+  /**
+   * SIGTERM: no new calls (SIP 503, WebRTC offers 503, /readyz 503), calls in progress go on for up to
+   * `drainTimeoutMs`, then everything is closed. Returns the calls still up at the deadline.
+   */
+  async stop(): Promise<{ cutOff: number }> {
+    this.draining = true;
+    this.sip?.stopAccepting();
+    const activeCalls = (): number => (this.webrtc?.activeCalls ?? 0) + (this.sip?.activeCalls ?? 0);
+    this.log.info({ calls: activeCalls(), deadlineMs: this.config.drainTimeoutMs }, 'draining: no new calls');
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.all([this.webrtc?.drain(), this.sip?.drain()]),
+      new Promise((resolve) => (timer = setTimeout(resolve, this.config.drainTimeoutMs))),
+    ]);
+    clearTimeout(timer);
+    const cutOff = activeCalls();
+    if (cutOff > 0) this.log.warn({ calls: cutOff }, 'drain deadline reached with calls in progress');
+    await this.app?.close();
+    this.sip?.disconnect();
+    this.anchor?.close();
+    await this.rtpengine?.stop();
+    await this.providers?.close();
+    await this.cache?.close();
+    await this.records?.close(500);
+    await this.redis?.quit().catch(() => undefined);
+    await this.embeddedRedis?.stop();
+    this.log.info('stopped');
+    return { cutOff };
+  }
+
+  /** CALLGATE_ADMIN_TOKEN, else one made on first start and kept (mode 600) in the data folder. */
+  private async adminToken(): Promise<string> {
+    if (this.config.adminToken) return this.config.adminToken;
+    const file = join(this.config.dataDir, 'admin-token');
+    this.adminTokenFile = file;
+    const existing = await readFile(file, 'utf8').then(
+      (t) => t.trim(),
+      () => '',
+    );
+    if (existing.length >= MIN_ADMIN_TOKEN_CHARS) return existing;
+    const token = randomBytes(24).toString('base64url');
+    await writeFile(file, `${token}\n`, { mode: 0o600 });
+    return token;
+  }
+}

@@ -1,0 +1,182 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { localRedis } from '../../src/app/localRedis.js';
+import { dbfs } from '../../src/media/signal.js';
+import { connectRedis, deletePrefix, testPrefix } from '../../src/tenants/redisClient.js';
+import { within } from '../../src/util/within.js';
+import { BrowserPeer } from '../../src/webrtc/testing/BrowserPeer.js';
+import { pollUntil } from '../../src/util/pollUntil.js';
+
+/**
+ * `npm start`'s program (src/cli/start.ts) as a real process on loopback: it seeds the demo tenant,
+ * serves the web phone, health and metrics, carries a browser call through the direct WebRTC door, and
+ * on SIGTERM drains (new offers 503, the call in progress goes on) and exits 0.
+ */
+const ROOT = new URL('../../', import.meta.url).pathname;
+const TSX = join(ROOT, 'node_modules/.bin/tsx');
+
+interface Running {
+  readonly proc: ChildProcess;
+  readonly base: string;
+  readonly output: () => string;
+  readonly dataDir: string;
+}
+
+const prefix = testPrefix();
+const running: Running[] = [];
+const dirs: string[] = [];
+
+async function start(env: Record<string, string> = {}): Promise<Running> {
+  const dataDir = await mkdtemp(join(tmpdir(), 'callgate-start-'));
+  dirs.push(dataDir);
+  const proc = spawn(TSX, ['src/cli/start.ts'], {
+    cwd: ROOT,
+    env: { ...process.env, VITEST: '', LOG_LEVEL: 'info', HTTP_HOST: '127.0.0.1', HTTP_PORT: '0', CALLGATE_DATA_DIR: dataDir, CALLGATE_REDIS_PREFIX: prefix, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+  const base = await pollUntil(() => /web phone \(demo agent\):\s+(http:\/\/localhost:\d+)\/c\/demo/.exec(out)?.[1], (v) => v !== undefined || proc.exitCode !== null, 30_000);
+  if (!base) throw new Error(`no start banner; output:\n${out}`);
+  const r = { proc, base, output: () => out, dataDir };
+  running.push(r);
+  return r;
+}
+
+async function exitOf(proc: ChildProcess): Promise<number | null> {
+  if (proc.exitCode !== null) return proc.exitCode;
+  const [code] = (await once(proc, 'exit')) as [number | null];
+  return code;
+}
+
+afterAll(async () => {
+  for (const r of running) if (r.proc.exitCode === null) r.proc.kill('SIGKILL');
+  const redis = await connectRedis({ prefix });
+  await deletePrefix(redis, prefix);
+  await redis.quit();
+  for (const d of dirs) await rm(d, { recursive: true, force: true });
+});
+
+describe('npm start (src/cli/start.ts)', () => {
+  it('serves the demo web phone, health, metrics and the API; carries a call; SIGTERM drains it and exits 0', async () => {
+    const gw = await start({ DRAIN_TIMEOUT_MS: '20000' });
+    expect(gw.output()).toContain('API docs:');
+    expect((await fetch(`${gw.base}/healthz`)).status).toBe(200);
+    const ready = await fetch(`${gw.base}/readyz`);
+    expect(ready.status).toBe(200);
+    expect(await ready.json()).toEqual({ ready: true, redis: true, draining: false });
+    const page = await fetch(`${gw.base}/c/demo`);
+    expect(page.status).toBe(200);
+    expect(await page.text()).toContain('Joe&#39;s Pizza'); // HTML-escaped in the page
+
+    // The generated admin token is kept (mode 600) and works; nothing else does.
+    const tokenFile = join(gw.dataDir, 'admin-token');
+    expect((await stat(tokenFile)).mode & 0o777).toBe(0o600);
+    const token = (await readFile(tokenFile, 'utf8')).trim();
+    expect(gw.output()).not.toContain(token);
+    expect((await fetch(`${gw.base}/v1/tenants/demo`)).status).toBe(401);
+    const demo = await fetch(`${gw.base}/v1/tenants/demo`, { headers: { authorization: `Bearer ${token}` } });
+    expect(demo.status).toBe(200);
+    expect(((await demo.json()) as { providers: unknown }).providers).toEqual({ stt: 'pocketsphinx', llm: 'scripted', tts: 'flite' });
+
+    // A browser call, as the page makes it.
+    const origin = gw.base;
+    const issue = async (): Promise<string> => ((await (await fetch(`${gw.base}/v1/call-urls/demo/token`, { method: 'POST', headers: { origin } })).json()) as { token: string }).token;
+    const peer = new BrowserPeer({ name: 'start-test', dataChannel: true, sampleRate: 16000 });
+    try {
+      const offer = await fetch(`${gw.base}/v1/webrtc/offer`, { method: 'POST', headers: { origin, 'content-type': 'application/json' }, body: JSON.stringify({ token: await issue(), sdp: await peer.createOffer() }) });
+      expect(offer.status).toBe(201);
+      await peer.setAnswer(((await offer.json()) as { sdp: string }).sdp);
+      await within(peer.connected, 10_000, 'DTLS-SRTP to the gateway');
+      expect(await pollUntil(() => peer.receivedAudio().length, (n) => n >= 16000, 10_000)).toBeGreaterThanOrEqual(16000);
+      expect(dbfs(peer.receivedAudio())).toBeGreaterThan(-40);
+      const metrics = await (await fetch(`${gw.base}/metrics`)).text();
+      expect(metrics).toContain('callgate_calls_in_progress{door="webrtc"} 1');
+      expect(metrics).toContain('callgate_provider_first_result_seconds_count{kind="tts",provider="flite"}');
+      expect(metrics).toMatch(/^callgate_process_resident_memory_bytes \d+/m);
+
+      // SIGTERM mid-call: no new calls, not ready, the call in progress goes on.
+      gw.proc.kill('SIGTERM');
+      expect(await pollUntil(() => gw.output().includes('draining: no new calls'), (v) => v, 5000)).toBe(true);
+      const late = new BrowserPeer({ name: 'late' });
+      try {
+        const refused = await fetch(`${gw.base}/v1/webrtc/offer`, { method: 'POST', headers: { origin, 'content-type': 'application/json' }, body: JSON.stringify({ token: await issue(), sdp: await late.createOffer() }) });
+        expect(refused.status).toBe(503);
+        expect(((await refused.json()) as { code: string }).code).toBe('CG_DRAINING');
+      } finally {
+        late.close();
+      }
+      const notReady = await fetch(`${gw.base}/readyz`);
+      expect(notReady.status).toBe(503);
+      const before = peer.receivedAudio().length;
+      await new Promise((r) => setTimeout(r, 500));
+      expect(peer.receivedAudio().length).toBeGreaterThan(before); // still talking to the agent
+      expect(gw.proc.exitCode).toBeNull();
+    } finally {
+      peer.close(); // the caller hangs up: the drain ends
+    }
+    expect(await exitOf(gw.proc)).toBe(0);
+    expect(gw.output()).toContain('"msg":"stopped"');
+    expect(gw.output()).not.toContain('drain deadline reached');
+  }, 60_000);
+
+  it('a call still up at the drain deadline is cut, and the process still exits 0', async () => {
+    const gw = await start({ DRAIN_TIMEOUT_MS: '1500', CALLGATE_SEED_DEMO: '1' });
+    const origin = gw.base;
+    const token = ((await (await fetch(`${gw.base}/v1/call-urls/demo/token`, { method: 'POST', headers: { origin } })).json()) as { token: string }).token;
+    const peer = new BrowserPeer({ name: 'stays', sampleRate: 16000 });
+    try {
+      const offer = await fetch(`${gw.base}/v1/webrtc/offer`, { method: 'POST', headers: { origin, 'content-type': 'application/json' }, body: JSON.stringify({ token, sdp: await peer.createOffer() }) });
+      await peer.setAnswer(((await offer.json()) as { sdp: string }).sdp);
+      await within(peer.connected, 10_000, 'DTLS-SRTP to the gateway');
+      const t0 = performance.now();
+      gw.proc.kill('SIGTERM');
+      expect(await exitOf(gw.proc)).toBe(0);
+      expect(performance.now() - t0).toBeGreaterThan(1400);
+      expect(gw.output()).toContain('drain deadline reached with calls in progress');
+    } finally {
+      peer.close();
+    }
+  }, 60_000);
+
+  it('with OPENAI_BASE_URL set, the demo tenant answers with the OpenAI-compatible model (offline STT and TTS stay)', async () => {
+    const gw = await start({ OPENAI_BASE_URL: 'http://127.0.0.1:9/v1', CALLGATE_ADMIN_TOKEN: 'admin-token-for-the-start-test-000' });
+    const demo = await fetch(`${gw.base}/v1/tenants/demo`, { headers: { authorization: 'Bearer admin-token-for-the-start-test-000' } });
+    expect(((await demo.json()) as { providers: unknown }).providers).toEqual({ stt: 'pocketsphinx', llm: 'openai', tts: 'flite' });
+    gw.proc.kill('SIGTERM');
+    expect(await exitOf(gw.proc)).toBe(0);
+  }, 60_000);
+});
+
+describe('the embedded Redis (no REDIS_URL, nothing on the port)', () => {
+  it('starts redis-server with its data under the data folder (append-only file on) and stops it', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'callgate-redis-'));
+    dirs.push(dir);
+    // A free port stands in for 6379, which this machine's own Redis holds.
+    const probe = (await import('node:net')).createServer();
+    probe.listen(0, '127.0.0.1');
+    await once(probe, 'listening');
+    const port = (probe.address() as { port: number }).port;
+    probe.close();
+    const local = await localRedis(dir, port);
+    try {
+      expect(local.process).toBeDefined();
+      const client = await connectRedis({ url: local.url });
+      await client.set('callgate:probe', 'kept');
+      await client.quit();
+      const files = await pollUntil(() => readdir(join(dir, 'redis'), { recursive: true }), (list) => list.some((f) => String(f).includes('appendonly')), 5000);
+      expect(files.some((f) => String(f).includes('appendonly'))).toBe(true);
+      // Something answers there now: a second call uses it rather than starting another.
+      const again = await localRedis(dir, port);
+      expect(again.process).toBeUndefined();
+    } finally {
+      await local.stop();
+    }
+    expect(local.process!.exitCode ?? local.process!.signalCode).not.toBeNull();
+  }, 30_000);
+});
