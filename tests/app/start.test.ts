@@ -9,6 +9,8 @@ import { dbfs } from '../../src/media/signal.js';
 import { connectRedis, deletePrefix, testPrefix } from '../../src/tenants/redisClient.js';
 import { within } from '../../src/util/within.js';
 import { BrowserPeer } from '../../src/webrtc/testing/BrowserPeer.js';
+import { DRACHTIO_BIN, DRACHTIO_SKIP_REASON, startDrachtio, type RunningDrachtio } from '../../src/sip/testing/DrachtioProcess.js';
+import { createSocket } from 'node:dgram';
 import { pollUntil } from '../../src/util/pollUntil.js';
 
 /**
@@ -149,6 +151,74 @@ describe('npm start (src/cli/start.ts)', () => {
     const demo = await fetch(`${gw.base}/v1/tenants/demo`, { headers: { authorization: 'Bearer admin-token-for-the-start-test-000' } });
     expect(((await demo.json()) as { providers: unknown }).providers).toEqual({ stt: 'pocketsphinx', llm: 'openai', tts: 'flite' });
     gw.proc.kill('SIGTERM');
+    expect(await exitOf(gw.proc)).toBe(0);
+  }, 60_000);
+});
+
+if (!DRACHTIO_BIN) console.log(DRACHTIO_SKIP_REASON);
+
+/** Sends a bare INVITE over UDP and resolves with the first final response's status line. */
+async function inviteStatus(sipPort: number): Promise<string> {
+  const socket = createSocket('udp4');
+  socket.bind(0, '127.0.0.1');
+  await once(socket, 'listening');
+  const port = socket.address().port;
+  const callId = `start-test-${Date.now()}`;
+  const invite = [
+    `INVITE sip:+15005550100@127.0.0.1:${sipPort} SIP/2.0`,
+    `Via: SIP/2.0/UDP 127.0.0.1:${port};branch=z9hG4bK${callId};rport`,
+    'Max-Forwards: 70',
+    `From: <sip:caller@127.0.0.1>;tag=${callId}`,
+    `To: <sip:+15005550100@127.0.0.1>`,
+    `Call-ID: ${callId}`,
+    'CSeq: 1 INVITE',
+    `Contact: <sip:caller@127.0.0.1:${port}>`,
+    'Content-Length: 0',
+    '',
+    '',
+  ].join('\r\n');
+  try {
+    const final = new Promise<string>((resolve) =>
+      socket.on('message', (msg) => {
+        const status = msg.toString().split('\r\n')[0]!;
+        if (!/^SIP\/2\.0 1\d\d/.test(status)) resolve(status);
+      }),
+    );
+    socket.send(invite, sipPort, '127.0.0.1');
+    return await within(final, 5000, 'a final response to the INVITE');
+  } finally {
+    socket.close();
+  }
+}
+
+describe.skipIf(!DRACHTIO_BIN)('npm start with the SIP door (drachtio-server present)', () => {
+  let drachtio: RunningDrachtio | undefined;
+  afterAll(async () => {
+    await drachtio?.stop();
+  });
+
+  it('connects to drachtio, starts its rtpengine, reports both in /readyz, and answers INVITEs 503 while it drains', async () => {
+    drachtio = await startDrachtio();
+    const gw = await start({ DRACHTIO_HOST: '127.0.0.1', DRACHTIO_PORT: String(drachtio.adminPort), DRACHTIO_SECRET: drachtio.secret, DRAIN_TIMEOUT_MS: '20000' });
+    expect(gw.output()).toContain(`SIP door:                drachtio-server at 127.0.0.1:${drachtio.adminPort}`);
+    const ready = await fetch(`${gw.base}/readyz`);
+    expect(await ready.json()).toEqual({ ready: true, redis: true, drachtio: true, rtpengine: true, draining: false });
+    expect(ready.status).toBe(200);
+
+    // A browser call keeps the drain open while the SIP door is asked for a new call.
+    const origin = gw.base;
+    const token = ((await (await fetch(`${gw.base}/v1/call-urls/demo/token`, { method: 'POST', headers: { origin } })).json()) as { token: string }).token;
+    const peer = new BrowserPeer({ name: 'keeps-draining', dataChannel: true, sampleRate: 16000 });
+    try {
+      const offer = await fetch(`${gw.base}/v1/webrtc/offer`, { method: 'POST', headers: { origin, 'content-type': 'application/json' }, body: JSON.stringify({ token, sdp: await peer.createOffer() }) });
+      await peer.setAnswer(((await offer.json()) as { sdp: string }).sdp);
+      await within(peer.connected, 10_000, 'DTLS-SRTP to the gateway');
+      gw.proc.kill('SIGTERM');
+      expect(await pollUntil(() => gw.output().includes('draining: no new calls'), (v) => v, 5000)).toBe(true);
+      expect(await inviteStatus(drachtio.sipPort)).toMatch(/^SIP\/2\.0 503 /);
+    } finally {
+      peer.close();
+    }
     expect(await exitOf(gw.proc)).toBe(0);
   }, 60_000);
 });
