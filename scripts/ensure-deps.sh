@@ -21,6 +21,9 @@ APT_NEEDS=(
   # The web phone's end-to-end tests drive Debian's Chromium with playwright-core.
   "chromium:chromium"
 )
+# docker/compose.yaml is validated with the Compose client (no engine needed): the `docker compose`
+# plugin when present, else Debian's docker-compose.
+if ! docker compose version >/dev/null 2>&1; then APT_NEEDS+=("docker-compose:docker-compose"); fi
 # `npm start` (--run) needs only what the gateway runs with: offline STT, a Redis to start when none is
 # configured, and rtpengine when the SIP door is configured.
 if [ "${1:-}" = "--run" ]; then

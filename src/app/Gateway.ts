@@ -197,7 +197,15 @@ export class Gateway {
     clearTimeout(timer);
     const cutOff = activeCalls();
     if (cutOff > 0) this.log.warn({ calls: cutOff }, 'drain deadline reached with calls in progress');
-    await this.app?.close();
+    if (this.app) {
+      // Clients' keep-alive connections would hold close() open for their idle timeout (a minute):
+      // requests in flight get 2 s to finish, then every connection is closed.
+      const closing = this.app.close();
+      const force = setTimeout(() => this.app?.server.closeAllConnections(), 2000);
+      this.app.server.closeIdleConnections();
+      await closing;
+      clearTimeout(force);
+    }
     this.sip?.disconnect();
     this.anchor?.close();
     await this.rtpengine?.stop();
