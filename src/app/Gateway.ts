@@ -28,6 +28,7 @@ import { SecretBox } from '../tenants/secrets.js';
 import { TenantCache } from '../tenants/TenantCache.js';
 import { TenantStore } from '../tenants/TenantStore.js';
 import { WebRtcDoor } from '../webrtc/WebRtcDoor.js';
+import { CallMetrics } from './CallMetrics.js';
 import type { GatewayConfig } from './config.js';
 import { localRedis, type LocalRedis } from './localRedis.js';
 
@@ -100,6 +101,9 @@ export class Gateway {
 
     collectDefaultMetrics({ register: this.metrics, prefix: 'callgate_' });
     const providerMetrics = new ProviderMetrics(this.metrics);
+    const callMetrics = new CallMetrics(this.metrics, limiter);
+    records.observe((r) => callMetrics.record(r));
+    if (c.seedDemo) callMetrics.tenant('demo');
     this.providers = providerRegistry(c.cloud, { metrics: providerMetrics, logger: this.log });
     const prompts = new PromptCache();
     const clock = sharedMediaClock();
@@ -134,6 +138,7 @@ export class Gateway {
         digest: new DigestAuth(digestOptionsFromEnv()),
         logger: this.log,
       });
+      this.sip.on('call-timing', (t) => callMetrics.sipTiming(t));
       this.sip.srf.on('connect', () => (this.drachtioConnected = true));
       this.sip.srf.on('disconnect', () => (this.drachtioConnected = false));
       await this.sip.connect(c.drachtio);

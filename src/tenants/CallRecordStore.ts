@@ -240,6 +240,13 @@ export class CallRecordStore {
    * Rejects only for a record that fails validation (CG_CALL_RECORD_INVALID) — an outage never reaches
    * the call that is ending.
    */
+  private readonly observers: ((record: CallRecord) => void)[] = [];
+
+  /** Sees every valid record as it is written (metrics count calls by door and outcome from them). */
+  observe(observer: (record: CallRecord) => void): void {
+    this.observers.push(observer);
+  }
+
   async write(record: CallRecord): Promise<WriteResult> {
     const parsed = callRecordSchema.safeParse(record);
     if (!parsed.success) {
@@ -248,6 +255,7 @@ export class CallRecordStore {
         details: { callId: record.callId, issues },
       });
     }
+    for (const observer of this.observers) observer(parsed.data);
     const item: Pending = { tenantId: parsed.data.tenantId, callId: parsed.data.callId, json: JSON.stringify(parsed.data) };
     if (this.closing) {
       this.drop(item, 'store closed');

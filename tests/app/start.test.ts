@@ -86,9 +86,23 @@ describe('npm start (src/cli/start.ts)', () => {
     expect(demo.status).toBe(200);
     expect(((await demo.json()) as { providers: unknown }).providers).toEqual({ stt: 'pocketsphinx', llm: 'scripted', tts: 'flite' });
 
-    // A browser call, as the page makes it.
+    // Browser calls, as the page makes them.
     const origin = gw.base;
     const issue = async (): Promise<string> => ((await (await fetch(`${gw.base}/v1/call-urls/demo/token`, { method: 'POST', headers: { origin } })).json()) as { token: string }).token;
+    const scrape = async (): Promise<string> => (await fetch(`${gw.base}/metrics`)).text();
+
+    // A short call first: the caller hangs up during the greeting; /metrics counts it by door and outcome.
+    const short = new BrowserPeer({ name: 'short-call', dataChannel: true, sampleRate: 16000 });
+    try {
+      const offer = await fetch(`${gw.base}/v1/webrtc/offer`, { method: 'POST', headers: { origin, 'content-type': 'application/json' }, body: JSON.stringify({ token: await issue(), sdp: await short.createOffer() }) });
+      await short.setAnswer(((await offer.json()) as { sdp: string }).sdp);
+      await within(short.connected, 10_000, 'DTLS-SRTP to the gateway');
+      await pollUntil(() => short.receivedAudio().length, (n) => n >= 8000, 10_000);
+    } finally {
+      short.close();
+    }
+    const counted = await pollUntil(scrape, (m) => m.includes('callgate_calls_total{door="webrtc",outcome="caller-hangup"} 1'), 10_000);
+    expect(counted).toContain('callgate_calls_total{door="webrtc",outcome="caller-hangup"} 1');
     const peer = new BrowserPeer({ name: 'start-test', dataChannel: true, sampleRate: 16000 });
     try {
       const offer = await fetch(`${gw.base}/v1/webrtc/offer`, { method: 'POST', headers: { origin, 'content-type': 'application/json' }, body: JSON.stringify({ token: await issue(), sdp: await peer.createOffer() }) });
@@ -97,8 +111,9 @@ describe('npm start (src/cli/start.ts)', () => {
       await within(peer.connected, 10_000, 'DTLS-SRTP to the gateway');
       expect(await pollUntil(() => peer.receivedAudio().length, (n) => n >= 16000, 10_000)).toBeGreaterThanOrEqual(16000);
       expect(dbfs(peer.receivedAudio())).toBeGreaterThan(-40);
-      const metrics = await (await fetch(`${gw.base}/metrics`)).text();
+      const metrics = await scrape();
       expect(metrics).toContain('callgate_calls_in_progress{door="webrtc"} 1');
+      expect(metrics).toContain('callgate_tenant_calls_active{tenant="demo"} 1');
       expect(metrics).toContain('callgate_provider_first_result_seconds_count{kind="tts",provider="flite"}');
       expect(metrics).toMatch(/^callgate_process_resident_memory_bytes \d+/m);
 

@@ -1,0 +1,79 @@
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import type { LatencyMark } from '../agent/events.js';
+import type { SipCallTiming } from '../sip/SipGateway.js';
+import type { CallRecord } from '../tenants/CallRecordStore.js';
+
+/**
+ * Call metrics for /metrics, fed from what the gateway already produces: every call's record (door,
+ * outcome, latency marks per turn) as it is written, the SIP door's call timings, and the per-tenant
+ * line counters in Redis (cluster-wide, read at scrape time).
+ */
+const LATENCY_BUCKETS_S = [0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 1.25, 1.5, 2, 3, 5];
+
+/** The record's marks under the names operators look for ("voice to voice" is the first packet out). */
+const MARK_NAMES: Record<LatencyMark, string> = {
+  endOfTurn: 'end_of_turn',
+  sttFinal: 'stt_final',
+  llmFirstToken: 'llm_first_token',
+  ttsFirstAudio: 'tts_first_audio',
+  firstPacketOut: 'voice_to_voice',
+};
+
+export interface ActiveLines {
+  active(tenantId: string): Promise<number>;
+}
+
+export class CallMetrics {
+  private readonly calls: Counter<'door' | 'outcome'>;
+  private readonly latency: Histogram<'stage'>;
+  private readonly ackToFirstPacket: Histogram;
+  private readonly tenantsSeen = new Set<string>();
+
+  constructor(registry: Registry, lines: ActiveLines) {
+    this.calls = new Counter({ name: 'callgate_calls_total', help: 'Calls ended, by door and outcome (rejected ones included)', labelNames: ['door', 'outcome'], registers: [registry] });
+    this.latency = new Histogram({
+      name: 'callgate_turn_latency_seconds',
+      help: "From the end of the caller's speech to each stage of the answer: end_of_turn, stt_final, llm_first_token, tts_first_audio, voice_to_voice (first packet out)",
+      labelNames: ['stage'],
+      buckets: LATENCY_BUCKETS_S,
+      registers: [registry],
+    });
+    this.ackToFirstPacket = new Histogram({
+      name: 'callgate_sip_ack_to_first_packet_seconds',
+      help: "SIP calls: the caller's ACK to the greeting's first RTP packet",
+      buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
+      registers: [registry],
+    });
+    const seen = this.tenantsSeen;
+    new Gauge({
+      name: 'callgate_tenant_calls_active',
+      help: 'Calls in progress per tenant, cluster-wide (the line counters in Redis), for tenants this process has served',
+      labelNames: ['tenant'],
+      registers: [registry],
+      async collect() {
+        for (const tenant of seen) this.set({ tenant }, await lines.active(tenant).catch(() => 0));
+      },
+    });
+  }
+
+  /** A call's record was written. */
+  record(r: CallRecord): void {
+    this.tenantsSeen.add(r.tenantId);
+    this.calls.inc({ door: r.door, outcome: r.outcome });
+    for (const { marks } of r.latency) {
+      for (const [mark, ms] of Object.entries(marks) as [LatencyMark, number | undefined][]) {
+        if (ms !== undefined) this.latency.observe({ stage: MARK_NAMES[mark] }, ms / 1000);
+      }
+    }
+  }
+
+  /** A tenant whose calls this process carries (seeded at start so its gauge shows before its first call ends). */
+  tenant(id: string): void {
+    this.tenantsSeen.add(id);
+  }
+
+  sipTiming(t: SipCallTiming): void {
+    this.tenantsSeen.add(t.tenantId);
+    if (t.ackAt !== undefined) this.ackToFirstPacket.observe((t.firstPacketAt - t.ackAt) / 1000);
+  }
+}
