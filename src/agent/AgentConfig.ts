@@ -63,6 +63,8 @@ export interface AgentConfig {
   readonly apology: string;
   /** Said before hanging up when providers keep failing (nothing works): the call ends politely. */
   readonly unavailableMessage: string;
+  /** Said before hanging up when the gateway shuts down and the call outlasted the drain. */
+  readonly shutdownMessage: string;
   /** Said when the call reaches `maxCallDurationMs`, just before the agent hangs up. */
   readonly timeLimitMessage: string;
   readonly maxCallDurationMs: number;
@@ -91,6 +93,7 @@ export const defaultAgentConfig = {
   reprompt: 'Are you still there?',
   apology: "Sorry, I'm having trouble right now. Could you say that again?",
   unavailableMessage: "Sorry, I can't help on this line right now. Please call again later. Goodbye!",
+  shutdownMessage: 'Sorry, I have to end our call now. Please call again. Goodbye!',
   timeLimitMessage: 'We have reached the time limit for this call. Goodbye!',
   /** 15 minutes: a stuck call must not hold a line (and provider spend) forever. */
   maxCallDurationMs: 15 * 60_000,
@@ -141,7 +144,7 @@ export function resolveAgentConfig(input: AgentConfigInput): AgentConfig {
     if (!intent.reply.trim()) bad(`intents[${i}].reply`, 'is empty');
     if (intent.phrases.length === 0 && intent.dtmf === undefined) bad(`intents[${i}]`, 'needs phrases or a dtmf key');
   }
-  for (const field of ['greeting', 'voice', 'apology', 'unavailableMessage', 'reprompt', 'fallbackReply', 'timeLimitMessage', 'language'] as const) {
+  for (const field of ['greeting', 'voice', 'apology', 'unavailableMessage', 'shutdownMessage', 'reprompt', 'fallbackReply', 'timeLimitMessage', 'language'] as const) {
     if (typeof config[field] !== 'string' || !config[field].trim()) bad(field, 'is empty');
   }
   if (typeof config.goodbye.reply !== 'string' || !config.goodbye.reply.trim()) bad('goodbye.reply', 'is empty');

@@ -199,7 +199,7 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
     // greeting's first packet has left, since a cache miss means synthesis and encoding.
     this.enqueueWork(async () => {
       await yieldToEventLoop();
-      for (const text of [call.config.apology, call.config.unavailableMessage, call.config.reprompt, call.config.goodbye.reply, call.config.timeLimitMessage]) {
+      for (const text of [call.config.apology, call.config.unavailableMessage, call.config.shutdownMessage, call.config.reprompt, call.config.goodbye.reply, call.config.timeLimitMessage]) {
         for (const piece of this.splitText(text)) this.promptFor(piece).catch(() => undefined);
       }
     });
@@ -633,6 +633,21 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
     this.reprompts++;
     this.emitEvent({ type: 'reprompt', count: this.reprompts });
     await this.speakPrompt(this.call.config.reprompt, this.turnIndex, 'reprompt');
+  }
+
+  /**
+   * The gateway is shutting down: whatever is being said is cut, the tenant's shutdown message is said
+   * and the agent hangs up (reason `shutdown`). Returns at once; `ended` settles when it is over.
+   */
+  shutdown(): void {
+    if (this.closed) return;
+    this.enqueueWork(async () => {
+      this.currentAbort?.abort();
+      this.call.media.flush();
+      this.echo.reset();
+      this.finishCurrent(true, 0);
+      await this.sayGoodbye(this.call.config.shutdownMessage, 'shutdown');
+    });
   }
 
   private async timeLimit(): Promise<void> {

@@ -13,6 +13,8 @@ export type EndReason =
   | 'max-duration'
   /** Providers kept failing: the agent said so and hung up. */
   | 'provider-failure'
+  /** The gateway shut down with the call still up: the agent said goodbye and hung up. */
+  | 'shutdown'
   /** The front door closed the session (shutdown, transport failure). */
   | 'closed';
 

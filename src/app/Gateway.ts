@@ -45,6 +45,9 @@ export interface GatewayStatus {
   readonly draining: boolean;
 }
 
+/** How long the agents' shutdown goodbyes may take before the lines are cut (a sentence and the BYE). */
+const SHUTDOWN_GOODBYE_MS = 10_000;
+
 export class Gateway {
   readonly metrics = new Registry();
   private readonly log: Logger;
@@ -194,14 +197,24 @@ export class Gateway {
     this.sip?.stopAccepting();
     const activeCalls = (): number => (this.webrtc?.activeCalls ?? 0) + (this.sip?.activeCalls ?? 0);
     this.log.info({ calls: activeCalls(), deadlineMs: this.config.drainTimeoutMs }, 'draining: no new calls');
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([
-      Promise.all([this.webrtc?.drain(), this.sip?.drain()]),
-      new Promise((resolve) => (timer = setTimeout(resolve, this.config.drainTimeoutMs))),
-    ]);
-    clearTimeout(timer);
-    const cutOff = activeCalls();
-    if (cutOff > 0) this.log.warn({ calls: cutOff }, 'drain deadline reached with calls in progress');
+    const drained = (ms: number): Promise<boolean> => {
+      let timer: NodeJS.Timeout | undefined;
+      return Promise.race([
+        Promise.all([this.webrtc?.drain(), this.sip?.drain()]).then(() => true),
+        new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), ms))),
+      ]).finally(() => clearTimeout(timer));
+    };
+    let cutOff = 0;
+    if (!(await drained(this.config.drainTimeoutMs))) {
+      // Past the deadline: each agent says its tenant's shutdown message and hangs up, rather than the
+      // line going dead mid-sentence.
+      const asked = (this.webrtc?.shutdownCalls() ?? 0) + (this.sip?.shutdownCalls() ?? 0);
+      this.log.warn({ calls: activeCalls(), saidGoodbye: asked }, 'drain deadline reached with calls in progress: the agents say goodbye');
+      if (!(await drained(SHUTDOWN_GOODBYE_MS))) {
+        cutOff = activeCalls();
+        this.log.warn({ calls: cutOff }, 'calls still up after their goodbye: cut off');
+      }
+    }
     if (this.app) {
       // Clients' keep-alive connections would hold close() open for their idle timeout (a minute):
       // requests in flight get 2 s to finish, then every connection is closed.

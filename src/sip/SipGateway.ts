@@ -6,6 +6,7 @@ import type { AgentSessionOptions } from '../agent/AgentSession.js';
 import type { PromptCache } from '../agent/PromptCache.js';
 import type { ProviderRegistry } from '../agent/ProviderRegistry.js';
 import type { VoiceActivityDetector } from '../agent/vad/VoiceActivityDetector.js';
+import { LiveSessions } from '../agent/LiveSessions.js';
 import { CallgateError } from '../errors.js';
 import { callLogger, rootLogger } from '../log.js';
 import { legCodecFrom, openAudioLeg, type AudioLeg } from '../media/AudioLeg.js';
@@ -51,6 +52,8 @@ export interface SipGatewayDeps {
   readonly digest?: DigestAuth;
   /** Redeems web phones' call tokens; without it, SIP-over-WS calls are refused. */
   readonly tokens?: CallTokenRedeemer;
+  /** Where the door's running sessions are tracked (one made by the gateway when absent). */
+  readonly sessions?: LiveSessions;
 }
 
 /**
@@ -86,8 +89,11 @@ export class SipGateway extends EventEmitter<SipGatewayEvents> {
   /** Set by `stopAccepting()` (SIGTERM): new INVITEs get 503 with Retry-After, calls in progress go on. */
   private accepting = true;
 
-  constructor(private readonly deps: SipGatewayDeps) {
+  private readonly deps: SipGatewayDeps & { readonly sessions: LiveSessions };
+
+  constructor(deps: SipGatewayDeps) {
     super();
+    this.deps = { ...deps, sessions: deps.sessions ?? new LiveSessions() };
     this.log = (deps.logger ?? rootLogger).child({ door: 'sip' });
     this.srf.on('error', (err: Error) => this.log.warn({ err: err.message }, 'drachtio connection error; drachtio-srf reconnects'));
     // Carriers ping with OPTIONS to see the gateway is up. Registering the verb (srf.options, which
@@ -147,6 +153,11 @@ export class SipGateway extends EventEmitter<SipGatewayEvents> {
 
   get activeCalls(): number {
     return this.active.size;
+  }
+
+  /** Shutdown past the drain: every call in progress says goodbye and hangs up. */
+  shutdownCalls(): number {
+    return this.deps.sessions.shutdownAll();
   }
 
   private async onInvite(req: Srf.SrfRequest, res: Srf.SrfResponse): Promise<void> {
@@ -258,6 +269,7 @@ export class SipGateway extends EventEmitter<SipGatewayEvents> {
           prompts: deps.prompts,
           agent: deps.agent ?? {},
           log,
+          sessions: this.deps.sessions,
           startWhen: acked,
         },
         state,

@@ -1,6 +1,7 @@
 import type Srf from 'drachtio-srf';
 import type { Logger } from 'pino';
 import type { AgentConfig } from '../agent/AgentConfig.js';
+import type { LiveSessions } from '../agent/LiveSessions.js';
 import { AgentSession, type AgentSessionOptions } from '../agent/AgentSession.js';
 import { CallSession } from '../agent/CallSession.js';
 import type { PromptCache } from '../agent/PromptCache.js';
@@ -36,6 +37,8 @@ export interface AnsweredCall {
   readonly prompts: PromptCache;
   readonly agent: Partial<AgentSessionOptions>;
   readonly log: Logger;
+  /** The door's running sessions (for a goodbye at shutdown). */
+  readonly sessions?: LiveSessions;
   /** Resolves when the agent should start talking (the ACK of an inbound call). */
   readonly startWhen?: Promise<void>;
 }
@@ -88,6 +91,7 @@ export async function runAnsweredCall(c: AnsweredCall, state: { open: boolean })
   });
   const session = new AgentSession({ call, providers: c.providers, vad: c.vad, prompts: c.prompts, options: c.agent, logger: log });
   c.recorder.attach(session);
+  c.sessions?.add(session);
   c.recorder.answered();
   await c.startWhen;
   await session.start();

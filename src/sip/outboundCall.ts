@@ -161,6 +161,7 @@ async function dial(d: Dialling): Promise<void> {
         prompts: deps.prompts,
         agent: deps.agent ?? {},
         log,
+        ...(deps.sessions ? { sessions: deps.sessions } : {}),
       },
       state,
     );

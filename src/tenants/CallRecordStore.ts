@@ -34,6 +34,7 @@ export const callOutcomes = [
   'no-input',
   'max-duration',
   'provider-failure',
+  'shutdown',
   'closed',
   'rejected',
   'failed',

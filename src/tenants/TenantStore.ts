@@ -214,6 +214,7 @@ export function agentConfigFor(
     reprompt: tenant.reprompt,
     apology: tenant.apology,
     unavailableMessage: tenant.unavailableMessage,
+    shutdownMessage: tenant.shutdownMessage,
     maxCallDurationMs: tenant.maxCallDurationMs,
     providers: tenant.providers,
     turn: tenant.turn,

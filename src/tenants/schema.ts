@@ -66,6 +66,7 @@ export const tenantFields = z.object({
   reprompt: z.string().min(1).max(500).optional(),
   apology: z.string().min(1).max(500).optional(),
   unavailableMessage: z.string().min(1).max(500).optional(),
+  shutdownMessage: z.string().min(1).max(500).optional(),
   maxCallDurationMs: z.number().int().min(1000).max(4 * 3600_000).optional(),
   /** Calls in progress at once, cluster-wide. */
   maxConcurrentCalls: z.number().int().min(1).max(10_000).default(10),

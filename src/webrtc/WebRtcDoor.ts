@@ -1,6 +1,7 @@
 import { randomInt, randomUUID } from 'node:crypto';
 import { Audio, PeerConnection, type DataChannel, type Track } from 'node-datachannel';
 import type { Logger } from 'pino';
+import { LiveSessions } from '../agent/LiveSessions.js';
 import { AgentSession, type AgentSessionOptions } from '../agent/AgentSession.js';
 import { CallSession } from '../agent/CallSession.js';
 import type { AgentEvent } from '../agent/events.js';
@@ -91,6 +92,7 @@ export class WebRtcDoor {
   private readonly options: WebRtcDoorOptions;
   private readonly log: Logger;
   private readonly active = new Set<Promise<void>>();
+  private readonly sessions = new LiveSessions();
 
   constructor(
     private readonly deps: WebRtcDoorDeps,
@@ -197,6 +199,11 @@ export class WebRtcDoor {
     return this.active.size;
   }
 
+  /** Shutdown past the drain: every call in progress says goodbye and hangs up. */
+  shutdownCalls(): number {
+    return this.sessions.shutdownAll();
+  }
+
   private async localAnswer(pc: PeerConnection, offerSdp: string): Promise<string> {
     let timer: NodeJS.Timeout | undefined;
     const gathered = new Promise<void>((resolve, reject) => {
@@ -279,6 +286,7 @@ export class WebRtcDoor {
       vad = undefined;
       session.on('event', (e) => c.channel.send(e));
       c.recorder.attach(session);
+      this.sessions.add(session);
       c.recorder.answered();
       await session.start();
       const reason = await session.ended;

@@ -142,11 +142,11 @@ describe('npm start (src/cli/start.ts)', () => {
     expect(gw.output()).not.toContain('drain deadline reached');
   }, 60_000);
 
-  it('a call still up at the drain deadline is cut, and the process still exits 0', async () => {
-    const gw = await start({ DRAIN_TIMEOUT_MS: '1500', CALLGATE_SEED_DEMO: '1' });
+  it('a call still up at the drain deadline hears the agent say goodbye and is hung up; the process exits 0', async () => {
+    const gw = await start({ DRAIN_TIMEOUT_MS: '1500' });
     const origin = gw.base;
     const token = ((await (await fetch(`${gw.base}/v1/call-urls/demo/token`, { method: 'POST', headers: { origin } })).json()) as { token: string }).token;
-    const peer = new BrowserPeer({ name: 'stays', sampleRate: 16000 });
+    const peer = new BrowserPeer({ name: 'stays', dataChannel: true, sampleRate: 16000 });
     try {
       const offer = await fetch(`${gw.base}/v1/webrtc/offer`, { method: 'POST', headers: { origin, 'content-type': 'application/json' }, body: JSON.stringify({ token, sdp: await peer.createOffer() }) });
       await peer.setAnswer(((await offer.json()) as { sdp: string }).sdp);
@@ -155,7 +155,13 @@ describe('npm start (src/cli/start.ts)', () => {
       gw.proc.kill('SIGTERM');
       expect(await exitOf(gw.proc)).toBe(0);
       expect(performance.now() - t0).toBeGreaterThan(1400);
-      expect(gw.output()).toContain('drain deadline reached with calls in progress');
+      expect(gw.output()).toContain('drain deadline reached with calls in progress: the agents say goodbye');
+      expect(gw.output()).not.toContain('cut off');
+      // The page saw the agent's goodbye words, then the end of the call with its reason.
+      const events = peer.messages.map((m) => JSON.parse(m) as { type: string; role?: string; text?: string; reason?: string });
+      const said = events.filter((e) => e.type === 'transcript' && e.role === 'agent').map((e) => e.text).join(' ');
+      expect(said).toContain('Sorry, I have to end our call now.');
+      expect(events.at(-1)).toEqual({ type: 'ended', reason: 'shutdown' });
     } finally {
       peer.close();
     }
