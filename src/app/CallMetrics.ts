@@ -50,6 +50,8 @@ export class CallMetrics {
       help: 'Calls in progress per tenant, cluster-wide (the line counters in Redis), for tenants this process has served',
       labelNames: ['tenant'],
       registers: [registry],
+      // Already cluster-wide: processes of one cluster report the same figure, which must not be summed.
+      aggregator: 'max',
       async collect() {
         for (const tenant of seen) this.set({ tenant }, await lines.active(tenant).catch(() => 0));
       },

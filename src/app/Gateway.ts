@@ -1,13 +1,11 @@
-import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { mkdir } from 'node:fs/promises';
 import { collectDefaultMetrics, Gauge, Registry } from 'prom-client';
 import type { Logger } from 'pino';
 import { PromptCache } from '../agent/PromptCache.js';
 import type { ProviderRegistry } from '../agent/ProviderRegistry.js';
 import { createVad } from '../agent/vad/createVad.js';
 import { CallgateError } from '../errors.js';
-import { buildAdminApp, MIN_ADMIN_TOKEN_CHARS, type AdminApp } from '../http/adminApp.js';
+import { buildAdminApp, type AdminApp } from '../http/adminApp.js';
 import { rootLogger } from '../log.js';
 import { sharedMediaClock } from '../media/MediaClock.js';
 import { demoProviders, providerRegistry } from '../providers/cloud.js';
@@ -28,6 +26,7 @@ import { SecretBox } from '../tenants/secrets.js';
 import { TenantCache } from '../tenants/TenantCache.js';
 import { TenantStore } from '../tenants/TenantStore.js';
 import { WebRtcDoor } from '../webrtc/WebRtcDoor.js';
+import { resolveAdminToken } from './adminToken.js';
 import { CallMetrics } from './CallMetrics.js';
 import type { GatewayConfig } from './config.js';
 import { localRedis, type LocalRedis } from './localRedis.js';
@@ -71,6 +70,8 @@ export class Gateway {
   constructor(
     readonly config: GatewayConfig,
     logger: Logger = rootLogger,
+    /** What /metrics serves; this process's registry unless a cluster aggregates its workers'. */
+    private readonly metricsText: (registry: Registry) => Promise<string> = (registry) => registry.metrics(),
   ) {
     this.log = logger;
   }
@@ -154,7 +155,7 @@ export class Gateway {
       redis,
       prefix,
       secrets,
-      adminToken: await this.adminToken(),
+      adminToken: await resolveAdminToken(c).then((t) => ((this.adminTokenFile = t.file), t.token)),
       invalidate: (id) => cache.invalidate(id),
       logger: this.log,
       ...(c.publicBaseUrl ? { publicBaseUrl: c.publicBaseUrl } : {}),
@@ -173,7 +174,7 @@ export class Gateway {
       return reply.status(ready ? 200 : 503).send({ ready, ...status });
     });
     app.get('/metrics', { config: { access: 'public' }, schema: { hide: true } }, async (_request, reply) => {
-      return reply.header('content-type', this.metrics.contentType).send(await this.metrics.metrics());
+      return reply.header('content-type', this.metrics.contentType).send(await this.metricsText(this.metrics));
     });
     this.url = await app.listen({ host: c.httpHost, port: c.httpPort });
   }
@@ -234,20 +235,5 @@ export class Gateway {
     await this.embeddedRedis?.stop();
     this.log.info('stopped');
     return { cutOff };
-  }
-
-  /** CALLGATE_ADMIN_TOKEN, else one made on first start and kept (mode 600) in the data folder. */
-  private async adminToken(): Promise<string> {
-    if (this.config.adminToken) return this.config.adminToken;
-    const file = join(this.config.dataDir, 'admin-token');
-    this.adminTokenFile = file;
-    const existing = await readFile(file, 'utf8').then(
-      (t) => t.trim(),
-      () => '',
-    );
-    if (existing.length >= MIN_ADMIN_TOKEN_CHARS) return existing;
-    const token = randomBytes(24).toString('base64url');
-    await writeFile(file, `${token}\n`, { mode: 0o600 });
-    return token;
   }
 }

@@ -1,49 +1,71 @@
 /**
- * npm start: the gateway in one process (src/app/Gateway.ts), configured from the environment
- * (src/app/config.ts, the README's configuration table). Prints where the web phone and the API docs
- * are; SIGTERM or Ctrl-C drains calls in progress and exits 0.
+ * npm start: the gateway (src/app/Gateway.ts), configured from the environment (src/app/config.ts, the
+ * README's configuration table). One process by default; with CALLGATE_WORKERS (a number or `auto`),
+ * one per core under a primary (src/app/cluster.ts). Prints where the web phone and the API docs are;
+ * SIGTERM or Ctrl-C drains calls in progress and exits 0.
  */
+import cluster from 'node:cluster';
 import { relative } from 'node:path';
-import { gatewayConfigFromEnv } from '../app/config.js';
+import { runPrimary, workerBridge, workerCount } from '../app/cluster.js';
+import { gatewayConfigFromEnv, type GatewayConfig } from '../app/config.js';
 import { Gateway } from '../app/Gateway.js';
 import { rootLogger } from '../log.js';
 
 const config = gatewayConfigFromEnv();
-const gateway = new Gateway(config);
-try {
-  await gateway.start();
-} catch (err) {
-  rootLogger.fatal({ err: err instanceof Error ? err.message : String(err) }, 'callgate could not start');
-  await gateway.stop().catch(() => undefined);
-  process.exit(1);
+const workers = workerCount();
+
+function banner(c: GatewayConfig, url: string, adminTokenFile: string | undefined, processes: number): void {
+  const base = c.publicBaseUrl ?? `http://localhost:${new URL(url).port}`;
+  const lines = [
+    '',
+    `  callgate is running (${processes === 1 ? 'one process' : `${processes} worker processes`})`,
+    `  web phone (demo agent):  ${base}/c/demo`,
+    `  API docs:                ${base}/docs`,
+    `  health:                  ${base}/healthz, ${base}/readyz, ${base}/metrics`,
+    adminTokenFile ? `  admin token:             in ${relative(process.cwd(), adminTokenFile)} (set CALLGATE_ADMIN_TOKEN to choose one)` : '  admin token:             CALLGATE_ADMIN_TOKEN',
+    c.drachtio ? `  SIP door:                drachtio-server at ${c.drachtio.host}:${c.drachtio.port}` : '  SIP door:                off (set DRACHTIO_HOST and DRACHTIO_SECRET)',
+    '',
+  ];
+  process.stdout.write(`${lines.join('\n')}\n`);
 }
 
-const port = new URL(gateway.url).port;
-const base = config.publicBaseUrl ?? `http://localhost:${port}`;
-const lines = [
-  '',
-  `  callgate is running`,
-  `  web phone (demo agent):  ${base}/c/demo`,
-  `  API docs:                ${base}/docs`,
-  `  health:                  ${base}/healthz, ${base}/readyz, ${base}/metrics`,
-  gateway.adminTokenFile ? `  admin token:             in ${relative(process.cwd(), gateway.adminTokenFile)} (set CALLGATE_ADMIN_TOKEN to choose one)` : '  admin token:             CALLGATE_ADMIN_TOKEN',
-  config.drachtio ? `  SIP door:                drachtio-server at ${config.drachtio.host}:${config.drachtio.port}` : '  SIP door:                off (set DRACHTIO_HOST and DRACHTIO_SECRET)',
-  '',
-];
-process.stdout.write(`${lines.join('\n')}\n`);
+function onSignals(stop: () => Promise<unknown>): void {
+  let stopping = false;
+  const handle = (signal: string): void => {
+    if (stopping) return;
+    stopping = true;
+    rootLogger.info({ signal }, 'stopping');
+    stop().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        rootLogger.error({ err: err instanceof Error ? err.message : String(err) }, 'stop failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => handle('SIGTERM'));
+  process.on('SIGINT', () => handle('SIGINT'));
+}
 
-let stopping = false;
-const stop = (signal: string): void => {
-  if (stopping) return;
-  stopping = true;
-  rootLogger.info({ signal }, 'stopping');
-  gateway.stop().then(
-    () => process.exit(0),
-    (err: unknown) => {
-      rootLogger.error({ err: err instanceof Error ? err.message : String(err) }, 'stop failed');
-      process.exit(1);
-    },
-  );
-};
-process.on('SIGTERM', () => stop('SIGTERM'));
-process.on('SIGINT', () => stop('SIGINT'));
+if (workers > 1 && cluster.isPrimary) {
+  const log = rootLogger.child({ role: 'primary' });
+  const primary = await runPrimary(config, workers, log);
+  banner(config, primary.url, primary.adminTokenFile, workers);
+  onSignals(() => primary.stop());
+} else {
+  const inCluster = cluster.isWorker;
+  const logger = inCluster ? rootLogger.child({ worker: Number(process.env['CALLGATE_WORKER_INDEX'] ?? 0) }) : rootLogger;
+  let bridge: ReturnType<typeof workerBridge> | undefined;
+  const gateway = new Gateway(config, logger, (registry) => (bridge ? bridge.clusterMetrics() : registry.metrics()));
+  if (inCluster) bridge = workerBridge(gateway.metrics);
+  try {
+    await gateway.start();
+  } catch (err) {
+    logger.fatal({ err: err instanceof Error ? err.message : String(err) }, 'callgate could not start');
+    await gateway.stop().catch(() => undefined);
+    process.exit(1);
+  }
+  if (bridge) bridge.ready(gateway.url);
+  else banner(config, gateway.url, gateway.adminTokenFile, 1);
+  onSignals(() => gateway.stop());
+}

@@ -176,6 +176,38 @@ describe('npm start (src/cli/start.ts)', () => {
   }, 60_000);
 });
 
+describe('npm start in cluster mode (CALLGATE_WORKERS)', () => {
+  it('runs two workers on one port sharing Redis; /metrics on any of them counts the whole cluster; SIGTERM to the primary drains both and exits 0', async () => {
+    const gw = await start({ CALLGATE_WORKERS: '2' });
+    expect(gw.output()).toContain('callgate is running (2 worker processes)');
+    const origin = gw.base;
+    const peers: BrowserPeer[] = [];
+    try {
+      for (let i = 0; i < 2; i++) {
+        const token = ((await (await fetch(`${gw.base}/v1/call-urls/demo/token`, { method: 'POST', headers: { origin } })).json()) as { token: string }).token;
+        const peer = new BrowserPeer({ name: `cluster-${i}`, dataChannel: true, sampleRate: 16000 });
+        peers.push(peer);
+        const offer = await fetch(`${gw.base}/v1/webrtc/offer`, { method: 'POST', headers: { origin, 'content-type': 'application/json' }, body: JSON.stringify({ token, sdp: await peer.createOffer() }) });
+        expect(offer.status).toBe(201);
+        await peer.setAnswer(((await offer.json()) as { sdp: string }).sdp);
+        await within(peer.connected, 10_000, 'DTLS-SRTP to a worker');
+      }
+      for (const peer of peers) expect(await pollUntil(() => peer.receivedAudio().length, (n) => n >= 8000, 10_000)).toBeGreaterThanOrEqual(8000);
+      // Connections go round robin: several scrapes reach both workers, and every one sees both calls.
+      for (let i = 0; i < 4; i++) {
+        const text = await (await fetch(`${gw.base}/metrics`, { headers: { connection: 'close' } })).text();
+        expect(text).toContain('callgate_calls_in_progress{door="webrtc"} 2');
+        expect(text).toContain('callgate_tenant_calls_active{tenant="demo"} 2');
+      }
+    } finally {
+      for (const peer of peers) peer.close();
+    }
+    gw.proc.kill('SIGTERM');
+    expect(await exitOf(gw.proc)).toBe(0);
+    expect(gw.output().match(/"msg":"stopped"/g)).toHaveLength(2);
+  }, 60_000);
+});
+
 if (!DRACHTIO_BIN) console.log(DRACHTIO_SKIP_REASON);
 
 /** Sends a bare INVITE over UDP and resolves with the first final response's status line. */

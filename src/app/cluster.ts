@@ -1,0 +1,127 @@
+import cluster, { type Worker } from 'node:cluster';
+import { randomUUID } from 'node:crypto';
+import { availableParallelism } from 'node:os';
+import type { Logger } from 'pino';
+import { AggregatorRegistry, type Registry } from 'prom-client';
+import { CallgateError } from '../errors.js';
+import { RtpengineProcess } from '../sip/rtpengine/RtpengineProcess.js';
+import type { GatewayConfig } from './config.js';
+import { resolveAdminToken } from './adminToken.js';
+import { localRedis, type LocalRedis } from './localRedis.js';
+
+/**
+ * Cluster mode (`CALLGATE_WORKERS`): one gateway process per core sharing Redis. The primary holds
+ * what must exist once per host — the embedded Redis, the rtpengine, the admin token — and hands its
+ * address to the workers; each worker is a whole Gateway. The HTTP port is shared by the workers
+ * (node:cluster hands connections round robin), each SIP worker connects to drachtio (which spreads
+ * INVITEs across them), and a call stays on the worker that took it. /metrics on any worker answers
+ * for the whole cluster (the primary gathers every worker's registry).
+ */
+export function workerCount(env: NodeJS.ProcessEnv = process.env): number {
+  const text = env['CALLGATE_WORKERS'];
+  if (!text) return 1;
+  if (text === 'auto') return availableParallelism();
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 1 || n > 256) throw new CallgateError('CG_CONFIG_INVALID', `CALLGATE_WORKERS must be 'auto' or 1–256, not "${text}"`);
+  return n;
+}
+
+/** Messages between the primary and its workers. */
+type ToPrimary = { type: 'callgate:ready'; url: string } | { type: 'callgate:metrics-req'; id: string };
+type ToWorker = { type: 'callgate:metrics-res'; id: string; text: string };
+
+export interface Primary {
+  /** The workers' shared HTTP address, once every worker is up. */
+  readonly url: string;
+  readonly adminTokenFile: string | undefined;
+  /** SIGTERM to every worker (each drains its calls), then the host-wide pieces; resolves when all are down. */
+  stop(): Promise<void>;
+}
+
+export async function runPrimary(config: GatewayConfig, workers: number, log: Logger): Promise<Primary> {
+  let redis: LocalRedis | undefined;
+  let rtpengine: RtpengineProcess | undefined;
+  const env: Record<string, string> = {};
+  if (!config.redisUrl) {
+    redis = await localRedis(config.dataDir);
+    env['REDIS_URL'] = redis.url;
+  }
+  if (config.drachtio && config.rtpengineNgPort === undefined) {
+    // One rtpengine for the host: two on one port range would take each other's packets.
+    rtpengine = await RtpengineProcess.start();
+    env['RTPENGINE_NG_PORT'] = String(rtpengine.ngPort);
+  }
+  const token = await resolveAdminToken(config);
+  env['CALLGATE_ADMIN_TOKEN'] = token.token;
+
+  const aggregator = new AggregatorRegistry();
+  let stopping = false;
+  const ready = new Map<number, string>();
+  let allReady: (url: string) => void = () => undefined;
+  const up = new Promise<string>((resolve) => (allReady = resolve));
+
+  const fork = (index: number): Worker => {
+    // Only the first worker writes the demo tenant: the others would race it for nothing.
+    const worker = cluster.fork({ ...env, CALLGATE_WORKER_INDEX: String(index), ...(index > 0 ? { CALLGATE_SEED_DEMO: '0' } : {}) });
+    worker.on('message', (m: ToPrimary) => {
+      if (m.type === 'callgate:ready') {
+        ready.set(index, m.url);
+        if (ready.size === workers) allReady(m.url);
+      } else if (m.type === 'callgate:metrics-req') {
+        aggregator.clusterMetrics().then(
+          (text) => worker.send({ type: 'callgate:metrics-res', id: m.id, text } satisfies ToWorker),
+          (err: unknown) => worker.send({ type: 'callgate:metrics-res', id: m.id, text: `# cluster metrics failed: ${String(err)}\n` } satisfies ToWorker),
+        );
+      }
+    });
+    worker.on('exit', (code, signal) => {
+      if (stopping) return;
+      // A worker that died took its calls with it (their leases expire); a new one takes new calls.
+      log.error({ worker: index, code, signal }, 'gateway worker exited; starting another');
+      fork(index);
+    });
+    return worker;
+  };
+  for (let i = 0; i < workers; i++) fork(i);
+  const url = await up;
+
+  return {
+    url,
+    adminTokenFile: token.file,
+    stop: async () => {
+      stopping = true;
+      const exits = Object.values(cluster.workers ?? {}).map((w) => {
+        if (!w || w.isDead()) return Promise.resolve();
+        const exited = new Promise<void>((resolve) => w.once('exit', () => resolve()));
+        w.process.kill('SIGTERM');
+        return exited;
+      });
+      await Promise.all(exits);
+      await rtpengine?.stop();
+      await redis?.stop();
+    },
+  };
+}
+
+/** In a worker: tells the primary it is up, and fetches cluster-wide metrics through it. */
+export function workerBridge(registry: Registry): { ready(url: string): void; clusterMetrics(): Promise<string> } {
+  AggregatorRegistry.setRegistries([registry]);
+  // Constructing one makes prom-client answer the primary's requests for this worker's metrics.
+  new AggregatorRegistry();
+  const pending = new Map<string, (text: string) => void>();
+  process.on('message', (m: ToWorker) => {
+    if (m?.type === 'callgate:metrics-res') {
+      pending.get(m.id)?.(m.text);
+      pending.delete(m.id);
+    }
+  });
+  return {
+    ready: (url) => process.send?.({ type: 'callgate:ready', url } satisfies ToPrimary),
+    clusterMetrics: () =>
+      new Promise((resolve) => {
+        const id = randomUUID();
+        pending.set(id, resolve);
+        process.send?.({ type: 'callgate:metrics-req', id } satisfies ToPrimary);
+      }),
+  };
+}
