@@ -23,7 +23,8 @@ describe('CallMetrics', () => {
     const active = new Map([['joes', 3]]);
     const metrics = new CallMetrics(registry, { active: async (t) => active.get(t) ?? 0 });
     metrics.record(record({ latency: [{ turn: 1, marks: { endOfTurn: 500, sttFinal: 520, llmFirstToken: 800, ttsFirstAudio: 900, firstPacketOut: 905 } }] }));
-    metrics.record(record({ callId: 'c2', door: 'webrtc', outcome: 'rejected', latency: [] }));
+    metrics.record(record({ callId: 'c2', door: 'webrtc', outcome: 'rejected', latency: [], bargeIns: [{ turn: 2, reactionMs: 45 }] }));
+    metrics.legClosed('sip', { packets: 1000, lost: 7, jitterMs: 12 });
     metrics.sipTiming({ callId: 'c1', tenantId: 'joes', inviteAt: 0, answeredAt: 5, ackAt: 10, firstPacketAt: 10.4 });
     const text = await registry.metrics();
     expect(text).toContain('callgate_calls_total{door="sip",outcome="agent-goodbye"} 1');
@@ -34,5 +35,10 @@ describe('CallMetrics', () => {
     expect(text).toContain('callgate_turn_latency_seconds_count{stage="stt_final"} 1');
     expect(text).toContain('callgate_sip_ack_to_first_packet_seconds_bucket{le="0.001"} 1');
     expect(text).toContain('callgate_tenant_calls_active{tenant="joes"} 3');
+    expect(text).toContain('callgate_barge_in_reaction_seconds_bucket{le="0.04"} 0');
+    expect(text).toContain('callgate_barge_in_reaction_seconds_bucket{le="0.06"} 1');
+    expect(text).toContain('callgate_rtp_packets_received_total{door="sip"} 1000');
+    expect(text).toContain('callgate_rtp_packets_lost_total{door="sip"} 7');
+    expect(text).toContain('callgate_rtp_jitter_seconds_bucket{le="0.02",door="sip"} 1');
   });
 });

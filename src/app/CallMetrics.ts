@@ -1,7 +1,7 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { LatencyMark } from '../agent/events.js';
 import type { SipCallTiming } from '../sip/SipGateway.js';
-import type { CallRecord } from '../tenants/CallRecordStore.js';
+import type { CallDoor, CallRecord } from '../tenants/CallRecordStore.js';
 
 /**
  * Call metrics for /metrics, fed from what the gateway already produces: every call's record (door,
@@ -27,6 +27,10 @@ export class CallMetrics {
   private readonly calls: Counter<'door' | 'outcome'>;
   private readonly latency: Histogram<'stage'>;
   private readonly ackToFirstPacket: Histogram;
+  private readonly bargeIn: Histogram;
+  private readonly rtpPackets: Counter<'door'>;
+  private readonly rtpLost: Counter<'door'>;
+  private readonly rtpJitter: Histogram<'door'>;
   private readonly tenantsSeen = new Set<string>();
 
   constructor(registry: Registry, lines: ActiveLines) {
@@ -42,6 +46,21 @@ export class CallMetrics {
       name: 'callgate_sip_ack_to_first_packet_seconds',
       help: "SIP calls: the caller's ACK to the greeting's first RTP packet",
       buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
+      registers: [registry],
+    });
+    this.bargeIn = new Histogram({
+      name: 'callgate_barge_in_reaction_seconds',
+      help: "The caller starting to speak over the agent to the agent going quiet (queued audio flushed)",
+      buckets: [0.02, 0.04, 0.06, 0.08, 0.1, 0.15, 0.2, 0.3, 0.5],
+      registers: [registry],
+    });
+    this.rtpPackets = new Counter({ name: 'callgate_rtp_packets_received_total', help: "RTP packets received from callers, by door (counted when each call's leg closes)", labelNames: ['door'], registers: [registry] });
+    this.rtpLost = new Counter({ name: 'callgate_rtp_packets_lost_total', help: 'RTP packets lost on the way from callers (RFC 3550 A.3), by door', labelNames: ['door'], registers: [registry] });
+    this.rtpJitter = new Histogram({
+      name: 'callgate_rtp_jitter_seconds',
+      help: "Each call's interarrival jitter from the caller at its end (RFC 3550 A.8), by door",
+      labelNames: ['door'],
+      buckets: [0.001, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.2],
       registers: [registry],
     });
     const seen = this.tenantsSeen;
@@ -62,11 +81,19 @@ export class CallMetrics {
   record(r: CallRecord): void {
     this.tenantsSeen.add(r.tenantId);
     this.calls.inc({ door: r.door, outcome: r.outcome });
+    for (const b of r.bargeIns ?? []) this.bargeIn.observe(b.reactionMs / 1000);
     for (const { marks } of r.latency) {
       for (const [mark, ms] of Object.entries(marks) as [LatencyMark, number | undefined][]) {
         if (ms !== undefined) this.latency.observe({ stage: MARK_NAMES[mark] }, ms / 1000);
       }
     }
+  }
+
+  /** A call's media leg closed: what came from the caller. */
+  legClosed(door: CallDoor, received: { packets: number; lost: number; jitterMs: number }): void {
+    this.rtpPackets.inc({ door }, received.packets);
+    this.rtpLost.inc({ door }, received.lost);
+    if (received.packets > 0) this.rtpJitter.observe({ door }, received.jitterMs / 1000);
   }
 
   /** A tenant whose calls this process carries (seeded at start so its gauge shows before its first call ends). */

@@ -111,7 +111,18 @@ export class Gateway {
     this.providers = providerRegistry(c.cloud, { metrics: providerMetrics, logger: this.log });
     const prompts = new PromptCache();
     const clock = sharedMediaClock();
-    this.webrtc = new WebRtcDoor({ tokens, tenants: cache, limiter, records, providers: this.providers, prompts, createVad: () => createVad(), clock, logger: this.log });
+    this.webrtc = new WebRtcDoor({
+      tokens,
+      tenants: cache,
+      limiter,
+      records,
+      providers: this.providers,
+      prompts,
+      createVad: () => createVad(),
+      clock,
+      logger: this.log,
+      legStats: (s) => callMetrics.legClosed('webrtc', s.endpoint.received),
+    });
     const doors = { webrtc: () => this.webrtc, sip: () => this.sip };
     new Gauge({
       name: 'callgate_calls_in_progress',
@@ -141,6 +152,7 @@ export class Gateway {
         tokens,
         digest: new DigestAuth(digestOptionsFromEnv()),
         logger: this.log,
+        legStats: (s) => callMetrics.legClosed('sip', s.endpoint.received),
       });
       this.sip.on('call-timing', (t) => callMetrics.sipTiming(t));
       this.sip.srf.on('connect', () => (this.drachtioConnected = true));

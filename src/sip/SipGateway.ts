@@ -9,7 +9,7 @@ import type { VoiceActivityDetector } from '../agent/vad/VoiceActivityDetector.j
 import { LiveSessions } from '../agent/LiveSessions.js';
 import { CallgateError } from '../errors.js';
 import { callLogger, rootLogger } from '../log.js';
-import { legCodecFrom, openAudioLeg, type AudioLeg } from '../media/AudioLeg.js';
+import { legCodecFrom, openAudioLeg, type AudioLeg, type AudioLegStats } from '../media/AudioLeg.js';
 import type { MediaClock } from '../media/MediaClock.js';
 import type { RtpEndpointOptions } from '../media/RtpEndpoint.js';
 import { answerFor, buildSdp } from '../media/sdp.js';
@@ -54,6 +54,8 @@ export interface SipGatewayDeps {
   readonly tokens?: CallTokenRedeemer;
   /** Where the door's running sessions are tracked (one made by the gateway when absent). */
   readonly sessions?: LiveSessions;
+  /** Told each call's media statistics as its leg closes (metrics: RTP loss and jitter). */
+  readonly legStats?: (stats: AudioLegStats) => void;
 }
 
 /**
@@ -213,6 +215,7 @@ export class SipGateway extends EventEmitter<SipGatewayEvents> {
         clock: deps.clock,
         endpoint: { ...deps.endpoint, remote: { address: offered.media.remote.address, port: offered.media.remote.port } },
       });
+      leg.once('closing', (stats) => deps.legStats?.(stats));
       const ourSdp = buildSdp({ address: leg.endpoint.localAddress.address, port: leg.endpoint.localAddress.port, ...answerFor(offered.media) });
       const toTag = randomBytes(6).toString('hex');
       const answered = await deps.anchor.answer({ callId: invite.callId, fromTag, toTag, sdp: ourSdp, profile });

@@ -139,6 +139,7 @@ async function dial(d: Dialling): Promise<void> {
     const remoteTag = (dialog as unknown as { sip: { remoteTag: string } }).sip.remoteTag;
     const answered = await deps.anchor.answer({ callId, fromTag, toTag: remoteTag, sdp: dialog.remote.sdp, profile: 'trunk' });
     leg = audioLegOn(endpoint, { callId, legId: 'agent', codec: legCodecFrom(answered.media), clock: deps.clock, logger: log });
+    leg.once('closing', (stats) => deps.legStats?.(stats));
     endpoint.setRemote({ address: answered.media.remote.address, port: answered.media.remote.port });
     log.info({ trunk: d.trunkName }, 'outbound call answered');
     const sessionVad = d.vad;

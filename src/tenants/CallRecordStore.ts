@@ -83,6 +83,8 @@ export const callRecordSchema = z.object({
   error: z.object({ code: errorCode, message: z.string().max(1000).optional() }).optional(),
   /** Latency marks by turn, from the agent's `latency` events. */
   latency: z.array(z.object({ turn: z.number().int().min(0), marks: latencyMarksSchema })),
+  /** Interruptions by the caller's voice: speech onset to the agent going quiet (the VAD's confirmation time). */
+  bargeIns: z.array(z.object({ turn: z.number().int().min(0), reactionMs: ms })).optional(),
   /** What was said, in order of `atMs`: final STT results, spoken agent text, keypad digits. */
   transcript: z.array(transcriptEntrySchema),
   /** Provider and session errors the agent reported during the call (codes only; messages stay in logs). */

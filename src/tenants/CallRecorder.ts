@@ -39,6 +39,8 @@ export class CallRecorder {
   private readonly transcript: TranscriptEntry[] = [];
   private readonly latency = new Map<number, Marks>();
   private readonly onsets = new Map<number, number>();
+  /** Caller speech onset → barge-in detected, per interruption by speech. */
+  private readonly bargeIns: { turn: number; reactionMs: number }[] = [];
   private readonly errors: SessionError[] = [];
   /** The agent reply being spoken: pieces so far, until its `agent-done`. */
   private speaking: { turn: number; atMs: number; text: string } | undefined;
@@ -102,6 +104,11 @@ export class CallRecorder {
         }
         break;
       }
+      case 'barge-in': {
+        const onset = this.onsets.get(event.turn);
+        if (event.by === 'speech' && onset !== undefined) this.bargeIns.push({ turn: event.turn, reactionMs: Math.max(0, event.atMs - onset) });
+        break;
+      }
       case 'latency': {
         const marks = this.latency.get(event.turn) ?? {};
         marks[event.mark] ??= event.sinceSpeechEndMs;
@@ -154,6 +161,7 @@ export class CallRecorder {
       outcome,
       ...(error ? { error: error.message === undefined ? { code: error.code } : { code: error.code, message: error.message } } : {}),
       latency: [...this.latency].sort(([a], [b]) => a - b).map(([turn, marks]) => ({ turn, marks })),
+      ...(this.bargeIns.length > 0 ? { bargeIns: this.bargeIns } : {}),
       transcript,
       ...(this.errors.length > 0 ? { errors: [...this.errors] } : {}),
     };

@@ -10,7 +10,7 @@ import type { ProviderRegistry } from '../agent/ProviderRegistry.js';
 import type { VoiceActivityDetector } from '../agent/vad/VoiceActivityDetector.js';
 import { CallgateError } from '../errors.js';
 import { callLogger, rootLogger } from '../log.js';
-import { openAudioLeg, type AudioLeg } from '../media/AudioLeg.js';
+import { openAudioLeg, type AudioLeg, type AudioLegStats } from '../media/AudioLeg.js';
 import type { MediaClock } from '../media/MediaClock.js';
 import type { RtpEndpointOptions } from '../media/RtpEndpoint.js';
 import type { CallLease, CallLimiter } from '../tenants/CallLimiter.js';
@@ -68,6 +68,8 @@ export interface WebRtcDoorDeps {
   readonly endpoint?: Partial<RtpEndpointOptions>;
   readonly agent?: Partial<AgentSessionOptions>;
   readonly logger?: Logger;
+  /** Told each call's media statistics as its leg closes (metrics: RTP loss and jitter). */
+  readonly legStats?: (stats: AudioLegStats) => void;
 }
 
 export interface WebRtcOffer {
@@ -138,6 +140,7 @@ export class WebRtcDoor {
         clock: deps.clock,
         endpoint: { ...deps.endpoint, bindAddress: '127.0.0.1' },
       }));
+      leg.once('closing', (stats) => deps.legStats?.(stats));
       const pc = (parts.pc = new PeerConnection(callId, {
         iceServers: [],
         bindAddress: this.options.iceAddress,

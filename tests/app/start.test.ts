@@ -98,11 +98,17 @@ describe('npm start (src/cli/start.ts)', () => {
       await short.setAnswer(((await offer.json()) as { sdp: string }).sdp);
       await within(short.connected, 10_000, 'DTLS-SRTP to the gateway');
       await pollUntil(() => short.receivedAudio().length, (n) => n >= 8000, 10_000);
+      // Half a second of quiet from the caller, as 25 Opus packets: the RTP counters must see them.
+      short.play(new Int16Array(16000 / 2));
+      await new Promise((r) => setTimeout(r, 800));
     } finally {
       short.close();
     }
     const counted = await pollUntil(scrape, (m) => m.includes('callgate_calls_total{door="webrtc",outcome="caller-hangup"} 1'), 10_000);
     expect(counted).toContain('callgate_calls_total{door="webrtc",outcome="caller-hangup"} 1');
+    const received = Number(/^callgate_rtp_packets_received_total\{door="webrtc"\} (\d+)/m.exec(counted)?.[1]);
+    expect(received).toBeGreaterThanOrEqual(20);
+    expect(counted).toContain('callgate_rtp_jitter_seconds_count{door="webrtc"} 1');
     const peer = new BrowserPeer({ name: 'start-test', dataChannel: true, sampleRate: 16000 });
     try {
       const offer = await fetch(`${gw.base}/v1/webrtc/offer`, { method: 'POST', headers: { origin, 'content-type': 'application/json' }, body: JSON.stringify({ token: await issue(), sdp: await peer.createOffer() }) });
