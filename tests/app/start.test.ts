@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -216,6 +216,24 @@ describe('npm start in cluster mode (CALLGATE_WORKERS)', () => {
 
 if (!DRACHTIO_BIN) console.log(DRACHTIO_SKIP_REASON);
 
+/** Every process under `pid` (tsx runs the program in a child node), as [pid, command]. */
+function descendants(pid: number): [number, string][] {
+  const rows = execFileSync('ps', ['-e', '-o', 'pid=,ppid=,comm='], { encoding: 'utf8' })
+    .trim()
+    .split('\n')
+    .map((l) => l.trim().split(/\s+/))
+    .map(([p, pp, comm]) => ({ pid: Number(p), ppid: Number(pp), comm: comm ?? '' }));
+  const out: [number, string][] = [];
+  const walk = (parent: number): void => {
+    for (const r of rows.filter((x) => x.ppid === parent)) {
+      out.push([r.pid, r.comm]);
+      walk(r.pid);
+    }
+  };
+  walk(pid);
+  return out;
+}
+
 /** Sends a bare INVITE over UDP and resolves with the first final response's status line. */
 async function inviteStatus(sipPort: number): Promise<string> {
   const socket = createSocket('udp4');
@@ -272,13 +290,18 @@ describe.skipIf(!DRACHTIO_BIN)('npm start with the SIP door (drachtio-server pre
       const offer = await fetch(`${gw.base}/v1/webrtc/offer`, { method: 'POST', headers: { origin, 'content-type': 'application/json' }, body: JSON.stringify({ token, sdp: await peer.createOffer() }) });
       await peer.setAnswer(((await offer.json()) as { sdp: string }).sdp);
       await within(peer.connected, 10_000, 'DTLS-SRTP to the gateway');
+      // The gateway's own child processes (its rtpengine), to check none outlives it.
+      const children = descendants(gw.proc.pid!);
+      expect(children.map(([, comm]) => comm)).toContain('rtpengine');
       gw.proc.kill('SIGTERM');
       expect(await pollUntil(() => gw.output().includes('draining: no new calls'), (v) => v, 5000)).toBe(true);
       expect(await inviteStatus(drachtio.sipPort)).toMatch(/^SIP\/2\.0 503 /);
+      peer.close();
+      expect(await exitOf(gw.proc)).toBe(0);
+      for (const [pid] of children) expect(() => process.kill(Number(pid), 0)).toThrow(); // gone
     } finally {
       peer.close();
     }
-    expect(await exitOf(gw.proc)).toBe(0);
   }, 60_000);
 });
 
