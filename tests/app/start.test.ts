@@ -57,7 +57,18 @@ async function exitOf(proc: ChildProcess): Promise<number | null> {
 }
 
 afterAll(async () => {
-  for (const r of running) if (r.proc.exitCode === null) r.proc.kill('SIGKILL');
+  // tsx runs the program in a child node, which runs rtpengine: a failed test must not leave any behind.
+  for (const r of running) {
+    if (r.proc.exitCode !== null) continue;
+    for (const [pid] of descendants(r.proc.pid!).reverse()) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+    r.proc.kill('SIGKILL');
+  }
   const redis = await connectRedis({ prefix });
   await deletePrefix(redis, prefix);
   await redis.quit();
