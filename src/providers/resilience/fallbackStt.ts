@@ -70,7 +70,10 @@ class FallbackSttStream extends EventEmitter<SttStreamEvents> implements SttStre
       if (failed) recordFallback('stt', failed, link, this.ctx);
       try {
         const stream = await link.provider.open(this.options);
-        if (this.closed) return void (await stream.close());
+        if (this.closed) {
+          link.breaker.release(); // the call ended while it connected: no verdict on the provider
+          return void (await stream.close());
+        }
         link.breaker.success();
         this.attach(link, stream);
         for (const frame of this.replay) stream.push(frame);
