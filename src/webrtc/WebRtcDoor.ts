@@ -21,6 +21,7 @@ import { agentConfigFor } from '../tenants/TenantStore.js';
 import { stripUndefined } from '../util/options.js';
 import { parseBrowserOffer } from './browserOffer.js';
 import { TrackBridge } from './TrackBridge.js';
+import { applyRemoteDescription } from './remoteDescription.js';
 
 /**
  * The direct WebRTC front door: a browser posts its offer with a call token, and a node-datachannel
@@ -220,13 +221,9 @@ export class WebRtcDoor {
     });
     // The answer is made by libdatachannel as the offer is applied; we wait for its candidates (no trickle).
     try {
-      pc.setRemoteDescription(offerSdp, 'offer');
+      await applyRemoteDescription(pc, offerSdp, 'offer');
     } catch (err) {
-      // libdatachannel sometimes has not set up its ICE transport yet on a process's first connection
-      // ("Got a remote candidate without ICE transport"); a moment later it has. Anything else is a bad offer.
-      if (!/without ICE transport/.test(String(err))) throw new CallgateError('CG_SDP_MALFORMED', `the offer was refused: ${String(err)}`.slice(0, 300));
-      await new Promise((r) => setTimeout(r, 100));
-      pc.setRemoteDescription(offerSdp, 'offer');
+      throw new CallgateError('CG_SDP_MALFORMED', `the offer was refused: ${String(err)}`.slice(0, 300));
     }
     // Already complete: the timer must not fire later as an unhandled rejection.
     if (pc.gatheringState() !== 'complete') await gathered;

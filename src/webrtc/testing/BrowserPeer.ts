@@ -4,6 +4,7 @@ import type { AudioDecoder, AudioEncoder } from '../../media/codecs/AudioCodec.j
 import { createDecoder, createEncoder } from '../../media/codecs/registry.js';
 import { isRtcpPacket, parseRtp, serializeRtp } from '../../media/rtp/RtpPacket.js';
 import { FRAME_MS } from '../../media/types.js';
+import { applyRemoteDescription } from '../remoteDescription.js';
 
 /**
  * A stand-in for a browser in tests: a libdatachannel PeerConnection with one sendrecv Opus track, as
@@ -123,15 +124,7 @@ export class BrowserPeer {
 
   /** Applies the answer to our offer; ICE checks and then DTLS start from here. */
   async setAnswer(sdp: string): Promise<void> {
-    try {
-      this.pc.setRemoteDescription(sdp, 'answer');
-    } catch (err) {
-      // libdatachannel sometimes has not set up its ICE transport yet on a process's first connection
-      // ("Got a remote candidate without ICE transport", ~1 in 10 cold runs here); a moment later it has.
-      if (!/without ICE transport/.test(String(err))) throw err;
-      await new Promise((r) => setTimeout(r, 100));
-      this.pc.setRemoteDescription(sdp, 'answer');
-    }
+    await applyRemoteDescription(this.pc, sdp, 'answer');
   }
 
   /**
