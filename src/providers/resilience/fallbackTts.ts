@@ -1,7 +1,6 @@
-import { performance } from 'node:perf_hooks';
 import { CallgateError } from '../../errors.js';
 import type { TtsChunk, TtsProvider, TtsRequest } from '../types.js';
-import { attempts, recordFailure, recordFallback, type ChainContext, type ChainLink } from './chain.js';
+import { streamDownChain, type ChainContext, type ChainLink } from './chain.js';
 
 export interface TtsChainLink extends ChainLink<TtsProvider> {
   /** This provider's voice for the tenant's: a vendor voice id means nothing to flite, and the reverse. */
@@ -26,38 +25,7 @@ export class FallbackTts implements TtsProvider {
   }
 
   async *synthesize(request: TtsRequest): AsyncIterable<TtsChunk> {
-    let lastErr: unknown;
-    let failed: TtsChainLink | undefined;
-    for (const link of attempts('tts', this.links, this.ctx)) {
-      if (failed) recordFallback('tts', failed, link, this.ctx);
-      const degraded = link !== this.links[0];
-      const started = performance.now();
-      let first = true;
-      let settled = false;
-      try {
-        for await (const chunk of link.provider.synthesize({ ...request, voice: link.voiceFor(request.voice) })) {
-          if (first) {
-            first = false;
-            settled = true;
-            link.breaker.success();
-            this.ctx.metrics?.observeFirstResult('tts', link.name, performance.now() - started);
-          }
-          yield degraded ? { ...chunk, degraded: true } : chunk;
-        }
-        if (!settled) link.breaker.success();
-        settled = true;
-        return;
-      } catch (err) {
-        if (request.signal.aborted) return;
-        recordFailure('tts', link, err, this.ctx);
-        settled = true;
-        if (!first) throw err;
-        lastErr = err;
-        failed = link;
-      } finally {
-        if (!settled) link.breaker.release();
-      }
-    }
-    throw lastErr;
+    const chunks = streamDownChain('tts', this.links, this.ctx, request.signal, (link) => link.provider.synthesize({ ...request, voice: link.voiceFor(request.voice) }));
+    for await (const [chunk, link] of chunks) yield link === this.links[0] ? chunk : { ...chunk, degraded: true };
   }
 }
