@@ -8,6 +8,7 @@ import { Resampler } from '../media/Resampler.js';
 import { PIPELINE_RATE } from '../media/types.js';
 import { stripUndefined } from '../util/options.js';
 import type { SttProvider, SttResult, SttStream, SttStreamEvents, SttStreamOptions } from './types.js';
+import { isPermanentStatus } from './resilience/chain.js';
 
 /**
  * Speech to text through Deepgram's live streaming API (`/v1/listen`, Nova models) with the official
@@ -359,7 +360,7 @@ class DeepgramStream extends EventEmitter<SttStreamEvents> implements SttStream 
     } else {
       const status = Number(/Unexpected server response: (\d{3})/.exec(trouble.message ?? '')?.[1]) || undefined;
       // 4xx other than 429 will not get better by retrying (bad key, no access, bad parameters).
-      const permanent = status !== undefined && status < 500 && status !== 429 ? true : undefined;
+      const permanent = isPermanentStatus(status) ? true : undefined;
       const what = trouble.message ?? `socket closed (${trouble.code ?? 'no code'}${trouble.reason ? ` ${trouble.reason}` : ''})`;
       err = new CallgateError('CG_STT_UNAVAILABLE', `deepgram: ${what}`.slice(0, 300), { details: stripUndefined({ status, permanent }) });
     }

@@ -3,6 +3,7 @@ import { CallgateError } from '../errors.js';
 import { mulawToLinear } from '../media/codecs/g711.js';
 import { stripUndefined } from '../util/options.js';
 import { FirstByteDeadline } from './openaiClient.js';
+import { isPermanentStatus } from './resilience/chain.js';
 import type { TtsChunk, TtsProvider, TtsRequest } from './types.js';
 
 /**
@@ -157,7 +158,7 @@ function failure(err: unknown): CallgateError {
   const status = err instanceof ElevenLabsError ? err.statusCode : undefined;
   const retryAfter = err instanceof ElevenLabsError ? retryAfterSeconds(err.rawResponse?.headers.get('retry-after') ?? null) : undefined;
   // A 4xx other than 429 (bad key, unknown voice, quota, invalid text) fails the same way next time.
-  const permanent = status !== undefined && status >= 400 && status < 500 && status !== 429;
+  const permanent = isPermanentStatus(status);
   const detail = err instanceof ElevenLabsError ? bodyMessage(err.body) : err instanceof Error ? err.message : String(err);
   return new CallgateError('CG_TTS_FAILED', `${status ?? 'connection'}${detail ? `: ${detail}` : ''}`.slice(0, 300), {
     cause: err,

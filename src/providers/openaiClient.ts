@@ -1,5 +1,6 @@
 import OpenAI from 'openai';
 import { stripUndefined } from '../util/options.js';
+import { isPermanentStatus } from './resilience/chain.js';
 
 /** What every OpenAI-SDK provider is configured with. */
 export interface OpenAiClientOptions {
@@ -86,6 +87,6 @@ export function openAiErrorDetails(err: unknown): { status?: number; retryAfter?
   if (!(err instanceof OpenAI.APIError)) return {};
   const status = err.status;
   const retryAfter = err.headers?.get?.('retry-after') ?? undefined;
-  const permanent = status !== undefined && status < 500 && status !== 429 ? (true as const) : undefined;
+  const permanent = isPermanentStatus(status) ? (true as const) : undefined;
   return stripUndefined({ status, retryAfter, permanent });
 }
