@@ -163,11 +163,13 @@ export class Gateway {
 
     const webrtc = this.webrtc;
     const sip = this.sip;
+    const admin = await resolveAdminToken(c);
+    this.adminTokenFile = admin.file;
     const app = (this.app = await buildAdminApp({
       redis,
       prefix,
       secrets,
-      adminToken: await resolveAdminToken(c).then((t) => ((this.adminTokenFile = t.file), t.token)),
+      adminToken: admin.token,
       invalidate: (id) => cache.invalidate(id),
       logger: this.log,
       ...(c.publicBaseUrl ? { publicBaseUrl: c.publicBaseUrl } : {}),
