@@ -15,6 +15,8 @@ export type EndReason =
   | 'provider-failure'
   /** The gateway shut down with the call still up: the agent said goodbye and hung up. */
   | 'shutdown'
+  /** The caller's media stopped without a hang-up (no RTP for the door's media timeout): the door hung up. */
+  | 'media-timeout'
   /** The front door closed the session (shutdown, transport failure). */
   | 'closed';
 

@@ -11,6 +11,7 @@ import { CallgateError } from '../errors.js';
 import { callLogger, rootLogger } from '../log.js';
 import { legCodecFrom, openAudioLeg, type AudioLeg, type AudioLegStats } from '../media/AudioLeg.js';
 import type { MediaClock } from '../media/MediaClock.js';
+import type { MediaWatchdogOptions } from '../media/MediaWatchdog.js';
 import type { RtpEndpointOptions } from '../media/RtpEndpoint.js';
 import { answerFor, buildSdp } from '../media/sdp.js';
 import type { CallLease, CallLimiter } from '../tenants/CallLimiter.js';
@@ -56,6 +57,8 @@ export interface SipGatewayDeps {
   readonly sessions?: LiveSessions;
   /** Told each call's media statistics as its leg closes (metrics: RTP loss and jitter). */
   readonly legStats?: (stats: AudioLegStats) => void;
+  /** When a caller whose RTP stopped without a BYE is hung up on. */
+  readonly mediaWatchdog?: Partial<MediaWatchdogOptions>;
 }
 
 /**
@@ -274,6 +277,7 @@ export class SipGateway extends EventEmitter<SipGatewayEvents> {
           log,
           sessions: this.deps.sessions,
           startWhen: acked,
+          ...(deps.mediaWatchdog ? { mediaWatchdog: deps.mediaWatchdog } : {}),
         },
         state,
       );

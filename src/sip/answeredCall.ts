@@ -7,8 +7,9 @@ import { CallSession } from '../agent/CallSession.js';
 import type { PromptCache } from '../agent/PromptCache.js';
 import type { VoiceActivityDetector } from '../agent/vad/VoiceActivityDetector.js';
 import type { AudioLeg } from '../media/AudioLeg.js';
+import { MediaWatchdog, type MediaWatchdogOptions } from '../media/MediaWatchdog.js';
 import type { AgentProviders } from '../providers/types.js';
-import { answerFor, buildSdp } from '../media/sdp.js';
+import { answerFor, buildSdp, type SdpDirection } from '../media/sdp.js';
 import type { CallRecorder } from '../tenants/CallRecorder.js';
 import type { AnchorProfile, MediaAnchor } from './rtpengine/MediaAnchor.js';
 import { parseSipInfoDtmf } from './sipInfoDtmf.js';
@@ -41,6 +42,8 @@ export interface AnsweredCall {
   readonly sessions?: LiveSessions;
   /** Resolves when the agent should start talking (the ACK of an inbound call). */
   readonly startWhen?: Promise<void>;
+  /** When a caller whose RTP stopped without a BYE is hung up on (outcome `media-timeout`). */
+  readonly mediaWatchdog?: Partial<MediaWatchdogOptions>;
 }
 
 /**
@@ -73,6 +76,12 @@ export async function runAnsweredCall(c: AnsweredCall, state: { open: boolean })
     state.open = false;
     call.remoteHangup();
   }
+  // rtpengine forwards the caller's RTP, silence included, for as long as the caller sends it; when it
+  // stops with no BYE (a phone gone, a BYE lost), we hang up rather than talk to nobody until max duration.
+  const watchdog = new MediaWatchdog(leg.endpoint, (silentForMs) => {
+    log.info({ silentForMs: Math.round(silentForMs) }, 'no media from the caller; hanging up');
+    void call.hangup('media-timeout');
+  }, c.mediaWatchdog);
   // Keys sent as SIP INFO reach the agent as the leg's DTMF events, like RFC 4733 ones.
   dialog.on('info', (infoReq, infoRes) => {
     const key = parseSipInfoDtmf(infoReq.get('Content-Type') ?? undefined, infoReq.body as string | undefined);
@@ -83,7 +92,12 @@ export async function runAnsweredCall(c: AnsweredCall, state: { open: boolean })
   // offer: its answer goes back to the remote party, and the leg follows if rtpengine's side moved.
   dialog.on('modify', (modReq: Srf.SrfRequest, modRes: Srf.SrfResponse) => {
     void reoffer(c, modReq.body as string)
-      .then((sdp) => modRes.send(200, { body: sdp }))
+      .then(({ sdp, direction }) => {
+        // On hold the caller may send nothing at all: not a dead caller.
+        if (direction === 'sendrecv') watchdog.resume();
+        else watchdog.pause();
+        modRes.send(200, { body: sdp });
+      })
       .catch((err: unknown) => {
         log.warn({ err: String(err) }, 're-INVITE refused');
         modRes.send(488);
@@ -93,9 +107,13 @@ export async function runAnsweredCall(c: AnsweredCall, state: { open: boolean })
   c.recorder.attach(session);
   c.sessions?.add(session);
   c.recorder.answered();
-  await c.startWhen;
-  await session.start();
-  await session.ended;
+  try {
+    await c.startWhen;
+    await session.start();
+    await session.ended;
+  } finally {
+    watchdog.close();
+  }
   await c.recorder.finish();
 }
 
@@ -103,7 +121,7 @@ export async function runAnsweredCall(c: AnsweredCall, state: { open: boolean })
  * A mid-call offer: rtpengine re-anchors it, our leg answers with the same codec (direction
  * mirrored, so a hold is answered recvonly), and rtpengine's answer is what the remote party gets.
  */
-async function reoffer(c: AnsweredCall, sdp: string): Promise<string> {
+async function reoffer(c: AnsweredCall, sdp: string): Promise<{ sdp: string; direction: SdpDirection }> {
   const { anchor, leg } = c;
   const offered = await anchor.offer({ callId: c.callId, fromTag: c.remoteTag, toTag: c.localTag, sdp, profile: c.profile });
   const remote = offered.media.remote;
@@ -111,5 +129,5 @@ async function reoffer(c: AnsweredCall, sdp: string): Promise<string> {
   if (!current || current.address !== remote.address || current.port !== remote.port) leg.endpoint.setRemote({ address: remote.address, port: remote.port });
   const ourSdp = buildSdp({ address: leg.endpoint.localAddress.address, port: leg.endpoint.localAddress.port, ...answerFor(offered.media) });
   const answered = await anchor.answer({ callId: c.callId, fromTag: c.remoteTag, toTag: c.localTag, sdp: ourSdp, profile: c.profile });
-  return answered.sdp;
+  return { sdp: answered.sdp, direction: offered.media.direction };
 }

@@ -163,6 +163,7 @@ async function dial(d: Dialling): Promise<void> {
         agent: deps.agent ?? {},
         log,
         ...(deps.sessions ? { sessions: deps.sessions } : {}),
+        ...(deps.mediaWatchdog ? { mediaWatchdog: deps.mediaWatchdog } : {}),
       },
       state,
     );

@@ -12,6 +12,7 @@ import { CallgateError } from '../errors.js';
 import { callLogger, rootLogger } from '../log.js';
 import { openAudioLeg, type AudioLeg, type AudioLegStats } from '../media/AudioLeg.js';
 import type { MediaClock } from '../media/MediaClock.js';
+import { MediaWatchdog } from '../media/MediaWatchdog.js';
 import type { RtpEndpointOptions } from '../media/RtpEndpoint.js';
 import type { CallLease, CallLimiter } from '../tenants/CallLimiter.js';
 import { CallRecorder } from '../tenants/CallRecorder.js';
@@ -250,7 +251,7 @@ export class WebRtcDoor {
     slug: string;
   }): Promise<void> {
     let vad: VoiceActivityDetector | undefined = c.vad;
-    let watchdog: NodeJS.Timeout | undefined;
+    let watchdog: MediaWatchdog | undefined;
     try {
       await c.connected;
       let open = true;
@@ -276,12 +277,10 @@ export class WebRtcDoor {
         if (state === 'closed' || state === 'failed' || state === 'disconnected') gone();
       });
       c.track.onClosed(gone);
-      let lastPacketAt = performance.now();
-      c.leg.endpoint.on('packet', () => (lastPacketAt = performance.now()));
-      watchdog = setInterval(() => {
-        if (performance.now() - lastPacketAt > this.options.mediaTimeoutMs) gone();
-      }, 1000);
-      watchdog.unref();
+      watchdog = new MediaWatchdog(c.leg.endpoint, (silentForMs) => {
+        c.log.info({ silentForMs: Math.round(silentForMs) }, 'no media from the page; hanging up');
+        void call.hangup('media-timeout');
+      }, { timeoutMs: this.options.mediaTimeoutMs });
       const session = new AgentSession({ call, providers: c.providers, vad, prompts: this.deps.prompts, options: this.deps.agent ?? {}, logger: c.log });
       vad = undefined;
       session.on('event', (e) => c.channel.send(e));
@@ -297,7 +296,7 @@ export class WebRtcDoor {
       await c.recorder.finish({ outcome: 'failed', error: { code } }).catch(() => undefined);
     } finally {
       // Cleared here, not on the call's end: a session that fails to start never ends it.
-      clearInterval(watchdog);
+      watchdog?.close();
       vad?.close();
       await c.release();
     }
