@@ -100,6 +100,7 @@ export const errorCatalogue = {
   CG_WEBRTC_NOT_CONNECTED: { status: 504, message: 'the browser did not connect its media' },
   CG_CALL_RECORD_NOT_FOUND: { status: 404, message: 'no call record with that call id for this tenant' },
   CG_CALL_RECORD_INVALID: { status: 400, message: 'call record, list cursor or page size is invalid' },
+  CG_CALL_LOST: { status: 500, message: 'the gateway carrying the call stopped before the call ended; the record is its last snapshot' },
   CG_SECRET_KEY_MISSING: { status: 500, message: 'CALLGATE_SECRET_KEY is missing or not 32 bytes (base64 or hex)' },
   CG_SECRET_UNREADABLE: { status: 500, message: 'a stored secret could not be decrypted (wrong key or tampered)' },
   CG_CALL_LIMIT_REACHED: { status: 429, message: 'the tenant is at its limit of concurrent calls', retryable: true },

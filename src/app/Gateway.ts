@@ -54,6 +54,7 @@ export class Gateway {
   private embeddedRedis: LocalRedis | undefined;
   private cache: TenantCache | undefined;
   private records: CallRecordStore | undefined;
+  private reaper: NodeJS.Timeout | undefined;
   private providers: ProviderRegistry | undefined;
   private webrtc: WebRtcDoor | undefined;
   private sip: SipGateway | undefined;
@@ -92,8 +93,12 @@ export class Gateway {
     const callUrls = new CallUrlStore(redis, { prefix, ...(c.publicBaseUrl ? { publicBaseUrl: c.publicBaseUrl } : {}) });
     const numbers = new NumberStore(redis, secrets, { prefix });
     const tokens = new CallTokenStore(redis, { prefix });
-    const records = (this.records = new CallRecordStore(redis, { prefix }));
-    const limiter = new CallLimiter(redis, { prefix });
+    const records = (this.records = new CallRecordStore(redis, { prefix, openCallTtlMs: c.callLeaseMs }));
+    const limiter = new CallLimiter(redis, { prefix, leaseMs: c.callLeaseMs });
+    // Calls whose gateway died get their records from whichever gateway looks first (the take is
+    // atomic). A third of the lease, jittered so a fleet started together does not reap in step.
+    this.reaper = setInterval(() => void records.reapLost(), Math.round((c.callLeaseMs / 3) * (0.75 + Math.random() / 2)));
+    this.reaper.unref();
     const cache = (this.cache = new TenantCache(tenants, redis, { prefix }));
     await cache.start();
     if (c.seedDemo) {
@@ -244,6 +249,7 @@ export class Gateway {
     await this.rtpengine?.stop();
     await this.providers?.close();
     await this.cache?.close();
+    clearInterval(this.reaper);
     await this.records?.close(500);
     await this.redis?.quit().catch(() => undefined);
     await this.embeddedRedis?.stop();

@@ -29,6 +29,11 @@ export interface GatewayConfig {
   readonly drainTimeoutMs: number;
   /** Write the demo tenant (Joe's Pizza at /c/demo) at start. */
   readonly seedDemo: boolean;
+  /**
+   * A call's line lease and record snapshot lifetime: how soon a killed gateway's calls free their
+   * lines and get their `lost` records.
+   */
+  readonly callLeaseMs: number;
 }
 
 export const defaultGatewayConfig = {
@@ -40,6 +45,8 @@ export const defaultGatewayConfig = {
   /** 30 s: long enough for most calls' last exchange, short enough for a rolling deploy. */
   drainTimeoutMs: 30_000,
   seedDemo: true,
+  /** 30 s, the call limiter's own default (see CallLimiter for why). */
+  callLeaseMs: 30_000,
 } as const satisfies Partial<GatewayConfig>;
 
 function intFrom(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number, max: number): number {
@@ -67,5 +74,6 @@ export function gatewayConfigFromEnv(env: NodeJS.ProcessEnv = process.env): Gate
     cloud: cloudEnvFrom(env),
     drainTimeoutMs: intFrom(env, 'DRAIN_TIMEOUT_MS', defaultGatewayConfig.drainTimeoutMs, 0, 3_600_000),
     seedDemo: env['CALLGATE_SEED_DEMO'] !== '0',
+    callLeaseMs: intFrom(env, 'CALLGATE_CALL_LEASE_MS', defaultGatewayConfig.callLeaseMs, 3000, 600_000),
   };
 }

@@ -218,6 +218,75 @@ describe('CallRecordStore on the shared Redis', () => {
   });
 });
 
+describe('CallRecordStore: calls whose gateway died (open-call snapshots)', () => {
+  const prefix = testPrefix();
+  let redis: Redis;
+  /** Two gateways' stores on one Redis: one is "killed", the other reaps. */
+  let dying: CallRecordStore;
+  let survivor: CallRecordStore;
+
+  beforeAll(async () => {
+    redis = await connectRedis({ prefix });
+    dying = new CallRecordStore(redis, { prefix, openCallTtlMs: 300 });
+    survivor = new CallRecordStore(redis, { prefix, openCallTtlMs: 300 });
+  });
+
+  afterAll(async () => {
+    await survivor.close();
+    await deletePrefix(redis, prefix);
+    await redis.close();
+  });
+
+  const speak = (recorder: CallRecorder, text: string): void => {
+    recorder.observe({ type: 'session-started', atMs: 0 });
+    recorder.observe({ type: 'agent-text', atMs: 10, turn: 0, text });
+    recorder.observe({ type: 'agent-done', atMs: 900, turn: 0, spokenText: text, interrupted: false } as AgentEvent);
+  };
+
+  it('a call cut off with its gateway gets a lost record with its transcript so far, written once by whoever reaps', async () => {
+    const recorder = new CallRecorder(dying, { callId: 'killed-1', tenantId: 'acme', door: 'sip', from: 'sip:a@b', to: '+1555' });
+    speak(recorder, 'Hi, this is Ava.');
+    // Renewed while the gateway lives: nothing to reap.
+    await sleep(500);
+    expect(await survivor.reapLost()).toBe(0);
+    // The gateway dies: its recorder never finishes and stops renewing (what a SIGKILL does to it).
+    await dying.close();
+    await sleep(450);
+    const [a, b] = await Promise.all([survivor.reapLost(), survivor.reapLost()]);
+    expect(a + b).toBe(1);
+    const lost = await survivor.get('acme', 'killed-1');
+    expect(lost).toMatchObject({ outcome: 'lost', error: { code: 'CG_CALL_LOST' }, door: 'sip', to: '+1555' });
+    expect(lost.answeredAt).toBeDefined();
+    expect(lost.transcript).toEqual([{ role: 'agent', text: 'Hi, this is Ava.', atMs: 10, turn: 0 }]);
+    expect(await redis.zCard(keys(prefix).openCalls())).toBe(0);
+    expect(await redis.hLen(keys(prefix).openCallSnapshots())).toBe(0);
+  });
+
+  it('a call that ends normally leaves no open snapshot and is never reaped', async () => {
+    const recorder = new CallRecorder(survivor, { callId: 'fine-1', tenantId: 'acme', door: 'webrtc', from: 'web:x', to: 'callurl:x' });
+    speak(recorder, 'Hello.');
+    await sleep(50);
+    expect(await redis.zScore(keys(prefix).openCalls(), 'acme\nfine-1')).not.toBeNull();
+    await recorder.finish({ outcome: 'caller-hangup' });
+    expect(await redis.zScore(keys(prefix).openCalls(), 'acme\nfine-1')).toBeNull();
+    await sleep(450);
+    expect(await survivor.reapLost()).toBe(0);
+    expect((await survivor.get('acme', 'fine-1')).outcome).toBe('caller-hangup');
+  });
+
+  it("the real record replaces a lost one written while its gateway was only cut off, and a late lost one never replaces a real one", async () => {
+    const snapshot = record('cut-off-1', { outcome: 'lost', error: { code: 'CG_CALL_LOST' } });
+    expect(await survivor.write(snapshot)).toBe('written');
+    expect((await survivor.get('acme', 'cut-off-1')).outcome).toBe('lost');
+    expect(await survivor.write(record('cut-off-1'))).toBe('written');
+    expect(await survivor.get('acme', 'cut-off-1')).toEqual(record('cut-off-1'));
+    const all = await survivor.list('acme', { limit: 500 });
+    expect(all.records.filter((r) => r.callId === 'cut-off-1')).toHaveLength(1);
+    await survivor.write(snapshot);
+    expect((await survivor.get('acme', 'cut-off-1')).outcome).toBe('caller-hangup');
+  });
+});
+
 describe('CallRecordStore through a Redis outage (a Redis of its own)', () => {
   it('queues records while Redis is down and flushes them in order once it is back', async () => {
     const prefix = testPrefix();

@@ -35,10 +35,13 @@ export const callOutcomes = [
   'max-duration',
   'provider-failure',
   'shutdown',
+  'media-timeout',
+  /** The gateway carrying the call stopped (killed, crashed, cut off from Redis) before it ended; written by another gateway. */
+  'lost',
   'closed',
   'rejected',
   'failed',
-] as const satisfies readonly (EndReason | 'completed' | 'rejected' | 'failed')[];
+] as const satisfies readonly (EndReason | 'completed' | 'rejected' | 'failed' | 'lost')[];
 export type CallOutcome = (typeof callOutcomes)[number];
 
 const errorCode = z.custom<ErrorCode>((v) => typeof v === 'string' && Object.hasOwn(errorCatalogue, v), 'not a callgate error code');
@@ -116,6 +119,11 @@ export interface CallRecordStoreOptions {
   readonly retryMaxMs: number;
   /** How long `close()` keeps trying to flush the queue. */
   readonly closeTimeoutMs: number;
+  /**
+   * An answered call's snapshot in Redis (see `track()`) lives this long unless renewed; once it lapses,
+   * any gateway's `reapLost()` writes it as the call's record with outcome `lost`.
+   */
+  readonly openCallTtlMs: number;
 }
 
 export const defaultCallRecordStoreOptions = {
@@ -138,6 +146,11 @@ export const defaultCallRecordStoreOptions = {
   retryMaxMs: 5000,
   /** 2 s: a shutdown should not hang on a Redis that is gone. */
   closeTimeoutMs: 2000,
+  /**
+   * 30 s, the call limiter's lease: a killed gateway's calls free their lines and get their records at
+   * about the same time, and a snapshot renewed every 10 s survives two missed renewals.
+   */
+  openCallTtlMs: 30_000,
 } as const satisfies CallRecordStoreOptions;
 
 export interface CallRecordPage {
@@ -171,19 +184,64 @@ export type WriteResult = 'written' | 'queued' | 'dropped';
  */
 const WRITE = `local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+-- The call has its record: it is no longer open (a no-op for calls never tracked).
+redis.call('ZREM', KEYS[3], ARGV[6])
+redis.call('HDEL', KEYS[4], ARGV[6])
 local known = redis.call('ZSCORE', KEYS[2], ARGV[1])
-if known then return known end
+if known then
+  -- A 'lost' record written for a gateway that was only cut off gives way to the real one.
+  if ARGV[7] == 'lost' or redis.call('SISMEMBER', KEYS[5], ARGV[1]) == 0 then return known end
+  for _, e in ipairs(redis.call('XRANGE', KEYS[1], known, known)) do
+    for i = 1, #e[2], 2 do
+      if e[2][i] == 'callId' and e[2][i + 1] == ARGV[1] then redis.call('XDEL', KEYS[1], e[1]) end
+    end
+  end
+  redis.call('SREM', KEYS[5], ARGV[1])
+end
 local retention = tonumber(ARGV[3])
 local id = redis.call('XADD', KEYS[1], 'MINID', ARGV[5], string.format('%d', now - retention), '*', 'callId', ARGV[1], 'record', ARGV[2])
 if tonumber(ARGV[4]) > 0 then redis.call('XTRIM', KEYS[1], 'MAXLEN', ARGV[5], ARGV[4]) end
 redis.call('ZADD', KEYS[2], string.match(id, '^(%d+)'), ARGV[1])
 local first = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 1)[1]
 if first then redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. string.match(first[1], '^(%d+)')) end
+if ARGV[7] == 'lost' then
+  redis.call('SADD', KEYS[5], ARGV[1])
+  redis.call('PEXPIRE', KEYS[5], retention)
+end
 redis.call('PEXPIRE', KEYS[1], retention)
 redis.call('PEXPIRE', KEYS[2], retention)
 return id`;
 
-const WRITE_SHA = createHash('sha1').update(WRITE).digest('hex');
+/**
+ * KEYS: open set, open snapshots. ARGV: member, snapshot JSON, ttlMs. An answered call's latest
+ * snapshot, kept until its record is written (WRITE removes it) or it lapses (REAP).
+ */
+const TRACK = `local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZADD', KEYS[1], string.format('%d', now + tonumber(ARGV[3])), ARGV[1])
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+return 1`;
+
+/**
+ * KEYS: open set, open snapshots. ARGV: max. Takes (removes and returns) up to `max` snapshots whose
+ * time lapsed, on Redis's clock. Atomic, so two gateways reaping at once never write a call twice.
+ */
+const REAP = `local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local lapsed = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))
+local out = {}
+for _, m in ipairs(lapsed) do
+  local snapshot = redis.call('HGET', KEYS[2], m)
+  redis.call('ZREM', KEYS[1], m)
+  redis.call('HDEL', KEYS[2], m)
+  if snapshot then table.insert(out, snapshot) end
+end
+return out`;
+
+const sha1 = (script: string): string => createHash('sha1').update(script).digest('hex');
+const WRITE_SHA = sha1(WRITE);
+const TRACK_SHA = sha1(TRACK);
+const REAP_SHA = sha1(REAP);
 
 // Replies that mean "not now" rather than "never": a loading or failing-over Redis, or one out of memory.
 const TRANSIENT_REPLY = /^(LOADING|BUSY|OOM|READONLY|MASTERDOWN|TRYAGAIN|CLUSTERDOWN|NOREPLICAS|MISCONF)/;
@@ -195,7 +253,12 @@ interface Pending {
   readonly tenantId: string;
   readonly callId: string;
   readonly json: string;
+  /** Written by `reapLost()`: the real record, should it come after all, replaces it. */
+  readonly lost: boolean;
 }
+
+/** Open calls of every tenant share one set: the reaper must find them without knowing the tenants. */
+const openMember = (tenantId: string, callId: string): string => `${tenantId}\n${callId}`;
 
 type SendResult = 'written' | 'retry' | 'refused';
 
@@ -259,7 +322,7 @@ export class CallRecordStore {
       });
     }
     for (const observer of this.observers) observer(parsed.data);
-    const item: Pending = { tenantId: parsed.data.tenantId, callId: parsed.data.callId, json: JSON.stringify(parsed.data) };
+    const item: Pending = { tenantId: parsed.data.tenantId, callId: parsed.data.callId, json: JSON.stringify(parsed.data), lost: parsed.data.outcome === 'lost' };
     if (this.closing) {
       this.drop(item, 'store closed');
       return 'dropped';
@@ -276,6 +339,51 @@ export class CallRecordStore {
     this.enqueue(item);
     this.scheduleRetry();
     return 'queued';
+  }
+
+  /**
+   * Keeps an answered call's record-so-far in Redis (outcome `lost`, ended now) until its real record
+   * is written. The CallRecorder renews it every third of `openCallTtlMs`, so the snapshot's transcript
+   * is at most that old. Best effort: an outage only means a crash during it would lose the record.
+   */
+  async track(snapshot: CallRecord): Promise<void> {
+    if (this.closing) return;
+    const member = openMember(snapshot.tenantId, snapshot.callId);
+    try {
+      await this.script(TRACK, TRACK_SHA, [this.keys.openCalls(), this.keys.openCallSnapshots()], [member, JSON.stringify(snapshot), String(this.options.openCallTtlMs)]);
+    } catch (err) {
+      log.debug({ tenant: snapshot.tenantId, callId: snapshot.callId, err: err instanceof Error ? err.message : String(err) }, 'open call snapshot not written');
+    }
+  }
+
+  /**
+   * Writes the records of calls whose gateway stopped renewing their snapshot (killed, crashed): each
+   * as its last snapshot, outcome `lost`, error CG_CALL_LOST. Every gateway runs it now and then; the
+   * take is atomic, so each lost call is written once. Resolves with how many were written or queued.
+   */
+  async reapLost(max = 100): Promise<number> {
+    if (this.closing) return 0;
+    const taken = (await this.script(REAP, REAP_SHA, [this.keys.openCalls(), this.keys.openCallSnapshots()], [String(max)]).catch((err: unknown) => {
+      log.debug({ err: err instanceof Error ? err.message : String(err) }, 'lost-call reaping skipped');
+      return [];
+    })) as string[];
+    let written = 0;
+    for (const json of taken) {
+      let snapshot: unknown;
+      try {
+        snapshot = JSON.parse(json);
+      } catch {
+        snapshot = undefined;
+      }
+      const record = callRecordSchema.safeParse(snapshot);
+      if (!record.success) {
+        log.warn('unreadable open-call snapshot dropped');
+        continue;
+      }
+      log.warn({ tenant: record.data.tenantId, callId: record.data.callId }, 'call lost with its gateway; writing its last snapshot as its record');
+      if ((await this.write({ ...record.data, outcome: 'lost', error: { code: 'CG_CALL_LOST' } })) !== 'dropped') written++;
+    }
+    return written;
   }
 
   /** A tenant's records, newest first (by when Redis stored them). `before` is the `next` of the previous page. */
@@ -368,19 +476,19 @@ export class CallRecordStore {
   }
 
   private async send(item: Pending): Promise<SendResult> {
-    const streamKey = this.keys.callRecords(item.tenantId);
-    const idsKey = this.keys.callRecordIndex(item.tenantId);
-    const args = [item.callId, item.json, String(this.retentionMs), String(this.options.maxPerTenant), this.options.exactTrim ? '=' : '~'];
-    const opts = { timeout: this.options.commandTimeoutMs };
+    const k = this.keys;
+    const scriptKeys = [k.callRecords(item.tenantId), k.callRecordIndex(item.tenantId), k.openCalls(), k.openCallSnapshots(), k.lostCalls(item.tenantId)];
+    const args = [
+      item.callId,
+      item.json,
+      String(this.retentionMs),
+      String(this.options.maxPerTenant),
+      this.options.exactTrim ? '=' : '~',
+      openMember(item.tenantId, item.callId),
+      item.lost ? 'lost' : '',
+    ];
     try {
-      // EVALSHA first (the script body crosses the wire once per Redis), EVAL after NOSCRIPT — the
-      // CallLimiter's pattern, because this store also takes any connected client.
-      try {
-        await this.redis.sendCommand(['EVALSHA', WRITE_SHA, '2', streamKey, idsKey, ...args], opts);
-      } catch (err) {
-        if (!(err instanceof ErrorReply) || !err.message.startsWith('NOSCRIPT')) throw err;
-        await this.redis.sendCommand(['EVAL', WRITE, '2', streamKey, idsKey, ...args], opts);
-      }
+      await this.script(WRITE, WRITE_SHA, scriptKeys, args);
       this.counts.written++;
       return 'written';
     } catch (err) {
@@ -428,6 +536,20 @@ export class CallRecordStore {
   private clearRetry(): void {
     clearTimeout(this.retryTimer);
     this.retryTimer = undefined;
+  }
+
+  /**
+   * EVALSHA first (the script body crosses the wire once per Redis), EVAL after NOSCRIPT — the
+   * CallLimiter's pattern, because this store also takes any connected client.
+   */
+  private async script(body: string, sha: string, scriptKeys: string[], args: string[]): Promise<unknown> {
+    const opts = { timeout: this.options.commandTimeoutMs };
+    try {
+      return await this.redis.sendCommand(['EVALSHA', sha, String(scriptKeys.length), ...scriptKeys, ...args], opts);
+    } catch (err) {
+      if (!(err instanceof ErrorReply) || !err.message.startsWith('NOSCRIPT')) throw err;
+      return this.redis.sendCommand(['EVAL', body, String(scriptKeys.length), ...scriptKeys, ...args], opts);
+    }
   }
 
   private async command(args: string[], what: string, tenantId: string): Promise<unknown> {

@@ -29,9 +29,19 @@ export interface AgentEventSource {
 type Marks = Partial<Record<LatencyMark, number>>;
 type SessionError = NonNullable<CallRecord['errors']>[number];
 
+/** Where records go: CallRecordStore. `track` (optional) keeps an answered call's snapshot until its record lands. */
+export interface CallRecordSink {
+  write(record: CallRecord): Promise<WriteResult>;
+  track?(snapshot: CallRecord): Promise<void>;
+  readonly options?: { readonly openCallTtlMs: number };
+}
+
 /**
  * Builds one call's record from its AgentEvents and writes it once, at `finish()`. A rejected call has
  * no events: `finish({ outcome: 'rejected', error })` right away.
+ *
+ * From the answer until `finish()`, the record so far is also kept in Redis and renewed (the sink's
+ * `track`), so a call whose gateway is killed still gets a record, written by another gateway.
  */
 export class CallRecorder {
   private readonly startedAt: Date;
@@ -46,9 +56,12 @@ export class CallRecorder {
   private speaking: { turn: number; atMs: number; text: string } | undefined;
   private ended: AgentEventOf<'session-ended'> | undefined;
   private finished: Promise<WriteResult> | undefined;
+  private trackTimer: NodeJS.Timeout | undefined;
+  /** The snapshot on its way: the record waits for it, so a late snapshot cannot outlive the record. */
+  private tracking: Promise<void> = Promise.resolve();
 
   constructor(
-    private readonly store: { write(record: CallRecord): Promise<WriteResult> },
+    private readonly store: CallRecordSink,
     readonly start: CallRecorderStart,
   ) {
     this.startedAt = start.startedAt ?? new Date();
@@ -56,7 +69,17 @@ export class CallRecorder {
 
   /** The call was answered (a SIP 200 OK, a WebRTC connect); otherwise the session's start counts. */
   answered(at: Date = new Date()): void {
-    this.answeredAt ??= at;
+    if (this.answeredAt) return;
+    this.answeredAt = at;
+    const { store } = this;
+    if (!store.track || !store.options || this.finished) return;
+    const snapshot = (): void => {
+      this.tracking = this.tracking.then(() => store.track?.(this.build({ outcome: 'lost', error: { code: 'CG_CALL_LOST' } })));
+    };
+    snapshot();
+    // A third of the snapshot's life: two renewals can be missed (a Redis blip) before it lapses.
+    this.trackTimer = setInterval(snapshot, Math.max(100, Math.floor(store.options.openCallTtlMs / 3)));
+    this.trackTimer.unref();
   }
 
   /** Feeds the events of `source` in until the returned function is called (or the record is finished). */
@@ -169,7 +192,11 @@ export class CallRecorder {
 
   /** Writes the record (once; later calls return the first result). Later events are ignored. */
   finish(end: CallEnd = {}): Promise<WriteResult> {
-    this.finished ??= this.store.write(this.build(end));
+    if (!this.finished) {
+      clearInterval(this.trackTimer);
+      const record = this.build(end);
+      this.finished = this.tracking.then(() => this.store.write(record));
+    }
     return this.finished;
   }
 

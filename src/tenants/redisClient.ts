@@ -58,6 +58,12 @@ export function keys(prefix: string) {
     activeCalls: (tenantId: string) => `${prefix}tenant:${tenantId}:active`,
     callRecords: (tenantId: string) => `${prefix}tenant:${tenantId}:calls`,
     callRecordIndex: (tenantId: string) => `${prefix}tenant:${tenantId}:calls:ids`,
+    /** Call ids whose record is a `lost` stand-in, which the real record replaces should it come. */
+    lostCalls: (tenantId: string) => `${prefix}tenant:${tenantId}:calls:lost`,
+    /** Answered calls without a record yet, scored by when their snapshot lapses (all tenants). */
+    openCalls: () => `${prefix}calls:open`,
+    /** Those calls' latest snapshots (record so far), by the same member. */
+    openCallSnapshots: () => `${prefix}calls:open:snapshots`,
     apiKey: (hash: string) => `${prefix}apikey:${hash}`,
     tenantApiKeys: (tenantId: string) => `${prefix}tenant:${tenantId}:apikeys`,
     invalidations: () => `${prefix}invalidate`,
