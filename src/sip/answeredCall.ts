@@ -47,6 +47,25 @@ export interface AnsweredCall {
 }
 
 /**
+ * How long a hang-up waits for the answer to its BYE. A live peer answers within a round trip; one
+ * that does not (the vanished phone the media watchdog hangs up on, a drachtio lost mid-transaction)
+ * would otherwise hold the call — its line, rtpengine session and record — for SIP's 32 s transaction
+ * timeout, or for ever when drachtio never reports. drachtio goes on retransmitting the BYE meanwhile.
+ */
+export const BYE_WAIT_MS = 1000;
+
+/** Sends a BYE on `dialog`; resolves at its answer or failure, or after `waitMs` at most. */
+export function sendBye(dialog: Srf.Dialog, waitMs: number = BYE_WAIT_MS): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, waitMs);
+    dialog.destroy(undefined, () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}
+
+/**
  * Runs the agent until the call ends; resolves once the record is written. `isOpen()` tells the
  * caller's cleanup whether the dialog still needs a BYE.
  */
@@ -61,7 +80,7 @@ export async function runAnsweredCall(c: AnsweredCall, state: { open: boolean })
     hangup: () => {
       if (!state.open) return;
       state.open = false;
-      return new Promise<void>((resolve) => dialog.destroy(undefined, () => resolve()));
+      return sendBye(dialog);
     },
   });
   dialog.on('destroy', () => {

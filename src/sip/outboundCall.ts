@@ -13,7 +13,7 @@ import { CallRecorder } from '../tenants/CallRecorder.js';
 import type { Trunk } from '../tenants/schema.js';
 import { invalid } from '../tenants/storeUtil.js';
 import { agentConfigFor } from '../tenants/TenantStore.js';
-import { runAnsweredCall } from './answeredCall.js';
+import { runAnsweredCall, sendBye } from './answeredCall.js';
 import type { SipGatewayDeps } from './SipGateway.js';
 
 /** `POST /v1/calls`: the agent calls someone through a trunk. */
@@ -178,8 +178,7 @@ async function dial(d: Dialling): Promise<void> {
   } finally {
     if (dialog && state.open) {
       state.open = false;
-      const open = dialog;
-      await new Promise<void>((resolve) => open.destroy(undefined, () => resolve()));
+      await sendBye(dialog);
     }
     vad?.close();
     if (leg) await leg.close();
