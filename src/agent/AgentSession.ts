@@ -34,6 +34,12 @@ export interface AgentSessionOptions {
   readonly llmFirstTokenTimeoutMs: number;
   /** A sentence's first audio must arrive within this, or the caller hears the apology. */
   readonly ttsFirstAudioTimeoutMs: number;
+  /** Once the model's text flows, a gap longer than this ends the reply with the apology (the stream stalled). */
+  readonly llmStallTimeoutMs: number;
+  /** Once a sentence's audio flows, a gap longer than this ends the reply with the apology. */
+  readonly ttsStallTimeoutMs: number;
+  /** The STT's final text for a turn must arrive within this after the turn ended, or the caller hears the apology. */
+  readonly sttFinalTimeoutMs: number;
   /** How long a goodbye may play before the agent hangs up anyway. */
   readonly goodbyeMaxMs: number;
   /** Caller turns in a row left unanswered by provider failures before the agent ends the call politely. */
@@ -54,6 +60,15 @@ export const defaultAgentSessionOptions = {
   llmFirstTokenTimeoutMs: 10_000,
   /** 5 s. */
   ttsFirstAudioTimeoutMs: 5000,
+  /**
+   * 8 s, and 8 s for the STT final below: backstops for a provider with no deadline of its own. Later
+   * than the vendors' own (stall 5 s; STT final 2–3 s, plus a fallback replaying the turn), which fail
+   * over and count against the provider; without one a stalled stream held the caller in silence, and
+   * the session's queue (no-input, time limit) with it, until the caller hung up.
+   */
+  llmStallTimeoutMs: 8000,
+  ttsStallTimeoutMs: 8000,
+  sttFinalTimeoutMs: 8000,
   /** 15 s. */
   goodbyeMaxMs: 15_000,
   /** 2: one apology and a second chance; a third "say that again" would only waste the caller's time. */
@@ -134,6 +149,8 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
   private endedPromise: Promise<EndReason>;
   private resolveEnded!: (reason: EndReason) => void;
   private closed = false;
+  /** Aborted by close(): ends waits that would otherwise outlive the session. */
+  private readonly lifetime = new AbortController();
   /** Why the agent is hanging up once its goodbye has played (no input, time limit, goodbye). */
   private hangupReason: EndReason | undefined;
   /** Replies whose audio is all queued: the leg's next drain ends them. */
@@ -210,6 +227,7 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
   async close(reason: EndReason = 'closed'): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.lifetime.abort();
     this.state = 'ended';
     const media = this.call.media;
     media.off('audio', this.onAudio);
@@ -333,8 +351,9 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
     if (!stt || !this.sttHasAudio) return '';
     this.sttHasAudio = false;
     try {
-      return (await stt.finalize()).trim();
+      return (await withDeadline(stt.finalize(), this.opts.sttFinalTimeoutMs, 'CG_STT_TIMEOUT', this.lifetime.signal)).trim();
     } catch (err) {
+      if (this.closed) return undefined;
       this.reportError(err, 'stt', 'CG_STT_FAILED');
       const turn = this.turnIndex;
       this.enqueueWork(() => this.turnFailed(turn));
@@ -447,7 +466,7 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
       this.reportError(err, 'llm', 'CG_LLM_FAILED');
       return this.turnFailed(turn);
     }
-    await this.speak(new Reply(turn), withFirstTimeout(events, this.opts.llmFirstTokenTimeoutMs, 'CG_LLM_TIMEOUT'), abort);
+    await this.speak(new Reply(turn), withTimeouts(events, this.opts.llmFirstTokenTimeoutMs, this.opts.llmStallTimeoutMs, 'CG_LLM_TIMEOUT'), abort);
   }
 
   /**
@@ -492,6 +511,8 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
       abort.abort();
     }
     await reading;
+    // Release the failed request: a stalled stream would otherwise hold its connection (the TTS one is aborted above).
+    if (failure) abort.abort();
     if (failure && !this.closed) {
       this.reportError(failure.err, failure.during, failure.during === 'llm' ? 'CG_LLM_FAILED' : 'CG_TTS_FAILED');
       // What was already queued plays on; the apology (or the polite ending) follows it, from the cache.
@@ -517,7 +538,7 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
   private async synthesizeInto(reply: Reply, piece: ReplyPiece, signal: AbortSignal): Promise<void> {
     const voice = this.call.config.voice;
     let resampler: Resampler | undefined;
-    const chunks = withFirstTimeout(this.providers.tts.synthesize({ text: piece.text, voice, signal }), this.opts.ttsFirstAudioTimeoutMs, 'CG_TTS_TIMEOUT');
+    const chunks = withTimeouts(this.providers.tts.synthesize({ text: piece.text, voice, signal }), this.opts.ttsFirstAudioTimeoutMs, this.opts.ttsStallTimeoutMs, 'CG_TTS_TIMEOUT');
     for await (const chunk of chunks) {
       if (signal.aborted || this.current !== reply) return;
       this.mark('ttsFirstAudio');
@@ -752,6 +773,36 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
 
 const yieldToEventLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
+/** `promise`, or a CallgateError(`code`) after `timeoutMs`, or at once when `signal` aborts. */
+function withDeadline<T>(promise: Promise<T>, timeoutMs: number, code: ErrorCode, signal?: AbortSignal, message = `no answer within ${timeoutMs} ms`): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const settle = (): void => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
+    };
+    const onAbort = (): void => {
+      settle();
+      reject(new CallgateError(code, 'the session ended first'));
+    };
+    const timer = setTimeout(() => {
+      settle();
+      reject(new CallgateError(code, message));
+    }, timeoutMs);
+    if (signal?.aborted) return onAbort();
+    signal?.addEventListener('abort', onAbort, { once: true });
+    promise.then(
+      (value) => {
+        settle();
+        resolve(value);
+      },
+      (err: unknown) => {
+        settle();
+        reject(err);
+      },
+    );
+  });
+}
+
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
 
 /** Fixed text as model events (for resuming and prompts that go through TTS). */
@@ -759,25 +810,17 @@ async function* textEvents(texts: readonly string[]): AsyncIterable<LlmEvent> {
   for (const text of texts) yield { type: 'text', text: `${text} ` };
 }
 
-/** Fails with `code` when the first item takes longer than `timeoutMs`; later items are not timed. */
-async function* withFirstTimeout<T>(source: AsyncIterable<T>, timeoutMs: number, code: ErrorCode): AsyncIterable<T> {
+/**
+ * Fails with `code` when the first item takes longer than `firstMs`, or a later one longer than
+ * `stallMs` after the one before it (the time the consumer spends between items is not counted).
+ */
+async function* withTimeouts<T>(source: AsyncIterable<T>, firstMs: number, stallMs: number, code: ErrorCode): AsyncIterable<T> {
   const it = source[Symbol.asyncIterator]();
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new CallgateError(code, `no answer within ${timeoutMs} ms`)), timeoutMs);
-  });
   let done = false;
   try {
-    let first: IteratorResult<T>;
-    try {
-      first = await Promise.race([it.next(), timeout]);
-    } finally {
-      clearTimeout(timer);
-    }
-    if (first.done) return void (done = true);
-    yield first.value;
-    for (;;) {
-      const next = await it.next();
+    for (let first = true; ; first = false) {
+      const ms = first ? firstMs : stallMs;
+      const next = await withDeadline(it.next(), ms, code, undefined, first ? `no answer within ${ms} ms` : `the stream stalled for ${ms} ms`);
       if (next.done) return void (done = true);
       yield next.value;
     }

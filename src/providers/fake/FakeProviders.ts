@@ -135,6 +135,8 @@ export interface FakeLlmOptions {
   readonly tokenIntervalMs: number;
   /** Throw CG_LLM_FAILED after this many words (provider dies mid-reply); undefined: never. */
   readonly failAfterWords: number | undefined;
+  /** Stop producing after this many words and hang until the request is aborted (a stalled stream); undefined: never. */
+  readonly stallAfterWords: number | undefined;
 }
 
 export const defaultFakeLlmOptions = {
@@ -142,6 +144,7 @@ export const defaultFakeLlmOptions = {
   firstTokenMs: 0,
   tokenIntervalMs: 0,
   failAfterWords: undefined,
+  stallAfterWords: undefined,
 } as const satisfies FakeLlmOptions;
 
 export class FakeLlm implements LlmProvider {
@@ -168,6 +171,10 @@ export class FakeLlm implements LlmProvider {
         if (this.opts.failAfterWords !== undefined && words >= this.opts.failAfterWords) {
           throw new CallgateError('CG_LLM_FAILED', 'fake LLM set to fail mid-reply');
         }
+        if (this.opts.stallAfterWords !== undefined && words >= this.opts.stallAfterWords) {
+          await untilAborted(request.signal);
+          return;
+        }
         if (words > 0 && this.opts.tokenIntervalMs > 0) await sleep(this.opts.tokenIntervalMs, undefined, { signal: request.signal });
         yield ev;
         if (ev.type === 'text') words++;
@@ -192,6 +199,8 @@ export interface FakeTtsOptions {
   readonly levelDbfs: number;
   /** Texts for which synthesis fails (CG_TTS_FAILED). */
   readonly failWhen: (text: string) => boolean;
+  /** Texts whose audio stops after the first chunk: the stream hangs until the request is aborted. */
+  readonly stallWhen: (text: string) => boolean;
 }
 
 export const defaultFakeTtsOptions = {
@@ -200,6 +209,7 @@ export const defaultFakeTtsOptions = {
   chunkMs: 200,
   levelDbfs: -20,
   failWhen: () => false,
+  stallWhen: () => false,
 } as const satisfies FakeTtsOptions;
 
 /**
@@ -228,6 +238,7 @@ export class FakeTts implements TtsProvider {
     const totalMs = Math.max(200, request.text.length * this.opts.msPerChar);
     // Chunk by chunk, as a streaming TTS produces it: the first chunk costs one chunk's work.
     for (let at = 0; at < totalMs; at += this.opts.chunkMs) {
+      if (at > 0 && this.opts.stallWhen(request.text)) await untilAborted(request.signal);
       if (request.signal.aborted) {
         this.aborted++;
         return;
@@ -235,6 +246,12 @@ export class FakeTts implements TtsProvider {
       yield { samples: voiceLike(Math.min(this.opts.chunkMs, totalMs - at), this.opts.levelDbfs, at), sampleRate: 16000 };
     }
   }
+}
+
+/** Resolves when `signal` aborts (at once if it already has): a stream that has stopped producing. */
+function untilAborted(signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.resolve();
+  return new Promise((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
 }
 
 /** `durationMs` of the voice-like signal, starting `startMs` into it (so chunks join seamlessly). */
