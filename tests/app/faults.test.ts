@@ -73,6 +73,13 @@ describe('the gateway process killed mid-call', () => {
         (err: Error) => err.message,
       );
       expect(refused).toMatch(/^offer: 429 .*CG_CALL_LIMIT_REACHED/);
+      // Refused calls have records too.
+      const rejected = await pollUntil(
+        async () => (await records.list('demo')).records.filter((r) => r.outcome === 'rejected' && r.error?.code === 'CG_CALL_LIMIT_REACHED'),
+        (r) => r.length === 1,
+        5000,
+      );
+      expect(rejected).toHaveLength(1);
 
       // The lease lapses on Redis's clock: the line is free again within about one lease.
       expect(await pollUntil(() => limiter.active('demo'), (n) => n === 0, LEASE_MS + 3000)).toBe(0);

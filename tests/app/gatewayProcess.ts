@@ -9,11 +9,10 @@ import { BrowserPeer } from '../../src/webrtc/testing/BrowserPeer.js';
 
 /**
  * `npm start`'s program (src/cli/start.ts) as a real process for the tests under tests/app: started
- * with an environment, found ready by its banner, and killed with its whole process tree (tsx runs the
- * program in a child node, which may run rtpengine) so a failed test leaves nothing running.
+ * with an environment, found ready by its banner, and killed with its whole process tree (it may run
+ * rtpengine and redis-server) so a failed test leaves nothing running.
  */
 const ROOT = new URL('../../', import.meta.url).pathname;
-const TSX = join(ROOT, 'node_modules/.bin/tsx');
 
 export interface GatewayProcess {
   readonly proc: ChildProcess;
@@ -32,7 +31,9 @@ export class GatewayProcesses {
   async start(env: Record<string, string> = {}): Promise<GatewayProcess> {
     const dataDir = await mkdtemp(join(tmpdir(), 'callgate-start-'));
     this.dirs.push(dataDir);
-    const proc = spawn(TSX, ['src/cli/start.ts'], {
+    // As `npm start` runs it: one node process with tsx's loader (not tsx's CLI, whose signal relay
+    // SIGKILLs a child that is busy for 30 ms when SIGTERM comes, so the gateway would not drain).
+    const proc = spawn(process.execPath, ['--import', 'tsx', 'src/cli/start.ts'], {
       cwd: ROOT,
       env: { ...process.env, VITEST: '', LOG_LEVEL: 'info', HTTP_HOST: '127.0.0.1', HTTP_PORT: '0', CALLGATE_DATA_DIR: dataDir, ...this.env, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],

@@ -1,4 +1,3 @@
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -12,63 +11,21 @@ import { BrowserPeer } from '../../src/webrtc/testing/BrowserPeer.js';
 import { DRACHTIO_BIN, DRACHTIO_SKIP_REASON, startDrachtio, type RunningDrachtio } from '../../src/sip/testing/DrachtioProcess.js';
 import { createSocket } from 'node:dgram';
 import { pollUntil } from '../../src/util/pollUntil.js';
+import { descendants, exitOf, GatewayProcesses, type GatewayProcess } from './gatewayProcess.js';
 
 /**
  * `npm start`'s program (src/cli/start.ts) as a real process on loopback: it seeds the demo tenant,
  * serves the web phone, health and metrics, carries a browser call through the direct WebRTC door, and
  * on SIGTERM drains (new offers 503, the call in progress goes on) and exits 0.
  */
-const ROOT = new URL('../../', import.meta.url).pathname;
-const TSX = join(ROOT, 'node_modules/.bin/tsx');
-
-interface Running {
-  readonly proc: ChildProcess;
-  readonly base: string;
-  readonly output: () => string;
-  readonly dataDir: string;
-}
-
 const prefix = testPrefix();
-const running: Running[] = [];
+const gateways = new GatewayProcesses({ CALLGATE_REDIS_PREFIX: prefix });
+const start = (env: Record<string, string> = {}): Promise<GatewayProcess> => gateways.start(env);
 const dirs: string[] = [];
 
-async function start(env: Record<string, string> = {}): Promise<Running> {
-  const dataDir = await mkdtemp(join(tmpdir(), 'callgate-start-'));
-  dirs.push(dataDir);
-  const proc = spawn(TSX, ['src/cli/start.ts'], {
-    cwd: ROOT,
-    env: { ...process.env, VITEST: '', LOG_LEVEL: 'info', HTTP_HOST: '127.0.0.1', HTTP_PORT: '0', CALLGATE_DATA_DIR: dataDir, CALLGATE_REDIS_PREFIX: prefix, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-  proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-  const base = await pollUntil(() => /web phone \(demo agent\):\s+(http:\/\/localhost:\d+)\/c\/demo/.exec(out)?.[1], (v) => v !== undefined || proc.exitCode !== null, 30_000);
-  if (!base) throw new Error(`no start banner; output:\n${out}`);
-  const r = { proc, base, output: () => out, dataDir };
-  running.push(r);
-  return r;
-}
-
-async function exitOf(proc: ChildProcess): Promise<number | null> {
-  if (proc.exitCode !== null) return proc.exitCode;
-  const [code] = (await once(proc, 'exit')) as [number | null];
-  return code;
-}
-
 afterAll(async () => {
-  // tsx runs the program in a child node, which runs rtpengine: a failed test must not leave any behind.
-  for (const r of running) {
-    if (r.proc.exitCode !== null) continue;
-    for (const [pid] of descendants(r.proc.pid!).reverse()) {
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {
-        // already gone
-      }
-    }
-    r.proc.kill('SIGKILL');
-  }
+  // A failed test must not leave a gateway (or its rtpengine) running.
+  await gateways.stopAll();
   const redis = await connectRedis({ prefix });
   await deletePrefix(redis, prefix);
   await redis.quit();
@@ -226,24 +183,6 @@ describe('npm start in cluster mode (CALLGATE_WORKERS)', () => {
 });
 
 if (!DRACHTIO_BIN) console.log(DRACHTIO_SKIP_REASON);
-
-/** Every process under `pid` (tsx runs the program in a child node), as [pid, command]. */
-function descendants(pid: number): [number, string][] {
-  const rows = execFileSync('ps', ['-e', '-o', 'pid=,ppid=,comm='], { encoding: 'utf8' })
-    .trim()
-    .split('\n')
-    .map((l) => l.trim().split(/\s+/))
-    .map(([p, pp, comm]) => ({ pid: Number(p), ppid: Number(pp), comm: comm ?? '' }));
-  const out: [number, string][] = [];
-  const walk = (parent: number): void => {
-    for (const r of rows.filter((x) => x.ppid === parent)) {
-      out.push([r.pid, r.comm]);
-      walk(r.pid);
-    }
-  };
-  walk(pid);
-  return out;
-}
 
 /** Sends a bare INVITE over UDP and resolves with the first final response's status line. */
 async function inviteStatus(sipPort: number): Promise<string> {
