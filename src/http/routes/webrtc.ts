@@ -67,8 +67,9 @@ export function webrtcRoutes(app: FastifyInstance, door: WebRtcAnswerer, options
     },
     handler: async (request, reply) => {
       const { token, sdp } = parseOrThrow(offerSchema, objectBody(request), 'offer');
-      const origin = request.headers.origin;
-      const answer = await door.answer({ token, sdp, ...(origin ? { origin } : {}) });
+      // No Origin header is no origin, not any: a token issued to a page's origin is refused without one
+      // ('null', the opaque origin, normalises to none, which matches only a token issued without an Origin).
+      const answer = await door.answer({ token, sdp, origin: request.headers.origin || 'null' });
       return reply.status(201).header('cache-control', 'no-store').send({ callId: answer.callId, sdp: answer.sdp, type: 'answer' });
     },
   });
