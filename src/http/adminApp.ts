@@ -1,5 +1,5 @@
 import rateLimit from '@fastify/rate-limit';
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type HTTPMethods } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyReply, type HTTPMethods } from 'fastify';
 import type { Logger } from 'pino';
 import { CallgateError, isCallgateError } from '../errors.js';
 import { rootLogger } from '../log.js';
@@ -152,5 +152,13 @@ export async function buildAdminApp(options: AdminAppOptions): Promise<AdminApp>
 export type AdminApp = Awaited<ReturnType<typeof createFastify>>;
 function createFastify(logger: Logger) {
   // As FastifyBaseLogger so the instance is the plain FastifyInstance the route modules take.
-  return Fastify({ loggerInstance: logger as FastifyBaseLogger, logController: new LogController({ disableRequestLogging: true }) });
+  return Fastify({
+    loggerInstance: logger as FastifyBaseLogger,
+    logController: new LogController({ disableRequestLogging: true }),
+    // The router refuses a path parameter over 100 characters (414) or a bad %-escape (400) before any
+    // hook or error handler runs; without this those answers have Fastify's own shape and code.
+    frameworkErrors: (err: FastifyError, _request: unknown, reply: FastifyReply) => {
+      reply.status(400).send(new CallgateError('CG_HTTP_BAD_REQUEST', err.message, { details: { reason: err.code } }).toJSON());
+    },
+  });
 }

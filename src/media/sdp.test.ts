@@ -294,6 +294,31 @@ describe('negotiate', () => {
   });
 });
 
+describe('offers found by the fuzzer (npm run fuzz -- --target sdp)', () => {
+  const head = ['v=0', 'o=- 1 1 IN IP4 198.51.100.1', 's=-', 'c=IN IP4 198.51.100.1', 't=0 0'];
+
+  it('reads an rtpmap whose encoding name is all digits as text, not as a number that breaks negotiate', () => {
+    // sdp-transform turns "1" into the number 1; negotiate then called .toLowerCase() on it (TypeError).
+    const offer = sdp(...head, 'm=audio 4000 RTP/AVP 0 101', 'a=rtpmap:101 1/8000', 'a=fmtp:101 15');
+    const remote = parseRemoteSdp(offer);
+    expect(remote.codecs[1]).toEqual({ pt: 101, name: '1', clockRate: 8000, channels: 1, fmtp: '15' });
+    expect(negotiate(remote).codec).toMatchObject({ name: 'PCMU', pt: 0 });
+    expectSdpError(() => negotiate(parseRemoteSdp(sdp(...head, 'm=audio 4000 RTP/AVP 111', 'a=rtpmap:111 1 110'))), 'CG_SDP_NO_COMMON_CODEC', /offered 1/);
+  });
+
+  it('answers an rtcp-mux offer whose chosen PT collides with RTCP (64-95) without rtcp-mux instead of throwing', () => {
+    // buildSdp(answerFor(...)) threw RangeError "payload type 86 collides with RTCP under rtcp-mux".
+    const offer = sdp(...head, 'm=audio 4000 RTP/AVP 86 72', 'a=rtcp-mux', 'a=rtpmap:86 opus/48000/2', 'a=rtpmap:72 telephone-event/48000');
+    const n = negotiate(parseRemoteSdp(offer));
+    expect(n).toMatchObject({ codec: { name: 'opus', pt: 86 }, telephoneEvent: { pt: 72 }, rtcpMux: false });
+    const answer = parseRemoteSdp(buildSdp({ address: '192.0.2.5', port: 40000, ...answerFor(n) }));
+    expect(answer.rtcpMux).toBe(false);
+    expect(answer.codecs.map((c) => c.pt)).toEqual([86, 72]);
+    // A PT clear of RTCP keeps the peer's rtcp-mux.
+    expect(negotiate(parseRemoteSdp(sdp(...head, 'm=audio 4000 RTP/AVP 111', 'a=rtcp-mux', 'a=rtpmap:111 opus/48000/2'))).rtcpMux).toBe(true);
+  });
+});
+
 describe('buildSdp', () => {
   it('writes a full offer that reads back to the same codecs', () => {
     const text = buildSdp({ address: '192.0.2.5', port: 40000, sessionId: '123456789', sessionVersion: 3, rtcpMux: true, ...offerCodecs() });

@@ -198,9 +198,20 @@ function readFormats(m: MediaDescription, index: number): SdpCodec[] {
     if (seen.has(pt)) continue;
     seen.add(pt);
     const rtpmap = m.rtp.find((r) => r.payload === pt);
-    const fmtp = m.fmtp.find((f) => f.payload === pt)?.config;
+    const config = m.fmtp.find((f) => f.payload === pt)?.config;
+    const fmtp = config === undefined ? undefined : String(config);
     if (rtpmap) {
-      codecs.push({ pt, name: rtpmap.codec, clockRate: rtpmap.rate ?? 0, channels: rtpmap.encoding ?? 1, fmtp });
+      // sdp-transform turns digit-only fields into numbers and leaves other text as it is, whatever its
+      // typings say: "a=rtpmap:96 123/x/y" has a numeric name, a text rate and text channels.
+      const clockRate = Number(rtpmap.rate ?? 0);
+      const channels = Number(rtpmap.encoding ?? 1);
+      codecs.push({
+        pt,
+        name: String(rtpmap.codec),
+        clockRate: Number.isInteger(clockRate) ? clockRate : 0,
+        channels: Number.isInteger(channels) ? channels : 0,
+        fmtp,
+      });
       continue;
     }
     const known = STATIC_PAYLOAD_TYPES.get(pt);
@@ -251,6 +262,7 @@ export interface NegotiatedMedia {
   readonly telephoneEvent: NegotiatedTelephoneEvent | undefined;
   /** Our direction for the answer: the peer's, mirrored. */
   readonly direction: SdpDirection;
+  /** rtcp-mux for the answer: as offered, unless a chosen payload type is one RTCP would collide with (64–95). */
   readonly rtcpMux: boolean;
   readonly remote: RemoteMedia;
 }
@@ -292,7 +304,10 @@ export function negotiate(remote: RemoteMedia, preferences: Partial<NegotiateOpt
     if (te) telephoneEvent = { pt: te.pt, clockRate: te.clockRate, fmtp: te.fmtp };
   }
 
-  return { codec, telephoneEvent, direction: MIRRORED[remote.direction], rtcpMux: remote.rtcpMux, remote };
+  // RFC 5761 §4: under rtcp-mux, RTP payload types 64–95 read as RTCP. A peer that muxes one anyway gets
+  // an answer without a=rtcp-mux (§5.1.1 lets the answerer decline), not one buildSdp refuses to write.
+  const collides = [codec.pt, ...(telephoneEvent ? [telephoneEvent.pt] : [])].some((pt) => pt >= 64 && pt <= 95);
+  return { codec, telephoneEvent, direction: MIRRORED[remote.direction], rtcpMux: remote.rtcpMux && !collides, remote };
 }
 
 function matchesCodec(c: SdpCodec, name: CodecName): boolean {
@@ -497,7 +512,8 @@ export function answerFor(
  */
 export function missingWebRtc(session: SessionDescription, m: MediaDescription | undefined): string[] {
   return [
-    m?.protocol.includes('SAVPF') ? undefined : 'UDP/TLS/RTP/SAVPF',
+    // String(): an m-line protocol of digits comes back from sdp-transform as a number.
+    String(m?.protocol ?? '').includes('SAVPF') ? undefined : 'UDP/TLS/RTP/SAVPF',
     (m?.fingerprint ?? session.fingerprint) ? undefined : 'a=fingerprint',
     (m?.iceUfrag ?? session.iceUfrag) && (m?.icePwd ?? session.icePwd) ? undefined : 'a=ice-ufrag/ice-pwd',
   ].filter((x): x is string => x !== undefined);

@@ -113,6 +113,20 @@ describe('CallUrlStore', () => {
     await expect(urls.use(open.slug, 'https://anywhere.example')).resolves.toMatchObject({ uses: 1 });
   });
 
+  it('refuses a lone UTF-16 surrogate, which Redis could not read back (every token request was a 500)', async () => {
+    // Found by the fuzzer (npm run fuzz -- --target api): created with 201, then check()/use() failed in
+    // cjson.decode ("invalid unicode escape") for every page load and call through the URL.
+    for (const input of [{ variables: { name: '\ud800' } }, { variables: { name: 'x\udc00' } }, { allowedOrigins: ['foo:\ud800'] }]) {
+      const refused = await caught(urls.create({ tenantId: 'acme', ...input }));
+      expect(refused.code).toBe('CG_TENANT_INVALID');
+      expect(refused.message).toMatch(/lone surrogate/);
+    }
+    const u = await urls.create({ tenantId: 'acme', slug: 'surrogate-ok', variables: { name: 'Zoë 😀' } });
+    expect((await caught(urls.update(u.slug, { variables: { name: '\ud83d' } }))).code).toBe('CG_TENANT_INVALID');
+    // A surrogate pair (an emoji) is well-formed and round-trips through the Lua check.
+    expect((await urls.check(u.slug)).variables).toEqual({ name: 'Zoë 😀' });
+  });
+
   it('refuses a disabled URL until it is enabled again', async () => {
     const u = await urls.create({ tenantId: 'acme', enabled: false });
     const err = await caught(urls.use(u.slug));

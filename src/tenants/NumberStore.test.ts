@@ -113,6 +113,10 @@ describe('NumberStore: numbers', () => {
     expect((await caught(numbers.createNumber({ number: '+14155550101', tenantId: 'nobody' }))).code).toBe('CG_TENANT_NOT_FOUND');
     expect((await caught(numbers.createNumber({ number: '+14155550101', tenantId: 'acme', trunk: 'no-trunk' }))).code).toBe('CG_TRUNK_NOT_FOUND');
     expect((await caught(numbers.updateNumber('sip:Sales@acme.example', { trunk: 'no-trunk' }))).code).toBe('CG_TRUNK_NOT_FOUND');
+    // Found by the fuzzer through PATCH /v1/tenants/:id/numbers/:number: a non-string `number` was a TypeError (500).
+    const notText = await caught(numbers.updateNumber('sip:Sales@acme.example', { number: 9007199254740994 } as unknown as { number: string }));
+    expect(notText.code).toBe('CG_TENANT_INVALID');
+    expect((notText.details?.['issues'] as { path: string }[])[0]?.path).toBe('number');
     expect(await redis.exists(k.number('+14155550101'))).toBe(0);
   });
 });

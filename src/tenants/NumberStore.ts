@@ -92,7 +92,8 @@ export class NumberStore {
   /** Moves the number to another tenant or trunk (`trunk: null` unpins it). */
   async updateNumber(number: string, patch: NumberPatch): Promise<NumberRoute> {
     const current = await this.getNumber(number);
-    if (patch.number !== undefined && normalizeNumber(patch.number) !== current.number) throw invalid('number', 'number', 'cannot be changed');
+    // A non-string `number` is left to the schema below, which names the type it wants.
+    if (typeof patch.number === 'string' && normalizeNumber(patch.number) !== current.number) throw invalid('number', 'number', 'cannot be changed');
     const route = this.#parseNumber(mergePatch(current, patch) as NumberRoute);
     await this.#putNumber(route, 'update', current.tenantId);
     return route;

@@ -76,6 +76,30 @@ describe('dialplans', () => {
     ]);
   });
 
+  // Found by the fuzzer (npm run fuzz -- --target dialplan): the yaml library threw these instead of
+  // reporting them, and deep nesting could abort the whole process from inside V8's regexp compiler.
+  it('reports YAML the parser cannot take as problems: an unresolved alias, nesting past MAX_NESTING', () => {
+    const problem = (text: string): string => {
+      const result = checkDialplanText(text, 'bad.yaml');
+      expect(result.dialplan).toBeUndefined();
+      return formatProblem(result.problems[0]!);
+    };
+    // toJS() threw ReferenceError for an alias whose anchor the parser did not keep.
+    expect(problem('8z6]H@r?<<: *a')).toBe('bad.yaml:1:1: the YAML could not be read: Unresolved alias (the anchor must be set before the alias): a');
+    expect(problem('tenants: *nobody\n')).toMatch(/Unresolved alias/);
+    // This sequence of parses ended in "FATAL ERROR: RegExpCompiler Allocation failed" (the test process died).
+    for (const sep of ['-  ', '- ']) {
+      for (const n of [1000, 3000, 5000]) {
+        expect(problem(`tenants:\n  - ${sep.repeat(n)}id: x\n`)).toMatch(/nest up to \d+ levels deep.*at most 100/);
+        expect(problem(`${sep.repeat(n)}x\n`)).toMatch(/nest up to/);
+      }
+    }
+    expect(problem('['.repeat(1000) + ']'.repeat(1000))).toMatch(/nest up to 1001 levels/);
+    expect(problem(Array.from({ length: 150 }, (_, i) => `${' '.repeat(i)}a:`).join('\n') + ' 1\n')).toMatch(/nest up to 150 levels/);
+    // Nesting a real dialplan could have is read as usual.
+    expect(checkDialplanText(`tenants: ${'['.repeat(90)}${']'.repeat(90)}\n`, 'ok.yaml').problems[0]!.message).toMatch(/expected object/);
+  });
+
   it('a missing file is a problem, not a crash', async () => {
     const result = await checkDialplans([join(dir, 'nope.yaml')]);
     expect(result.ok).toBe(false);

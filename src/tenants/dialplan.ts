@@ -55,7 +55,23 @@ export function checkDialplanText(
   file: string,
 ): { dialplan?: Dialplan; locate: CheckedDialplan['locate']; problems: DialplanProblem[] } {
   const lineCounter = new LineCounter();
-  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
+  // The yaml library throws rather than reports for some input: a RangeError when nesting is deeper
+  // than its recursive parser's stack, a ReferenceError from toJS() for an alias it could not resolve.
+  // Either is a problem with the file, reported like the others.
+  const unreadable = (err: unknown) => ({
+    locate: () => ({ line: 1, column: 1 }),
+    problems: [{ file, line: 1, column: 1, path: '', message: `the YAML could not be read: ${err instanceof Error ? err.message : String(err)}` }],
+  });
+  const depth = nestingBound(text);
+  if (depth > MAX_NESTING) {
+    return unreadable(new Error(`collections nest up to ${depth} levels deep (or that many brackets are open); at most ${MAX_NESTING} are read`));
+  }
+  let doc: Document;
+  try {
+    doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
+  } catch (err) {
+    return unreadable(err);
+  }
   const at = (offset: number): { line: number; column: number } => {
     const pos = lineCounter.linePos(offset);
     return { line: pos.line, column: pos.col };
@@ -64,9 +80,48 @@ export function checkDialplanText(
   if (doc.errors.length > 0) {
     return { locate, problems: doc.errors.map((e) => ({ file, ...at(e.pos[0]), path: '', message: e.message.split('\n')[0]! })) };
   }
-  const parsed = dialplanSchema.safeParse(doc.toJS() ?? {});
+  let value: unknown;
+  try {
+    value = doc.toJS();
+  } catch (err) {
+    return unreadable(err);
+  }
+  const parsed = dialplanSchema.safeParse(value ?? {});
   if (parsed.success) return { dialplan: parsed.data, locate, problems: [] };
   return { locate, problems: parsed.error.issues.map((issue) => ({ file, ...locate(issue.path), path: issue.path.join('.'), message: issue.message })) };
+}
+
+/**
+ * Deepest nesting read. A dialplan nests about six levels; the yaml parser recurses per level, and at
+ * a few hundred levels (2 KB of "- - - …" or "[[[…") V8 runs out of stack, sometimes while compiling
+ * a regular expression, which aborts the process ("RegExpCompiler Allocation failed") instead of throwing.
+ */
+export const MAX_NESTING = 100;
+
+/**
+ * An upper bound on how deep the text's collections nest, without parsing it: indentation levels
+ * open on a line, plus compact indicators at its start ("- - x", "? - x"), plus flow brackets open.
+ * Brackets inside quoted strings count too, which can only overestimate.
+ */
+function nestingBound(text: string): number {
+  let max = 0;
+  let flow = 0;
+  const indents: number[] = [];
+  for (const line of text.split(/\r\n|\r|\n/)) {
+    const content = line.trimStart();
+    if (content === '' || content.startsWith('#')) continue;
+    const indent = line.length - content.length;
+    while (indents.length > 0 && indents[indents.length - 1]! >= indent) indents.pop();
+    indents.push(indent);
+    const compact = (/^(?:[-?:][ \t]+)*/.exec(content)?.[0].match(/[-?:]/g) ?? []).length;
+    let deepestFlow = flow;
+    for (const ch of content) {
+      if (ch === '[' || ch === '{') deepestFlow = Math.max(deepestFlow, ++flow);
+      else if ((ch === ']' || ch === '}') && flow > 0) flow--;
+    }
+    max = Math.max(max, indents.length + compact + deepestFlow);
+  }
+  return max;
 }
 
 /** Start offset of the deepest node the path reaches (the parent's when the key itself is missing). */

@@ -92,6 +92,14 @@ export const tenantSchema = tenantFields.strict().superRefine(refineTenant);
 export type TenantInput = z.input<typeof tenantSchema>;
 export type Tenant = z.output<typeof tenantSchema>;
 
+/**
+ * Call URLs are read back by Redis's Lua (cjson, in CallUrlStore), which refuses the "\ud800" escape
+ * JSON.stringify writes for a lone UTF-16 surrogate: one in a stored string fails every use of the URL.
+ */
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+const wellFormed = (s: string): boolean => !LONE_SURROGATE.test(s);
+const WELL_FORMED = 'must be well-formed Unicode (no lone surrogate)';
+
 export const callUrlSchema = z
   .object({
     /** Readable (`joes-pizza`) or, when absent, a random unguessable token is made. */
@@ -103,13 +111,13 @@ export const callUrlSchema = z
       .optional(),
     tenantId: id,
     /** Values for the greeting template (`{{name}}`). */
-    variables: z.record(z.string().regex(/^[A-Za-z_][\w.-]*$/), z.string().max(200)).default({}),
+    variables: z.record(z.string().regex(/^[A-Za-z_][\w.-]*$/), z.string().max(200).refine(wellFormed, WELL_FORMED)).default({}),
     /** ISO 8601; the URL stops working then. */
     expiresAt: z.iso.datetime({ offset: true }).optional(),
     /** Calls the URL may start; unlimited when absent. */
     maxUses: z.number().int().min(1).optional(),
     /** Page origins allowed to start calls with it (CORS / Origin check); any when empty. */
-    allowedOrigins: z.array(z.url()).default([]),
+    allowedOrigins: z.array(z.url().refine(wellFormed, WELL_FORMED)).default([]),
     enabled: z.boolean().default(true),
   });
 

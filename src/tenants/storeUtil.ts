@@ -30,17 +30,26 @@ export function invalid(what: string, path: string, message: string): CallgateEr
 
 const isPlainObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
+/** Deepest object nesting a patch may have: the data model nests four levels, so 32 refuses no real patch. */
+export const MAX_PATCH_DEPTH = 32;
+
 /**
  * JSON Merge Patch (RFC 7396): objects merge key by key, `null` removes a field, anything else
  * (arrays included) replaces. The usual meaning of PATCH, so API clients need no new rules.
  */
 export function mergePatch(target: unknown, patch: unknown): unknown {
+  return mergeAt(target, patch, 0);
+}
+
+function mergeAt(target: unknown, patch: unknown, depth: number): unknown {
   if (!isPlainObject(patch)) return patch;
+  // A body nested thousands deep would otherwise recurse until the stack overflows (a 500).
+  if (depth >= MAX_PATCH_DEPTH) throw invalid('patch', '(body)', `nests objects deeper than ${MAX_PATCH_DEPTH} levels`);
   const out: Record<string, unknown> = isPlainObject(target) ? { ...target } : {};
   for (const [k, v] of Object.entries(patch)) {
     if (v === undefined) continue;
     if (v === null) delete out[k];
-    else out[k] = mergePatch(out[k], v);
+    else out[k] = mergeAt(out[k], v, depth + 1);
   }
   return out;
 }

@@ -35,9 +35,15 @@ export function parseBrowserOffer(sdp: string): BrowserOffer {
   const m = audio[0]!;
   const missing = missingWebRtc(session, m);
   if (missing.length > 0) throw new CallgateError('CG_SDP_NOT_WEBRTC', `the offer is not WebRTC: no ${missing.join(', ')}`, { details: { missing } });
-  const opus = (m.rtp ?? []).find((r) => r.codec.toLowerCase() === 'opus' && r.rate === 48000);
+  // String(): sdp-transform gives digit-only fields as numbers ("a=rtpmap:111 1/48000", "m=application 9 1 x").
+  const opus = (m.rtp ?? []).find((r) => String(r.codec).toLowerCase() === 'opus' && r.rate === 48000);
   if (!opus) throw new CallgateError('CG_SDP_NO_COMMON_CODEC', 'the offer has no opus/48000');
-  if (m.mid === undefined) throw new CallgateError('CG_SDP_NOT_WEBRTC', 'the audio m-line has no a=mid');
-  const dataChannel = (session.media ?? []).some((x) => x.type === 'application' && x.port !== 0 && x.protocol.includes('SCTP'));
+  // The PT goes into every RTP header we send: 7 bits (the rtpmap grammar takes any run of digits).
+  if (!Number.isInteger(opus.payload) || opus.payload < 0 || opus.payload > 127) {
+    throw new CallgateError('CG_SDP_MALFORMED', `the offer's Opus payload type ${String(opus.payload)} is outside 0..127`);
+  }
+  // An empty a=mid is no identification tag (RFC 5888 §4): our answer's track could not name it.
+  if (m.mid === undefined || String(m.mid) === '') throw new CallgateError('CG_SDP_NOT_WEBRTC', 'the audio m-line has no a=mid');
+  const dataChannel = (session.media ?? []).some((x) => x.type === 'application' && x.port !== 0 && String(x.protocol).includes('SCTP'));
   return { audioMid: String(m.mid), opusPayloadType: opus.payload, dataChannel };
 }
