@@ -44,6 +44,7 @@ export const errorCatalogue = {
   CG_SDP_NO_COMMON_CODEC: { status: 488, message: 'SDP offers no codec callgate supports' },
   CG_SDP_BAD_CONNECTION: { status: 488, message: 'SDP connection address or port is missing or invalid' },
   CG_SDP_NOT_WEBRTC: { status: 488, message: 'a WebRTC call offered SDP without ICE and DTLS-SRTP' },
+  CG_SDP_TOO_MANY_MEDIA: { status: 488, message: 'SDP offers more media streams (m= lines) than callgate anchors' },
 
   // ── Captures, WAV and replay (src/media/capture, src/media/wav) ────────────────────────────────────
   CG_PCAP_BAD_MAGIC: { status: 400, message: 'not a libpcap or pcapng file' },
@@ -72,6 +73,11 @@ export const errorCatalogue = {
   CG_RTPENGINE_UNAVAILABLE: { status: 503, message: 'rtpengine did not answer in time or could not start', retryable: true },
   CG_RTPENGINE_FAILED: { status: 502, message: 'rtpengine refused the command' },
   CG_RTPENGINE_BAD_SDP: { status: 502, message: 'rtpengine returned SDP that callgate cannot use' },
+
+  // ── SIP door: INVITEs refused before they reach a tenant (src/sip) ──────────────────────────────
+  CG_SIP_RATE_LIMITED: { status: 503, message: 'this source sent INVITEs above its rate; retry after the time in the Retry-After header', retryable: true },
+  CG_SIP_SCANNER: { status: 403, message: 'INVITE from a known SIP scanner; nothing is sent back' },
+  CG_SIP_FORBIDDEN: { status: 403, message: 'the source may not place this call (no trunk covers its address, wrong credentials, or a number pinned to another trunk)' },
 
   // ── Agent (src/agent) ───────────────────────────────────────────────────────────────────────────
   CG_AGENT_CONFIG_INVALID: { status: 400, message: 'agent configuration is invalid' },

@@ -26,6 +26,9 @@ describe('CallMetrics', () => {
     metrics.record(record({ callId: 'c2', door: 'webrtc', outcome: 'rejected', latency: [], bargeIns: [{ turn: 2, reactionMs: 45 }] }));
     metrics.legClosed('sip', { packets: 1000, lost: 7, jitterMs: 12 });
     metrics.sipTiming({ callId: 'c1', tenantId: 'joes', inviteAt: 0, answeredAt: 5, ackAt: 10, firstPacketAt: 10.4 });
+    metrics.sipRefused('CG_SIP_RATE_LIMITED');
+    metrics.sipRefused('CG_SIP_RATE_LIMITED');
+    metrics.sipRefused('CG_NUMBER_NOT_FOUND');
     const text = await registry.metrics();
     expect(text).toContain('callgate_calls_total{door="sip",outcome="agent-goodbye"} 1');
     expect(text).toContain('callgate_calls_total{door="webrtc",outcome="rejected"} 1');
@@ -40,5 +43,7 @@ describe('CallMetrics', () => {
     expect(text).toContain('callgate_rtp_packets_received_total{door="sip"} 1000');
     expect(text).toContain('callgate_rtp_packets_lost_total{door="sip"} 7');
     expect(text).toContain('callgate_rtp_jitter_seconds_bucket{le="0.02",door="sip"} 1');
+    expect(text).toContain('callgate_sip_refused_total{code="CG_SIP_RATE_LIMITED"} 2');
+    expect(text).toContain('callgate_sip_refused_total{code="CG_NUMBER_NOT_FOUND"} 1');
   });
 });

@@ -1,6 +1,7 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { LatencyMark } from '../agent/events.js';
 import type { SipCallTiming } from '../sip/SipGateway.js';
+import type { ErrorCode } from '../errors.js';
 import type { CallDoor, CallRecord } from '../tenants/CallRecordStore.js';
 
 /**
@@ -31,6 +32,7 @@ export class CallMetrics {
   private readonly rtpPackets: Counter<'door'>;
   private readonly rtpLost: Counter<'door'>;
   private readonly rtpJitter: Histogram<'door'>;
+  private readonly sipRefusedTotal: Counter<'code'>;
   private readonly tenantsSeen = new Set<string>();
 
   constructor(registry: Registry, lines: ActiveLines) {
@@ -61,6 +63,12 @@ export class CallMetrics {
       help: "Each call's interarrival jitter from the caller at its end (RFC 3550 A.8), by door",
       labelNames: ['door'],
       buckets: [0.001, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.2],
+      registers: [registry],
+    });
+    this.sipRefusedTotal = new Counter({
+      name: 'callgate_sip_refused_total',
+      help: 'SIP INVITEs refused before they reached a tenant (no call record for them), by error code: CG_SIP_RATE_LIMITED, CG_SIP_SCANNER, CG_SIP_FORBIDDEN, CG_NUMBER_NOT_FOUND, …',
+      labelNames: ['code'],
       registers: [registry],
     });
     const seen = this.tenantsSeen;
@@ -99,6 +107,11 @@ export class CallMetrics {
   /** A tenant whose calls this process carries (seeded at start so its gauge shows before its first call ends). */
   tenant(id: string): void {
     this.tenantsSeen.add(id);
+  }
+
+  /** An INVITE refused before it reached a tenant; the code's set is the error catalogue, so labels stay few. */
+  sipRefused(code: ErrorCode): void {
+    this.sipRefusedTotal.inc({ code });
   }
 
   sipTiming(t: SipCallTiming): void {

@@ -158,8 +158,11 @@ export class Gateway {
         digest: new DigestAuth(digestOptionsFromEnv()),
         logger: this.log,
         legStats: (s) => callMetrics.legClosed('sip', s.endpoint.received),
+        // A burst of three seconds' worth, as at the default rate (10/s, 30).
+        sourceLimit: { invitesPerSecond: c.sipInvitesPerSecond, burst: 3 * c.sipInvitesPerSecond },
       });
       this.sip.on('call-timing', (t) => callMetrics.sipTiming(t));
+      this.sip.on('refused', (r) => callMetrics.sipRefused(r.code));
       this.sip.srf.on('connect', () => (this.drachtioConnected = true));
       this.sip.srf.on('disconnect', () => (this.drachtioConnected = false));
       await this.sip.connect(c.drachtio);

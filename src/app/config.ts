@@ -2,6 +2,7 @@ import { resolve } from 'node:path';
 import { CallgateError } from '../errors.js';
 import { cloudEnvFrom, type CloudEnv } from '../providers/cloud.js';
 import { drachtioConnectionFromEnv, type DrachtioConnection } from '../sip/SipConfig.js';
+import { defaultSourceLimiterOptions } from '../sip/invite/SourceLimiter.js';
 import { defaultRedisOptions } from '../tenants/redisClient.js';
 
 /**
@@ -24,6 +25,11 @@ export interface GatewayConfig {
   readonly drachtio: DrachtioConnection | undefined;
   /** rtpengine's ng control port when one runs already; undefined with a SIP door starts one. */
   readonly rtpengineNgPort: number | undefined;
+  /**
+   * INVITEs per second one source address may send (a burst of three seconds' worth): above it, 503.
+   * A carrier sending all its calls from one address needs this raised to its peak call rate.
+   */
+  readonly sipInvitesPerSecond: number;
   readonly cloud: CloudEnv;
   /** On SIGTERM, how long calls in progress may go on before the agent says goodbye and hangs up. */
   readonly drainTimeoutMs: number;
@@ -44,6 +50,8 @@ export const defaultGatewayConfig = {
   dataDir: 'var',
   /** 30 s: long enough for most calls' last exchange, short enough for a rolling deploy. */
   drainTimeoutMs: 30_000,
+  /** The SIP door's own default (src/sip/invite/SourceLimiter.ts): a PBX or small trunk stays well under it. */
+  sipInvitesPerSecond: defaultSourceLimiterOptions.invitesPerSecond,
   seedDemo: true,
   /** 30 s, the call limiter's own default (see CallLimiter for why). */
   callLeaseMs: 30_000,
@@ -71,6 +79,7 @@ export function gatewayConfigFromEnv(env: NodeJS.ProcessEnv = process.env): Gate
     dataDir: resolve(optional(env['CALLGATE_DATA_DIR']) ?? defaultGatewayConfig.dataDir),
     drachtio: drachtioConnectionFromEnv(env),
     rtpengineNgPort: rtpengine === undefined ? undefined : intFrom(env, 'RTPENGINE_NG_PORT', 0, 1, 65535),
+    sipInvitesPerSecond: intFrom(env, 'SIP_INVITES_PER_SECOND', defaultGatewayConfig.sipInvitesPerSecond, 1, 100_000),
     cloud: cloudEnvFrom(env),
     drainTimeoutMs: intFrom(env, 'DRAIN_TIMEOUT_MS', defaultGatewayConfig.drainTimeoutMs, 0, 3_600_000),
     seedDemo: env['CALLGATE_SEED_DEMO'] !== '0',

@@ -7,13 +7,13 @@ import type { PromptCache } from '../agent/PromptCache.js';
 import type { ProviderRegistry } from '../agent/ProviderRegistry.js';
 import type { VoiceActivityDetector } from '../agent/vad/VoiceActivityDetector.js';
 import { LiveSessions } from '../agent/LiveSessions.js';
-import { CallgateError } from '../errors.js';
+import { CallgateError, isCallgateError, type ErrorCode } from '../errors.js';
 import { callLogger, rootLogger } from '../log.js';
 import { legCodecFrom, openAudioLeg, type AudioLeg, type AudioLegStats } from '../media/AudioLeg.js';
 import type { MediaClock } from '../media/MediaClock.js';
 import type { MediaWatchdogOptions } from '../media/MediaWatchdog.js';
 import type { RtpEndpointOptions } from '../media/RtpEndpoint.js';
-import { answerFor, buildSdp } from '../media/sdp.js';
+import { answerFor, buildSdp, parseRemoteSdp } from '../media/sdp.js';
 import type { CallLease, CallLimiter } from '../tenants/CallLimiter.js';
 import { CallRecorder } from '../tenants/CallRecorder.js';
 import type { CallRecordStore } from '../tenants/CallRecordStore.js';
@@ -25,9 +25,11 @@ import { identifySource, rejectScanners, reserveLine, routeToNumber, tenantFor, 
 import type { AnchorProfile, MediaAnchor } from './rtpengine/MediaAnchor.js';
 import { defaultDrachtioConnection, type DrachtioConnection } from './SipConfig.js';
 import { DigestAuth } from './invite/DigestAuth.js';
-import { runAnsweredCall } from './answeredCall.js';
+import { SourceLimiter, type SourceLimiterOptions } from './invite/SourceLimiter.js';
+import { drachtioFramingErrors, installDrachtioFramingGuard, type FramingError } from './drachtioFraming.js';
+import { runAnsweredCall, sendBye } from './answeredCall.js';
 import { startOutboundCall, type DialRequest, type DialStarted } from './outboundCall.js';
-import { sipErrorFrom } from './SipError.js';
+import { SipError, sipErrorFrom } from './SipError.js';
 
 /**
  * The SIP front door: drachtio-srf on a drachtio-server. An INVITE goes through the steps in
@@ -59,6 +61,8 @@ export interface SipGatewayDeps {
   readonly legStats?: (stats: AudioLegStats) => void;
   /** When a caller whose RTP stopped without a BYE is hung up on. */
   readonly mediaWatchdog?: Partial<MediaWatchdogOptions>;
+  /** The per-source INVITE rate limit (raise it for a carrier sending all its calls from one address). */
+  readonly sourceLimit?: Partial<SourceLimiterOptions>;
 }
 
 /**
@@ -75,8 +79,19 @@ export interface SipCallTiming {
   readonly firstPacketAt: number;
 }
 
+/**
+ * An INVITE refused before it reached a tenant (rate-limited, scanner, unknown source, unknown
+ * number, …): no call record is written for it, so this is what metrics count.
+ */
+export interface SipRefusal {
+  readonly code: ErrorCode;
+  /** The source address it came from. */
+  readonly source: string;
+}
+
 export interface SipGatewayEvents {
   'call-timing': [SipCallTiming];
+  refused: [SipRefusal];
 }
 
 /**
@@ -86,11 +101,21 @@ export interface SipGatewayEvents {
  */
 const ACK_WAIT_MS = 2000;
 
+/**
+ * Most m= lines an offer may have. rtpengine opens ports for every one of them before anything is
+ * checked (measured: 100 audio m-lines were anchored as 100 streams; 2 500 took its whole port range,
+ * "Ran out of ports"), so one INVITE could starve every other call. A real offer has one to three
+ * (audio, maybe video or T.38); 8 leaves room for capability-negotiation duplicates.
+ */
+const MAX_OFFER_MEDIA = 8;
+
 export class SipGateway extends EventEmitter<SipGatewayEvents> {
   readonly srf = new Srf();
   private readonly log: Logger;
   private readonly active = new Set<Promise<void>>();
   private readonly digest = new DigestAuth();
+  /** INVITEs per source address, checked before anything that touches Redis. */
+  readonly sources: SourceLimiter;
   /** Set by `stopAccepting()` (SIGTERM): new INVITEs get 503 with Retry-After, calls in progress go on. */
   private accepting = true;
 
@@ -100,6 +125,7 @@ export class SipGateway extends EventEmitter<SipGatewayEvents> {
     super();
     this.deps = { ...deps, sessions: deps.sessions ?? new LiveSessions() };
     this.log = (deps.logger ?? rootLogger).child({ door: 'sip' });
+    this.sources = new SourceLimiter(deps.sourceLimit);
     this.srf.on('error', (err: Error) => this.log.warn({ err: err.message }, 'drachtio connection error; drachtio-srf reconnects'));
     // Carriers ping with OPTIONS to see the gateway is up. Registering the verb (srf.options, which
     // drachtio-srf's typings omit) is what makes drachtio-server route OPTIONS to us; without it, 503.
@@ -117,6 +143,8 @@ export class SipGateway extends EventEmitter<SipGatewayEvents> {
    * progress keep their media (rtpengine and our legs do not depend on the signalling link).
    */
   async connect(conn: DrachtioConnection): Promise<void> {
+    if (installDrachtioFramingGuard()) drachtioFramingErrors.on('recovered', this.onFramingError);
+    else this.log.warn('drachtio-srf internals changed: an interleaved oversized message from drachtio would crash the process');
     // drachtio-srf emits these but its typings list only SIP methods.
     const events = this.srf as unknown as NodeJS.EventEmitter;
     events.on('reconnecting', (opts: { attempt: number; delay: number }) => this.log.warn(opts, 'drachtio connection lost; reconnecting'));
@@ -131,8 +159,13 @@ export class SipGateway extends EventEmitter<SipGatewayEvents> {
 
   /** Disconnects from drachtio; calls in progress are left to finish (await `drain()` to wait). */
   disconnect(): void {
+    drachtioFramingErrors.off('recovered', this.onFramingError);
     this.srf.disconnect();
   }
+
+  private readonly onFramingError = (e: FramingError): void => {
+    this.log.error(e, 'drachtio link lost its message framing (an oversized message interleaved): reconnecting; calls keep their media');
+  };
 
   /**
    * Calls `req.to` through a trunk and runs the tenant's agent when answered. Resolves once the call
@@ -165,9 +198,28 @@ export class SipGateway extends EventEmitter<SipGatewayEvents> {
     return this.deps.sessions.shutdownAll();
   }
 
+  /**
+   * The per-source INVITE limit, before any logger, Redis lookup or rtpengine offer: over it, a 503
+   * with Retry-After (a final response, so drachtio ends the transaction) and no log line but one per
+   * source a window. A scanner is left to the steps: it must hear nothing, not a 503 telling it
+   * something listens (and refusing it costs no Redis either).
+   */
+  private overRate(invite: InviteRequest, res: Srf.SrfResponse): boolean {
+    if (isScanner(invite)) return false;
+    const verdict = this.sources.take(invite.sourceAddress);
+    if (verdict.allowed) return false;
+    res.send(503, 'Service Unavailable', { headers: { 'Retry-After': String(verdict.retryAfterS) } });
+    if (verdict.report !== undefined) {
+      this.log.warn({ source: verdict.bucket, refused: verdict.report, code: 'CG_SIP_RATE_LIMITED' }, 'SIP source over its INVITE rate: refusing with 503');
+    }
+    this.emit('refused', { code: 'CG_SIP_RATE_LIMITED', source: invite.sourceAddress });
+    return true;
+  }
+
   private async onInvite(req: Srf.SrfRequest, res: Srf.SrfResponse): Promise<void> {
     const inviteAt = performance.now();
     const invite = fromSrfRequest(req);
+    if (this.overRate(invite, res)) return;
     const log = callLogger({ callId: invite.callId }, this.log);
     const { deps } = this;
     const digest = deps.digest ?? this.digest;
@@ -188,8 +240,7 @@ export class SipGateway extends EventEmitter<SipGatewayEvents> {
     const cleanup = async (): Promise<void> => {
       if (dialog && state.open) {
         state.open = false;
-        const open = dialog;
-        await new Promise<void>((resolve) => open.destroy(undefined, () => resolve()));
+        await sendBye(dialog);
       }
       // The session closes the VAD once it owns it; until then (a failure before), it is ours to close.
       vad?.close();
@@ -210,7 +261,10 @@ export class SipGateway extends EventEmitter<SipGatewayEvents> {
       lease = await reserveLine(invite, tenant, deps.limiter);
       const fromTag = tagOf(req.get('From')) ?? '';
       anchored = { callId: invite.callId, fromTag };
-      const offered = await deps.anchor.offer({ callId: invite.callId, fromTag, sdp: req.body as string, profile });
+      checkMediaCount(req.body);
+      const offered = await deps.anchor.offer({ callId: invite.callId, fromTag, sdp: req.body as string, profile }).catch((err: unknown) => {
+        throw profile === 'trunk' ? callerSdpFault(req.body, err) : err;
+      });
       leg = await openAudioLeg({
         callId: invite.callId,
         legId: 'agent',
@@ -293,12 +347,54 @@ export class SipGateway extends EventEmitter<SipGatewayEvents> {
         res.send(sip.status, sip.reason, { headers: sip.headers });
         log.info({ status: sip.status, code: sip.code }, 'call refused');
       }
+      // Refused before a tenant was known: no call record tells of it, so the event does. A 401 is a
+      // digest challenge, the first half of a device's normal call, not a refusal.
+      if (!recorder && !canceled && sip.status !== 401) {
+        const code = sip.code ?? (sip.silent ? 'CG_SIP_SCANNER' : sip.status === 403 ? 'CG_SIP_FORBIDDEN' : 'CG_INTERNAL');
+        this.emit('refused', { code, source: invite.sourceAddress });
+      }
       // A cancel is the caller hanging up before the answer; otherwise refused before it, failed after.
       const end = canceled ? { outcome: 'caller-hangup' as const } : { outcome: dialog ? ('failed' as const) : ('rejected' as const), error: { code: sip.code ?? 'CG_INTERNAL' } };
       await recorder?.finish(end).catch((e: unknown) => log.warn({ err: String(e) }, 'call record not written'));
     } finally {
       await cleanup();
     }
+  }
+}
+
+/** Refuses an offer with more than MAX_OFFER_MEDIA m= lines before rtpengine sees it. */
+function checkMediaCount(sdp: unknown): void {
+  if (typeof sdp !== 'string') return;
+  let count = 0;
+  for (let i = sdp.indexOf('m='); i !== -1; i = sdp.indexOf('m=', i + 2)) {
+    if (i === 0 || sdp[i - 1] === '\n') count++;
+  }
+  if (count > MAX_OFFER_MEDIA) throw new SipError(488, 'Not Acceptable Here', {}, false, 'CG_SDP_TOO_MANY_MEDIA');
+}
+
+/**
+ * rtpengine refuses (or turns into unusable SDP) a caller's broken offer as it does its own failures,
+ * and those map to 503, which tells a carrier to fail over. After such a failure, an offer our own
+ * parser refuses too is the caller's fault: its SdpError (400/488) is the answer. Checked only after
+ * a failure, so an offer rtpengine can take and we could not (SRTP from a trunk) still goes through.
+ */
+function callerSdpFault(sdp: unknown, err: unknown): unknown {
+  if (!isCallgateError(err) || (err.code !== 'CG_RTPENGINE_FAILED' && err.code !== 'CG_RTPENGINE_BAD_SDP')) return err;
+  try {
+    parseRemoteSdp(typeof sdp === 'string' ? sdp : '');
+  } catch (sdpErr) {
+    return sdpErr;
+  }
+  return err;
+}
+
+/** Whether the INVITE steps would take it for a scanner's (they throw for one; nothing else does). */
+function isScanner(invite: InviteRequest): boolean {
+  try {
+    rejectScanners(invite);
+    return false;
+  } catch {
+    return true;
   }
 }
 

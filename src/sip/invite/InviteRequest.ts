@@ -22,10 +22,22 @@ export function uriOf(nameAddr: string): string {
   return (angled ? angled[1]! : nameAddr.split(';')[0]!).trim();
 }
 
-/** The user part of a SIP or tel URI (`sip:+14155550100@gw;user=phone` → `+14155550100`). */
+/**
+ * The user part of a SIP or tel URI (`sip:+14155550100@gw;user=phone` → `+14155550100`), with its
+ * %-escapes decoded (RFC 3261 §19.1.2: `%2B1415…` is `+1415…`) and without user-part parameters, which
+ * carriers add to numbers (`sip:+1415…;npdi;rn=+1415…@gw`, RFC 4694). Undefined when there is none or
+ * an escape is broken.
+ */
 export function userOf(uri: string): string | undefined {
-  const u = uriOf(uri);
-  const tel = /^tel:([^;]+)/i.exec(u);
-  if (tel) return tel[1];
-  return /^sips?:([^@;]+)@/i.exec(u)?.[1];
+  // Not uriOf: a bare URI's first ';' may be inside its user part, and what follows the host
+  // (header parameters such as ;tag) does not matter here.
+  const u = /<([^>]+)>/.exec(uri)?.[1] ?? uri.trim();
+  const raw = /^tel:([^;]+)/i.exec(u)?.[1] ?? /^sips?:([^@]+)@/i.exec(u)?.[1];
+  if (raw === undefined) return undefined;
+  const user = raw.split(';')[0]!;
+  try {
+    return decodeURIComponent(user) || undefined;
+  } catch {
+    return undefined;
+  }
 }

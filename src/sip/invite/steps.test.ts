@@ -72,6 +72,11 @@ describe('INVITE steps', () => {
     expect(userOf('tel:+15005550100;phone-context=x')).toBe('+15005550100');
     expect(userOf('<sips:support@example.com>')).toBe('support');
     expect(userOf('garbage')).toBeUndefined();
+    // Escaped and parameterised user parts, as carriers send them.
+    expect(userOf('sip:%2B1500555%30100@gw')).toBe('+15005550100');
+    expect(userOf('sip:+15005550100;npdi;rn=+15005550199@gw')).toBe('+15005550100');
+    expect(userOf('<sip:%2B15005550100;user=phone@gw>;tag=1')).toBe('+15005550100');
+    expect(userOf('sip:%ZZ@gw')).toBeUndefined();
   });
 
   it('drops scanners silently and lets others through', async () => {

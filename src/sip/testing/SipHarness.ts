@@ -1,3 +1,4 @@
+import type { SourceLimiterOptions } from '../invite/SourceLimiter.js';
 import { randomBytes } from 'node:crypto';
 import type { AgentSessionOptions } from '../../agent/AgentSession.js';
 import { PromptCache } from '../../agent/PromptCache.js';
@@ -39,6 +40,8 @@ export interface SipHarnessOptions {
   readonly rtpengine?: Partial<RtpengineProcessOptions>;
   /** Held before each call's VAD is made: lets a test stop setup at a known point. */
   readonly beforeSetup?: () => Promise<void>;
+  /** The per-source INVITE limit (a load generator sends every call from one address). */
+  readonly sourceLimit?: Partial<SourceLimiterOptions>;
 }
 
 export interface SipHarness {
@@ -104,6 +107,7 @@ export async function startSipHarness(options: SipHarnessOptions): Promise<SipHa
       tokens,
       ...(options.agentPorts ? { endpoint: { portRange: options.agentPorts } } : {}),
       ...(options.agent ? { agent: options.agent } : {}),
+      ...(options.sourceLimit ? { sourceLimit: options.sourceLimit } : {}),
     });
     await gateway.connect({ host: '127.0.0.1', port: drachtio.adminPort, secret: drachtio.secret });
     started.push({
