@@ -117,6 +117,8 @@ export const errorCatalogue = {
   CG_HTTP_FORBIDDEN: { status: 403, message: 'this key may not act on that tenant' },
   CG_HTTP_NOT_FOUND: { status: 404, message: 'no such route' },
   CG_HTTP_BAD_REQUEST: { status: 400, message: 'request is invalid' },
+  CG_HTTP_BODY_TOO_LARGE: { status: 413, message: 'request body is larger than this route accepts' },
+  CG_HTTP_UNSUPPORTED_MEDIA_TYPE: { status: 415, message: 'request body must be JSON (content-type: application/json)' },
   CG_HTTP_RATE_LIMITED: { status: 429, message: 'too many requests; retry after the time in the Retry-After header', retryable: true },
   CG_API_KEY_NOT_FOUND: { status: 404, message: 'no API key with that id for this tenant' },
 

@@ -114,9 +114,11 @@ export async function buildAdminApp(options: AdminAppOptions): Promise<AdminApp>
     if (isCallgateError(err)) return reply.status(err.status).send(err.toJSON());
     const status = (err as FastifyError).statusCode;
     if ((err as FastifyError).validation || (status !== undefined && status >= 400 && status < 500)) {
-      // Fastify's own refusals (malformed JSON, wrong content type, body too large) in the one shape.
-      const e = new CallgateError('CG_HTTP_BAD_REQUEST', err.message, { details: { reason: (err as FastifyError).code } });
-      return reply.status(400).send(e.toJSON());
+      // Fastify's own refusals (malformed JSON, wrong content type, body too large) in the one shape,
+      // keeping the status a client acts on: 413 means "send less", 415 "send JSON", not "fix a field".
+      const code = status === 413 ? 'CG_HTTP_BODY_TOO_LARGE' : status === 415 ? 'CG_HTTP_UNSUPPORTED_MEDIA_TYPE' : 'CG_HTTP_BAD_REQUEST';
+      const e = new CallgateError(code, err.message, { details: { reason: (err as FastifyError).code } });
+      return reply.status(e.status).send(e.toJSON());
     }
     request.log.error({ err: err.message, url: request.url }, 'admin API error');
     return reply.status(500).send(new CallgateError('CG_INTERNAL').toJSON());

@@ -117,11 +117,35 @@ export class CallTokenStore {
     const stored = JSON.parse(raw) as StoredCallToken;
     // Redis expires the key on its own clock; this check lets `now` decide too (and tests pass it).
     if (now >= stored.expiresAtMs) throw invalidToken();
-    if (options.slug !== undefined && options.slug !== stored.slug) throw invalidToken();
-    if (options.origin !== undefined && normalizeOrigin(options.origin) !== stored.origin) throw invalidToken();
-    const use = await this.#urls.use(stored.slug, stored.origin, now);
+    // From here the token was real: a refusal is a call attempt of the tenant's, which gets a record.
+    const attempt = { tenantId: stored.tenantId, slug: stored.slug };
+    if (options.slug !== undefined && options.slug !== stored.slug) throw refusedFor(invalidToken(), attempt);
+    if (options.origin !== undefined && normalizeOrigin(options.origin) !== stored.origin) throw refusedFor(invalidToken(), attempt);
+    let use: Awaited<ReturnType<CallUrlStore['use']>>;
+    try {
+      use = await this.#urls.use(stored.slug, stored.origin, now);
+    } catch (err) {
+      throw err instanceof CallgateError ? refusedFor(err, attempt) : err;
+    }
     return stored.origin === undefined ? use : { ...use, origin: stored.origin };
   }
+}
+
+const refusedAttempt = Symbol('callgate.refusedCallAttempt');
+
+/** Which tenant's call URL a redeem refusal was for; kept off the error's enumerable fields (never sent to the client). */
+function refusedFor(err: CallgateError, attempt: { tenantId: string; slug: string }): CallgateError {
+  Object.defineProperty(err, refusedAttempt, { value: attempt, enumerable: false });
+  return err;
+}
+
+/**
+ * For an error from `redeem()` of a real token (its URL used up, disabled or expired, the wrong
+ * origin): the tenant and call URL it was for, so the door can record the refused call. Undefined for
+ * an unknown or expired token, which names no one.
+ */
+export function refusedCallAttempt(err: unknown): { readonly tenantId: string; readonly slug: string } | undefined {
+  return err instanceof CallgateError ? (err as unknown as Record<symbol, { tenantId: string; slug: string } | undefined>)[refusedAttempt] : undefined;
 }
 
 /** No detail: which of unknown, expired or used would tell a guesser something. */

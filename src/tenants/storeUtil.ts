@@ -14,12 +14,13 @@ export function toIssues(error: z.ZodError): ValidationIssue[] {
 }
 
 /** Parses with `schema` or throws CG_TENANT_INVALID listing every issue (path + message). */
-export function parseOrThrow<S extends z.ZodType>(schema: S, value: unknown, what: string): z.output<S> {
+/** `code`: CG_TENANT_INVALID for the stores' records; a route parsing its own request body names its own. */
+export function parseOrThrow<S extends z.ZodType>(schema: S, value: unknown, what: string, code: ErrorCode = 'CG_TENANT_INVALID'): z.output<S> {
   const result = schema.safeParse(value);
   if (result.success) return result.data;
   const issues = toIssues(result.error);
   const first = issues[0];
-  throw new CallgateError('CG_TENANT_INVALID', `${what}: ${first ? `${first.path || '(root)'} ${first.message}` : 'invalid'}`, {
+  throw new CallgateError(code, `${what}: ${first ? `${first.path || '(root)'} ${first.message}` : 'invalid'}`, {
     details: { issues },
   });
 }

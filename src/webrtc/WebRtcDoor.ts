@@ -16,6 +16,7 @@ import { MediaWatchdog } from '../media/MediaWatchdog.js';
 import type { RtpEndpointOptions } from '../media/RtpEndpoint.js';
 import type { CallLease, CallLimiter } from '../tenants/CallLimiter.js';
 import { CallRecorder } from '../tenants/CallRecorder.js';
+import { refusedCallAttempt } from '../tenants/CallTokenStore.js';
 import type { CallRecordStore } from '../tenants/CallRecordStore.js';
 import type { TenantCache } from '../tenants/TenantCache.js';
 import { agentConfigFor } from '../tenants/TenantStore.js';
@@ -106,6 +107,15 @@ export class WebRtcDoor {
     this.log = (deps.logger ?? rootLogger).child({ door: 'webrtc' });
   }
 
+  /** A real token refused (its URL used up, disabled or expired; the wrong origin): the tenant's call attempt gets a record. */
+  private async recordRefusal(err: unknown): Promise<void> {
+    const attempt = refusedCallAttempt(err);
+    if (!attempt || !(err instanceof CallgateError)) return;
+    const { tenantId, slug } = attempt;
+    const recorder = new CallRecorder(this.deps.records, { callId: `web-${randomUUID()}`, tenantId, door: 'webrtc', from: `web:${slug}`, to: `callurl:${slug}` });
+    await recorder.finish({ outcome: 'rejected', error: { code: err.code } }).catch((e: unknown) => this.log.warn({ err: String(e) }, 'call record not written'));
+  }
+
   /**
    * Answers a browser's offer. Resolves with our answer once the call is set up (token redeemed, a line
    * held, providers, VAD and media ready); the call then runs in the background until either side ends it.
@@ -113,7 +123,10 @@ export class WebRtcDoor {
   async answer(offer: WebRtcOffer): Promise<WebRtcAnswer> {
     const parsed = parseBrowserOffer(offer.sdp);
     const { deps } = this;
-    const url = await deps.tokens.redeem(offer.token, offer.origin === undefined ? {} : { origin: offer.origin });
+    const url = await deps.tokens.redeem(offer.token, offer.origin === undefined ? {} : { origin: offer.origin }).catch(async (err: unknown) => {
+      await this.recordRefusal(err);
+      throw err;
+    });
     const tenant = await deps.tenants.get(url.tenantId);
     const callId = `web-${randomUUID()}`;
     const log = callLogger({ callId, tenant: tenant.id }, this.log);

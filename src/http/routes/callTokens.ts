@@ -38,6 +38,8 @@ export function callTokenRoutes(app: FastifyInstance, store: CallTokenStore, opt
 
   app.post('/v1/call-urls/:slug/token', {
     config: { access: 'public' },
+    // The route takes no body: a public route should not parse a megabyte for nothing.
+    bodyLimit: 1024,
     onRequest: (request, reply) => enforce(perIp, request, reply),
     // Pages on other sites (a URL's allowed origins) must be able to read the answer, errors included.
     // `*` gives nothing away: the Origin header, which a page cannot forge, is what the store checks,

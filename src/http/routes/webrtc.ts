@@ -52,6 +52,8 @@ export function webrtcRoutes(app: FastifyInstance, door: WebRtcAnswerer, options
   });
   app.post('/v1/webrtc/offer', {
     config: { access: 'public' },
+    // A gathered browser offer is 2–6 KB; the schema caps the SDP at 32 KiB.
+    bodyLimit: 64 * 1024,
     onRequest: (request, reply) => enforce(perIp, request, reply),
     onSend: cors,
     schema: {
@@ -66,7 +68,7 @@ export function webrtcRoutes(app: FastifyInstance, door: WebRtcAnswerer, options
       response: responses({ 201: answered }),
     },
     handler: async (request, reply) => {
-      const { token, sdp } = parseOrThrow(offerSchema, objectBody(request), 'offer');
+      const { token, sdp } = parseOrThrow(offerSchema, objectBody(request), 'offer', 'CG_HTTP_BAD_REQUEST');
       // No Origin header is no origin, not any: a token issued to a page's origin is refused without one
       // ('null', the opaque origin, normalises to none, which matches only a token issued without an Origin).
       const answer = await door.answer({ token, sdp, origin: request.headers.origin || 'null' });
