@@ -54,6 +54,8 @@ describe('NumberStore: trunks', () => {
     await numbers.updateTrunk('carrier-u', { auth: { password: 'another-password-1' } });
     expect((await numbers.getTrunkWithSecrets('carrier-u')).auth).toEqual({ username: 'u2', password: 'another-password-1' });
     expect((await numbers.updateTrunk('carrier-u', { auth: null })).auth).toBeUndefined();
+    // A string or an array is not credentials: refused, not silently ignored.
+    for (const auth of ['nonsense', ['u', 'p']]) expect((await caught(numbers.updateTrunk('carrier-u', { auth } as never))).code).toBe('CG_TENANT_INVALID');
     expect((await caught(numbers.updateTrunk('carrier-u', { sourceCidrs: [] }))).code).toBe('CG_TENANT_INVALID');
     await numbers.deleteTrunk('carrier-u');
     expect((await caught(numbers.getTrunk('carrier-u'))).code).toBe('CG_TRUNK_NOT_FOUND');

@@ -154,6 +154,10 @@ export class NumberStore {
     const { auth: storedAuth, ...fields } = stored;
     const { auth: authPatch, ...fieldPatch } = patch;
     const merged = mergePatch(fields, fieldPatch) as Record<string, unknown>;
+    // Anything but an object or null (a string, an array) would otherwise read as "no password given".
+    if (authPatch !== undefined && authPatch !== null && (typeof authPatch !== 'object' || Array.isArray(authPatch))) {
+      throw invalid('trunk', 'auth', 'must be an object {username, password}, or null to remove credentials');
+    }
     let keepPassword: StoredTrunk['auth'] | undefined;
     if (authPatch === null) {
       // credentials removed

@@ -111,6 +111,12 @@ describe('TenantStore', () => {
     expect((await caught(tenants.update('upd', { id: 'other' }))).code).toBe('CG_TENANT_INVALID');
     expect((await caught(tenants.update('ghost', { displayName: 'x' }))).code).toBe('CG_TENANT_NOT_FOUND');
     expect((await tenants.update('upd', { providerKeys: null })).providerKeys).toBeUndefined();
+    // A bare string is not a map of keys (it was stored as one "key" per character), nor is a number a key.
+    for (const providerKeys of ['sk-abc', ['sk-abc'], { openai: 42 }]) {
+      const refused = await caught(tenants.update('upd', { providerKeys } as never));
+      expect(refused.code).toBe('CG_TENANT_INVALID');
+    }
+    expect((await tenants.get('upd')).providerKeys).toBeUndefined();
   });
 
   it('lists by id, in pages or all', async () => {

@@ -127,6 +127,13 @@ export class TenantStore {
     const stored = await this.#load(id);
     const { providerKeys: storedKeys, ...fields } = stored;
     const { providerKeys: keyPatch, ...fieldPatch } = patch;
+    // A map of vendor → key (or null), or null for none: a bare string would be read as one "key" per character.
+    if (keyPatch !== undefined && keyPatch !== null && (typeof keyPatch !== 'object' || Array.isArray(keyPatch))) {
+      throw invalid('tenant', 'providerKeys', 'must be an object of provider name → key (or null to remove one)');
+    }
+    for (const [name, value] of Object.entries(keyPatch ?? {})) {
+      if (value !== null && typeof value !== 'string') throw invalid('tenant', `providerKeys.${name}`, 'must be a string, or null to remove it');
+    }
     const newKeys: Record<string, string> = {};
     for (const [name, value] of Object.entries(keyPatch ?? {})) if (typeof value === 'string') newKeys[name] = value;
     const candidate = mergePatch(fields, fieldPatch) as Record<string, unknown>;
