@@ -499,15 +499,18 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
       }
     })();
 
+    let piece: ReplyPiece | undefined;
     try {
       for await (const text of pieces) {
         if (abort.signal.aborted) break;
-        const piece = reply.addPiece(text);
+        piece = reply.addPiece(text);
         this.emitEvent({ type: 'agent-text', turn: reply.turn, text });
         await this.synthesizeInto(reply, piece, abort.signal);
       }
     } catch (err) {
       if (!abort.signal.aborted) failure ??= { err, during: 'tts' };
+      // The record and the model's history say only what the caller heard of that sentence.
+      if (piece) reply.cutShort(piece);
       abort.abort();
     }
     await reading;

@@ -85,4 +85,25 @@ describe('joinText', () => {
     expect(joinText(['', 'a', '  ', 'b c'])).toBe('a b c');
     expect(joinText([])).toBe('');
   });
+
+  it("a piece cut short by a failed synthesis counts only the words its audio covered, at the reply's own speech rate", () => {
+    // 'We open at nine.' took 1000 ms for 16 chars (62.5 ms/char); the cut piece got 640 ms of audio, about
+    // a quarter of its 41 chars: 2 of its 9 words.
+    const r = reply([['We open at nine.', 1000], ['On Sundays we open at ten in the morning.', 640]]);
+    const cut = r.pieces[1]!;
+    r.cutShort(cut);
+    expect(r.fullText).toBe('We open at nine. On Sundays…');
+    // Barged in after all of it played: still only what the cut audio held.
+    expect(r.spokenText(1640)).toBe('We open at nine. On Sundays…');
+    // Even audio as long as the estimate says a word is missing: it was cut.
+    const long = reply([['Hi.', 300], ['Good morning to you.', 5000]]);
+    long.cutShort(long.pieces[1]!);
+    expect(long.fullText).toBe('Hi. Good morning to…');
+    // No whole piece to measure the rate by: the default rate; a piece with no audio is not marked.
+    const alone = reply([['Open every day from nine.', 700], ['Never heard.', 0]]);
+    alone.cutShort(alone.pieces[0]!);
+    alone.cutShort(alone.pieces[1]!);
+    expect(alone.pieces[1]!.cutShort).toBeUndefined();
+    expect(alone.fullText).toBe('Open every…');
+  });
 });

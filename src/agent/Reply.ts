@@ -9,7 +9,12 @@ export interface ReplyPiece {
   readonly text: string;
   /** Audio queued for it; 0 while it is still being synthesised. */
   durationMs: number;
+  /** Its synthesis failed after some of its audio: the caller heard only the start of it. */
+  cutShort?: true;
 }
+
+/** Speech rate assumed for a cut-short piece when the reply has no whole piece to measure it by (~14 chars/s). */
+const DEFAULT_MS_PER_CHAR = 70;
 
 export class Reply {
   readonly pieces: ReplyPiece[] = [];
@@ -41,8 +46,13 @@ export class Reply {
   }
 
   /** Everything that got audio (a piece whose synthesis failed was never heard). */
+  /** Synthesis of `piece` failed after some of its audio had been queued. */
+  cutShort(piece: ReplyPiece): void {
+    if (piece.durationMs > 0) piece.cutShort = true;
+  }
+
   get fullText(): string {
-    return joinText([this.prefix, ...this.pieces.filter((p) => p.durationMs > 0).map((p) => p.text)]);
+    return joinText([this.prefix, ...this.pieces.filter((p) => p.durationMs > 0).map((p) => (p.cutShort ? this.heardOf(p, 1) : p.text))]);
   }
 
   /**
@@ -57,17 +67,33 @@ export class Reply {
       // still under way (then nothing after it has audio either).
       if (piece.durationMs === 0) continue;
       if (at + piece.durationMs <= playedMs + FRAME_MS / 2) {
-        parts.push(piece.text);
+        parts.push(piece.cutShort ? this.heardOf(piece, 1) : piece.text);
         at += piece.durationMs;
         continue;
       }
-      const words = piece.text.split(/\s+/);
-      const share = Math.max(0, (playedMs - at) / piece.durationMs);
-      const heard = words.slice(0, Math.floor(words.length * share));
-      if (heard.length > 0) parts.push(`${heard.join(' ')}…`);
+      parts.push(this.heardOf(piece, Math.max(0, (playedMs - at) / piece.durationMs)));
       break;
     }
     return joinText(parts);
+  }
+
+  /**
+   * The words of `piece` heard when `share` of its queued audio played: in proportion, with an ellipsis
+   * when cut. A cut-short piece's whole length is unknown, so its audio's share of the text is estimated
+   * from this reply's speech rate.
+   */
+  private heardOf(piece: ReplyPiece, share: number): string {
+    let fraction = share;
+    if (piece.cutShort) {
+      const whole = this.pieces.filter((p) => p.durationMs > 0 && !p.cutShort);
+      const chars = whole.reduce((n, p) => n + p.text.length, 0);
+      const msPerChar = chars > 0 ? whole.reduce((n, p) => n + p.durationMs, 0) / chars : DEFAULT_MS_PER_CHAR;
+      fraction = Math.min(1, share * (piece.durationMs / (piece.text.length * msPerChar)));
+    }
+    if (fraction >= 1 && !piece.cutShort) return piece.text;
+    const words = piece.text.split(/\s+/);
+    const heard = words.slice(0, Math.min(words.length - (piece.cutShort ? 1 : 0), Math.floor(words.length * fraction)));
+    return heard.length > 0 ? `${heard.join(' ')}…` : '';
   }
 
   /** Where to resume after `playedMs`: the pieces from the interrupted one on, and what came before. */

@@ -308,9 +308,10 @@ describe('provider faults mid-call: the call goes on or ends cleanly, and its re
     const text = lines(r);
     expect(text).toHaveLength(5);
     expect(text.slice(0, 2)).toEqual(['0 agent: Hi Sam, this is the test line.', '1 caller: what time do you open']);
-    // Not pinned in the middle: the stalled sentence is recorded whole although only its first chunk
-    // played (Reply.fullText counts any piece with audio as heard).
-    expect(text[2]).toMatch(/^1 agent: We open at eleven in the morning\. .*Sorry, I'm having trouble/);
+    // Only the start of the stalled sentence played (one chunk): the record keeps that start, cut with an
+    // ellipsis, not the whole sentence.
+    expect(text[2]).toMatch(/^1 agent: We open at eleven in the morning\. (On[^.]*… )?Sorry, I'm having trouble/);
+    expect(text[2]).not.toContain('midnight');
     expect(text.slice(3)).toEqual(['2 caller: do you deliver', `2 agent: ${DELIVERY}`]);
     expect(errorsOf(r)).toEqual([{ code: 'CG_TTS_TIMEOUT', during: 'tts' }]);
     expect(marksOf(r, 1)).toEqual([...ALL_MARKS].sort());
