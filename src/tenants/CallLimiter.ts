@@ -1,9 +1,9 @@
-import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import { CallgateError } from '../errors.js';
 import { rootLogger } from '../log.js';
 import { keys, type Keys, type Redis } from './redisClient.js';
+import { LuaScript } from './storeUtil.js';
 
 /**
  * Cluster-wide limit on a tenant's concurrent calls. Each live call holds a lease: a member of the
@@ -84,16 +84,7 @@ return 1`;
 const ACTIVE = `${NOW}
 return redis.call('ZCARD', KEYS[1])`;
 
-interface Script {
-  readonly source: string;
-  readonly sha: string;
-}
-
-function script(source: string): Script {
-  return { source, sha: createHash('sha1').update(source).digest('hex') };
-}
-
-const scripts = { acquire: script(ACQUIRE), renew: script(RENEW), active: script(ACTIVE) } as const;
+const scripts = { acquire: new LuaScript(ACQUIRE), renew: new LuaScript(RENEW), active: new LuaScript(ACTIVE) } as const;
 
 function checkLeaseMs(leaseMs: number): void {
   if (!Number.isInteger(leaseMs) || leaseMs < 1) {
@@ -157,17 +148,12 @@ export class CallLimiter {
     return new CallLease(this, tenantId, callId, leaseMs, result.active);
   }
 
-  // EVALSHA first: the script body crosses the wire only once per Redis (after a restart or SCRIPT FLUSH
-  // the server answers NOSCRIPT and EVAL loads it again). node-redis's own `scripts` option does the same,
-  // but only for clients created with it; the limiter takes any connected client, so it does it here.
-  private async run(s: Script, tenantId: string, args: string[]): Promise<unknown> {
-    const key = this.keys.activeCalls(tenantId);
+  /** A script on the tenant's active set, with the limiter's command timeout; any failure is CG_REDIS_UNAVAILABLE. */
+  private async run(s: LuaScript, tenantId: string, args: string[]): Promise<unknown> {
     try {
-      return await this.command(['EVALSHA', s.sha, '1', key, ...args], tenantId);
+      return await s.run(this.redis, [this.keys.activeCalls(tenantId)], args, { timeoutMs: this.options.commandTimeoutMs });
     } catch (err) {
-      const cause = err instanceof CallgateError ? err.cause : err;
-      if (!(cause instanceof Error) || !cause.message.startsWith('NOSCRIPT')) throw err;
-      return await this.command(['EVAL', s.source, '1', key, ...args], tenantId);
+      throw new CallgateError('CG_REDIS_UNAVAILABLE', 'call limiter script failed', { details: { tenantId }, cause: err });
     }
   }
 

@@ -1,11 +1,10 @@
-import { createHash } from 'node:crypto';
 import { ErrorReply } from 'redis';
 import { z } from 'zod';
 import type { EndReason, LatencyMark } from '../agent/events.js';
 import { CallgateError, errorCatalogue, type ErrorCode } from '../errors.js';
 import { rootLogger } from '../log.js';
 import { keys, type Keys, type Redis } from './redisClient.js';
-import { toIssues } from './storeUtil.js';
+import { LuaScript, toIssues } from './storeUtil.js';
 
 /**
  * One record per call — answered, failed or refused — in a Redis Stream per tenant
@@ -238,10 +237,9 @@ for _, m in ipairs(lapsed) do
 end
 return out`;
 
-const sha1 = (script: string): string => createHash('sha1').update(script).digest('hex');
-const WRITE_SHA = sha1(WRITE);
-const TRACK_SHA = sha1(TRACK);
-const REAP_SHA = sha1(REAP);
+const writeScript = new LuaScript(WRITE);
+const trackScript = new LuaScript(TRACK);
+const reapScript = new LuaScript(REAP);
 
 // Replies that mean "not now" rather than "never": a loading or failing-over Redis, or one out of memory.
 const TRANSIENT_REPLY = /^(LOADING|BUSY|OOM|READONLY|MASTERDOWN|TRYAGAIN|CLUSTERDOWN|NOREPLICAS|MISCONF)/;
@@ -350,7 +348,7 @@ export class CallRecordStore {
     if (this.closing) return;
     const member = openMember(snapshot.tenantId, snapshot.callId);
     try {
-      await this.script(TRACK, TRACK_SHA, [this.keys.openCalls(), this.keys.openCallSnapshots()], [member, JSON.stringify(snapshot), String(this.options.openCallTtlMs)]);
+      await this.script(trackScript, [this.keys.openCalls(), this.keys.openCallSnapshots()], [member, JSON.stringify(snapshot), String(this.options.openCallTtlMs)]);
     } catch (err) {
       log.debug({ tenant: snapshot.tenantId, callId: snapshot.callId, err: err instanceof Error ? err.message : String(err) }, 'open call snapshot not written');
     }
@@ -363,7 +361,7 @@ export class CallRecordStore {
    */
   async reapLost(max = 100): Promise<number> {
     if (this.closing) return 0;
-    const taken = (await this.script(REAP, REAP_SHA, [this.keys.openCalls(), this.keys.openCallSnapshots()], [String(max)]).catch((err: unknown) => {
+    const taken = (await this.script(reapScript, [this.keys.openCalls(), this.keys.openCallSnapshots()], [String(max)]).catch((err: unknown) => {
       log.debug({ err: err instanceof Error ? err.message : String(err) }, 'lost-call reaping skipped');
       return [];
     })) as string[];
@@ -488,7 +486,7 @@ export class CallRecordStore {
       item.lost ? 'lost' : '',
     ];
     try {
-      await this.script(WRITE, WRITE_SHA, scriptKeys, args);
+      await this.script(writeScript, scriptKeys, args);
       this.counts.written++;
       return 'written';
     } catch (err) {
@@ -538,18 +536,9 @@ export class CallRecordStore {
     this.retryTimer = undefined;
   }
 
-  /**
-   * EVALSHA first (the script body crosses the wire once per Redis), EVAL after NOSCRIPT — the
-   * CallLimiter's pattern, because this store also takes any connected client.
-   */
-  private async script(body: string, sha: string, scriptKeys: string[], args: string[]): Promise<unknown> {
-    const opts = { timeout: this.options.commandTimeoutMs };
-    try {
-      return await this.redis.sendCommand(['EVALSHA', sha, String(scriptKeys.length), ...scriptKeys, ...args], opts);
-    } catch (err) {
-      if (!(err instanceof ErrorReply) || !err.message.startsWith('NOSCRIPT')) throw err;
-      return this.redis.sendCommand(['EVAL', body, String(scriptKeys.length), ...scriptKeys, ...args], opts);
-    }
+  /** Runs a script with the store's command timeout: an outage queues the record rather than hanging the call's end. */
+  private script(script: LuaScript, scriptKeys: string[], args: string[]): Promise<unknown> {
+    return script.run(this.redis, scriptKeys, args, { timeoutMs: this.options.commandTimeoutMs });
   }
 
   private async command(args: string[], what: string, tenantId: string): Promise<unknown> {

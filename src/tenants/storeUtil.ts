@@ -65,12 +65,23 @@ export class LuaScript {
     this.sha = createHash('sha1').update(source).digest('hex');
   }
 
-  async run(client: Redis, keys: string[], args: string[]): Promise<unknown> {
+  /** `timeoutMs`: the longest each command may wait (including for a reconnecting client) before it fails. */
+  async run(client: Redis, keys: string[], args: string[], options: { timeoutMs?: number } = {}): Promise<unknown> {
+    if (options.timeoutMs === undefined) {
+      try {
+        return await client.evalSha(this.sha, { keys, arguments: args });
+      } catch (err) {
+        if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err;
+        return client.eval(this.source, { keys, arguments: args });
+      }
+    }
+    const opts = { timeout: options.timeoutMs };
+    const tail = [String(keys.length), ...keys, ...args];
     try {
-      return await client.evalSha(this.sha, { keys, arguments: args });
+      return await client.sendCommand(['EVALSHA', this.sha, ...tail], opts);
     } catch (err) {
       if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err;
-      return client.eval(this.source, { keys, arguments: args });
+      return client.sendCommand(['EVAL', this.source, ...tail], opts);
     }
   }
 }
