@@ -20,13 +20,19 @@ export const DRACHTIO_BIN = findDrachtio();
 export const DRACHTIO_SKIP_REASON =
   'drachtio-server not found (set DRACHTIO_BIN or put `drachtio` on PATH; it is built outside this repository): SIP tests skipped';
 
-async function freePort(): Promise<number> {
-  const server = createServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const port = (server.address() as { port: number }).port;
-  server.close();
-  return port;
+/**
+ * `count` distinct free ports: the probe servers are held open together, so the kernel cannot hand the
+ * same port out twice (probing one at a time once gave drachtio its admin port as its SIP port too, and
+ * it failed to start: "Error calling nta_agent_create").
+ */
+async function freePorts(count: number): Promise<number[]> {
+  const servers = Array.from({ length: count }, () => createServer().listen(0, '127.0.0.1'));
+  try {
+    await Promise.all(servers.map((server) => once(server, 'listening')));
+    return servers.map((server) => (server.address() as { port: number }).port);
+  } finally {
+    for (const server of servers) server.close();
+  }
 }
 
 export interface StartDrachtioOptions {
@@ -53,9 +59,10 @@ export interface RunningDrachtio {
 /** Starts drachtio-server on loopback with a config written for this run; resolves once its admin port accepts. */
 export async function startDrachtio(options: StartDrachtioOptions = {}, binary: string = DRACHTIO_BIN ?? 'drachtio'): Promise<RunningDrachtio> {
   const dir = await mkdtemp(join(tmpdir(), 'callgate-drachtio-'));
-  const adminPort = options.adminPort ?? (await freePort());
-  const sipPort = options.sipPort ?? (await freePort());
-  const wsPort = typeof options.ws === 'number' ? options.ws : options.ws ? await freePort() : undefined;
+  const [freeAdmin, freeSip, freeWs] = await freePorts(3);
+  const adminPort = options.adminPort ?? freeAdmin!;
+  const sipPort = options.sipPort ?? freeSip!;
+  const wsPort = typeof options.ws === 'number' ? options.ws : options.ws ? freeWs! : undefined;
   const secret = options.secret ?? `test-${Math.random().toString(36).slice(2)}`;
   const address = options.address ?? '127.0.0.1';
   const wsContact = wsPort === undefined ? '' : `<contact>sip:${address}:${wsPort};transport=ws</contact>`;
