@@ -37,6 +37,12 @@ APT_FILE_NEEDS=(
 )
 
 missing=()
+# drachtio-server is built outside this repository (../shared/bin on this project's machines, or
+# DRACHTIO_BIN); the SIP tests run it, so the Debian libraries it links are installed when one is there.
+DRACHTIO=${DRACHTIO_BIN:-$(command -v drachtio 2>/dev/null || echo ../shared/bin/drachtio)}
+if [ "${1:-}" != "--run" ] && [ -x "$DRACHTIO" ] && ldd "$DRACHTIO" 2>/dev/null | grep -q 'not found'; then
+  missing+=(libcurl4 libboost-thread1.74.0 libboost-log1.74.0 libboost-filesystem1.74.0 libgoogle-perftools4)
+fi
 for pair in "${APT_NEEDS[@]+"${APT_NEEDS[@]}"}"; do
   cmd=${pair%%:*}
   pkg=${pair#*:}

@@ -4,21 +4,28 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer, connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { findOnPath, isExecutable } from '../../util/executable.js';
 
 /**
  * drachtio-server for tests and local runs. It is in no package registry, so it is never part of
- * this repository: tests look for its binary (`DRACHTIO_BIN`, else `drachtio` on PATH) and skip with
- * one clear line when it is absent (`DRACHTIO_SKIP_REASON`).
+ * this repository: tests look for its binary in this order — `DRACHTIO_BIN` (and only there when it is
+ * set: a wrong path is reported, never silently replaced by another binary), `drachtio` on PATH, then
+ * `../shared/bin/drachtio` beside the checkout (where this project's machines keep a build) — and skip
+ * with one clear line when it is absent (`DRACHTIO_SKIP_REASON`).
  */
+const SHARED_DRACHTIO = fileURLToPath(new URL('../../../../shared/bin/drachtio', import.meta.url));
+
 export function findDrachtio(env: NodeJS.ProcessEnv = process.env): string | undefined {
   const explicit = env['DRACHTIO_BIN'];
-  return explicit ? (isExecutable(explicit) ? explicit : undefined) : findOnPath('drachtio', env);
+  if (explicit) return isExecutable(explicit) ? explicit : undefined;
+  return findOnPath('drachtio', env) ?? (isExecutable(SHARED_DRACHTIO) ? SHARED_DRACHTIO : undefined);
 }
 
 export const DRACHTIO_BIN = findDrachtio();
-export const DRACHTIO_SKIP_REASON =
-  'drachtio-server not found (set DRACHTIO_BIN or put `drachtio` on PATH; it is built outside this repository): SIP tests skipped';
+export const DRACHTIO_SKIP_REASON = process.env['DRACHTIO_BIN']
+  ? `drachtio-server not found at DRACHTIO_BIN=${process.env['DRACHTIO_BIN']} (not an executable file): SIP tests skipped`
+  : 'drachtio-server not found (set DRACHTIO_BIN, put `drachtio` on PATH, or keep a build at ../shared/bin/drachtio; it is built outside this repository): SIP tests skipped';
 
 /**
  * `count` distinct free ports: the probe servers are held open together, so the kernel cannot hand the
