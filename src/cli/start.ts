@@ -9,9 +9,11 @@ import { relative } from 'node:path';
 import { runPrimary, workerBridge, workerCount } from '../app/cluster.js';
 import { gatewayConfigFromEnv, type GatewayConfig } from '../app/config.js';
 import { Gateway } from '../app/Gateway.js';
+import { installProcessGuards } from '../app/processGuards.js';
 import { rootLogger } from '../log.js';
 
 const config = gatewayConfigFromEnv();
+installProcessGuards(rootLogger);
 const workers = workerCount();
 
 function banner(c: GatewayConfig, url: string, adminTokenFile: string | undefined, processes: number): void {
