@@ -77,6 +77,8 @@ const callUrlBody = (slug: string | undefined): Record<string, unknown> => ({
 const trunkBody = (name: string): Record<string, unknown> => ({
   name,
   sourceCidrs: ['203.0.113.0/24', '2001:db8::/48'],
+  // The fixture number is pinned to the trunk and the call routes dial through it: both need the tenant listed.
+  tenants: [TENANT],
   auth: { username: 'gateway', password: SECRET },
   outbound: { host: 'sip.carrier.example', port: 5060, transport: 'udp', callerId: '+14155550199' },
 });
@@ -108,7 +110,7 @@ function routes(offers: readonly string[]): Route[] {
   ];
 }
 
-const JSON_KEYS = ['id', 'displayName', 'greeting', 'providerKeys', 'providers', 'intents', 'turn', 'variables', 'allowedOrigins', 'maxUses', 'expiresAt', 'auth', 'password', 'sourceCidrs', 'outbound', 'trunk', 'tenantId', 'number', 'slug', 'sdp', 'token', 'name'];
+const JSON_KEYS = ['id', 'displayName', 'greeting', 'providerKeys', 'providers', 'intents', 'turn', 'variables', 'allowedOrigins', 'maxUses', 'expiresAt', 'auth', 'password', 'sourceCidrs', 'tenants', 'outbound', 'trunk', 'tenantId', 'number', 'slug', 'sdp', 'token', 'name'];
 const CONTENT_TYPES = ['application/json', 'application/json; charset=utf-8', 'text/plain', 'application/x-www-form-urlencoded', 'application/json; charset=latin1', 'application/merge-patch+json', ''];
 const ORIGINS = ['https://shop.example', 'https://SHOP.example:443/', 'null', 'http://127.0.0.1:8080', 'not a url', 'https://evil.example', 'javascript:alert(1)', '\u0000'];
 

@@ -1,5 +1,9 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loggerTo } from '../log.js';
 import { adminRoutes, type AdminRoute } from './adminApp.js';
+import { AuthFailureLog, bearerToken } from './auth.js';
 import { startAdminApp, type TestAdminApp } from './testKit.js';
 
 /** Who may call what, walked over every route the app registers, plus the rate limits. */
@@ -39,7 +43,7 @@ describe('admin API access', () => {
     expect(tenantScoped.length).toBeGreaterThanOrEqual(10);
     for (const r of tenantScoped) expect(r.url).toMatch(/^\/v1\/tenants\/:id(\/|$)/);
     // Public: the docs, and the call-token route the web phone calls before it has anything to authenticate with.
-    for (const r of routes.filter((r) => r.access === 'public')) expect(r.url).toMatch(/^\/docs|^\/v1\/call-urls\/:slug\/token$|^\/v1\/webrtc\/offer$|^\/c\/:slug$|^\/web-phone\/app\.js$/);
+    for (const r of routes.filter((r) => r.access === 'public')) expect(r.url).toMatch(/^\/docs|^\/v1\/call-urls\/:slug\/token$|^\/v1\/webrtc\/offer$|^\/c\/:slug$|^\/web-phone\/app\.(js|css)$/);
     expect(routes.some((r) => r.url === '/docs/json' && r.access === 'public')).toBe(true);
   });
 
@@ -112,5 +116,65 @@ describe('admin API rate limits', () => {
     } finally {
       await byIp.close();
     }
+  });
+});
+
+describe('admin API authentication (issue 24)', () => {
+  const raw = async (app: TestAdminApp, authorization: string | undefined, path = '/v1/tenants') => {
+    const res = await fetch(app.base + path, { headers: authorization === undefined ? {} : { authorization } });
+    await res.arrayBuffer();
+    return res.status;
+  };
+
+  it('reads the Bearer scheme case-insensitively, with any run of spaces before the token (RFC 7235)', async () => {
+    for (const header of [`Bearer ${t.token}`, `bearer ${t.token}`, `BEARER ${t.token}`, `bEaReR    ${t.token}`, `Bearer \t${t.token}`, `Bearer ${t.token}  `]) {
+      expect(await raw(t, header), JSON.stringify(header)).toBe(200);
+    }
+    expect(await raw(t, `bearer ${acmeKey}`, '/v1/tenants/acme')).toBe(200);
+    for (const header of [t.token, `Bearer`, `Bearer${t.token}`, `Basic ${t.token}`, `Bearer ${t.token} extra`, `Bearers ${t.token}`]) {
+      expect(await raw(t, header), JSON.stringify(header)).toBe(401);
+    }
+    expect(bearerToken(undefined)).toBeUndefined();
+    expect(bearerToken('BeArEr  abc-_.~+/==')).toBe('abc-_.~+/==');
+  });
+
+  it('logs a failed login once per IP per window, with the IP, route and reason, never the token', async () => {
+    const lines: Record<string, unknown>[] = [];
+    const sink = new Writable({
+      write(chunk: Buffer, _enc, done) {
+        for (const line of chunk.toString().split('\n')) if (line.trim()) lines.push(JSON.parse(line) as Record<string, unknown>);
+        done();
+      },
+    });
+    const app = await startAdminApp({ logger: loggerTo(sink, 'warn'), rateLimit: { authFailureLogWindowMs: 400 } });
+    try {
+      const secret = 'guess-Zq7Xw9-secret-looking-token';
+      for (let i = 0; i < 5; i++) expect(await raw(app, `Bearer ${secret}${i}`, `/v1/tenants/acme?token=${secret}`)).toBe(401);
+      expect(await raw(app, `Bearer ${app.token}`)).toBe(200);
+      const failures = () => lines.filter((l) => l['msg'] === 'admin API authentication failed');
+      expect(failures()).toHaveLength(1);
+      expect(failures()[0]).toMatchObject({ level: 40, ip: '127.0.0.1', method: 'GET', route: '/v1/tenants/:id', reason: 'unknown token', suppressed: 0 });
+      await sleep(450);
+      expect(await raw(app, undefined, '/v1/nowhere?x=1')).toBe(401);
+      expect(failures()).toHaveLength(2);
+      expect(failures()[1]).toMatchObject({ ip: '127.0.0.1', route: '/v1/nowhere', reason: 'no credentials', suppressed: 4 });
+      expect(await raw(app, `Basic ${secret}`)).toBe(401);
+      expect(failures()).toHaveLength(2);
+      const everything = JSON.stringify(lines);
+      expect(everything).not.toContain('Zq7Xw9');
+      expect(everything).not.toContain(app.token);
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('keeps its per-IP memory bounded and per IP', () => {
+    const log = new AuthFailureLog(60_000, 3);
+    expect(log.note('10.0.0.1', 0)).toBe(0);
+    expect(log.note('10.0.0.1', 10)).toBeUndefined();
+    expect(log.note('10.0.0.2', 20)).toBe(0);
+    expect(log.note('10.0.0.1', 60_000)).toBe(1);
+    for (let i = 0; i < 100; i++) log.note(`192.0.2.${i}`, 70_000);
+    expect(log.size).toBe(3);
   });
 });

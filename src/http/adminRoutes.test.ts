@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { errorCatalogue } from '../errors.js';
 import { hashApiKey } from '../tenants/ApiKeyStore.js';
 import { CallRecorder } from '../tenants/CallRecorder.js';
 import { CallRecordStore } from '../tenants/CallRecordStore.js';
@@ -51,7 +52,7 @@ describe('admin API: call URLs', () => {
 
 describe('admin API: numbers and trunks', () => {
   it('routes, reads, moves and deletes numbers (URL-encoded), and CRUDs trunks without returning passwords', async () => {
-    const trunk = await t.call('POST', '/v1/trunks', { name: 'carrier-a', sourceCidrs: ['203.0.113.0/24'], auth: { username: 'gw', password: 'very-secret-password' } });
+    const trunk = await t.call('POST', '/v1/trunks', { name: 'carrier-a', sourceCidrs: ['203.0.113.0/24'], tenants: ['acme'], auth: { username: 'gw', password: 'very-secret-password' } });
     expect(trunk.status).toBe(201);
     expect(JSON.stringify(trunk.body)).not.toContain('very-secret-password');
     expect(trunk.body).toMatchObject({ auth: { username: 'gw', password: { set: true, last4: 'word' } } });
@@ -206,4 +207,160 @@ describe('admin API: call records', () => {
     expect((await t.call('GET', '/v1/tenants/acme/calls/nope')).body!['code']).toBe('CG_CALL_RECORD_NOT_FOUND');
     expect((await t.call('GET', '/v1/tenants/acme/calls?limit=x')).body!['code']).toBe('CG_HTTP_BAD_REQUEST');
   });
+});
+
+describe('admin API: unknown fields are refused at every level (issue 24)', () => {
+  const issuesOf = (body: Record<string, unknown> | undefined) => (body?.['details'] as { issues: { path: string; message: string }[] }).issues;
+
+  it("answers 400 naming the typo for the probe's examples, and changes nothing", async () => {
+    await t.call('POST', '/v1/tenants', { id: 'typos', displayName: 'Typos', turn: { endpointingMs: 500 } });
+    const cases: [Record<string, unknown>, string[]][] = [
+      [{ turn: { endpointingMS: 300, bargein: false } }, ['turn.endpointingMS', 'turn.bargein']],
+      [{ goodbye: { phrase: ['bye'] } }, ['goodbye.phrase']],
+      [{ providers: { model: { llm: 'gpt' } } }, ['providers.model']],
+      [{ intents: [{ name: 'hours', phrases: ['hours'], reply: 'Nine to five.', dtmff: '1' }] }, ['intents.0.dtmff']],
+    ];
+    for (const [patch, paths] of cases) {
+      const res = await t.call('PATCH', '/v1/tenants/typos', patch);
+      expect(res.status, JSON.stringify(patch)).toBe(400);
+      expect(res.body!['code']).toBe('CG_TENANT_INVALID');
+      expect(issuesOf(res.body)).toEqual(paths.map((path) => ({ path, message: 'is not a known field' })));
+      expect(res.body!['message']).toContain(paths[0]);
+    }
+    expect((await t.call('POST', '/v1/tenants', { id: 'typos-2', displayName: 'T', goodbye: { phrase: ['bye'] } })).status).toBe(400);
+    const stored = await t.call('GET', '/v1/tenants/typos');
+    expect(stored.body).toMatchObject({ turn: { endpointingMs: 500 } });
+    expect(stored.body).not.toHaveProperty('goodbye');
+    expect(stored.body).not.toHaveProperty('intents');
+
+    const trunk = await t.call('POST', '/v1/trunks', { name: 'typo-trunk', sourceCidrs: ['192.0.2.0/24'], auth: { username: 'u', password: 'long-enough-1', realm: 'x' } });
+    expect(trunk.status).toBe(400);
+    expect(issuesOf(trunk.body)).toEqual([{ path: 'auth.realm', message: 'is not a known field' }]);
+    await t.call('POST', '/v1/trunks', { name: 'typo-trunk', sourceCidrs: ['192.0.2.0/24'], auth: { username: 'u', password: 'long-enough-1' } });
+    const patched = await t.call('PATCH', '/v1/trunks/typo-trunk', { auth: { realm: 'x' } });
+    expect(patched.status).toBe(400);
+    expect(issuesOf(patched.body)).toEqual([{ path: 'auth.realm', message: 'is not a known field' }]);
+    const url = await t.call('POST', '/v1/tenants/typos/call-urls', { slug: 'typo-url', maxUse: 3 });
+    expect(url.status).toBe(400);
+    expect(issuesOf(url.body)).toEqual([{ path: 'maxUse', message: 'is not a known field' }]);
+  });
+
+  it('documents every request body as closed: each object in the OpenAPI spec has additionalProperties: false', async () => {
+    const spec = (await (await fetch(`${t.base}/docs/json`)).json()) as { paths: Record<string, Record<string, { requestBody?: { content: Record<string, { schema: unknown }> } }>> };
+    const open: string[] = [];
+    const visit = (node: unknown, where: string): void => {
+      if (Array.isArray(node)) return node.forEach((n, i) => visit(n, `${where}[${i}]`));
+      if (typeof node !== 'object' || node === null) return;
+      const o = node as Record<string, unknown>;
+      if (o['type'] === 'object' && o['properties'] && o['additionalProperties'] !== false) open.push(where);
+      for (const [k, v] of Object.entries(o)) visit(v, `${where}.${k}`);
+    };
+    let bodies = 0;
+    for (const [path, ops] of Object.entries(spec.paths)) {
+      for (const [method, op] of Object.entries(ops)) {
+        const schema = op.requestBody?.content['application/json']?.schema;
+        if (!schema) continue;
+        bodies++;
+        visit(schema, `${method.toUpperCase()} ${path}`);
+      }
+    }
+    expect(bodies).toBeGreaterThanOrEqual(10);
+    expect(open).toEqual([]);
+  });
+
+  it('refuses control and bidi characters in names with 400 naming the path', async () => {
+    for (const displayName of ['Joe\u0000s', 'Joe\u0007s', 'Joe\u202es']) {
+      const res = await t.call('PATCH', '/v1/tenants/typos', { displayName });
+      expect(res.status).toBe(400);
+      expect(issuesOf(res.body).map((i) => i.path)).toEqual(['displayName']);
+    }
+    expect((await t.call('PATCH', '/v1/tenants/typos', { greeting: 'Hello,\nwelcome to {{business}}.' })).status).toBe(200);
+  });
+});
+
+describe('admin API: call record cursors are client errors, not outages (issue 24)', () => {
+  it('answers 400 CG_CALL_RECORD_INVALID (not retryable) for a cursor no page gives, before Redis sees it', async () => {
+    const reasons: Record<string, RegExp> = {
+      '0-0': /cannot be 0-0/,
+      '00-000': /cannot be 0-0/,
+      abc: /must look like <ms>-<seq>/,
+      '1-': /must look like/,
+      '99999999999999999999-0': /out of range/,
+      '1-18446744073709551616': /out of range/,
+    };
+    for (const [before, reason] of Object.entries(reasons)) {
+      const res = await t.call('GET', `/v1/tenants/acme/calls?before=${encodeURIComponent(before)}`);
+      expect(res.status, before).toBe(400);
+      expect(res.body!['code'], before).toBe('CG_CALL_RECORD_INVALID');
+      // Refused by the check before Redis, with the reason (Redis's own refusal would be 400 too, without it).
+      expect(res.body!['message'], before).toMatch(reason);
+    }
+    expect(errorCatalogue.CG_CALL_RECORD_INVALID).not.toHaveProperty('retryable');
+    // The largest cursor Redis takes is a cursor (an empty page).
+    const max = await t.call('GET', `/v1/tenants/acme/calls?before=${encodeURIComponent('18446744073709551615-18446744073709551615')}`);
+    expect(max.status).toBe(200);
+    expect((await t.call('GET', '/v1/tenants/acme/calls?before=0-1')).body).toEqual({ records: [] });
+  });
+});
+
+describe('admin API: trunks belong to the tenants they list (issue 24)', () => {
+  let d: TestAdminApp;
+  const dialed: { tenantId: string; trunk: string }[] = [];
+  let acmeKey: string;
+  beforeAll(async () => {
+    // A stand-in for the SIP door: what matters here is whether the route lets the call through to it.
+    d = await startAdminApp({ dialer: { dial: async (req) => (dialed.push({ tenantId: req.tenantId, trunk: req.trunk }), { callId: `out-${dialed.length}` }) } });
+    for (const id of ['acme', 'other']) await d.call('POST', '/v1/tenants', { id, displayName: id });
+    acmeKey = (await d.call('POST', '/v1/tenants/acme/keys', {})).body!['key'] as string;
+    const outbound = { host: 'sip.carrier.example' };
+    expect((await d.call('POST', '/v1/trunks', { name: 'acme-carrier', sourceCidrs: ['192.0.2.0/24'], tenants: ['acme'], outbound })).status).toBe(201);
+    expect((await d.call('POST', '/v1/trunks', { name: 'other-carrier', sourceCidrs: ['198.51.100.0/24'], tenants: ['other'], outbound })).status).toBe(201);
+    expect((await d.call('POST', '/v1/trunks', { name: 'legacy-carrier', sourceCidrs: ['203.0.113.0/24'], outbound })).status).toBe(201);
+  });
+  afterAll(async () => {
+    await d.close();
+  });
+
+  it("refuses a tenant key dialling out on another customer's trunk, with the same answer as a trunk that does not exist", async () => {
+    const dial = (trunk: string) => d.call('POST', '/v1/tenants/acme/calls', { to: '+14155550123', trunk }, acmeKey);
+    const theirs = await dial('other-carrier');
+    const unlisted = await dial('legacy-carrier');
+    const missing = await dial('no-such-carrier');
+    for (const [res, name] of [[theirs, 'other-carrier'], [unlisted, 'legacy-carrier'], [missing, 'no-such-carrier']] as const) {
+      expect(res.status).toBe(404);
+      expect(JSON.stringify(res.body).replaceAll(name, 'X')).toBe(JSON.stringify(missing.body).replaceAll('no-such-carrier', 'X'));
+    }
+    expect(dialed).toEqual([]);
+    expect(await dial('acme-carrier')).toMatchObject({ status: 202, body: { callId: 'out-1', status: 'dialing' } });
+    expect(dialed).toEqual([{ tenantId: 'acme', trunk: 'acme-carrier' }]);
+  });
+
+  it('holds for the admin route too, and a trunk listing * is every tenant\'s', async () => {
+    dialed.length = 0;
+    const admin = await d.call('POST', '/v1/calls', { tenant: 'acme', to: '+14155550123', trunk: 'other-carrier' });
+    expect(admin).toMatchObject({ status: 404, body: { code: 'CG_TRUNK_NOT_FOUND' } });
+    expect(dialed).toEqual([]);
+    await d.call('PATCH', '/v1/trunks/legacy-carrier', { tenants: ['*'] });
+    expect((await d.call('POST', '/v1/calls', { tenant: 'other', to: '+14155550123', trunk: 'legacy-carrier' })).status).toBe(202);
+    expect((await d.call('POST', '/v1/tenants/acme/calls', { to: '+14155550123', trunk: 'legacy-carrier' }, acmeKey)).status).toBe(202);
+    expect(dialed.map((x) => x.tenantId)).toEqual(['other', 'acme']);
+  });
+
+  it("pins a number only to a trunk its tenant may use, and a deleted tenant's id loses its trunks", async () => {
+    const pin = await d.call('POST', '/v1/tenants/acme/numbers', { number: '+14155550777', trunk: 'other-carrier' });
+    expect(pin.status).toBe(400);
+    expect(issuesOf(pin.body)).toEqual([{ path: 'trunk', message: expect.stringContaining("does not list tenant 'acme'") }]);
+    expect((await d.call('POST', '/v1/tenants/acme/numbers', { number: '+14155550777', trunk: 'acme-carrier' })).status).toBe(201);
+    const drop = await d.call('PATCH', '/v1/trunks/acme-carrier', { tenants: ['other'] });
+    expect(drop).toMatchObject({ status: 409, body: { code: 'CG_TRUNK_IN_USE', details: { numbers: ['+14155550777'] } } });
+
+    await d.call('POST', '/v1/tenants', { id: 'brief', displayName: 'Brief' });
+    await d.call('PATCH', '/v1/trunks/other-carrier', { tenants: ['other', 'brief'] });
+    expect((await d.call('DELETE', '/v1/tenants/brief')).status).toBe(204);
+    expect((await d.call('GET', '/v1/trunks/other-carrier')).body).toMatchObject({ tenants: ['other'] });
+    await d.call('POST', '/v1/tenants', { id: 'brief', displayName: 'Someone else' });
+    expect((await d.call('POST', '/v1/calls', { tenant: 'brief', to: '+14155550123', trunk: 'other-carrier' })).status).toBe(404);
+  });
+
+  const issuesOf = (body: Record<string, unknown> | undefined) => (body?.['details'] as { issues: { path: string; message: string }[] }).issues;
 });

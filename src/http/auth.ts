@@ -1,4 +1,5 @@
 import { timingSafeEqual } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { CallgateError } from '../errors.js';
 import type { ApiKeyStore } from '../tenants/ApiKeyStore.js';
@@ -28,6 +29,10 @@ export interface RateLimitOptions {
   /** Requests per `windowMs` from one client IP, authenticated or not (counted before the token is checked). */
   readonly perIp: number;
   readonly windowMs: number;
+  /** Failed authentications are logged at most once per client IP per this window; the line carries how many were not. */
+  readonly authFailureLogWindowMs: number;
+  /** Client IPs whose failures are tracked for that at once; past it the longest-tracked is forgotten. */
+  readonly authFailureLogMaxIps: number;
 }
 
 export const defaultRateLimitOptions = {
@@ -48,7 +53,54 @@ export const defaultRateLimitOptions = {
   previewPerKey: 30,
   /** One minute. */
   windowMs: 60_000,
+  /**
+   * One minute: someone guessing tokens shows up in the log within a minute, and a flood from one
+   * address (up to `perIp` a minute) costs one line a minute, not one per guess.
+   */
+  authFailureLogWindowMs: 60_000,
+  /** 10 000 addresses: a few hundred KB at most, and a spray from more addresses still logs, only less grouped. */
+  authFailureLogMaxIps: 10_000,
 } as const satisfies RateLimitOptions;
+
+/**
+ * RFC 7235 credentials: the scheme is case-insensitive (`bearer`, `BEARER`), one or more spaces, then
+ * the token (token68, e.g. base64url). Anything else is no credentials.
+ */
+const BEARER = /^bearer[ \t]+([^\s]+)[ \t]*$/i;
+
+/** The token of an `Authorization: Bearer <token>` header; undefined when there is none or it is malformed. */
+export function bearerToken(header: string | undefined): string | undefined {
+  return header === undefined ? undefined : BEARER.exec(header)?.[1];
+}
+
+/**
+ * Decides which failed authentications are logged: the first from an IP in each window, the rest
+ * counted and reported with the next logged one. Bounded: past `maxIps` addresses the oldest entry goes.
+ */
+export class AuthFailureLog {
+  readonly #seen = new Map<string, { since: number; suppressed: number }>();
+  constructor(
+    private readonly windowMs: number,
+    private readonly maxIps: number,
+  ) {}
+
+  /** A failure from `ip`: the count suppressed since the last line when this one is to be logged, else undefined. */
+  note(ip: string, now: number = performance.now()): number | undefined {
+    const entry = this.#seen.get(ip);
+    if (entry && now - entry.since < this.windowMs) {
+      entry.suppressed++;
+      return undefined;
+    }
+    this.#seen.delete(ip);
+    if (this.#seen.size >= this.maxIps) this.#seen.delete(this.#seen.keys().next().value!);
+    this.#seen.set(ip, { since: now, suppressed: 0 });
+    return entry?.suppressed ?? 0;
+  }
+
+  get size(): number {
+    return this.#seen.size;
+  }
+}
 
 const principals = new WeakMap<FastifyRequest, Principal>();
 
@@ -77,16 +129,26 @@ export function addAuth(app: FastifyInstance, deps: AuthDeps): void {
   // Prefixed keys (ip:, key:, preview:): every limiter shares the plugin's in-memory store.
   const perIp: Limiter = app.createRateLimit({ max: deps.rateLimit.perIp, timeWindow: deps.rateLimit.windowMs, keyGenerator: (req) => `ip:${req.ip}` });
   const perKey = principalLimiter(app, 'key', deps.rateLimit.perKey, deps.rateLimit.windowMs);
+  const failures = new AuthFailureLog(deps.rateLimit.authFailureLogWindowMs, deps.rateLimit.authFailureLogMaxIps);
 
   app.addHook('onRequest', async (request, reply) => {
     await enforce(perIp, request, reply);
     const access = request.routeOptions.config.access ?? 'admin';
     if (access === 'public') return;
 
-    const header = request.headers.authorization ?? '';
-    const given = header.startsWith('Bearer ') ? header.slice(7) : '';
-    const principal = await authenticate(given, token, deps.apiKeys);
-    if (!principal) throw new CallgateError('CG_HTTP_UNAUTHORIZED');
+    const header = request.headers.authorization;
+    const given = bearerToken(header);
+    const principal = given === undefined ? undefined : await authenticate(given, token, deps.apiKeys);
+    if (!principal) {
+      const suppressed = failures.note(request.ip);
+      if (suppressed !== undefined) {
+        // Who and where, never what: no header, no token, no query string (one could carry a token).
+        const reason = header === undefined ? 'no credentials' : given === undefined ? 'not a Bearer token' : 'unknown token';
+        const route = request.routeOptions.url ?? request.url.split('?')[0]!.slice(0, 200);
+        request.log.warn({ ip: request.ip, method: request.method, route, reason, suppressed }, 'admin API authentication failed');
+      }
+      throw new CallgateError('CG_HTTP_UNAUTHORIZED');
+    }
     principals.set(request, principal);
     await enforce(perKey, request, reply);
 

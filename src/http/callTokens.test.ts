@@ -55,6 +55,22 @@ describe('POST /v1/call-urls/:slug/token', () => {
     expect(await tokens.redeem(ok.body['token'] as string)).toMatchObject({ origin: 'https://shop.example.com', uses: 1 });
   });
 
+  it("is bound to the call URL, not its slug: after the slug is deleted and re-made by another tenant, the token starts nothing (issue 24)", async () => {
+    expect((await t.call('POST', '/v1/tenants', { id: 'rival', displayName: 'Rival' })).status).toBe(201);
+    expect((await t.call('POST', '/v1/tenants/acme/call-urls', { slug: 'recycled', maxUses: 5 })).status).toBe(201);
+    const old = await issue(t, 'recycled');
+    expect(old.status).toBe(201);
+    expect((await t.call('DELETE', '/v1/tenants/acme/call-urls/recycled')).status).toBe(204);
+    const remade = await t.call('POST', '/v1/tenants/rival/call-urls', { slug: 'recycled', maxUses: 1 });
+    expect(remade.body).toMatchObject({ tenantId: 'rival', uses: 0 });
+    const tokens = new CallTokenStore(t.redis, { prefix: t.prefix });
+    expect(await tokens.redeem(old.body['token'] as string).catch((e: { code: string }) => e.code)).toBe('CG_CALL_TOKEN_INVALID');
+    // The new URL's single use is still there for its own page.
+    expect((await t.call('GET', '/v1/tenants/rival/call-urls/recycled')).body).toMatchObject({ uses: 0, id: remade.body!['id'] });
+    const fresh = await issue(t, 'recycled');
+    expect(await tokens.redeem(fresh.body['token'] as string)).toMatchObject({ tenantId: 'rival', uses: 1 });
+  });
+
   it('is listed as a public route and documented in the OpenAPI spec without security', async () => {
     expect(adminRoutes(t.app)).toContainEqual({ method: 'POST', url: '/v1/call-urls/:slug/token', access: 'public' });
     const spec = (await (await fetch(`${t.base}/docs/json`)).json()) as { paths: Record<string, Record<string, { security?: unknown[]; responses: Record<string, unknown> }>> };

@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { CallgateError } from '../errors.js';
 import { stripUndefined } from '../util/options.js';
 import { defaultRedisOptions, keys, type Keys, type Redis } from './redisClient.js';
+import { line } from './schema.js';
 import { LuaScript, parseOrThrow, scriptError } from './storeUtil.js';
 
 /**
@@ -30,12 +31,10 @@ const KEY_ID_BYTES = 6;
 const SECRET_BYTES = 32;
 const KEY_PATTERN = /^cgk_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$/;
 
-export const apiKeyInputSchema = z
-  .object({
-    /** What the key is for ("billing export"), shown in lists. */
-    name: z.string().min(1).max(100).optional(),
-  })
-  .strict();
+export const apiKeyInputSchema = z.strictObject({
+  /** What the key is for ("billing export"), shown in lists. */
+  name: line(1, 100).optional(),
+});
 export type ApiKeyInput = z.input<typeof apiKeyInputSchema>;
 
 export interface ApiKeyInfo {

@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import { CallgateError } from '../errors.js';
 import { rootLogger } from '../log.js';
 import { keys, type Keys, type Redis } from './redisClient.js';
-import { LuaScript } from './storeUtil.js';
+import { LuaScript, redisFailure } from './storeUtil.js';
 
 /**
  * Cluster-wide limit on a tenant's concurrent calls. Each live call holds a lease: a member of the
@@ -148,12 +148,12 @@ export class CallLimiter {
     return new CallLease(this, tenantId, callId, leaseMs, result.active);
   }
 
-  /** A script on the tenant's active set, with the limiter's command timeout; any failure is CG_REDIS_UNAVAILABLE. */
+  /** A script on the tenant's active set, with the limiter's command timeout; no answer is CG_REDIS_UNAVAILABLE. */
   private async run(s: LuaScript, tenantId: string, args: string[]): Promise<unknown> {
     try {
       return await s.run(this.redis, [this.keys.activeCalls(tenantId)], args, { timeoutMs: this.options.commandTimeoutMs });
     } catch (err) {
-      throw new CallgateError('CG_REDIS_UNAVAILABLE', 'call limiter script failed', { details: { tenantId }, cause: err });
+      throw redisFailure(err, 'call limiter script', { details: { tenantId } });
     }
   }
 
@@ -161,7 +161,7 @@ export class CallLimiter {
     try {
       return await this.redis.sendCommand(args, { timeout: this.options.commandTimeoutMs });
     } catch (err) {
-      throw new CallgateError('CG_REDIS_UNAVAILABLE', `call limiter ${args[0]} failed`, { details: { tenantId }, cause: err });
+      throw redisFailure(err, `call limiter ${args[0]}`, { details: { tenantId } });
     }
   }
 }

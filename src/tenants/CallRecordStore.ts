@@ -4,7 +4,7 @@ import type { EndReason, LatencyMark } from '../agent/events.js';
 import { CallgateError, errorCatalogue, type ErrorCode } from '../errors.js';
 import { rootLogger } from '../log.js';
 import { keys, type Keys, type Redis } from './redisClient.js';
-import { LuaScript, toIssues } from './storeUtil.js';
+import { LuaScript, redisFailure, toIssues, TRANSIENT_REPLY } from './storeUtil.js';
 
 /**
  * One record per call — answered, failed or refused — in a Redis Stream per tenant
@@ -39,8 +39,10 @@ export const callOutcomes = [
   'lost',
   'closed',
   'rejected',
+  /** A web call answered but whose media never connected: nothing was said and no line was used. */
+  'abandoned',
   'failed',
-] as const satisfies readonly (EndReason | 'completed' | 'rejected' | 'failed' | 'lost')[];
+] as const satisfies readonly (EndReason | 'completed' | 'rejected' | 'abandoned' | 'failed' | 'lost')[];
 export type CallOutcome = (typeof callOutcomes)[number];
 
 const errorCode = z.custom<ErrorCode>((v) => typeof v === 'string' && Object.hasOwn(errorCatalogue, v), 'not a callgate error code');
@@ -241,10 +243,23 @@ const writeScript = new LuaScript(WRITE);
 const trackScript = new LuaScript(TRACK);
 const reapScript = new LuaScript(REAP);
 
-// Replies that mean "not now" rather than "never": a loading or failing-over Redis, or one out of memory.
-const TRANSIENT_REPLY = /^(LOADING|BUSY|OOM|READONLY|MASTERDOWN|TRYAGAIN|CLUSTERDOWN|NOREPLICAS|MISCONF)/;
+const STREAM_ID = /^(\d{1,20})-(\d{1,20})$/;
+/** Both halves of a stream id are unsigned 64-bit integers. */
+const U64_MAX = 2n ** 64n - 1n;
 
-const STREAM_ID = /^\d{1,20}-\d{1,20}$/;
+/**
+ * Why `before` is no cursor this store could have given, or undefined. Checked before Redis sees it:
+ * XREVRANGE refuses `(0-0` and halves past 2^64-1 with an error reply, which is the client's mistake,
+ * not an outage.
+ */
+export function cursorProblem(before: string): string | undefined {
+  const m = STREAM_ID.exec(before);
+  if (!m) return 'must look like <ms>-<seq> (digits-digits)';
+  if (BigInt(m[1]!) > U64_MAX || BigInt(m[2]!) > U64_MAX) return 'is out of range (each half at most 2^64-1)';
+  // Nothing precedes 0-0: no page ever ends there.
+  if (BigInt(m[1]!) === 0n && BigInt(m[2]!) === 0n) return 'cannot be 0-0, which precedes every record';
+  return undefined;
+}
 const MAX_PAGE = 500;
 
 interface Pending {
@@ -390,8 +405,9 @@ export class CallRecordStore {
     if (!Number.isInteger(limit) || limit < 1 || limit > MAX_PAGE) {
       throw new CallgateError('CG_CALL_RECORD_INVALID', `limit must be an integer from 1 to ${MAX_PAGE}`, { details: { limit } });
     }
-    if (options.before !== undefined && !STREAM_ID.test(options.before)) {
-      throw new CallgateError('CG_CALL_RECORD_INVALID', 'before must be a cursor from a previous page', { details: { before: options.before } });
+    if (options.before !== undefined) {
+      const problem = cursorProblem(options.before);
+      if (problem) throw new CallgateError('CG_CALL_RECORD_INVALID', `before ${problem}; pass the \`next\` of a previous page`, { details: { reason: problem } });
     }
     const end = options.before === undefined ? '+' : `(${options.before}`;
     // One more than asked: tells whether another page exists without a second round trip.
@@ -545,7 +561,8 @@ export class CallRecordStore {
     try {
       return await this.redis.sendCommand(args, { timeout: this.options.commandTimeoutMs });
     } catch (err) {
-      throw new CallgateError('CG_REDIS_UNAVAILABLE', `call records ${what} failed`, { details: { tenantId }, cause: err });
+      // Only an outage is CG_REDIS_UNAVAILABLE: a client following the codes would retry anything else for ever.
+      throw redisFailure(err, `call records ${what}`, { invalidCode: 'CG_CALL_RECORD_INVALID', details: { tenantId } });
     }
   }
 

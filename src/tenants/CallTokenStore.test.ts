@@ -32,7 +32,7 @@ describe('CallTokenStore', () => {
     const issued = await tokens.issue(u.slug, { now });
     expect(issued).toEqual({ token: expect.stringMatching(/^[A-Za-z0-9_-]{22}$/), expiresAt: new Date(now + 120_000).toISOString(), tenantId: 'acme', slug: u.slug });
     expect((await urls.get(u.slug)).uses).toBe(0);
-    expect(await tokens.redeem(issued.token)).toEqual({ slug: u.slug, tenantId: 'acme', variables: { name: 'Sam' }, uses: 1 });
+    expect(await tokens.redeem(issued.token)).toEqual({ slug: u.slug, tenantId: 'acme', variables: { name: 'Sam' }, uses: 1, urlId: u.id });
     expect((await caught(tokens.redeem(issued.token))).code).toBe('CG_CALL_TOKEN_INVALID');
     expect((await urls.get(u.slug)).uses).toBe(1);
   });
@@ -86,7 +86,7 @@ describe('CallTokenStore', () => {
       expect(key).not.toContain(token);
       expect(await redis.get(key)).not.toContain(token);
     }
-    expect(JSON.parse((await redis.get(k.callToken(hashCallToken(token))))!)).toMatchObject({ slug: u.slug, tenantId: 'acme', origin: 'https://shop.example.com' });
+    expect(JSON.parse((await redis.get(k.callToken(hashCallToken(token))))!)).toMatchObject({ slug: u.slug, urlId: u.id, tenantId: 'acme', origin: 'https://shop.example.com' });
   });
 
   it('checks the page origin at issue and binds it to the token', async () => {
@@ -132,6 +132,28 @@ describe('CallTokenStore', () => {
     expect((await urls.get(u.slug)).uses).toBe(0);
     await urls.update(u.slug, { enabled: true });
     expect((await caught(tokens.redeem(token))).code).toBe('CG_CALL_TOKEN_INVALID');
+  });
+
+  it("dies with its call URL: a slug deleted and made again by another tenant refuses it, and the new URL's uses are its own", async () => {
+    await new TenantStore(redis, undefined, { prefix }).create({ id: 'rival', displayName: 'Rival' });
+    await urls.create({ tenantId: 'acme', slug: 'handed-on' });
+    const old = await Promise.all(Array.from({ length: 3 }, () => tokens.issue('handed-on')));
+    await urls.delete('handed-on');
+    const reborn = await urls.create({ tenantId: 'rival', slug: 'handed-on', maxUses: 1 });
+    for (const { token } of old) expect((await caught(tokens.redeem(token))).code).toBe('CG_CALL_TOKEN_INVALID');
+    // None of the old tokens spent the new URL's one use, and each was spent itself.
+    expect((await urls.get('handed-on')).uses).toBe(0);
+    expect((await caught(tokens.redeem(old[0]!.token))).code).toBe('CG_CALL_TOKEN_INVALID');
+    const fresh = await tokens.issue('handed-on');
+    expect(await tokens.redeem(fresh.token)).toMatchObject({ tenantId: 'rival', urlId: reborn.id, uses: 1 });
+
+    // The same holds when the same tenant makes the URL again: old tokens do not carry over.
+    await urls.create({ tenantId: 'acme', slug: 'remade', maxUses: 1 });
+    const before = await tokens.issue('remade');
+    await urls.delete('remade');
+    await urls.create({ tenantId: 'acme', slug: 'remade', maxUses: 1 });
+    expect((await caught(tokens.redeem(before.token))).code).toBe('CG_CALL_TOKEN_INVALID');
+    expect((await urls.get('remade')).uses).toBe(0);
   });
 
   it('counts maxUses at redeem: many page loads burn nothing, and concurrent redeems of distinct tokens never pass it', async () => {

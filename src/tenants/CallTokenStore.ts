@@ -14,8 +14,9 @@ import { compact } from './storeUtil.js';
  * that never call burn nothing; redeeming consumes the token and counts the use through
  * `CallUrlStore.use()`, so `maxUses` holds at call time however many tokens were handed out.
  *
- * Redis holds `calltoken:<sha256(token)>` → `{slug, tenantId, origin?, expiresAtMs}` with a PX expiry:
- * a dump of Redis holds no token that could start a call.
+ * Redis holds `calltoken:<sha256(token)>` → `{slug, urlId, tenantId, origin?, expiresAtMs}` with a PX
+ * expiry: a dump of Redis holds no token that could start a call. A token is bound to the URL's id, not
+ * its slug: once the URL is deleted, a URL made again under the slug (by any tenant) refuses it.
  */
 export interface CallTokenStoreOptions {
   readonly prefix: string;
@@ -63,6 +64,8 @@ export type RedeemedCallToken = CallUrlUse & {
 
 interface StoredCallToken {
   readonly slug: string;
+  /** The id of the URL the token was issued for; absent for a URL made before ids (and tokens issued before them). */
+  readonly urlId?: string;
   readonly tenantId: string;
   readonly origin?: string;
   readonly expiresAtMs: number;
@@ -92,10 +95,10 @@ export class CallTokenStore {
   async issue(slug: string, options: IssueOptions = {}): Promise<IssuedCallToken> {
     const now = options.now ?? Date.now();
     const origin = options.origin === undefined ? undefined : normalizeOrigin(options.origin);
-    const { tenantId } = await this.#urls.check(slug, origin, now);
+    const { tenantId, urlId } = await this.#urls.check(slug, origin, now);
     const token = randomBytes(TOKEN_BYTES).toString('base64url');
     const expiresAtMs = now + this.#options.ttlMs;
-    const stored: StoredCallToken = compact({ slug, tenantId, origin, expiresAtMs });
+    const stored: StoredCallToken = compact({ slug, urlId, tenantId, origin, expiresAtMs });
     await this.#redis.set(this.#keys.callToken(hashCallToken(token)), JSON.stringify(stored), {
       expiration: { type: 'PX', value: this.#options.ttlMs },
     });
@@ -104,7 +107,8 @@ export class CallTokenStore {
 
   /**
    * Consumes the token and counts a use of its call URL. Throws CG_CALL_TOKEN_INVALID for a token that
-   * is unknown, expired, already used, or for another URL or origin than the door says; then the
+   * is unknown, expired, already used, for another URL or origin than the door says, or for a URL since
+   * deleted (even if its slug names a new URL now); then the
    * URL's own refusals (CG_CALL_URL_*) as `use()` gives them. A token refused by its URL is still
    * consumed: it was presented once, and single use means once.
    */
@@ -123,7 +127,7 @@ export class CallTokenStore {
     if (options.origin !== undefined && normalizeOrigin(options.origin) !== stored.origin) throw refusedFor(invalidToken(), attempt);
     let use: Awaited<ReturnType<CallUrlStore['use']>>;
     try {
-      use = await this.#urls.use(stored.slug, stored.origin, now);
+      use = await this.#urls.use(stored.slug, stored.origin, now, { urlId: stored.urlId ?? '' });
     } catch (err) {
       throw err instanceof CallgateError ? refusedFor(err, attempt) : err;
     }

@@ -45,7 +45,7 @@ describe('CallUrlStore', () => {
 
   it('lists by tenant, updates (keeping the use count) and deletes', async () => {
     await urls.create({ tenantId: 'other', slug: 'other-1' });
-    await urls.create({ tenantId: 'other', slug: 'other-2', variables: { a: '1' } });
+    const other2 = await urls.create({ tenantId: 'other', slug: 'other-2', variables: { a: '1' } });
     expect((await urls.listByTenant('other')).map((u) => u.slug)).toEqual(['other-1', 'other-2']);
     await urls.use('other-2');
     const updated = await urls.update('other-2', { variables: { b: '2' }, maxUses: 5 });
@@ -57,12 +57,12 @@ describe('CallUrlStore', () => {
     expect((await urls.listByTenant('other')).map((u) => u.slug)).toEqual(['other-2']);
     expect((await caught(urls.delete('other-1'))).code).toBe('CG_CALL_URL_NOT_FOUND');
     await urls.delete('other-2');
-    expect(await redis.exists([k.callUrl('other-2'), k.callUrlUses('other-2'), k.tenantCallUrls('other')])).toBe(0);
+    expect(await redis.exists([k.callUrl('other-2'), k.callUrlUses(other2.id!), k.tenantCallUrls('other')])).toBe(0);
   });
 
   it('use() returns the tenant and variables and counts', async () => {
     const u = await urls.create({ tenantId: 'acme', slug: 'acme-use', variables: { name: 'Kim' } });
-    expect(await urls.use(u.slug)).toEqual({ slug: 'acme-use', tenantId: 'acme', variables: { name: 'Kim' }, uses: 1 });
+    expect(await urls.use(u.slug)).toEqual({ slug: 'acme-use', tenantId: 'acme', variables: { name: 'Kim' }, uses: 1, urlId: u.id });
     expect((await urls.use(u.slug)).uses).toBe(2);
     expect((await urls.get(u.slug)).uses).toBe(2);
     expect((await caught(urls.use('no-such-slug'))).code).toBe('CG_CALL_URL_NOT_FOUND');
@@ -125,6 +125,51 @@ describe('CallUrlStore', () => {
     expect((await caught(urls.update(u.slug, { variables: { name: '\ud83d' } }))).code).toBe('CG_TENANT_INVALID');
     // A surrogate pair (an emoji) is well-formed and round-trips through the Lua check.
     expect((await urls.check(u.slug)).variables).toEqual({ name: 'Zoë 😀' });
+  });
+
+  it('gives each URL a random, immutable id; a slug deleted and made again is a new URL with its own use count', async () => {
+    const first = await urls.create({ tenantId: 'acme', slug: 'reborn', maxUses: 2 });
+    expect(first.id).toMatch(/^[A-Za-z0-9_-]{22}$/);
+    await urls.use('reborn');
+    await urls.use('reborn');
+    expect((await caught(urls.use('reborn'))).code).toBe('CG_CALL_URL_EXHAUSTED');
+    // Edits keep the id and the count; the id cannot be changed.
+    expect(await urls.update('reborn', { variables: { a: 'b' } })).toMatchObject({ id: first.id, uses: 2 });
+    expect((await caught(urls.update('reborn', { id: 'x'.repeat(22) }))).details?.['issues']).toEqual([{ path: 'id', message: 'cannot be changed' }]);
+    expect((await urls.update('reborn', { id: first.id! })).id).toBe(first.id);
+
+    await urls.delete('reborn');
+    expect(await redis.exists(k.callUrlUses(first.id!))).toBe(0);
+    const second = await urls.create({ tenantId: 'other', slug: 'reborn', maxUses: 2 });
+    expect(second.id).not.toBe(first.id);
+    expect(second.uses).toBe(0);
+    expect((await urls.use('reborn')).urlId).toBe(second.id);
+    expect((await urls.get('reborn')).uses).toBe(1);
+    // use() bound to an id: the slug must still name that URL.
+    expect((await caught(urls.use('reborn', undefined, Date.now(), { urlId: first.id! }))).code).toBe('CG_CALL_TOKEN_INVALID');
+    expect((await caught(urls.check('reborn', undefined, Date.now(), { urlId: '' }))).code).toBe('CG_CALL_TOKEN_INVALID');
+    expect((await urls.use('reborn', undefined, Date.now(), { urlId: second.id! })).uses).toBe(2);
+    expect((await urls.listByTenant('other')).find((u) => u.slug === 'reborn')).toMatchObject({ id: second.id, uses: 2 });
+  });
+
+  it('keeps serving URLs made before ids: their count stays by slug, and a new URL under the slug starts afresh', async () => {
+    // As an earlier version stored it: no id, the count at callurl:<slug>:uses.
+    const legacy = { slug: 'legacy', tenantId: 'acme', variables: {}, allowedOrigins: [], enabled: true, maxUses: 3, createdAt: '2024-01-01T00:00:00.000Z' };
+    await redis.set(k.callUrl('legacy'), JSON.stringify(legacy));
+    await redis.sAdd(k.tenantCallUrls('acme'), 'legacy');
+    await redis.set(k.legacyCallUrlUses('legacy'), '2');
+    expect(await urls.get('legacy')).toMatchObject({ uses: 2 });
+    expect((await urls.get('legacy')).id).toBeUndefined();
+    const used = await urls.use('legacy', undefined, Date.now(), { urlId: '' });
+    expect(used.uses).toBe(3);
+    expect(used).not.toHaveProperty('urlId');
+    expect((await caught(urls.use('legacy'))).code).toBe('CG_CALL_URL_EXHAUSTED');
+    expect((await urls.update('legacy', { maxUses: 4 })).id).toBeUndefined();
+    expect((await urls.use('legacy')).uses).toBe(4);
+    await urls.delete('legacy');
+    expect(await redis.exists(k.legacyCallUrlUses('legacy'))).toBe(0);
+    const renewed = await urls.create({ tenantId: 'acme', slug: 'legacy', maxUses: 3 });
+    expect(renewed).toMatchObject({ uses: 0, id: expect.any(String) });
   });
 
   it('refuses a disabled URL until it is enabled again', async () => {

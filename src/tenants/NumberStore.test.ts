@@ -85,6 +85,7 @@ describe('NumberStore: numbers', () => {
   });
 
   it('creates, resolves, lists, updates and deletes', async () => {
+    await numbers.updateTrunk('carrier-a', { tenants: ['acme'] });
     expect(await numbers.createNumber({ number: '+14155550100', tenantId: 'acme', trunk: 'carrier-a' })).toEqual({ number: '+14155550100', tenantId: 'acme', trunk: 'carrier-a' });
     await numbers.createNumber({ number: 'sip:Sales@Acme.example', tenantId: 'acme' });
     expect(await numbers.resolve('+14155550100')).toEqual({ number: '+14155550100', tenantId: 'acme', trunk: 'carrier-a' });
@@ -120,5 +121,79 @@ describe('NumberStore: numbers', () => {
     expect(notText.code).toBe('CG_TENANT_INVALID');
     expect((notText.details?.['issues'] as { path: string }[])[0]?.path).toBe('number');
     expect(await redis.exists(k.number('+14155550101'))).toBe(0);
+  });
+});
+
+describe('NumberStore: trunks belong to the tenants they list', () => {
+  it("pins a number only to a trunk listing its tenant (or '*'), moving it included", async () => {
+    await numbers.createTrunk({ name: 'shared', sourceCidrs: ['192.0.2.0/24'], tenants: ['beta'] });
+    await numbers.createTrunk({ name: 'nobodys', sourceCidrs: ['192.0.2.0/24'] });
+    for (const trunk of ['shared', 'nobodys']) {
+      const refused = await caught(numbers.createNumber({ number: '+14155550300', tenantId: 'acme', trunk }));
+      expect(refused.code).toBe('CG_TENANT_INVALID');
+      expect(refused.details?.['issues']).toEqual([{ path: 'trunk', message: expect.stringContaining(`trunk '${trunk}' does not list tenant 'acme'`) }]);
+    }
+    expect(await redis.exists(k.number('+14155550300'))).toBe(0);
+    expect((await numbers.createNumber({ number: '+14155550300', tenantId: 'beta', trunk: 'shared' })).trunk).toBe('shared');
+    // Moving the number to a tenant the trunk does not list, still pinned, is the same pin.
+    expect((await caught(numbers.updateNumber('+14155550300', { tenantId: 'acme' }))).code).toBe('CG_TENANT_INVALID');
+    expect((await numbers.getNumber('+14155550300')).tenantId).toBe('beta');
+    await numbers.updateTrunk('shared', { tenants: ['*'] });
+    expect((await numbers.updateNumber('+14155550300', { tenantId: 'acme' })).tenantId).toBe('acme');
+  });
+
+  it("refuses a trunk edit that would leave out a tenant whose numbers are pinned to it (CG_TRUNK_IN_USE)", async () => {
+    await numbers.createTrunk({ name: 'pinned', sourceCidrs: ['192.0.2.0/24'], tenants: ['acme', 'beta'] });
+    await numbers.createNumber({ number: '+14155550400', tenantId: 'beta', trunk: 'pinned' });
+    const inUse = await caught(numbers.updateTrunk('pinned', { tenants: ['acme'] }));
+    expect(inUse).toMatchObject({ code: 'CG_TRUNK_IN_USE', status: 409, details: { trunk: 'pinned', numbers: ['+14155550400'] } });
+    expect((await numbers.getTrunk('pinned')).tenants).toEqual(['acme', 'beta']);
+    // Leaving beta listed is fine; so is dropping it once its number is unpinned.
+    expect((await numbers.updateTrunk('pinned', { tenants: ['beta'] })).tenants).toEqual(['beta']);
+    await numbers.updateNumber('+14155550400', { trunk: null });
+    expect((await numbers.updateTrunk('pinned', { tenants: [] })).tenants).toEqual([]);
+    // A trunk made again under a deleted one's name must not hand its old pins to anyone it does not list.
+    await numbers.updateTrunk('pinned', { tenants: ['beta'] });
+    await numbers.updateNumber('+14155550400', { trunk: 'pinned' });
+    await numbers.deleteTrunk('pinned');
+    expect((await caught(numbers.createTrunk({ name: 'pinned', sourceCidrs: ['192.0.2.0/24'], tenants: ['acme'] }))).code).toBe('CG_TRUNK_IN_USE');
+    expect((await numbers.createTrunk({ name: 'pinned', sourceCidrs: ['192.0.2.0/24'], tenants: ['beta'] })).tenants).toEqual(['beta']);
+  });
+
+  it('trunkForTenant: one answer for a trunk that is not the tenant\'s and one that does not exist', async () => {
+    await numbers.createTrunk({ name: 'acme-only', sourceCidrs: ['192.0.2.0/24'], tenants: ['acme'], outbound: { host: 'sip.carrier.example', port: 5060, transport: 'udp' } });
+    expect((await numbers.trunkForTenant('acme-only', 'acme')).name).toBe('acme-only');
+    const notYours = await caught(numbers.trunkForTenant('acme-only', 'beta'));
+    const missing = await caught(numbers.trunkForTenant('no-such-trunk', 'beta'));
+    expect(notYours.code).toBe('CG_TRUNK_NOT_FOUND');
+    expect({ status: notYours.status, message: notYours.message.replace('acme-only', 'X'), details: JSON.stringify(notYours.details).replace('acme-only', 'X') }).toEqual({
+      status: missing.status,
+      message: missing.message.replace('no-such-trunk', 'X'),
+      details: JSON.stringify(missing.details).replace('no-such-trunk', 'X'),
+    });
+    await numbers.updateTrunk('acme-only', { tenants: ['*'] });
+    expect((await numbers.trunkForTenant('acme-only', 'beta')).name).toBe('acme-only');
+  });
+
+  it('takes a deleted tenant off every trunk list', async () => {
+    await numbers.createTrunk({ name: 'leaving-a', sourceCidrs: ['192.0.2.0/24'], tenants: ['leaver', 'acme'] });
+    await numbers.createTrunk({ name: 'leaving-b', sourceCidrs: ['192.0.2.0/24'], tenants: ['leaver'] });
+    expect((await numbers.removeTenantFromTrunks('leaver')).sort()).toEqual(['leaving-a', 'leaving-b']);
+    expect((await numbers.getTrunk('leaving-a')).tenants).toEqual(['acme']);
+    expect((await numbers.getTrunk('leaving-b')).tenants).toEqual([]);
+    expect(await numbers.removeTenantFromTrunks('leaver')).toEqual([]);
+  });
+
+  it('refuses unknown fields inside auth and outbound, on create and on update (not dropped)', async () => {
+    const created = await caught(numbers.createTrunk({ name: 'typo', sourceCidrs: ['192.0.2.0/24'], auth: { username: 'u', password: PASSWORD, realm: 'x' } } as never));
+    expect(created.details?.['issues']).toEqual([{ path: 'auth.realm', message: 'is not a known field' }]);
+    await numbers.createTrunk({ name: 'typo', sourceCidrs: ['192.0.2.0/24'], auth: { username: 'u', password: PASSWORD } });
+    for (const auth of [{ realm: 'x' }, { username: 'v', realm: 'x' }, { password: 'another-password-1', realm: 'x' }]) {
+      const patched = await caught(numbers.updateTrunk('typo', { auth } as never));
+      expect(patched.details?.['issues']).toEqual([{ path: 'auth.realm', message: 'is not a known field' }]);
+    }
+    const outbound = await caught(numbers.updateTrunk('typo', { outbound: { host: 'h.example', prot: 5061 } } as never));
+    expect(outbound.details?.['issues']).toEqual([{ path: 'outbound.prot', message: 'is not a known field' }]);
+    expect((await numbers.getTrunkWithSecrets('typo')).auth).toEqual({ username: 'u', password: PASSWORD });
   });
 });

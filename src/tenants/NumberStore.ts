@@ -2,13 +2,18 @@ import { BlockList, isIP } from 'node:net';
 import { CallgateError } from '../errors.js';
 import { stripUndefined } from '../util/options.js';
 import { defaultRedisOptions, keys, type Keys, type Redis } from './redisClient.js';
-import { numberSchema, trunkSchema, type NumberRoute, type Trunk } from './schema.js';
+import { z } from 'zod';
+import { numberSchema, trunkAllows, trunkAuthSchema, trunkSchema, type NumberRoute, type Trunk } from './schema.js';
 import { maskSecret, SecretBox, type MaskedSecret } from './secrets.js';
 import { compact, invalid, LuaScript, mergePatch, parseOrThrow, scriptError } from './storeUtil.js';
 
 /**
  * Numbers (E.164 or SIP URI → tenant, optionally only from one trunk) and trunks (the carriers' source
  * addresses and digest credentials). Trunk passwords are encrypted like provider keys.
+ *
+ * Trunks are the operator's, shared out by their `tenants` list: a tenant may dial out through a trunk
+ * and pin its numbers to it only when the trunk lists it (or `*`). `trunkForTenant` is the check for
+ * calls; pinning is checked in the same script that writes the number.
  */
 export interface NumberStoreOptions {
   readonly prefix: string;
@@ -20,7 +25,16 @@ export const defaultNumberStoreOptions = {
 
 type StoredTrunk = Omit<Trunk, 'auth'> & { auth?: { username: string; password: { enc: string; last4: string } } };
 export type PublicTrunk = Omit<Trunk, 'auth'> & { auth?: { username: string; password: MaskedSecret } };
-export type TrunkPatch = { sourceCidrs?: string[]; auth?: { username?: string; password?: string } | null; outbound?: Trunk['outbound'] | null; name?: string };
+export type TrunkPatch = {
+  sourceCidrs?: string[];
+  tenants?: string[] | null;
+  auth?: { username?: string; password?: string } | null;
+  outbound?: Trunk['outbound'] | null;
+  name?: string;
+};
+
+/** `auth` in a trunk patch: either field may be left out (the stored one is kept), nothing else may be in it. */
+const authPatchSchema = z.strictObject({ auth: trunkAuthSchema.partial() });
 export type NumberPatch = { tenantId?: string; trunk?: string | null; number?: string };
 
 /**
@@ -34,10 +48,23 @@ export function normalizeNumber(value: string): string {
   return `sip:${m[2]!}@${m[3]!.toLowerCase()}`;
 }
 
-/** KEYS: tenant, number, tenantNumbers, trunk ('' pattern when none). ARGV: json, number, mode ('create'|'update'), old tenantNumbers key. */
+/**
+ * KEYS: tenant, number, tenantNumbers, trunk ('' pattern when none). ARGV: json, number, mode
+ * ('create'|'update'), old tenantNumbers key, tenant id. A number may be pinned only to a trunk that
+ * lists its tenant (or '*'), checked here so no trunk edit can slip between the check and the write.
+ */
 const putNumberScript = new LuaScript(`
 if redis.call('EXISTS', KEYS[1]) == 0 then return redis.error_reply('CG_TENANT_NOT_FOUND') end
-if KEYS[4] ~= '' and redis.call('EXISTS', KEYS[4]) == 0 then return redis.error_reply('CG_TRUNK_NOT_FOUND') end
+if KEYS[4] ~= '' then
+  local raw = redis.call('GET', KEYS[4])
+  if not raw then return redis.error_reply('CG_TRUNK_NOT_FOUND') end
+  local trunk = cjson.decode(raw)
+  local allowed = false
+  if type(trunk.tenants) == 'table' then
+    for _, t in ipairs(trunk.tenants) do if t == '*' or t == ARGV[5] then allowed = true end end
+  end
+  if not allowed then return redis.error_reply('TRUNK_NOT_ALLOWED') end
+end
 if ARGV[3] == 'create' then
   if not redis.call('SET', KEYS[2], ARGV[1], 'NX') then return redis.error_reply('CG_NUMBER_EXISTS') end
 else
@@ -124,6 +151,8 @@ export class NumberStore {
 
   async createTrunk(input: Trunk): Promise<PublicTrunk> {
     const trunk = parseOrThrow(trunkSchema, input, 'trunk');
+    // Numbers left pinned to a deleted trunk of this name must not pass to tenants the new one does not list.
+    await this.#refusePinsOutside(trunk);
     const stored = this.#sealTrunk(trunk);
     const [set] = await this.#redis
       .multi()
@@ -147,6 +176,33 @@ export class NumberStore {
     return (await this.#loadTrunks()).map(trunkToPublic);
   }
 
+  /**
+   * The trunk, if `tenantId` may use it (its `tenants` lists the tenant or `*`). A trunk that exists but
+   * is not the tenant's is CG_TRUNK_NOT_FOUND with the same message as one that does not exist, so a
+   * tenant learns nothing about other customers' carriers.
+   */
+  async trunkForTenant(name: string, tenantId: string): Promise<PublicTrunk> {
+    const raw = await this.#redis.get(this.#keys.trunk(name));
+    const stored = raw === null ? undefined : (JSON.parse(raw) as StoredTrunk);
+    if (!stored || !trunkAllows(stored, tenantId)) throw trunkNotFound(name);
+    return trunkToPublic(stored);
+  }
+
+  /**
+   * Takes a deleted tenant off every trunk's list, so a tenant made again under its id starts with no
+   * carrier (as it starts with no API key). Returns the trunks changed.
+   */
+  async removeTenantFromTrunks(tenantId: string): Promise<string[]> {
+    const changed: string[] = [];
+    for (const trunk of await this.#loadTrunks()) {
+      if (!trunk.tenants?.includes(tenantId)) continue;
+      const next = { ...trunk, tenants: trunk.tenants.filter((t) => t !== tenantId) };
+      // XX: a trunk deleted meanwhile stays deleted.
+      if ((await this.#redis.set(this.#keys.trunk(trunk.name), JSON.stringify(next), { condition: 'XX' })) !== null) changed.push(trunk.name);
+    }
+    return changed;
+  }
+
   /** Merge-patches and re-validates. `auth.password` omitted keeps the stored one; `auth: null` removes credentials. */
   async updateTrunk(name: string, patch: TrunkPatch): Promise<PublicTrunk> {
     if (patch.name !== undefined && patch.name !== name) throw invalid('trunk', 'name', 'cannot be changed');
@@ -158,6 +214,8 @@ export class NumberStore {
     if (authPatch !== undefined && authPatch !== null && (typeof authPatch !== 'object' || Array.isArray(authPatch))) {
       throw invalid('trunk', 'auth', 'must be an object {username, password}, or null to remove credentials');
     }
+    // auth is rebuilt from its two fields below: anything else in it (`realm`) would vanish unsaid.
+    if (authPatch) parseOrThrow(authPatchSchema, { auth: authPatch }, 'trunk');
     let keepPassword: StoredTrunk['auth'] | undefined;
     if (authPatch === null) {
       // credentials removed
@@ -170,6 +228,7 @@ export class NumberStore {
       merged['auth'] = { username: authPatch.username ?? storedAuth?.username, password: authPatch.password };
     }
     const trunk = parseOrThrow(trunkSchema, { ...merged, name }, 'trunk');
+    await this.#refusePinsOutside(trunk, stored);
     const next: StoredTrunk = keepPassword && !trunk.auth ? compact({ ...this.#sealTrunk(trunk), auth: keepPassword }) : this.#sealTrunk(trunk);
     const set = await this.#redis.set(this.#keys.trunk(name), JSON.stringify(next), { condition: 'XX' });
     if (set === null) throw trunkNotFound(name);
@@ -220,6 +279,27 @@ export class NumberStore {
     return found;
   }
 
+  /**
+   * CG_TRUNK_IN_USE when numbers pinned to the trunk's name belong to tenants its `tenants` leaves out:
+   * a pin is checked when it is made, and a trunk edit must not undo that. Reads every number (admin
+   * writes to trunks are rare); a number pinned between this read and the trunk's write is the one gap.
+   */
+  async #refusePinsOutside(trunk: Trunk, before?: Pick<Trunk, 'tenants'>): Promise<void> {
+    if (trunkAllows(trunk, '*')) return;
+    // After an edit only tenants the trunk listed before can have pins (a pin needs the listing), unless
+    // it listed none: a trunk from before `tenants` existed may carry anyone's pins.
+    const listed = before?.tenants ?? [];
+    const candidates = listed.length > 0 && !listed.includes('*') ? listed : await this.#redis.sMembers(this.#keys.tenantIndex());
+    const outside: string[] = [];
+    for (const tenantId of candidates) {
+      if (trunkAllows(trunk, tenantId)) continue;
+      for (const route of await this.listNumbers(tenantId)) if (route.trunk === trunk.name) outside.push(route.number);
+    }
+    if (outside.length > 0) {
+      throw new CallgateError('CG_TRUNK_IN_USE', `${outside.length} number(s) pinned to ${trunk.name}`, { details: { trunk: trunk.name, numbers: outside.slice(0, 20) } });
+    }
+  }
+
   #parseNumber(input: unknown): NumberRoute {
     const route = parseOrThrow(numberSchema, input, 'number');
     return compact({ ...route, number: normalizeNumber(route.number) });
@@ -231,9 +311,12 @@ export class NumberStore {
       await putNumberScript.run(
         this.#redis,
         [k.tenant(route.tenantId), k.number(route.number), k.tenantNumbers(route.tenantId), route.trunk === undefined ? '' : k.trunk(route.trunk)],
-        [JSON.stringify(route), route.number, mode, k.tenantNumbers(oldTenantId ?? route.tenantId)],
+        [JSON.stringify(route), route.number, mode, k.tenantNumbers(oldTenantId ?? route.tenantId), route.tenantId],
       );
     } catch (err) {
+      if (err instanceof Error && /^(?:ERR )?TRUNK_NOT_ALLOWED/.test(err.message)) {
+        throw invalid('number', 'trunk', `trunk '${route.trunk}' does not list tenant '${route.tenantId}' in its tenants; add it there first`);
+      }
       throw scriptError(err, (code) => (code === 'CG_TENANT_NOT_FOUND' ? route.tenantId : code === 'CG_TRUNK_NOT_FOUND' ? route.trunk : route.number));
     }
   }

@@ -4,6 +4,7 @@ import { CallgateError, isCallgateError } from '../errors.js';
 import { rootLogger } from '../log.js';
 import { keys, type Redis } from './redisClient.js';
 import type { Tenant } from './schema.js';
+import { redisFailure } from './storeUtil.js';
 import type { TenantStore } from './TenantStore.js';
 
 /**
@@ -131,7 +132,7 @@ export class TenantCache {
   }
 }
 
-/** A read that errors for connection reasons or takes too long is an outage (CG_REDIS_UNAVAILABLE). */
+/** A read that errors for connection reasons or takes too long is an outage (CG_REDIS_UNAVAILABLE); see redisFailure. */
 async function withTimeout<T>(work: Promise<T>, ms: number): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   try {
@@ -142,8 +143,7 @@ async function withTimeout<T>(work: Promise<T>, ms: number): Promise<T> {
       }),
     ]);
   } catch (err) {
-    if (isCallgateError(err)) throw err;
-    throw new CallgateError('CG_REDIS_UNAVAILABLE', err instanceof Error ? err.message : String(err), { cause: err });
+    throw redisFailure(err, 'tenant read');
   } finally {
     clearTimeout(timer);
   }

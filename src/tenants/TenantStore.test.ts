@@ -146,6 +146,7 @@ describe('TenantStore', () => {
     await numbers.createNumber({ number: 'sip:gone@example.com', tenantId: 'gone' });
     await numbers.createNumber({ number: '+14155550112', tenantId: 'stays' });
 
+    expect(await redis.exists(k.callUrlUses(u1.id!))).toBe(1);
     await tenants.delete('gone');
     expect((await caught(tenants.get('gone'))).code).toBe('CG_TENANT_NOT_FOUND');
     expect((await caught(urls.get(u1.slug))).code).toBe('CG_CALL_URL_NOT_FOUND');
@@ -153,7 +154,8 @@ describe('TenantStore', () => {
     expect((await caught(numbers.resolve('+14155550111'))).code).toBe('CG_NUMBER_NOT_FOUND');
     expect((await caught(numbers.resolve('sip:gone@example.com'))).code).toBe('CG_NUMBER_NOT_FOUND');
     expect(await redis.keys(`${prefix}*gone*`)).toEqual([]);
-    expect(await redis.exists(k.callUrlUses(u1.slug))).toBe(0);
+    // The use count lives under the URL's id, which names no tenant: gone too.
+    expect(await redis.exists(k.callUrlUses(u1.id!))).toBe(0);
     expect(await redis.sIsMember(k.tenantIndex(), 'gone')).toBe(0);
     // The other tenant is untouched.
     expect((await urls.get('stays-promo')).tenantId).toBe('stays');

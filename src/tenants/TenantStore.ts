@@ -56,8 +56,8 @@ export interface Page<T> {
 /**
  * Deletes a tenant with its call URLs and numbers in one step, so nothing that routes to it is left.
  * Key names come from keys() as `before{}after` templates (ARGV), so the layout stays in one place.
- * KEYS: tenant, tenantIndex, tenantCallUrls, tenantNumbers. ARGV: id, callUrl template, uses template,
- * number template.
+ * KEYS: tenant, tenantIndex, tenantCallUrls, tenantNumbers. ARGV: id, callUrl template, uses-by-slug
+ * template (URLs made before ids), number template, uses-by-id template.
  */
 const deleteScript = new LuaScript(`
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
@@ -66,7 +66,13 @@ local function key(template, value)
   return string.sub(template, 1, at - 1) .. value .. string.sub(template, at + 2)
 end
 for _, slug in ipairs(redis.call('SMEMBERS', KEYS[3])) do
-  redis.call('DEL', key(ARGV[2], slug), key(ARGV[3], slug))
+  local urlKey = key(ARGV[2], slug)
+  local raw = redis.call('GET', urlKey)
+  if raw then
+    local u = cjson.decode(raw)
+    if type(u.id) == 'string' then redis.call('DEL', key(ARGV[5], u.id)) end
+  end
+  redis.call('DEL', urlKey, key(ARGV[3], slug))
 end
 for _, number in ipairs(redis.call('SMEMBERS', KEYS[4])) do
   redis.call('DEL', key(ARGV[4], number))
@@ -154,7 +160,7 @@ export class TenantStore {
     const deleted = await deleteScript.run(
       this.#redis,
       [k.tenant(id), k.tenantIndex(), k.tenantCallUrls(id), k.tenantNumbers(id)],
-      [id, k.callUrl('{}'), k.callUrlUses('{}'), k.number('{}')],
+      [id, k.callUrl('{}'), k.legacyCallUrlUses('{}'), k.number('{}'), k.callUrlUses('{}')],
     );
     if (deleted !== 1) throw notFound(id);
   }

@@ -48,7 +48,8 @@ describe('dialplans', () => {
     const { problems } = checkDialplanText(text, 'bad.yaml');
     const lines = problems.map(formatProblem);
     expect(lines).toContain('bad.yaml:2:9: tenants.0.id: lower-case letters, digits and dashes, starting with a letter or digit');
-    expect(lines).toContain('bad.yaml:2:5: tenants.0: Unrecognized key: "greting"');
+    // An unknown field is named by its own path and pointed at by its key.
+    expect(lines).toContain('bad.yaml:4:5: tenants.0.greting: is not a known field');
     expect(lines.find((l) => l.startsWith('bad.yaml:5:15: tenants.0.greeting: template uses {{who}}'))).toBeDefined();
     expect(lines).toContain('bad.yaml:7:9: tenants.0.intents.0.phrases: an intent needs phrases or a dtmf key');
     expect(lines).toContain('bad.yaml:10:17: tenants.0.numbers.0.number: an E.164 number (+ and 7–15 digits) or a SIP URI (sip:user@host)');
@@ -59,21 +60,40 @@ describe('dialplans', () => {
     expect(checkDialplanText('tenants:\n  - id: a\n   displayName: [x', 'syntax.yaml').problems[0]).toMatchObject({ file: 'syntax.yaml', line: 3 });
     const dup = checkDialplanText('tenants: []\ntenants: []\n', 'dup.yaml').problems;
     expect(dup[0]!.line).toBe(2);
-    expect(checkDialplanText('tennants: []\n', 'typo.yaml').problems.map(formatProblem)).toEqual(['typo.yaml:1:1: Unrecognized key: "tennants"']);
+    expect(checkDialplanText('tennants: []\n', 'typo.yaml').problems.map(formatProblem)).toEqual(['typo.yaml:1:1: tennants: is not a known field']);
+    // …at every level, not only the top: a typo inside `turn` or a trunk's `auth` is not dropped.
+    const nested = checkDialplanText(
+      'tenants:\n  - id: a\n    displayName: A\n    turn:\n      bargein: false\ntrunks:\n  - name: t\n    sourceCidrs: [10.0.0.0/8]\n    auth: { username: u, password: long-enough, realm: x }\n',
+      'nested.yaml',
+    ).problems.map(formatProblem);
+    expect(nested).toEqual(['nested.yaml:5:7: tenants.0.turn.bargein: is not a known field', 'nested.yaml:9:49: trunks.0.auth.realm: is not a known field']);
   });
 
   it('checks across files: duplicates point at the first declaration, numbers need a declared trunk', async () => {
-    const a = await file('a.yaml', 'trunks:\n  - name: carrier\n    sourceCidrs: [203.0.113.0/24]\ntenants:\n  - id: shop\n    displayName: Shop\n    numbers:\n      - number: "+15550001111"\n        trunk: carrier\n');
+    const a = await file('a.yaml', 'trunks:\n  - name: carrier\n    sourceCidrs: [203.0.113.0/24]\n    tenants: [shop]\ntenants:\n  - id: shop\n    displayName: Shop\n    numbers:\n      - number: "+15550001111"\n        trunk: carrier\n');
     const b = await file('b.yaml', 'tenants:\n  - id: shop\n    displayName: Shop again\n    numbers:\n      - number: "+15550001111"\n      - number: "+15550002222"\n        trunk: nobody\n');
     const result = await checkDialplans([a, b]);
     expect(result.ok).toBe(false);
     if (result.ok) return;
     const lines = result.problems.map(formatProblem);
     expect(lines).toEqual([
-      `${b}:2:9: tenants.0.id: tenant 'shop' is already declared at ${a}:5`,
-      `${b}:5:17: tenants.0.numbers.0.number: number '+15550001111' is already declared at ${a}:8`,
+      `${b}:2:9: tenants.0.id: tenant 'shop' is already declared at ${a}:6`,
+      `${b}:5:17: tenants.0.numbers.0.number: number '+15550001111' is already declared at ${a}:9`,
       `${b}:7:16: tenants.0.numbers.1.trunk: trunk 'nobody' is not declared in ${a}, ${b}`,
     ]);
+  });
+
+  it("refuses a number pinned to a trunk that does not list the number's tenant (as the API does)", async () => {
+    const text = (tenants: string) =>
+      `trunks:\n  - name: carrier\n    sourceCidrs: [203.0.113.0/24]\n${tenants}tenants:\n  - id: shop\n    displayName: Shop\n    numbers:\n      - number: "+15550001111"\n        trunk: carrier\n`;
+    const none = await file('none.yaml', text(''));
+    const other = await file('other.yaml', text('    tenants: [someone-else]\n'));
+    for (const f of [none, other]) {
+      const result = await checkDialplans([f]);
+      expect(result.ok).toBe(false);
+      if (!result.ok) expect(result.problems.map(formatProblem)).toEqual([expect.stringMatching(/tenants\.0\.numbers\.0\.trunk: trunk 'carrier' does not list tenant 'shop' in its tenants$/)]);
+    }
+    for (const listed of ['    tenants: [shop]\n', "    tenants: ['*']\n"]) expect((await checkDialplans([await file('ok.yaml', text(listed))])).ok).toBe(true);
   });
 
   // Found by the fuzzer (npm run fuzz -- --target dialplan): the yaml library threw these instead of

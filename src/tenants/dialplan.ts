@@ -1,7 +1,8 @@
 import { readFile } from 'node:fs/promises';
-import { LineCounter, parseDocument, isNode, type Document } from 'yaml';
+import { LineCounter, parseDocument, isMap, isNode, isScalar, type Document } from 'yaml';
 import { z } from 'zod';
-import { callUrlSchema, numberSchema, refineTenant, tenantFields, trunkSchema } from './schema.js';
+import { callUrlSchema, numberSchema, refineTenant, tenantFields, trunkAllows, trunkSchema } from './schema.js';
+import { UNKNOWN_FIELD, zodIssues } from './storeUtil.js';
 
 /**
  * Dialplans: YAML files that declare tenants with their call URLs and numbers, and the trunks calls
@@ -10,18 +11,16 @@ import { callUrlSchema, numberSchema, refineTenant, tenantFields, trunkSchema } 
  */
 const dialplanTenantSchema = tenantFields
   .extend({
-    callUrls: z.array(callUrlSchema.omit({ tenantId: true }).strict()).default([]),
-    numbers: z.array(numberSchema.omit({ tenantId: true }).strict()).default([]),
+    callUrls: z.array(callUrlSchema.omit({ tenantId: true })).default([]),
+    numbers: z.array(numberSchema.omit({ tenantId: true })).default([]),
   })
-  .strict()
   .superRefine(refineTenant);
 
-export const dialplanSchema = z
-  .object({
-    tenants: z.array(dialplanTenantSchema).default([]),
-    trunks: z.array(trunkSchema.strict()).default([]),
-  })
-  .strict();
+/** Strict at every level, as the schemas it is made of (schema.test.ts walks it): a typo is a problem, not a silent default. */
+export const dialplanSchema = z.strictObject({
+  tenants: z.array(dialplanTenantSchema).default([]),
+  trunks: z.array(trunkSchema).default([]),
+});
 
 export type Dialplan = z.output<typeof dialplanSchema>;
 export type DialplanTenant = Dialplan['tenants'][number];
@@ -77,6 +76,8 @@ export function checkDialplanText(
     return { line: pos.line, column: pos.col };
   };
   const locate = (path: readonly PropertyKey[]) => at(offsetOf(doc, path));
+  // An unknown field is pointed at by its key: its value may be a whole block further down.
+  const locateKey = (path: readonly PropertyKey[]) => at(keyOffsetOf(doc, path) ?? offsetOf(doc, path));
   if (doc.errors.length > 0) {
     return { locate, problems: doc.errors.map((e) => ({ file, ...at(e.pos[0]), path: '', message: e.message.split('\n')[0]! })) };
   }
@@ -88,7 +89,15 @@ export function checkDialplanText(
   }
   const parsed = dialplanSchema.safeParse(value ?? {});
   if (parsed.success) return { dialplan: parsed.data, locate, problems: [] };
-  return { locate, problems: parsed.error.issues.map((issue) => ({ file, ...locate(issue.path), path: issue.path.join('.'), message: issue.message })) };
+  return {
+    locate,
+    problems: zodIssues(parsed.error).map((issue) => ({
+      file,
+      ...(issue.message === UNKNOWN_FIELD ? locateKey : locate)(issue.path),
+      path: issue.path.map(String).join('.'),
+      message: issue.message,
+    })),
+  };
 }
 
 /**
@@ -122,6 +131,15 @@ function nestingBound(text: string): number {
     max = Math.max(max, indents.length + compact + deepestFlow);
   }
   return max;
+}
+
+/** Start offset of the key of the map entry `path` names, when there is one. */
+function keyOffsetOf(doc: Document, path: readonly PropertyKey[]): number | undefined {
+  const key = path.at(-1);
+  const parent = path.length === 1 ? doc.contents : doc.getIn(path.slice(0, -1) as (string | number)[], true);
+  if (!isMap(parent)) return undefined;
+  const pair = parent.items.find((p) => (isScalar(p.key) ? p.key.value : p.key) === key);
+  return isNode(pair?.key) && pair.key.range ? pair.key.range[0] : undefined;
 }
 
 /** Start offset of the deepest node the path reaches (the parent's when the key itself is missing). */
@@ -159,7 +177,7 @@ export async function checkDialplans(files: readonly string[]): Promise<Dialplan
 function crossCheck(checked: readonly CheckedDialplan[], files: readonly string[]): DialplanProblem[] {
   const problems: DialplanProblem[] = [];
   const seen = new Map<string, string>();
-  const trunks = new Set(checked.flatMap((c) => c.dialplan.trunks.map((t) => t.name)));
+  const trunks = new Map(checked.flatMap((c) => c.dialplan.trunks.map((t) => [t.name, t] as const)));
   for (const { file, dialplan, locate } of checked) {
     const problem = (path: (string | number)[], message: string): void => {
       problems.push({ file, ...locate(path), path: path.join('.'), message });
@@ -183,7 +201,11 @@ function crossCheck(checked: readonly CheckedDialplan[], files: readonly string[
       });
       t.numbers.forEach((n, j) => {
         claim('number', n.number, ['tenants', i, 'numbers', j, 'number']);
-        if (n.trunk && !trunks.has(n.trunk)) problem(['tenants', i, 'numbers', j, 'trunk'], `trunk '${n.trunk}' is not declared in ${files.join(', ')}`);
+        if (!n.trunk) return;
+        const trunk = trunks.get(n.trunk);
+        if (!trunk) problem(['tenants', i, 'numbers', j, 'trunk'], `trunk '${n.trunk}' is not declared in ${files.join(', ')}`);
+        // As the API refuses it: a number may be pinned only to a trunk its tenant may use.
+        else if (!trunkAllows(trunk, t.id)) problem(['tenants', i, 'numbers', j, 'trunk'], `trunk '${n.trunk}' does not list tenant '${t.id}' in its tenants`);
       });
     });
   }

@@ -47,7 +47,8 @@ export async function loadDialplans(dialplans: readonly CheckedDialplan[], store
     await upsert(
       () => stores.numbers.getTrunk(trunk.name),
       () => stores.numbers.createTrunk(trunk),
-      () => stores.numbers.updateTrunk(trunk.name, { sourceCidrs: trunk.sourceCidrs, auth: trunk.auth ?? null }),
+      // The file declares the whole trunk: what it leaves out is removed, as for auth.
+      () => stores.numbers.updateTrunk(trunk.name, { sourceCidrs: trunk.sourceCidrs, tenants: trunk.tenants ?? null, auth: trunk.auth ?? null, outbound: trunk.outbound ?? null }),
       'CG_TRUNK_NOT_FOUND',
     );
   }

@@ -48,7 +48,10 @@ export function keys(prefix: string) {
     tenant: (id: string) => `${prefix}tenant:${id}`,
     tenantIndex: () => `${prefix}tenants`,
     callUrl: (slug: string) => `${prefix}callurl:${slug}`,
-    callUrlUses: (slug: string) => `${prefix}callurl:${slug}:uses`,
+    /** Calls a call URL started, by the URL's immutable id: a URL deleted and re-created under its slug is a new URL with its own count. */
+    callUrlUses: (urlId: string) => `${prefix}callurl-id:${urlId}:uses`,
+    /** The same for a URL made before URLs had ids (callgate < issue 24), which kept its count by slug. */
+    legacyCallUrlUses: (slug: string) => `${prefix}callurl:${slug}:uses`,
     tenantCallUrls: (tenantId: string) => `${prefix}tenant:${tenantId}:callurls`,
     callToken: (hash: string) => `${prefix}calltoken:${hash}`,
     number: (number: string) => `${prefix}number:${number}`,
@@ -67,6 +70,8 @@ export function keys(prefix: string) {
     apiKey: (hash: string) => `${prefix}apikey:${hash}`,
     tenantApiKeys: (tenantId: string) => `${prefix}tenant:${tenantId}:apikeys`,
     invalidations: () => `${prefix}invalidate`,
+    /** Failed SIP digest attempts and lockouts of one username (hashed) or one source address. */
+    sipAuth: (scope: 'user' | 'source', id: string) => `${prefix}sipauth:${scope}:${id}`,
   };
 }
 

@@ -13,60 +13,112 @@ const id = z
   .max(64)
   .regex(/^[a-z0-9][a-z0-9-]*$/, 'lower-case letters, digits and dashes, starting with a letter or digit');
 
-export const intentSchema = z.object({
-  name: z.string().min(1).max(64),
-  phrases: z.array(z.string().min(1).max(200)).max(50).default([]),
-  reply: z.string().min(1).max(1000),
+/**
+ * Every object in the data model refuses keys it does not know (`z.strictObject`): a typo such as
+ * `bargein` for `bargeIn` must be a 400 naming it, not a 200 that silently drops the setting.
+ * schema.test.ts walks every schema and proves it for each nested object.
+ */
+const object = z.strictObject;
+
+/**
+ * Lone UTF-16 surrogates: Redis's Lua (cjson, in CallUrlStore) refuses the "\ud800" escape
+ * JSON.stringify writes for one, so a stored one fails every use of a call URL; nowhere is one text.
+ */
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+/** C0 controls, DEL and C1 controls: NUL, BEL, ESC… are never part of a name or a sentence. */
+const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
+/** The same, less tab, line feed and carriage return, which long texts (a prompt, a greeting) may hold. */
+const CONTROL_IN_TEXT = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]/;
+/**
+ * Bidi embeddings, overrides and isolates (U+202A–U+202E, U+2066–U+2069): invisible characters that
+ * reorder what an operator reads ("Trojan Source"), so a name can show as something it is not.
+ */
+const BIDI_CONTROL = /[\u202a-\u202e\u2066-\u2069]/;
+/**
+ * Direction marks (LRM, RLM, ALM) and the line/paragraph separators: invisible in a one-line name and
+ * a way to make two names look alike. Long texts keep the marks, which mixed-script prose needs.
+ */
+const NAME_ONLY = /[\u200e\u200f\u061c\u2028\u2029]/;
+
+const codePoint = (ch: string): string => `U+${ch.codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')}`;
+
+/** The first character a string may not hold, with why; undefined when it is clean. */
+function forbiddenCharacter(value: string, kind: 'name' | 'text'): string | undefined {
+  const surrogate = LONE_SURROGATE.exec(value);
+  if (surrogate) return 'must be well-formed Unicode (no lone surrogate)';
+  const control = (kind === 'name' ? CONTROL : CONTROL_IN_TEXT).exec(value);
+  if (control) return `contains the control character ${codePoint(control[0])}${kind === 'text' ? ' (only tab and line breaks are allowed)' : ''}`;
+  const bidi = BIDI_CONTROL.exec(value) ?? (kind === 'name' ? NAME_ONLY.exec(value) : null);
+  if (bidi) return `contains the invisible formatting character ${codePoint(bidi[0])}`;
+  return undefined;
+}
+
+const clean =
+  (kind: 'name' | 'text') =>
+  (value: string, ctx: z.RefinementCtx): void => {
+    const problem = forbiddenCharacter(value, kind);
+    if (problem) ctx.addIssue({ code: 'custom', message: problem });
+  };
+
+/** A name-like, one-line string (a display name, an intent's name, a phrase): printable text only. */
+export const line = (min: number, max: number) => z.string().min(min).max(max).superRefine(clean('name'));
+/** A long text spoken or sent to a model (a greeting, a prompt, a reply): line breaks and tabs allowed, other controls not. */
+export const text = (min: number, max: number) => z.string().min(min).max(max).superRefine(clean('text'));
+
+export const intentSchema = object({
+  name: line(1, 64),
+  phrases: z.array(line(1, 200)).max(50).default([]),
+  reply: text(1, 1000),
   dtmf: z
     .string()
     .regex(/^[0-9*A-D]+$/, "keypad keys 0-9, *, A-D ('#' ends an entry)")
     .optional(),
 });
 
-export const turnSchema = z.object({
+export const turnSchema = object({
   endpointingMs: z.number().int().min(ENDPOINTING_RANGE_MS.min).max(ENDPOINTING_RANGE_MS.max).optional(),
   bargeIn: z.boolean().optional(),
   noInputMs: z.number().int().min(1000).max(60_000).optional(),
   maxReprompts: z.number().int().min(0).max(10).optional(),
 });
 
-const providerName = z.string().min(1).max(40);
+const providerName = line(1, 40);
 /** A provider, or a fallback chain of them in order. */
 const providerChoice = z.union([providerName, z.array(providerName).min(1).max(4)]);
-const modelName = z.string().min(1).max(100);
+const modelName = line(1, 100);
 
-export const providersSchema = z.object({
+export const providersSchema = object({
   stt: providerChoice.optional(),
   llm: providerChoice.optional(),
   tts: providerChoice.optional(),
-  models: z.object({ stt: modelName.optional(), llm: modelName.optional(), tts: modelName.optional() }).strict().optional(),
+  models: object({ stt: modelName.optional(), llm: modelName.optional(), tts: modelName.optional() }).optional(),
 });
 
 /** Variables a tenant's own greeting may use besides the call URL's: the tenant's names. */
 export const TENANT_TEMPLATE_VARIABLES = ['agentName', 'business'] as const;
 
-/** A tenant's fields (unknown keys are refused by `tenantSchema`: a typo must not be silently dropped). */
-export const tenantFields = z.object({
+/** A tenant's fields (unknown keys are refused, at every level: a typo must not be silently dropped). */
+export const tenantFields = object({
   id,
   /** The business as callers know it ("Joe's Pizza"); `{{business}}` in templates. */
-  displayName: z.string().min(1).max(120),
+  displayName: line(1, 120),
   /** The agent's name ("Ava"); `{{agentName}}` in templates. */
-  agentName: z.string().min(1).max(60).default('Ava'),
-  greeting: z.string().min(1).max(500).optional(),
-  systemPrompt: z.string().min(1).max(8000).optional(),
-  language: z.string().min(2).max(20).optional(),
-  voice: z.string().min(1).max(60).optional(),
+  agentName: line(1, 60).default('Ava'),
+  greeting: text(1, 500).optional(),
+  systemPrompt: text(1, 8000).optional(),
+  language: line(2, 20).optional(),
+  voice: line(1, 60).optional(),
   providers: providersSchema.optional(),
   /** Vendor API keys by provider name; stored encrypted, never returned or logged. */
-  providerKeys: z.record(z.string().min(1).max(40), z.string().min(1).max(500)).optional(),
+  providerKeys: z.record(line(1, 40), line(1, 500)).optional(),
   turn: turnSchema.optional(),
   intents: z.array(intentSchema).max(100).optional(),
-  fallbackReply: z.string().min(1).max(500).optional(),
-  goodbye: z.object({ phrases: z.array(z.string().min(1).max(200)).max(20).optional(), reply: z.string().min(1).max(500).optional() }).optional(),
-  reprompt: z.string().min(1).max(500).optional(),
-  apology: z.string().min(1).max(500).optional(),
-  unavailableMessage: z.string().min(1).max(500).optional(),
-  shutdownMessage: z.string().min(1).max(500).optional(),
+  fallbackReply: text(1, 500).optional(),
+  goodbye: object({ phrases: z.array(line(1, 200)).max(20).optional(), reply: text(1, 500).optional() }).optional(),
+  reprompt: text(1, 500).optional(),
+  apology: text(1, 500).optional(),
+  unavailableMessage: text(1, 500).optional(),
+  shutdownMessage: text(1, 500).optional(),
   maxCallDurationMs: z.number().int().min(1000).max(4 * 3600_000).optional(),
   /** Calls in progress at once, cluster-wide. */
   maxConcurrentCalls: z.number().int().min(1).max(10_000).default(10),
@@ -87,48 +139,42 @@ export function refineTenant(t: z.output<typeof tenantFields>, ctx: z.Refinement
   if (t.greeting !== undefined) checkTemplate(t.greeting, TENANT_TEMPLATE_VARIABLES, ['greeting'], ctx);
 }
 
-export const tenantSchema = tenantFields.strict().superRefine(refineTenant);
+export const tenantSchema = tenantFields.superRefine(refineTenant);
 
 export type TenantInput = z.input<typeof tenantSchema>;
 export type Tenant = z.output<typeof tenantSchema>;
 
-/**
- * Call URLs are read back by Redis's Lua (cjson, in CallUrlStore), which refuses the "\ud800" escape
- * JSON.stringify writes for a lone UTF-16 surrogate: one in a stored string fails every use of the URL.
- */
-const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
 const wellFormed = (s: string): boolean => !LONE_SURROGATE.test(s);
 const WELL_FORMED = 'must be well-formed Unicode (no lone surrogate)';
 
-export const callUrlSchema = z
-  .object({
-    /** Readable (`joes-pizza`) or, when absent, a random unguessable token is made. */
-    slug: z
-      .string()
-      .min(3)
-      .max(64)
-      .regex(/^[A-Za-z0-9_-]+$/, 'letters, digits, - and _')
-      .optional(),
-    tenantId: id,
-    /** Values for the greeting template (`{{name}}`). */
-    variables: z.record(z.string().regex(/^[A-Za-z_][\w.-]*$/), z.string().max(200).refine(wellFormed, WELL_FORMED)).default({}),
-    /** ISO 8601; the URL stops working then. */
-    expiresAt: z.iso.datetime({ offset: true }).optional(),
-    /** Calls the URL may start; unlimited when absent. */
-    maxUses: z.number().int().min(1).optional(),
-    /** Page origins allowed to start calls with it (CORS / Origin check); any when empty. */
-    allowedOrigins: z.array(z.url().refine(wellFormed, WELL_FORMED)).default([]),
-    enabled: z.boolean().default(true),
-  });
+export const callUrlSchema = object({
+  /** Readable (`joes-pizza`) or, when absent, a random unguessable token is made. */
+  slug: z
+    .string()
+    .min(3)
+    .max(64)
+    .regex(/^[A-Za-z0-9_-]+$/, 'letters, digits, - and _')
+    .optional(),
+  tenantId: id,
+  /** Values for the greeting template (`{{name}}`). */
+  variables: z.record(z.string().regex(/^[A-Za-z_][\w.-]*$/), line(0, 200)).default({}),
+  /** ISO 8601; the URL stops working then. */
+  expiresAt: z.iso.datetime({ offset: true }).optional(),
+  /** Calls the URL may start; unlimited when absent. */
+  maxUses: z.number().int().min(1).optional(),
+  /** Page origins allowed to start calls with it (CORS / Origin check); any when empty. */
+  allowedOrigins: z.array(z.url().refine(wellFormed, WELL_FORMED)).default([]),
+  enabled: z.boolean().default(true),
+});
 
 export type CallUrlInput = z.input<typeof callUrlSchema>;
 export type CallUrl = z.output<typeof callUrlSchema> & { readonly slug: string };
 
 /** E.164 (`+14155550100`) or a SIP URI user@host (`sip:support@example.com`). */
-export const numberSchema = z.object({
+export const numberSchema = object({
   number: z
     .string()
-    .refine((v) => /^\+[1-9]\d{6,14}$/.test(v) || /^sips?:[^@\s]+@[^@\s]+$/.test(v), 'an E.164 number (+ and 7–15 digits) or a SIP URI (sip:user@host)'),
+    .refine((v) => /^\+[1-9]\d{6,14}$/.test(v) || /^sips?:[^@\s\p{Cc}]+@[^@\s\p{Cc}]+$/u.test(v), 'an E.164 number (+ and 7–15 digits) or a SIP URI (sip:user@host)'),
   tenantId: id,
   /** Only calls from this trunk may use the number (optional). */
   trunk: id.optional(),
@@ -136,26 +182,38 @@ export const numberSchema = z.object({
 export type NumberRoute = z.output<typeof numberSchema>;
 
 const cidr = z.string().refine((v) => /^(\d{1,3}\.){3}\d{1,3}\/(\d|[12]\d|3[0-2])$/.test(v) || /^[0-9a-fA-F:]+\/\d{1,3}$/.test(v), 'a CIDR like 203.0.113.0/24');
-export const trunkSchema = z.object({
+/** Digest credentials a trunk answers with (the password is stored encrypted). */
+export const trunkAuthSchema = object({ username: line(1, 100), password: line(8, 200) });
+
+/** In a trunk's `tenants`: every tenant may use the trunk (a carrier the operator shares among all). */
+export const ALL_TENANTS = '*';
+
+export const trunkSchema = object({
   name: id,
   /** Source addresses the carrier sends from. */
   sourceCidrs: z.array(cidr).min(1),
-  /** Digest credentials the trunk must answer with (optional; the password is stored encrypted). */
-  auth: z.object({ username: z.string().min(1).max(100), password: z.string().min(8).max(200) }).optional(),
+  /**
+   * The tenants that may use the trunk: dial out through it and pin their numbers to it. `['*']`: every
+   * tenant. Absent or empty: none (an operator's trunk is nobody's until it says whose).
+   */
+  tenants: z.array(z.union([id, z.literal(ALL_TENANTS)])).max(1000).optional(),
+  auth: trunkAuthSchema.optional(),
   /** Where outbound calls through this trunk go (`POST /v1/calls`); absent: the trunk is inbound only. */
-  outbound: z
-    .object({
-      /** The carrier's SIP host: a name or an IPv4 address (no scheme, no port). */
-      host: z.string().regex(/^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$/, 'a host name or IPv4 address'),
-      port: z.number().int().min(1).max(65535).default(5060),
-      transport: z.enum(['udp', 'tcp']).default('udp'),
-      /** The number presented as the caller (E.164); the carrier may require one of yours. */
-      callerId: z.string().regex(/^\+[1-9]\d{6,14}$/, 'an E.164 number').optional(),
-    })
-    .strict()
-    .optional(),
+  outbound: object({
+    /** The carrier's SIP host: a name or an IPv4 address (no scheme, no port). */
+    host: z.string().regex(/^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$/, 'a host name or IPv4 address'),
+    port: z.number().int().min(1).max(65535).default(5060),
+    transport: z.enum(['udp', 'tcp']).default('udp'),
+    /** The number presented as the caller (E.164); the carrier may require one of yours. */
+    callerId: z.string().regex(/^\+[1-9]\d{6,14}$/, 'an E.164 number').optional(),
+  }).optional(),
 });
 export type Trunk = z.output<typeof trunkSchema>;
+
+/** Whether `trunk` lets `tenantId` dial out through it or pin a number to it. */
+export function trunkAllows(trunk: Pick<Trunk, 'tenants'>, tenantId: string): boolean {
+  return (trunk.tenants ?? []).some((t) => t === ALL_TENANTS || t === tenantId);
+}
 
 /**
  * A template is checked when it is saved, not when a caller is waiting: balanced braces, and every

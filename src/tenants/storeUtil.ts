@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { ErrorReply } from 'redis';
 import type { z } from 'zod';
 import { CallgateError, errorCatalogue, type ErrorCode } from '../errors.js';
 import type { Redis } from './redisClient.js';
@@ -9,8 +10,21 @@ export interface ValidationIssue {
   readonly message: string;
 }
 
+/** Said of a key an object does not have (a typo, or a field of another version). */
+export const UNKNOWN_FIELD = 'is not a known field';
+
+/**
+ * zod's issues with one entry per unknown key, at that key's own path (`turn.bargein`): zod reports them
+ * together at the object's path, which names the object but not the typo.
+ */
+export function zodIssues(error: z.ZodError): { path: PropertyKey[]; message: string }[] {
+  return error.issues.flatMap((i) =>
+    i.code === 'unrecognized_keys' ? i.keys.map((key) => ({ path: [...i.path, key], message: UNKNOWN_FIELD })) : [{ path: i.path, message: i.message }],
+  );
+}
+
 export function toIssues(error: z.ZodError): ValidationIssue[] {
-  return error.issues.map((i) => ({ path: i.path.map(String).join('.'), message: i.message }));
+  return zodIssues(error).map((i) => ({ path: i.path.map(String).join('.'), message: i.message }));
 }
 
 /** Parses with `schema` or throws CG_TENANT_INVALID listing every issue (path + message). */
@@ -96,6 +110,36 @@ export function scriptError(err: unknown, detail: (code: ErrorCode) => string | 
     if (code && Object.hasOwn(errorCatalogue, code)) return new CallgateError(code as ErrorCode, detail(code as ErrorCode));
   }
   return err;
+}
+
+/** Replies Redis gives while it cannot serve now but will (loading, a failover, out of memory): an outage. */
+export const TRANSIENT_REPLY = /^(LOADING|BUSY|OOM|READONLY|MASTERDOWN|TRYAGAIN|CLUSTERDOWN|NOREPLICAS|MISCONF)/;
+/** Redis refusing an argument of the command ("ERR invalid start ID for the interval", "ERR value is not an integer"). */
+const ARGUMENT_REPLY = /^ERR .*\b(invalid|not an integer|out of range|syntax)/i;
+
+/**
+ * What a failed Redis command means for the caller, so a client error is never reported as an outage
+ * (a client told "retryable" retries for ever):
+ * - no answer (disconnected, timed out, closed) or a transient reply → CG_REDIS_UNAVAILABLE (503, retryable);
+ * - Redis refusing an argument → `invalidCode` (a 4xx: the request carried it) when given;
+ * - any other reply (WRONGTYPE: data Redis holds is not what this code wrote), or what Redis gave back
+ *   failing to parse (SyntaxError, TypeError) → CG_INTERNAL (500, not retryable).
+ * A CallgateError passes through unchanged. Errors of other kinds count as an outage: the client's
+ * connection errors have several classes, and calling one of them a bug would stop TenantCache from
+ * serving its copy through the outage.
+ */
+export function redisFailure(err: unknown, what: string, options: { invalidCode?: ErrorCode; details?: Record<string, unknown> } = {}): CallgateError {
+  if (err instanceof CallgateError) return err;
+  const details = options.details;
+  const opts = details ? { details, cause: err } : { cause: err };
+  if (err instanceof SyntaxError || err instanceof TypeError || err instanceof RangeError) {
+    return new CallgateError('CG_INTERNAL', `${what}: unreadable data`, opts);
+  }
+  if (err instanceof ErrorReply && !TRANSIENT_REPLY.test(err.message)) {
+    if (options.invalidCode && ARGUMENT_REPLY.test(err.message)) return new CallgateError(options.invalidCode, `${what}: Redis refused an argument`, opts);
+    return new CallgateError('CG_INTERNAL', `${what}: Redis refused the command`, opts);
+  }
+  return new CallgateError('CG_REDIS_UNAVAILABLE', `${what} failed`, opts);
 }
 
 /** Drops undefined fields so a JSON round trip gives back an equal object. */

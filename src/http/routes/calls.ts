@@ -12,15 +12,15 @@ import { jsonSchema, objectSchema, params, responses } from '../openapi.js';
 import { objectBody, param, type RouteContext } from './context.js';
 
 /** Live state and previews of a tenant: active calls, and its greeting as the caller would hear it. */
-const previewSchema = z.object({ variables: callUrlSchema.shape.variables.optional() }).strict();
+export const previewSchema = z.strictObject({ variables: callUrlSchema.shape.variables.optional() });
 const dialFields = {
   to: z.string().regex(/^\+[1-9]\d{6,14}$/, 'an E.164 number (+ and 7–15 digits)'),
-  /** A trunk with outbound settings. */
+  /** A trunk with outbound settings whose `tenants` lists the calling tenant. */
   trunk: z.string().min(1).max(64),
   variables: callUrlSchema.shape.variables.optional(),
 };
-const dialSchema = z.object(dialFields).strict();
-const adminDialSchema = z.object({ tenant: z.string().min(1).max(64), ...dialFields }).strict();
+export const dialSchema = z.strictObject(dialFields);
+export const adminDialSchema = z.strictObject({ tenant: z.string().min(1).max(64), ...dialFields });
 const dialOut = objectSchema('Outbound call started', { callId: { type: 'string' }, status: { type: 'string', enum: ['dialing'] } });
 const tags = ['calls'];
 
@@ -29,8 +29,11 @@ export function callRoutes(app: FastifyInstance, ctx: RouteContext): void {
   /**
    * 202: the call is placed once the tenant, trunk and a line are checked; whether it was answered
    * and how it went is in the call record (GET /v1/tenants/:id/calls/:callId) when it ends.
+   * The trunk must list the tenant (admin calls too: the admin token acts for a tenant here, and the
+   * carrier bills that tenant); one it does not list is CG_TRUNK_NOT_FOUND like one that does not exist.
    */
   const dial = async (tenantId: string, body: z.output<typeof dialSchema>): Promise<{ callId: string; status: 'dialing' }> => {
+    await ctx.numbers.trunkForTenant(body.trunk, tenantId);
     if (!ctx.dialer) throw new CallgateError('CG_SIP_UNAVAILABLE', 'this gateway has no SIP door (configure DRACHTIO_HOST)');
     const { callId } = await ctx.dialer.dial({ tenantId, to: body.to, trunk: body.trunk, ...(body.variables ? { variables: body.variables } : {}) });
     return { callId, status: 'dialing' };

@@ -67,8 +67,10 @@ export function tenantRoutes(app: FastifyInstance, ctx: RouteContext): void {
     handler: async (request, reply) => {
       const id = param(request, 'id');
       await tenants.delete(id);
-      // After the tenant: a key must never outlive it (a tenant re-created under the id starts keyless).
+      // After the tenant: a key or a trunk listing must never outlive it (a tenant re-created under the
+      // id starts keyless and with no carrier).
       await ctx.apiKeys.deleteAll(id);
+      await ctx.numbers.removeTenantFromTrunks(id);
       await ctx.changed(id);
       return reply.status(204).send();
     },

@@ -4,7 +4,11 @@ import { trunkSchema, type Trunk } from '../../tenants/schema.js';
 import { jsonSchema, params, responses } from '../openapi.js';
 import { objectBody, param, type RouteContext } from './context.js';
 
-/** Trunks belong to the operator, not to a tenant: admin token only. Passwords come back as {set, last4}. */
+/**
+ * Trunks belong to the operator, who shares each out by its `tenants` list (ids, or `*` for all): only
+ * listed tenants may dial out through it or pin numbers to it. Admin token only. Passwords come back
+ * as {set, last4}.
+ */
 const trunkOut = { ...jsonSchema(trunkSchema.omit({ auth: true }), 'output'), additionalProperties: true, description: 'A trunk; auth.password appears only as {set, last4}.' };
 const tags = ['trunks'];
 const access = 'admin' as const;
@@ -15,7 +19,7 @@ export function trunkRoutes(app: FastifyInstance, ctx: RouteContext): void {
   const { numbers } = ctx;
   app.post('/v1/trunks', {
     config: { access },
-    schema: { tags, summary: 'Create a trunk', body: jsonSchema(trunkSchema), response: responses({ 201: trunkOut }) },
+    schema: { tags, summary: 'Create a trunk (`tenants`: who may dial out through it and pin numbers to it; none when absent)', body: jsonSchema(trunkSchema), response: responses({ 201: trunkOut }) },
     handler: async (request, reply) => {
       const created = await numbers.createTrunk(objectBody(request) as Trunk);
       await ctx.changed(ALL);
