@@ -27,12 +27,14 @@ export function workerCount(env: NodeJS.ProcessEnv = process.env): number {
 }
 
 /** Messages between the primary and its workers. */
-type ToPrimary = { type: 'callgate:ready'; url: string } | { type: 'callgate:metrics-req'; id: string };
+type ToPrimary = { type: 'callgate:ready'; url: string; metricsUrl: string } | { type: 'callgate:metrics-req'; id: string };
 type ToWorker = { type: 'callgate:metrics-res'; id: string; text: string };
 
 export interface Primary {
   /** The workers' shared HTTP address, once every worker is up. */
   readonly url: string;
+  /** Where /metrics is (the HTTP port's, or the METRICS_PORT listener the workers share). */
+  readonly metricsUrl: string;
   readonly adminTokenFile: string | undefined;
   /** SIGTERM to every worker (each drains its calls), then the host-wide pieces; resolves when all are down. */
   stop(): Promise<void>;
@@ -57,8 +59,8 @@ export async function runPrimary(config: GatewayConfig, workers: number, log: Lo
   const aggregator = new AggregatorRegistry();
   let stopping = false;
   const ready = new Map<number, string>();
-  let allReady: (url: string) => void = () => undefined;
-  const up = new Promise<string>((resolve) => (allReady = resolve));
+  let allReady: (urls: { url: string; metricsUrl: string }) => void = () => undefined;
+  const up = new Promise<{ url: string; metricsUrl: string }>((resolve) => (allReady = resolve));
 
   const fork = (index: number): Worker => {
     // Only the first worker writes the demo tenant: the others would race it for nothing.
@@ -66,7 +68,7 @@ export async function runPrimary(config: GatewayConfig, workers: number, log: Lo
     worker.on('message', (m: ToPrimary) => {
       if (m.type === 'callgate:ready') {
         ready.set(index, m.url);
-        if (ready.size === workers) allReady(m.url);
+        if (ready.size === workers) allReady({ url: m.url, metricsUrl: m.metricsUrl });
       } else if (m.type === 'callgate:metrics-req') {
         aggregator.clusterMetrics().then(
           (text) => worker.send({ type: 'callgate:metrics-res', id: m.id, text } satisfies ToWorker),
@@ -83,10 +85,11 @@ export async function runPrimary(config: GatewayConfig, workers: number, log: Lo
     return worker;
   };
   for (let i = 0; i < workers; i++) fork(i);
-  const url = await up;
+  const { url, metricsUrl } = await up;
 
   return {
     url,
+    metricsUrl,
     adminTokenFile: token.file,
     stop: async () => {
       stopping = true;
@@ -104,7 +107,7 @@ export async function runPrimary(config: GatewayConfig, workers: number, log: Lo
 }
 
 /** In a worker: tells the primary it is up, and fetches cluster-wide metrics through it. */
-export function workerBridge(registry: Registry): { ready(url: string): void; clusterMetrics(): Promise<string> } {
+export function workerBridge(registry: Registry): { ready(url: string, metricsUrl: string): void; clusterMetrics(): Promise<string> } {
   AggregatorRegistry.setRegistries([registry]);
   // Constructing one makes prom-client answer the primary's requests for this worker's metrics.
   new AggregatorRegistry();
@@ -116,7 +119,7 @@ export function workerBridge(registry: Registry): { ready(url: string): void; cl
     }
   });
   return {
-    ready: (url) => process.send?.({ type: 'callgate:ready', url } satisfies ToPrimary),
+    ready: (url, metricsUrl) => process.send?.({ type: 'callgate:ready', url, metricsUrl } satisfies ToPrimary),
     clusterMetrics: () =>
       new Promise((resolve) => {
         const id = randomUUID();

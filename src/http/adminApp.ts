@@ -15,6 +15,7 @@ import { TenantStore } from '../tenants/TenantStore.js';
 import { stripUndefined } from '../util/options.js';
 import { addAuth, defaultRateLimitOptions, type Access, type RateLimitOptions } from './auth.js';
 import { DOCS_PREFIX, registerOpenApi } from './openapi.js';
+import { addSecurityHeaders, applySecurityHeaders } from './securityHeaders.js';
 import { callRoutes } from './routes/calls.js';
 import { callTokenRoutes, type CallTokenRouteOptions } from './routes/callTokens.js';
 import { callUrlRoutes } from './routes/callUrls.js';
@@ -96,6 +97,8 @@ export async function buildAdminApp(options: AdminAppOptions): Promise<AdminApp>
   };
 
   const app = createFastify(options.logger ?? rootLogger);
+  // First, so every route and plugin below (swagger-ui, the web phone, /metrics) gets the headers.
+  addSecurityHeaders(app);
   const routes: AdminRoute[] = [];
   routeTables.set(app, routes);
   app.addHook('onRoute', (route) => {
@@ -160,6 +163,8 @@ function createFastify(logger: Logger) {
     // The router refuses a path parameter over 100 characters (414) or a bad %-escape (400) before any
     // hook or error handler runs; without this those answers have Fastify's own shape and code.
     frameworkErrors: (err: FastifyError, _request: unknown, reply: FastifyReply) => {
+      // These answers skip every hook, the security headers' included.
+      applySecurityHeaders(reply);
       reply.status(400).send(new CallgateError('CG_HTTP_BAD_REQUEST', err.message, { details: { reason: err.code } }).toJSON());
     },
   });

@@ -1,15 +1,20 @@
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
-import type { FastifyInstance, FastifyReply } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { build } from 'esbuild';
-import { isCallgateError } from '../errors.js';
+import { CallgateError, isCallgateError } from '../errors.js';
+import { normalizeOrigin } from '../tenants/CallUrlStore.js';
 import { stripUndefined } from '../util/options.js';
+import { enforce } from './auth.js';
 import { param, type RouteContext } from './routes/context.js';
+import { setPagePolicy, type ContentSecurityPolicy } from './securityHeaders.js';
 
 /**
  * The web phone a call URL opens: `GET /c/:slug` renders the page with the tenant's and agent's names,
  * `GET /web-phone/app.js` serves the script, bundled from web-phone/src by esbuild once per process
- * (about 20 ms; no build step to forget, nothing generated in the repository).
+ * (about 20 ms; no build step to forget, nothing generated in the repository), and
+ * `GET /web-phone/app.css` its styles (a file rather than an inline <style>, so the page's CSP needs
+ * no 'unsafe-inline').
  */
 const SOURCE_DIR = fileURLToPath(new URL('../../web-phone/src/', import.meta.url));
 
@@ -25,24 +30,92 @@ export function webPhoneBundle(): Promise<{ js: string; css: string }> {
 
 const escapeHtml = (s: string): string => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
-function page(title: string, body: string, css: string, extra = ''): string {
+function page(title: string, body: string): string {
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>${escapeHtml(title)}</title><style>${css}</style></head>
-${body}${extra}</html>`;
+<title>${escapeHtml(title)}</title><link rel="stylesheet" href="/web-phone/app.css"></head>
+${body}</html>`;
 }
 
-/** SIP mode: where the page's SIP.js connects (drachtio's WS/WSS contact) and the domain it calls. */
 export interface WebPhoneOptions {
+  /** SIP mode: where the page's SIP.js connects (drachtio's WS/WSS contact, `ws:`/`wss:`). */
   readonly sipWsUrl: string | undefined;
+  /** SIP mode: the domain of the URI the page calls (`sip:<slug>@<domain>`). */
   readonly sipDomain: string;
+  /** Page loads (`GET /c/:slug`) per `pageWindowMs` for one client IP, on top of the app-wide per-IP limit. */
+  readonly pagesPerIp: number;
+  readonly pageWindowMs: number;
 }
 
 export const defaultWebPhoneOptions = {
   /** Unset: the page calls through the direct WebRTC door. */
   sipWsUrl: undefined,
   sipDomain: 'callgate.invalid',
+  /**
+   * 30 a minute per IP, as the call-token route: a caller loads the page once per call, and each load
+   * asks that route for a token, so more loads than tokens would buy nothing. 404/403/410/200 tell a
+   * prober whether a slug exists; at this rate one address learns one slug every 2 s, as through the
+   * token route, instead of 20 a second under the app-wide limit.
+   */
+  pagesPerIp: 30,
+  /** One minute. */
+  pageWindowMs: 60_000,
 } as const satisfies WebPhoneOptions;
+
+/**
+ * Who may frame a page of a call URL: this origin always (only callgate's own pages live here), plus
+ * each of the URL's `allowedOrigins` — the sites meant to embed its phone. A URL that lists none, and
+ * the pages for links that do not exist, embed nowhere else. Origins are re-serialised (scheme, host,
+ * port) and only http(s) ones kept, so nothing stored can add a directive to the header.
+ */
+export function frameAncestors(allowedOrigins: readonly string[] = []): string[] {
+  const origins = new Set<string>();
+  for (const o of allowedOrigins) {
+    const origin = normalizeOrigin(o);
+    if (origin && /^https?:\/\//.test(origin)) origins.add(origin);
+  }
+  return ["'self'", ...origins];
+}
+
+/** The SIP edge's origin for the page's `connect-src`; CG_CONFIG_INVALID for what is not a ws(s) URL. */
+export function sipWsOrigin(sipWsUrl: string): string {
+  let url: URL;
+  try {
+    url = new URL(sipWsUrl);
+  } catch {
+    throw new CallgateError('CG_CONFIG_INVALID', `the web phone's SIP WebSocket URL is not a URL: "${sipWsUrl}"`);
+  }
+  if (url.protocol !== 'ws:' && url.protocol !== 'wss:') throw new CallgateError('CG_CONFIG_INVALID', `the web phone's SIP WebSocket URL must be ws: or wss:, not "${url.protocol}"`);
+  return `${url.protocol}//${url.host}`;
+}
+
+/**
+ * The phone page's policy: its one script and stylesheet from here, requests to this origin (call
+ * token, WebRTC offer) and, in SIP mode, the SIP edge's WebSocket. WebRTC media and the remote audio
+ * element's MediaStream are outside CSP's reach; nothing else may load.
+ */
+export function phonePolicy(allowedOrigins: readonly string[], sipOrigin: string | undefined): ContentSecurityPolicy {
+  return {
+    'default-src': ["'none'"],
+    'script-src': ["'self'"],
+    'style-src': ["'self'"],
+    'connect-src': sipOrigin ? ["'self'", sipOrigin] : ["'self'"],
+    'base-uri': ["'none'"],
+    'form-action': ["'none'"],
+    'frame-ancestors': frameAncestors(allowedOrigins),
+  };
+}
+
+/** The error pages' policy: the stylesheet only. Framed where the URL's phone would be, so an embed shows the reason. */
+function sorryPolicy(allowedOrigins: readonly string[]): ContentSecurityPolicy {
+  return {
+    'default-src': ["'none'"],
+    'style-src': ["'self'"],
+    'base-uri': ["'none'"],
+    'form-action': ["'none'"],
+    'frame-ancestors': frameAncestors(allowedOrigins),
+  };
+}
 
 function phoneBody(slug: string, business: string, agentName: string, o: WebPhoneOptions): string {
   const keys = ['1', '2', '3', '4', '5', '6', '7', '8', '9', '*', '0', '#'];
@@ -68,26 +141,50 @@ function phoneBody(slug: string, business: string, agentName: string, o: WebPhon
 </body>`;
 }
 
-async function sorry(reply: FastifyReply, status: number, message: string): Promise<FastifyReply> {
-  const { css } = await webPhoneBundle();
-  return reply.code(status).type('text/html; charset=utf-8').send(page('Call link', `<body><main><h1>Sorry</h1><p>${escapeHtml(message)}</p></main></body>`, css));
+function sorry(reply: FastifyReply, status: number, message: string, allowedOrigins: readonly string[] = []): FastifyReply {
+  return setPagePolicy(reply, sorryPolicy(allowedOrigins))
+    .code(status)
+    .type('text/html; charset=utf-8')
+    .header('cache-control', 'no-store')
+    .send(page('Call link', `<body><main><h1>Sorry</h1><p>${escapeHtml(message)}</p></main></body>`));
 }
 
+/**
+ * Every error on the page route — a rate limit (this route's or the app-wide one, thrown in onRequest
+ * hooks), Redis down — as a page: the one who sees it is a person in a browser, not an API client.
+ */
+function pageError(err: Error, request: FastifyRequest, reply: FastifyReply): FastifyReply {
+  if (isCallgateError(err) && err.code === 'CG_HTTP_RATE_LIMITED') {
+    // enforce() has set Retry-After.
+    return sorry(reply, 429, 'Too many attempts from your network. Please wait a minute and try again.');
+  }
+  if (isCallgateError(err) && err.status < 500) return sorry(reply, err.status, 'This call link cannot be opened.');
+  request.log.error({ err: err.message, url: '/c/:slug' }, 'web phone page error');
+  return sorry(reply, isCallgateError(err) ? err.status : 500, 'Something went wrong on our side. Please try again in a minute.');
+}
+
+/** Needs @fastify/rate-limit registered on `app` (adminApp.ts does, with `global: false`). */
 export function webPhoneRoutes(app: FastifyInstance, ctx: Pick<RouteContext, 'callUrls' | 'tenants'>, options: Partial<WebPhoneOptions> = {}): void {
   const o: WebPhoneOptions = { ...defaultWebPhoneOptions, ...stripUndefined(options) };
+  const sipOrigin = o.sipWsUrl === undefined ? undefined : sipWsOrigin(o.sipWsUrl);
+  const perIp = app.createRateLimit({ max: o.pagesPerIp, timeWindow: o.pageWindowMs, keyGenerator: (req) => `callpage:${req.ip}` });
   app.get('/c/:slug', {
     config: { access: 'public' },
     schema: { hide: true },
+    onRequest: (request, reply) => enforce(perIp, request, reply),
+    errorHandler: pageError,
     handler: async (request, reply) => {
       const slug = param(request, 'slug');
       try {
         const url = await ctx.callUrls.get(slug);
-        if (!url.enabled) return await sorry(reply, 403, 'This call link has been switched off.');
-        if (url.expiresAt && Date.parse(url.expiresAt) <= Date.now()) return await sorry(reply, 410, 'This call link has expired.');
-        if (url.maxUses !== undefined && url.uses >= url.maxUses) return await sorry(reply, 410, 'This call link has been used up.');
+        if (!url.enabled) return sorry(reply, 403, 'This call link has been switched off.', url.allowedOrigins);
+        if (url.expiresAt && Date.parse(url.expiresAt) <= Date.now()) return sorry(reply, 410, 'This call link has expired.', url.allowedOrigins);
+        if (url.maxUses !== undefined && url.uses >= url.maxUses) return sorry(reply, 410, 'This call link has been used up.', url.allowedOrigins);
         const tenant = await ctx.tenants.get(url.tenantId);
-        const { css } = await webPhoneBundle();
-        return await reply.type('text/html; charset=utf-8').header('cache-control', 'no-store').send(page(`Call ${tenant.displayName}`, phoneBody(slug, tenant.displayName, tenant.agentName, o), css));
+        return await setPagePolicy(reply, phonePolicy(url.allowedOrigins, sipOrigin))
+          .type('text/html; charset=utf-8')
+          .header('cache-control', 'no-store')
+          .send(page(`Call ${tenant.displayName}`, phoneBody(slug, tenant.displayName, tenant.agentName, o)));
       } catch (err) {
         if (isCallgateError(err) && (err.code === 'CG_CALL_URL_NOT_FOUND' || err.code === 'CG_TENANT_NOT_FOUND')) return sorry(reply, 404, 'There is no call link at this address.');
         throw err;
@@ -98,5 +195,10 @@ export function webPhoneRoutes(app: FastifyInstance, ctx: Pick<RouteContext, 'ca
     config: { access: 'public' },
     schema: { hide: true },
     handler: async (_request, reply) => reply.type('text/javascript; charset=utf-8').header('cache-control', 'no-cache').send((await webPhoneBundle()).js),
+  });
+  app.get('/web-phone/app.css', {
+    config: { access: 'public' },
+    schema: { hide: true },
+    handler: async (_request, reply) => reply.type('text/css; charset=utf-8').header('cache-control', 'no-cache').send((await webPhoneBundle()).css),
   });
 }

@@ -132,8 +132,9 @@ if (SKIP) {
         await page.waitForTimeout(500);
         expect(await inboundBytes(page)).toBeGreaterThan(bytes1);
         // The transcript: the greeting, the caller's recognised question, the agent's answer.
-        await page.waitForFunction(`document.getElementById('transcript').textContent.includes(${JSON.stringify(HOURS)})`, undefined, { timeout: 25_000 });
-        const transcript = await page.textContent('#transcript');
+        // Polled from here: waitForFunction polls by evaluating a string in the page, which the page's
+        // CSP (no 'unsafe-eval') refuses.
+        const transcript = await pollUntil(() => page.textContent('#transcript'), (t) => t?.includes(HOURS) ?? false, 25_000, 200);
         expect(transcript).toContain(`Agent: ${GREETING}`);
         expect(transcript).toContain('You: what time do you open today');
         await shot(page, '3-conversation');
