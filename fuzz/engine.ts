@@ -48,6 +48,11 @@ export interface FuzzTarget<I = unknown> {
   readonly name: string;
   /** What it covers, for `--list`. */
   readonly about: string;
+  /**
+   * Fewer cases than a run's count, for a target that drives live servers (each case a whole SIP call):
+   * `npm run fuzz` takes the smaller number, full or `--quick`; an explicit `--cases` is taken as given.
+   */
+  readonly caseLimit?: { readonly full: number; readonly quick: number };
   open(): Promise<FuzzHarness<I>>;
 }
 

@@ -29,6 +29,10 @@ describe('CallMetrics', () => {
     metrics.sipRefused('CG_SIP_RATE_LIMITED');
     metrics.sipRefused('CG_SIP_RATE_LIMITED');
     metrics.sipRefused('CG_NUMBER_NOT_FOUND');
+    metrics.sipAuthLockout('user');
+    metrics.sipAuthLockout('source');
+    metrics.sipAuthLockout('source');
+    metrics.sipSourceIgnored();
     const text = await registry.metrics();
     expect(text).toContain('callgate_calls_total{door="sip",outcome="agent-goodbye"} 1');
     expect(text).toContain('callgate_calls_total{door="webrtc",outcome="rejected"} 1');
@@ -38,6 +42,9 @@ describe('CallMetrics', () => {
     expect(text).toContain('callgate_turn_latency_seconds_count{stage="stt_final"} 1');
     expect(text).toContain('callgate_sip_ack_to_first_packet_seconds_bucket{le="0.001"} 1');
     expect(text).toContain('callgate_tenant_calls_active{tenant="joes"} 3');
+    expect(text).toContain('callgate_sip_auth_lockouts_total{scope="user"} 1');
+    expect(text).toContain('callgate_sip_auth_lockouts_total{scope="source"} 2');
+    expect(text).toContain('callgate_sip_ignored_sources_total 1');
     expect(text).toContain('callgate_barge_in_reaction_seconds_bucket{le="0.04"} 0');
     expect(text).toContain('callgate_barge_in_reaction_seconds_bucket{le="0.06"} 1');
     expect(text).toContain('callgate_rtp_packets_received_total{door="sip"} 1000');

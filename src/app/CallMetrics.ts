@@ -33,6 +33,8 @@ export class CallMetrics {
   private readonly rtpLost: Counter<'door'>;
   private readonly rtpJitter: Histogram<'door'>;
   private readonly sipRefusedTotal: Counter<'code'>;
+  private readonly sipAuthLockouts: Counter<'scope'>;
+  private readonly sipIgnoredSources: Counter;
   private readonly tenantsSeen = new Set<string>();
 
   constructor(registry: Registry, lines: ActiveLines) {
@@ -69,6 +71,17 @@ export class CallMetrics {
       name: 'callgate_sip_refused_total',
       help: 'SIP INVITEs refused before they reached a tenant (no call record for them), by error code: CG_SIP_RATE_LIMITED, CG_SIP_SCANNER, CG_SIP_FORBIDDEN, CG_NUMBER_NOT_FOUND, …',
       labelNames: ['code'],
+      registers: [registry],
+    });
+    this.sipAuthLockouts = new Counter({
+      name: 'callgate_sip_auth_lockouts_total',
+      help: 'SIP digest lockouts started (too many failed attempts), by scope: user (one username) or source (one address)',
+      labelNames: ['scope'],
+      registers: [registry],
+    });
+    this.sipIgnoredSources = new Counter({
+      name: 'callgate_sip_ignored_sources_total',
+      help: 'Source addresses put on the SIP ignore list for sending INVITEs we kept refusing (their INVITEs are then counted as callgate_sip_refused_total{code="CG_SIP_SOURCE_IGNORED"})',
       registers: [registry],
     });
     const seen = this.tenantsSeen;
@@ -112,6 +125,16 @@ export class CallMetrics {
   /** An INVITE refused before it reached a tenant; the code's set is the error catalogue, so labels stay few. */
   sipRefused(code: ErrorCode): void {
     this.sipRefusedTotal.inc({ code });
+  }
+
+  /** A username or source was locked out after failed digest attempts. */
+  sipAuthLockout(scope: 'user' | 'source'): void {
+    this.sipAuthLockouts.inc({ scope });
+  }
+
+  /** A source was put on the SIP ignore list. */
+  sipSourceIgnored(): void {
+    this.sipIgnoredSources.inc();
   }
 
   sipTiming(t: SipCallTiming): void {

@@ -21,13 +21,16 @@ import type { NumberStore } from '../tenants/NumberStore.js';
 import type { TenantCache } from '../tenants/TenantCache.js';
 import { agentConfigFor } from '../tenants/TenantStore.js';
 import { userOf, type InviteRequest } from './invite/InviteRequest.js';
-import { identifySource, rejectScanners, reserveLine, routeToNumber, tenantFor, type CallTokenRedeemer } from './invite/steps.js';
+import { identifySource, rejectScanners, reserveLine, routeToNumber, tenantFor, type AuthFailureCounter, type AuthLockout, type CallTokenRedeemer } from './invite/steps.js';
 import type { AnchorProfile, MediaAnchor } from './rtpengine/MediaAnchor.js';
 import { defaultDrachtioConnection, type DrachtioConnection } from './SipConfig.js';
 import { DigestAuth } from './invite/DigestAuth.js';
 import { SourceLimiter, type SourceLimiterOptions } from './invite/SourceLimiter.js';
+import { SourceIgnoreList, type SourceIgnoreOptions } from './invite/SourceIgnoreList.js';
+import { forgetUnansweredInvite } from './drachtioPending.js';
+import { drachtioUnparsed, installUnparsedRequestGuard, type UnparsedRequest } from './drachtioUnparsed.js';
 import { drachtioFramingErrors, installDrachtioFramingGuard, type FramingError } from './drachtioFraming.js';
-import { runAnsweredCall, sendBye } from './answeredCall.js';
+import { cleanUp, contained, runAnsweredCall, sendBye } from './answeredCall.js';
 import { startOutboundCall, type DialRequest, type DialStarted } from './outboundCall.js';
 import { SipError, sipErrorFrom } from './SipError.js';
 
@@ -63,6 +66,13 @@ export interface SipGatewayDeps {
   readonly mediaWatchdog?: Partial<MediaWatchdogOptions>;
   /** The per-source INVITE rate limit (raise it for a carrier sending all its calls from one address). */
   readonly sourceLimit?: Partial<SourceLimiterOptions>;
+  /**
+   * Failed digest attempts, counted cluster-wide, with lockouts (src/tenants/SipAuthFailureStore.ts).
+   * Required: without it a device's password could be guessed at the INVITE rate.
+   */
+  readonly authFailures: AuthFailureCounter;
+  /** When a source that keeps sending refused INVITEs is ignored, and for how long. */
+  readonly ignore?: Partial<SourceIgnoreOptions>;
 }
 
 /**
@@ -89,9 +99,18 @@ export interface SipRefusal {
   readonly source: string;
 }
 
+/** A source put on the ignore list: its INVITEs are dropped unanswered until `ignoreMs` has passed. */
+export interface SipIgnoredSource {
+  readonly source: string;
+  readonly ignoreMs: number;
+}
+
 export interface SipGatewayEvents {
   'call-timing': [SipCallTiming];
   refused: [SipRefusal];
+  /** A username or source was locked out after too many failed digest attempts. */
+  'auth-lockout': [AuthLockout];
+  'source-ignored': [SipIgnoredSource];
 }
 
 /**
@@ -109,6 +128,9 @@ const ACK_WAIT_MS = 2000;
  */
 const MAX_OFFER_MEDIA = 8;
 
+/** Unparseable requests are logged at most once per this window (with the count since the last line). */
+const UNPARSED_LOG_WINDOW_MS = 60_000;
+
 export class SipGateway extends EventEmitter<SipGatewayEvents> {
   readonly srf = new Srf();
   private readonly log: Logger;
@@ -116,6 +138,8 @@ export class SipGateway extends EventEmitter<SipGatewayEvents> {
   private readonly digest = new DigestAuth();
   /** INVITEs per source address, checked before anything that touches Redis. */
   readonly sources: SourceLimiter;
+  /** Sources that kept sending what we refuse: dropped unanswered, before anything else. */
+  readonly ignored: SourceIgnoreList;
   /** Set by `stopAccepting()` (SIGTERM): new INVITEs get 503 with Retry-After, calls in progress go on. */
   private accepting = true;
 
@@ -126,6 +150,7 @@ export class SipGateway extends EventEmitter<SipGatewayEvents> {
     this.deps = { ...deps, sessions: deps.sessions ?? new LiveSessions() };
     this.log = (deps.logger ?? rootLogger).child({ door: 'sip' });
     this.sources = new SourceLimiter(deps.sourceLimit);
+    this.ignored = new SourceIgnoreList(deps.ignore);
     this.srf.on('error', (err: Error) => this.log.warn({ err: err.message }, 'drachtio connection error; drachtio-srf reconnects'));
     // Carriers ping with OPTIONS to see the gateway is up. Registering the verb (srf.options, which
     // drachtio-srf's typings omit) is what makes drachtio-server route OPTIONS to us; without it, 503.
@@ -145,6 +170,8 @@ export class SipGateway extends EventEmitter<SipGatewayEvents> {
   async connect(conn: DrachtioConnection): Promise<void> {
     if (installDrachtioFramingGuard()) drachtioFramingErrors.on('recovered', this.onFramingError);
     else this.log.warn('drachtio-srf internals changed: an interleaved oversized message from drachtio would crash the process');
+    if (installUnparsedRequestGuard()) drachtioUnparsed.on('refused', this.onUnparsed);
+    else this.log.warn('drachtio-srf internals changed: requests it cannot parse get 100 Trying and no answer');
     // drachtio-srf emits these but its typings list only SIP methods.
     const events = this.srf as unknown as NodeJS.EventEmitter;
     events.on('reconnecting', (opts: { attempt: number; delay: number }) => this.log.warn(opts, 'drachtio connection lost; reconnecting'));
@@ -160,8 +187,24 @@ export class SipGateway extends EventEmitter<SipGatewayEvents> {
   /** Disconnects from drachtio; calls in progress are left to finish (await `drain()` to wait). */
   disconnect(): void {
     drachtioFramingErrors.off('recovered', this.onFramingError);
+    drachtioUnparsed.off('refused', this.onUnparsed);
     this.srf.disconnect();
   }
+
+  /** Unparseable requests answered 400 since the last log line, and when that was. */
+  private unparsed = { count: 0, loggedAt: -Infinity };
+
+  private readonly onUnparsed = (u: UnparsedRequest): void => {
+    this.emit('refused', { code: 'CG_SIP_MALFORMED', source: u.source });
+    this.countRefusal(u.source);
+    this.unparsed.count++;
+    const now = performance.now();
+    // One line a minute at most, with the count: the requests are the sender's to multiply.
+    if (now - this.unparsed.loggedAt >= UNPARSED_LOG_WINDOW_MS) {
+      this.log.warn({ source: u.source, bytes: u.bytes, refused: this.unparsed.count, code: 'CG_SIP_MALFORMED' }, 'SIP request drachtio-srf cannot parse: answered 400');
+      this.unparsed = { count: 0, loggedAt: now };
+    }
+  };
 
   private readonly onFramingError = (e: FramingError): void => {
     this.log.error(e, 'drachtio link lost its message framing (an oversized message interleaved): reconnecting; calls keep their media');
@@ -199,13 +242,46 @@ export class SipGateway extends EventEmitter<SipGatewayEvents> {
   }
 
   /**
-   * The per-source INVITE limit, before any logger, Redis lookup or rtpengine offer: over it, a 503
-   * with Retry-After (a final response, so drachtio ends the transaction) and no log line but one per
-   * source a window. A scanner is left to the steps: it must hear nothing, not a 503 telling it
-   * something listens (and refusing it costs no Redis either).
+   * What is decided before any logger, Redis lookup or rtpengine offer, in this order: an ignored
+   * source's INVITE is dropped; a known scanner's is dropped and counted towards ignoring its source
+   * (no final response from us: drachtio-server has already sent 100 Trying, which is all it hears);
+   * one over the source's rate gets 503. True when the INVITE was dealt with here.
+   */
+  private screen(req: Srf.SrfRequest, invite: InviteRequest, res: Srf.SrfResponse): boolean {
+    const source = invite.sourceAddress;
+    if (this.ignored.isIgnored(source)) {
+      forgetUnansweredInvite(req);
+      this.emit('refused', { code: 'CG_SIP_SOURCE_IGNORED', source });
+      return true;
+    }
+    if (isScanner(invite)) {
+      forgetUnansweredInvite(req);
+      this.emit('refused', { code: 'CG_SIP_SCANNER', source });
+      this.countRefusal(source);
+      return true;
+    }
+    return this.overRate(invite, res);
+  }
+
+  /** A refusal only an unwelcome source earns (SourceIgnoreList says which); enough of them and it is ignored. */
+  private countRefusal(source: string): void {
+    if (!this.ignored.refused(source)) return;
+    const { refusals, windowMs, ignoreMs } = this.ignored.options;
+    this.log.warn({ source, refusals, windowMs, ignoreMs, code: 'CG_SIP_SOURCE_IGNORED' }, 'SIP source kept sending INVITEs we refuse: ignoring it for a while');
+    this.emit('source-ignored', { source, ignoreMs });
+  }
+
+  /** One log line per lockout: who and from where, never the password or the digest response. */
+  private readonly onLockout = (l: AuthLockout): void => {
+    this.log.warn({ scope: l.scope, username: l.username.slice(0, 64), source: l.source, lockoutMs: l.lockoutMs, code: 'CG_SIP_AUTH_LOCKED' }, 'SIP digest: too many failed attempts; locked out');
+    this.emit('auth-lockout', l);
+  };
+
+  /**
+   * The per-source INVITE limit: over it, a 503 with Retry-After (a final response, so drachtio ends
+   * the transaction) and no log line but one per source a window.
    */
   private overRate(invite: InviteRequest, res: Srf.SrfResponse): boolean {
-    if (isScanner(invite)) return false;
     const verdict = this.sources.take(invite.sourceAddress);
     if (verdict.allowed) return false;
     res.send(503, 'Service Unavailable', { headers: { 'Retry-After': String(verdict.retryAfterS) } });
@@ -219,7 +295,7 @@ export class SipGateway extends EventEmitter<SipGatewayEvents> {
   private async onInvite(req: Srf.SrfRequest, res: Srf.SrfResponse): Promise<void> {
     const inviteAt = performance.now();
     const invite = fromSrfRequest(req);
-    if (this.overRate(invite, res)) return;
+    if (this.screen(req, invite, res)) return;
     const log = callLogger({ callId: invite.callId }, this.log);
     const { deps } = this;
     const digest = deps.digest ?? this.digest;
@@ -231,27 +307,41 @@ export class SipGateway extends EventEmitter<SipGatewayEvents> {
     /** `open`: the dialog is up and neither side has ended it; whatever happens next, it gets a BYE. */
     const state = { open: false };
     let canceled = false;
+    /** Set once the source is proven: refusals before it count towards ignoring the source. */
+    let identified = false;
     /** Made once the tenant is known: refused and failed calls get a record too. */
     let recorder: CallRecorder | undefined;
     req.on('cancel', () => {
       canceled = true;
       log.info('caller canceled before answer');
     });
-    const cleanup = async (): Promise<void> => {
-      if (dialog && state.open) {
-        state.open = false;
-        await sendBye(dialog);
-      }
-      // The session closes the VAD once it owns it; until then (a failure before), it is ours to close.
-      vad?.close();
-      await leg?.close();
-      if (anchored) await deps.anchor.delete(anchored).catch((err: unknown) => log.warn({ err: String(err) }, 'rtpengine delete failed'));
-      await lease?.release().catch((err: unknown) => log.warn({ err: String(err) }, 'call lease release failed'));
-    };
+    const cleanup = (): Promise<void> =>
+      cleanUp(log, [
+        [
+          'BYE',
+          async () => {
+            if (dialog && state.open) {
+              state.open = false;
+              await sendBye(dialog);
+            }
+          },
+        ],
+        // The session closes the VAD once it owns it; until then (a failure before), it is ours to close.
+        ['VAD close', () => vad?.close()],
+        ['leg close', () => leg?.close()],
+        ['rtpengine delete', () => anchored && deps.anchor.delete(anchored)],
+        ['call lease release', () => lease?.release()],
+      ]);
     try {
       if (!this.accepting) throw new CallgateError('CG_DRAINING');
-      rejectScanners(invite);
-      const source = await identifySource(invite, { numbers: deps.numbers, digest, ...(deps.tokens ? { tokens: deps.tokens } : {}) });
+      const source = await identifySource(invite, {
+        numbers: deps.numbers,
+        digest,
+        authFailures: deps.authFailures,
+        onLockout: this.onLockout,
+        ...(deps.tokens ? { tokens: deps.tokens } : {}),
+      });
+      identified = true;
       const route = await routeToNumber(invite, source, deps.numbers);
       const tenant = await tenantFor(route, deps.tenants);
       // A browser's media is WebRTC (ICE, DTLS-SRTP) for rtpengine to terminate; a trunk's is plain RTP.
@@ -272,7 +362,7 @@ export class SipGateway extends EventEmitter<SipGatewayEvents> {
         clock: deps.clock,
         endpoint: { ...deps.endpoint, remote: { address: offered.media.remote.address, port: offered.media.remote.port } },
       });
-      leg.once('closing', (stats) => deps.legStats?.(stats));
+      leg.once('closing', (stats) => contained(log, 'leg statistics hook', () => deps.legStats?.(stats)));
       const ourSdp = buildSdp({ address: leg.endpoint.localAddress.address, port: leg.endpoint.localAddress.port, ...answerFor(offered.media) });
       const toTag = randomBytes(6).toString('hex');
       const answered = await deps.anchor.answer({ callId: invite.callId, fromTag, toTag, sdp: ourSdp, profile });
@@ -306,8 +396,10 @@ export class SipGateway extends EventEmitter<SipGatewayEvents> {
       dialog = answeredDialog;
       state.open = true;
       log.info({ tenant: tenant.id, number: route.number }, 'call answered');
+      // Emitted from the paced sender's timer: a listener's exception must not escape into it.
       leg.once('talkspurt', () => {
-        this.emit('call-timing', { callId: invite.callId, tenantId: tenant.id, inviteAt, answeredAt, ackAt, firstPacketAt: performance.now() });
+        const firstPacketAt = performance.now();
+        contained(log, 'call-timing listener', () => this.emit('call-timing', { callId: invite.callId, tenantId: tenant.id, inviteAt, answeredAt, ackAt, firstPacketAt }));
       });
       const sessionVad = vad;
       vad = undefined; // the session closes it
@@ -339,11 +431,16 @@ export class SipGateway extends EventEmitter<SipGatewayEvents> {
       // drachtio answers a CANCEL (487) on its own and tells us over the same link; when our 200 OK
       // is already on its way, the notice finds no pending INVITE and only the refused send tells.
       if (!dialog && /unknown transaction/i.test(err instanceof Error ? err.message : String(err))) canceled = true;
-      const sip = sipErrorFrom(err);
+      let sip = sipErrorFrom(err);
+      // A refusal only an unwelcome source earns; once it has earned enough, the ones still in flight
+      // (they passed the screen before it was ignored) go unanswered too.
+      const unwelcome = !identified && !canceled && !recorder && sip.status === 403;
+      if (unwelcome && this.ignored.isIgnored(invite.sourceAddress)) sip = new SipError(403, 'Forbidden', {}, true, 'CG_SIP_SOURCE_IGNORED');
       // An unexpected failure is a bug or a broken dependency: worth a warning with the error itself.
       if (sip.code === 'CG_INTERNAL' && !canceled) log.warn({ err: err instanceof Error ? err.stack : String(err) }, 'call setup failed');
       if (canceled) log.debug('setup stopped: the caller canceled');
-      else if (!sip.silent && !res.finalResponseSent) {
+      else if (sip.silent) forgetUnansweredInvite(req);
+      else if (!res.finalResponseSent) {
         res.send(sip.status, sip.reason, { headers: sip.headers });
         log.info({ status: sip.status, code: sip.code }, 'call refused');
       }
@@ -352,6 +449,7 @@ export class SipGateway extends EventEmitter<SipGatewayEvents> {
       if (!recorder && !canceled && sip.status !== 401) {
         const code = sip.code ?? (sip.silent ? 'CG_SIP_SCANNER' : sip.status === 403 ? 'CG_SIP_FORBIDDEN' : 'CG_INTERNAL');
         this.emit('refused', { code, source: invite.sourceAddress });
+        if (unwelcome && code !== 'CG_SIP_SOURCE_IGNORED') this.countRefusal(invite.sourceAddress);
       }
       // A cancel is the caller hanging up before the answer; otherwise refused before it, failed after.
       const end = canceled ? { outcome: 'caller-hangup' as const } : { outcome: dialog ? ('failed' as const) : ('rejected' as const), error: { code: sip.code ?? 'CG_INTERNAL' } };

@@ -54,6 +54,37 @@ export interface AnsweredCall {
  */
 export const BYE_WAIT_MS = 1000;
 
+/**
+ * Runs what a call does on an event from drachtio-srf, the media or a timer, so that nothing it throws
+ * or rejects leaves it. Out of a drachtio-srf event handler an exception unwinds into the drachtio
+ * link's socket handler (the link is dropped for every call: drachtioFraming.ts); out of a timer or an
+ * event emitted from one, it ends the process. One call's failure is logged with its stack instead.
+ */
+export function contained(log: Logger, what: string, fn: () => unknown): void {
+  const report = (err: unknown): void => log.error({ err: err instanceof Error ? err.stack : String(err) }, `${what} failed`);
+  try {
+    const result = fn();
+    if (result instanceof Promise) result.catch(report);
+  } catch (err) {
+    report(err);
+  }
+}
+
+/**
+ * Runs every cleanup step of a call even when one fails: a step that throws (a leg whose capture file
+ * cannot be closed, a metrics hook) must not leave the later ones undone — a line lease renewed for
+ * ever, an rtpengine session never deleted. Each failure is logged.
+ */
+export async function cleanUp(log: Logger, steps: readonly (readonly [string, () => unknown])[]): Promise<void> {
+  for (const [what, step] of steps) {
+    try {
+      await step();
+    } catch (err) {
+      log.warn({ err: err instanceof Error ? err.message : String(err) }, `${what} failed`);
+    }
+  }
+}
+
 /** Sends a BYE on `dialog`; resolves at its answer or failure, or after `waitMs` at most. */
 export function sendBye(dialog: Srf.Dialog, waitMs: number = BYE_WAIT_MS): Promise<void> {
   return new Promise<void>((resolve) => {
@@ -85,7 +116,7 @@ export async function runAnsweredCall(c: AnsweredCall, state: { open: boolean })
   });
   dialog.on('destroy', () => {
     state.open = false;
-    call.remoteHangup();
+    contained(log, 'remote hangup', () => call.remoteHangup());
   });
   // A BYE read in the same socket chunk as the ACK is handled by drachtio-srf before our code resumes
   // after the answer: the dialog is already gone and its 'destroy' fired with no listener. Without
@@ -99,28 +130,33 @@ export async function runAnsweredCall(c: AnsweredCall, state: { open: boolean })
   // stops with no BYE (a phone gone, a BYE lost), we hang up rather than talk to nobody until max duration.
   const watchdog = new MediaWatchdog(leg.endpoint, (silentForMs) => {
     log.info({ silentForMs: Math.round(silentForMs) }, 'no media from the caller; hanging up');
-    void call.hangup('media-timeout');
+    contained(log, 'media-timeout hangup', () => call.hangup('media-timeout'));
   }, c.mediaWatchdog);
   // Keys sent as SIP INFO reach the agent as the leg's DTMF events, like RFC 4733 ones.
   dialog.on('info', (infoReq, infoRes) => {
-    const key = parseSipInfoDtmf(infoReq.get('Content-Type') ?? undefined, infoReq.body as string | undefined);
-    infoRes.send(key ? 200 : 415);
-    if (key) leg.emit('dtmf', key);
+    contained(log, 'SIP INFO', () => {
+      const key = parseSipInfoDtmf(infoReq.get('Content-Type') ?? undefined, infoReq.body as string | undefined);
+      infoRes.send(key ? 200 : 415);
+      if (key) leg.emit('dtmf', key);
+    });
   });
   // Re-INVITEs (hold, unhold, session refresh, a codec change) go through rtpengine like the first
   // offer: its answer goes back to the remote party, and the leg follows if rtpengine's side moved.
   dialog.on('modify', (modReq: Srf.SrfRequest, modRes: Srf.SrfResponse) => {
-    void reoffer(c, modReq.body as string)
-      .then(({ sdp, direction }) => {
-        // On hold the caller may send nothing at all: not a dead caller.
-        if (direction === 'sendrecv') watchdog.resume();
-        else watchdog.pause();
-        modRes.send(200, { body: sdp });
-      })
-      .catch((err: unknown) => {
+    contained(log, 're-INVITE', async () => {
+      let answer: Awaited<ReturnType<typeof reoffer>>;
+      try {
+        answer = await reoffer(c, modReq.body as string);
+      } catch (err) {
         log.warn({ err: String(err) }, 're-INVITE refused');
         modRes.send(488);
-      });
+        return;
+      }
+      // On hold the caller may send nothing at all: not a dead caller.
+      if (answer.direction === 'sendrecv') watchdog.resume();
+      else watchdog.pause();
+      modRes.send(200, { body: answer.sdp });
+    });
   });
   const session = new AgentSession({ call, providers: c.providers, vad: c.vad, prompts: c.prompts, options: c.agent, logger: log });
   c.recorder.attach(session);

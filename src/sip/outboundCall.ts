@@ -13,7 +13,7 @@ import { CallRecorder } from '../tenants/CallRecorder.js';
 import type { Trunk } from '../tenants/schema.js';
 import { invalid } from '../tenants/storeUtil.js';
 import { agentConfigFor } from '../tenants/TenantStore.js';
-import { runAnsweredCall, sendBye } from './answeredCall.js';
+import { cleanUp, contained, runAnsweredCall, sendBye } from './answeredCall.js';
 import type { SipGatewayDeps } from './SipGateway.js';
 
 /** `POST /v1/calls`: the agent calls someone through a trunk. */
@@ -125,7 +125,8 @@ async function dial(d: Dialling): Promise<void> {
     const { host, port, transport, callerId } = d.outbound;
     const uri = `sip:${d.req.to}@${host}:${port}${transport === 'tcp' ? ';transport=tcp' : ''}`;
     let sent: { cancel(): void } | undefined;
-    const ringTimer = setTimeout(() => sent?.cancel(), d.options.ringTimeoutMs);
+    // A timer: what the CANCEL throws (the drachtio link gone meanwhile) must not end the process.
+    const ringTimer = setTimeout(() => contained(log, 'CANCEL at ring timeout', () => sent?.cancel()), d.options.ringTimeoutMs);
     try {
       dialog = await d.srf.createUAC(
         uri,
@@ -139,7 +140,7 @@ async function dial(d: Dialling): Promise<void> {
     const remoteTag = (dialog as unknown as { sip: { remoteTag: string } }).sip.remoteTag;
     const answered = await deps.anchor.answer({ callId, fromTag, toTag: remoteTag, sdp: dialog.remote.sdp, profile: 'trunk' });
     leg = audioLegOn(endpoint, { callId, legId: 'agent', codec: legCodecFrom(answered.media), clock: deps.clock, logger: log });
-    leg.once('closing', (stats) => deps.legStats?.(stats));
+    leg.once('closing', (stats) => contained(log, 'leg statistics hook', () => deps.legStats?.(stats)));
     endpoint.setRemote({ address: answered.media.remote.address, port: answered.media.remote.port });
     log.info({ trunk: d.trunkName }, 'outbound call answered');
     const sessionVad = d.vad;
@@ -176,14 +177,20 @@ async function dial(d: Dialling): Promise<void> {
       .finish({ outcome: 'failed', error: { code, message: status ? `SIP ${status}` : String(err).slice(0, 200) } })
       .catch((e: unknown) => log.warn({ err: String(e) }, 'call record not written'));
   } finally {
-    if (dialog && state.open) {
-      state.open = false;
-      await sendBye(dialog);
-    }
-    vad?.close();
-    if (leg) await leg.close();
-    else await endpoint.close();
-    if (anchored) await deps.anchor.delete({ callId, fromTag }).catch((err: unknown) => log.warn({ err: String(err) }, 'rtpengine delete failed'));
-    await d.lease.release().catch((err: unknown) => log.warn({ err: String(err) }, 'call lease release failed'));
+    await cleanUp(log, [
+      [
+        'BYE',
+        async () => {
+          if (dialog && state.open) {
+            state.open = false;
+            await sendBye(dialog);
+          }
+        },
+      ],
+      ['VAD close', () => vad?.close()],
+      ['leg close', () => (leg ? leg.close() : endpoint.close())],
+      ['rtpengine delete', () => anchored && deps.anchor.delete({ callId, fromTag })],
+      ['call lease release', () => d.lease.release()],
+    ]);
   }
 }

@@ -19,6 +19,7 @@ import { BYE_WAIT_MS } from '../../src/sip/answeredCall.js';
 import { SipGateway } from '../../src/sip/SipGateway.js';
 import { DRACHTIO_BIN, DRACHTIO_SKIP_REASON, startDrachtio, type RunningDrachtio } from '../../src/sip/testing/DrachtioProcess.js';
 import { CallLimiter } from '../../src/tenants/CallLimiter.js';
+import { SipAuthFailureStore } from '../../src/tenants/SipAuthFailureStore.js';
 import { CallRecordStore, type CallOutcome, type CallRecord } from '../../src/tenants/CallRecordStore.js';
 import { NumberStore } from '../../src/tenants/NumberStore.js';
 import { connectRedis, deletePrefix, keys, testPrefix, type Redis } from '../../src/tenants/redisClient.js';
@@ -124,6 +125,7 @@ if (!DRACHTIO_BIN) {
         tenants: new TenantCache(tenants, redis, { prefix }),
         limiter,
         records,
+        authFailures: new SipAuthFailureStore(redis, { prefix }),
         anchor,
         providers,
         prompts: new PromptCache(),

@@ -20,6 +20,7 @@ import { RtpengineProcess } from '../../src/sip/rtpengine/RtpengineProcess.js';
 import { SipGateway, type SipRefusal } from '../../src/sip/SipGateway.js';
 import { DRACHTIO_BIN, DRACHTIO_SKIP_REASON, startDrachtio, type RunningDrachtio } from '../../src/sip/testing/DrachtioProcess.js';
 import { CallLimiter } from '../../src/tenants/CallLimiter.js';
+import { SipAuthFailureStore } from '../../src/tenants/SipAuthFailureStore.js';
 import { CallRecordStore, type CallRecord } from '../../src/tenants/CallRecordStore.js';
 import { NumberStore } from '../../src/tenants/NumberStore.js';
 import { connectRedis, deletePrefix, testPrefix, type Redis } from '../../src/tenants/redisClient.js';
@@ -105,6 +106,7 @@ if (!DRACHTIO_BIN) {
         tenants: cache,
         limiter,
         records,
+        authFailures: new SipAuthFailureStore(redis, { prefix }),
         anchor,
         providers: new ProviderRegistry({
           stt: { pocketsphinx: () => new FakeStt({ transcripts: [] }) },

@@ -15,8 +15,10 @@ import { MediaAnchor } from '../../src/sip/rtpengine/MediaAnchor.js';
 import { RtpengineProcess } from '../../src/sip/rtpengine/RtpengineProcess.js';
 import { buildAdminApp } from '../../src/http/adminApp.js';
 import { SipGateway, type SipCallTiming } from '../../src/sip/SipGateway.js';
+import { pendingInviteCount } from '../../src/sip/drachtioPending.js';
 import { DRACHTIO_BIN, DRACHTIO_SKIP_REASON, startDrachtio, type RunningDrachtio } from '../../src/sip/testing/DrachtioProcess.js';
 import { CallLimiter } from '../../src/tenants/CallLimiter.js';
+import { SipAuthFailureStore } from '../../src/tenants/SipAuthFailureStore.js';
 import { CallRecordStore, type CallRecord } from '../../src/tenants/CallRecordStore.js';
 import { NumberStore } from '../../src/tenants/NumberStore.js';
 import { connectRedis, deletePrefix, testPrefix, type Redis } from '../../src/tenants/redisClient.js';
@@ -97,6 +99,7 @@ if (!DRACHTIO_BIN) {
         tenants: cache,
         limiter: (limiter = new CallLimiter(redis, { prefix })),
         records,
+        authFailures: new SipAuthFailureStore(redis, { prefix }),
         anchor,
         providers,
         prompts: new PromptCache(),
@@ -239,6 +242,8 @@ if (!DRACHTIO_BIN) {
         const outcome = await Promise.race([attempt, new Promise<'silence'>((r) => setTimeout(() => r('silence'), 3000))]);
         expect(outcome).toBe('silence');
         expect(provisional.filter((s) => s !== 100)).toEqual([]);
+        // drachtio-srf holds an INVITE until its final response: one never answered must not stay there.
+        expect(pendingInviteCount(gateway.srf)).toBe(0);
         expect(await anchor.sessionCount()).toBe(0);
         expect(await limiter.active('joes')).toBe(0);
       } finally {
@@ -364,7 +369,7 @@ if (!DRACHTIO_BIN) {
     }, 20_000);
 
     it('dials out through a trunk: the callee hears the greeting; their BYE ends it; busy is a failed record', async () => {
-      await numbersStore.createTrunk({ name: 'out', sourceCidrs: ['192.0.2.0/24'], outbound: { host: '127.0.0.1', port: callerDrachtio.sipPort, transport: 'udp', callerId: '+15005550100' } });
+      await numbersStore.createTrunk({ name: 'out', sourceCidrs: ['192.0.2.0/24'], tenants: ['joes'], outbound: { host: '127.0.0.1', port: callerDrachtio.sipPort, transport: 'udp', callerId: '+15005550100' } });
       const { leg, sdp } = await callerLeg();
       const heard: Int16Array[] = [];
       leg.on('audio', (f) => heard.push(f.slice()));

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { DigestAuth, digestResponse, parseDigestAuthorization } from './DigestAuth.js';
+import { DigestAuth, digestResponse, parseDigestAuthorization, sameRequestUri } from './DigestAuth.js';
 
 /** A client's answer to a challenge, computed the way a phone would. */
 function answer(challenge: string, user: string, password: string, uri = 'sip:+15005550100@gw'): string {
@@ -56,5 +56,23 @@ describe('DigestAuth', () => {
     const b = new DigestAuth({ secret });
     const reply = answer(a.challenge(5_000).headers['WWW-Authenticate']!, 'pbx', 'pw-12345678');
     expect(() => b.verify('INVITE', parseDigestAuthorization(reply)!, 'pw-12345678', 6_000)).not.toThrow();
+  });
+
+  it("matches a digest answer's uri to the Request-URI as SIP compares URIs (RFC 3261 §19.1.4)", () => {
+    const ruri = 'sip:+15005550100@gw.example:5060;user=phone';
+    expect(sameRequestUri(ruri, ruri)).toBe(true);
+    expect(sameRequestUri('SIP:+15005550100@GW.example:5060;User=Phone', ruri)).toBe(true);
+    expect(sameRequestUri('sip:%2B15005550100@gw.example:5060;user=phone', ruri)).toBe(true);
+    // Issue 24: an answer for sip:127.0.0.1 opened a call to a number.
+    expect(sameRequestUri('sip:127.0.0.1', ruri)).toBe(false);
+    expect(sameRequestUri('sip:+15005550101@gw.example:5060;user=phone', ruri)).toBe(false);
+    expect(sameRequestUri('sip:+15005550100@gw.example;user=phone', ruri)).toBe(false);
+    expect(sameRequestUri('sip:+15005550100@gw.example:5060', ruri)).toBe(false);
+    expect(sameRequestUri('sips:+15005550100@gw.example:5060;user=phone', ruri)).toBe(false);
+    // Other parameters count only when both have them.
+    expect(sameRequestUri('sip:desk@gw;lr', 'sip:desk@gw')).toBe(true);
+    expect(sameRequestUri('sip:desk@gw;transport=tcp', 'sip:desk@gw')).toBe(false);
+    expect(sameRequestUri('garbage', ruri)).toBe(false);
+    expect(sameRequestUri('', '')).toBe(true);
   });
 });

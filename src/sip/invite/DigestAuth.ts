@@ -75,17 +75,32 @@ export class DigestAuth {
 
   /**
    * Checks credentials against a password. Returns normally when they prove it; throws a fresh
-   * challenge for a stale or foreign nonce, and 403 for a wrong answer.
+   * challenge for a stale or foreign nonce, and 403 for a wrong answer. (The INVITE step uses the two
+   * halves, `checkNonce` and `proves`, so that failures can be counted between them.)
    */
   verify(method: string, creds: DigestCredentials, password: string, now: number = Date.now()): void {
+    this.checkNonce(creds, now);
+    if (!this.proves(method, creds, password)) throw new SipError(403, 'Forbidden');
+  }
+
+  /**
+   * Throws a fresh challenge for an answer to a nonce we did not issue, an old one (`stale=true`, so
+   * the client retries without asking its user), or another algorithm than MD5. None of these says
+   * anything about the password, so none counts as a failed attempt.
+   */
+  checkNonce(creds: DigestCredentials, now: number = Date.now()): void {
     if (creds.algorithm && creds.algorithm.toUpperCase() !== 'MD5') throw this.challenge(now);
     const age = this.nonceAge(creds.nonce, now);
     if (age === undefined) throw this.challenge(now);
     if (age > this.options.nonceTtlMs) throw this.challenge(now, true);
-    if (creds.realm !== this.options.realm) throw new SipError(403, 'Forbidden');
+  }
+
+  /** Whether the answer proves `password` (our realm, the right hash; compared in constant time). */
+  proves(method: string, creds: DigestCredentials, password: string): boolean {
     const a = Buffer.from(digestResponse(method, creds, password));
     const b = Buffer.from(creds.response.toLowerCase());
-    if (a.length !== b.length || !timingSafeEqual(a, b)) throw new SipError(403, 'Forbidden');
+    const same = a.length === b.length && timingSafeEqual(a, b);
+    return same && creds.realm === this.options.realm;
   }
 
   private nonce(now: number): string {
@@ -107,4 +122,56 @@ export class DigestAuth {
   private sign(time: string): string {
     return createHmac('sha256', this.options.secret).update(time).digest('base64url').slice(0, 22);
   }
+}
+
+/**
+ * Whether a digest answer's `uri` names the request it came with (RFC 3261 §22.4, RFC 2617 §3.2.2.5):
+ * an answer computed for another Request-URI must not open this one. SIP URIs are compared as
+ * RFC 3261 §19.1.4 says, in its essentials: scheme and host without regard to case, the user part
+ * exactly (after %-decoding), a port only equal to the same port, parameters present in both equal
+ * (case-insensitively), and `user`, `ttl`, `method`, `maddr`, `transport` present in one only → no
+ * match. Anything that does not parse as a SIP or tel URI matches only itself exactly.
+ */
+export function sameRequestUri(digestUri: string, requestUri: string): boolean {
+  const a = digestUri.trim();
+  const b = requestUri.trim();
+  if (a === b) return true;
+  const x = parseSipUri(a);
+  const y = parseSipUri(b);
+  if (!x || !y) return false;
+  if (x.scheme !== y.scheme || x.user !== y.user || x.hostport !== y.hostport || x.headers !== y.headers) return false;
+  for (const name of new Set([...x.params.keys(), ...y.params.keys()])) {
+    const p = x.params.get(name);
+    const q = y.params.get(name);
+    if (p !== undefined && q !== undefined ? p !== q : STRICT_URI_PARAMS.has(name)) return false;
+  }
+  return true;
+}
+
+/** Parameters that must be in both URIs or neither (RFC 3261 §19.1.4). */
+const STRICT_URI_PARAMS = new Set(['user', 'ttl', 'method', 'maddr', 'transport']);
+
+interface SipUriParts {
+  readonly scheme: string;
+  readonly user: string | undefined;
+  readonly hostport: string;
+  readonly params: ReadonlyMap<string, string>;
+  readonly headers: string;
+}
+
+function parseSipUri(uri: string): SipUriParts | undefined {
+  const m = /^(sips?|tel):(?:([^@;?]*(?:;[^@?]*)?)@)?([^;?]+)((?:;[^?]*)?)((?:\?.*)?)$/i.exec(uri);
+  if (!m) return undefined;
+  let user: string | undefined;
+  try {
+    user = m[2] === undefined ? undefined : decodeURIComponent(m[2]);
+  } catch {
+    return undefined;
+  }
+  const params = new Map<string, string>();
+  for (const p of m[4]!.split(';').slice(1)) {
+    const [name, value = ''] = p.split('=', 2);
+    params.set(name!.trim().toLowerCase(), value.trim().toLowerCase());
+  }
+  return { scheme: m[1]!.toLowerCase(), user, hostport: m[3]!.toLowerCase(), params, headers: m[5]! };
 }

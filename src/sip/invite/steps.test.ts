@@ -7,10 +7,11 @@ import { connectRedis, deletePrefix, testPrefix, type Redis } from '../../tenant
 import { SecretBox } from '../../tenants/secrets.js';
 import { TenantCache } from '../../tenants/TenantCache.js';
 import { TenantStore } from '../../tenants/TenantStore.js';
+import { SipAuthFailureStore } from '../../tenants/SipAuthFailureStore.js';
 import { sipErrorFrom, SipError } from '../SipError.js';
 import { uriOf, userOf, type InviteRequest } from './InviteRequest.js';
 import { DigestAuth, digestResponse } from './DigestAuth.js';
-import { identifySource, rejectScanners, reserveLine, routeToNumber, tenantFor, type SourceDeps } from './steps.js';
+import { identifySource, rejectScanners, reserveLine, routeToNumber, tenantFor, type AuthLockout, type SourceDeps } from './steps.js';
 
 /** The INVITE steps one by one, against the real Redis stores (per-run prefix). */
 function invite(over: Partial<InviteRequest> & { headers?: Record<string, string> } = {}): InviteRequest {
@@ -52,13 +53,13 @@ describe('INVITE steps', () => {
     cache = new TenantCache(tenants, redis, { prefix });
     limiter = new CallLimiter(redis, { prefix });
     await tenants.create({ id: 'joes', displayName: "Joe's Pizza", maxConcurrentCalls: 2 });
-    await numbers.createTrunk({ name: 'carrier', sourceCidrs: ['203.0.113.0/24'] });
+    await numbers.createTrunk({ name: 'carrier', sourceCidrs: ['203.0.113.0/24'], tenants: ['joes'] });
     await numbers.createTrunk({ name: 'other', sourceCidrs: ['198.51.100.0/24'] });
     await numbers.createNumber({ number: '+15005550100', tenantId: 'joes', trunk: 'carrier' });
     await numbers.createNumber({ number: '+15005550199', tenantId: 'joes' });
     // A desk phone that may call from anywhere in 10/8, with digest credentials.
     await numbers.createTrunk({ name: 'desk', sourceCidrs: ['10.0.0.0/8'], auth: { username: 'desk-1', password: 'correct-horse-battery' } });
-    src = { numbers, digest };
+    src = { numbers, digest, authFailures: new SipAuthFailureStore(redis, { prefix }) };
   });
 
   afterAll(async () => {
@@ -90,23 +91,63 @@ describe('INVITE steps', () => {
     expect(await rejection(identifySource(invite({ sourceAddress: '192.0.2.1' }), src))).toMatchObject({ status: 403 });
   });
 
+  /** A device's Authorization header for `nonce`, computed as a phone would for `uri`. */
+  const authorization = (nonce: string, user: string, password: string, uri = 'sip:+15005550100@127.0.0.1;user=phone'): string => {
+    const fields = { username: user, realm: 'callgate', nonce, uri, qop: 'auth', nc: '00000001', cnonce: 'ab' };
+    return `Digest username="${user}", realm="callgate", nonce="${nonce}", uri="${uri}", response="${digestResponse('INVITE', fields, password)}", qop=auth, nc=00000001, cnonce="ab"`;
+  };
+  const nonceOf = (challenge: SipError): string => /nonce="([^"]+)"/.exec(challenge.headers['WWW-Authenticate']!)![1]!;
+
   it('challenges a device with credentials (401), accepts its answer, refuses a wrong password or user (403)', async () => {
     const from = { sourceAddress: '10.1.2.3' };
     const challenge = await rejection(identifySource(invite(from), src));
     expect(challenge).toMatchObject({ status: 401, headers: { 'WWW-Authenticate': expect.stringMatching(/^Digest realm="callgate", nonce=/) } });
-    const nonce = /nonce="([^"]+)"/.exec(challenge.headers['WWW-Authenticate']!)![1]!;
-    const authorization = (user: string, password: string): string => {
-      const fields = { username: user, realm: 'callgate', nonce, uri: 'sip:+15005550199@gw', qop: 'auth', nc: '00000001', cnonce: 'ab' };
-      return `Digest username="${user}", realm="callgate", nonce="${nonce}", uri="${fields.uri}", response="${digestResponse('INVITE', fields, password)}", qop=auth, nc=00000001, cnonce="ab"`;
-    };
-    const ok = await identifySource(invite({ ...from, headers: { Authorization: authorization('desk-1', 'correct-horse-battery') } }), src);
+    const nonce = nonceOf(challenge);
+    const ok = await identifySource(invite({ ...from, headers: { Authorization: authorization(nonce, 'desk-1', 'correct-horse-battery') } }), src);
     expect(ok).toMatchObject({ kind: 'trunk', auth: 'digest', trunk: { name: 'desk' } });
     // The password never travels past this step.
     expect(JSON.stringify(ok)).not.toContain('correct-horse-battery');
-    expect(await rejection(identifySource(invite({ ...from, headers: { Authorization: authorization('desk-1', 'wrong-password') } }), src))).toMatchObject({ status: 403 });
-    expect(await rejection(identifySource(invite({ ...from, headers: { Authorization: authorization('someone', 'correct-horse-battery') } }), src))).toMatchObject({ status: 403 });
+    expect(await rejection(identifySource(invite({ ...from, headers: { Authorization: authorization(nonce, 'desk-1', 'wrong-password') } }), src))).toMatchObject({ status: 403 });
+    expect(await rejection(identifySource(invite({ ...from, headers: { Authorization: authorization(nonce, 'someone', 'correct-horse-battery') } }), src))).toMatchObject({ status: 403 });
     // Credentials do not open the door from an address outside the device's CIDRs.
-    expect(await rejection(identifySource(invite({ sourceAddress: '192.0.2.1', headers: { Authorization: authorization('desk-1', 'correct-horse-battery') } }), src))).toMatchObject({ status: 403 });
+    expect(await rejection(identifySource(invite({ sourceAddress: '192.0.2.1', headers: { Authorization: authorization(nonce, 'desk-1', 'correct-horse-battery') } }), src))).toMatchObject({ status: 403 });
+  });
+
+  it('refuses an answer computed for another Request-URI like a wrong password, and accepts an equivalent URI', async () => {
+    const from = { sourceAddress: '10.9.9.9' };
+    const nonce = nonceOf(await rejection(identifySource(invite(from), src)));
+    const other = authorization(nonce, 'desk-1', 'correct-horse-battery', 'sip:127.0.0.1');
+    expect(await rejection(identifySource(invite({ ...from, headers: { Authorization: other } }), src))).toMatchObject({ status: 403, reason: 'Forbidden', headers: {} });
+    // Host case and parameter order do not matter (RFC 3261 §19.1.4); the user part does.
+    const same = authorization(nonce, 'desk-1', 'correct-horse-battery', 'SIP:+15005550100@127.0.0.1;USER=phone');
+    expect(await identifySource(invite({ ...from, headers: { Authorization: same } }), src)).toMatchObject({ kind: 'trunk', auth: 'digest' });
+  });
+
+  it('locks a guessed username out after 5 failures: the right password then gets the very answer a wrong one does', async () => {
+    const lockouts: AuthLockout[] = [];
+    const deps: SourceDeps = { ...src, onLockout: (l) => lockouts.push(l) };
+    const from = { sourceAddress: '10.7.7.7' };
+    const nonce = nonceOf(await rejection(identifySource(invite(from), deps)));
+    const attempt = (user: string, password: string, over: Partial<InviteRequest> = {}): Promise<SipError> =>
+      rejection(identifySource(invite({ ...from, ...over, headers: { Authorization: authorization(nonce, user, password) } }), deps));
+    const wrong = await attempt('desk-1', 'guess-1');
+    const unknown = await attempt('nobody', 'guess-2');
+    // A stale or foreign nonce is challenged again and not counted.
+    const foreign = await rejection(identifySource(invite({ ...from, headers: { Authorization: authorization('x.y', 'desk-1', 'guess') } }), deps));
+    expect(foreign.status).toBe(401);
+    for (let i = 3; i <= 5; i++) await attempt('desk-1', `guess-${i}`);
+    // The fifth failure from this address locked the source (two usernames); desk-1 has four.
+    expect(lockouts).toEqual([{ scope: 'source', username: 'desk-1', source: '10.7.7.7', lockoutMs: 15 * 60_000 }]);
+    const locked = await attempt('desk-1', 'correct-horse-battery');
+    const answer = (e: SipError): unknown => ({ status: e.status, reason: e.reason, headers: e.headers, silent: e.silent });
+    expect(answer(locked)).toEqual(answer(wrong));
+    expect(answer(unknown)).toEqual(answer(wrong));
+    expect([wrong.code, unknown.code, locked.code]).toEqual(['CG_SIP_FORBIDDEN', 'CG_SIP_FORBIDDEN', 'CG_SIP_AUTH_LOCKED']);
+    // From another address, desk-1's fifth failure locks the username itself: its right password is refused everywhere.
+    await attempt('desk-1', 'guess-6', { sourceAddress: '10.7.7.8' });
+    expect(lockouts.map((l) => l.scope)).toEqual(['source', 'user']);
+    expect((await attempt('desk-1', 'correct-horse-battery', { sourceAddress: '10.7.7.9' })).code).toBe('CG_SIP_AUTH_LOCKED');
+    await src.authFailures.succeeded({ username: 'desk-1', source: '10.7.7.9' });
   });
 
   it('routes the Request-URI, then To, with or without +; unknown → 404; a pinned number refuses other trunks', async () => {

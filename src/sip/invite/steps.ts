@@ -4,7 +4,8 @@ import type { NumberRoute } from '../../tenants/schema.js';
 import type { NumberStore, PublicTrunk } from '../../tenants/NumberStore.js';
 import type { Trunk } from '../../tenants/schema.js';
 import { maskSecret } from '../../tenants/secrets.js';
-import { parseDigestAuthorization, type DigestAuth } from './DigestAuth.js';
+import { parseDigestAuthorization, sameRequestUri, type DigestAuth } from './DigestAuth.js';
+import type { AuthFailureOutcome, AuthLockState, AuthSubject } from '../../tenants/SipAuthFailureStore.js';
 import type { TenantCache } from '../../tenants/TenantCache.js';
 import type { Tenant } from '../../tenants/schema.js';
 import { SipError } from '../SipError.js';
@@ -45,9 +46,28 @@ export interface CallTokenRedeemer {
   redeem(token: string): Promise<RedeemedCallUrl>;
 }
 
+/** Failed digest attempts, counted cluster-wide (src/tenants/SipAuthFailureStore.ts). */
+export interface AuthFailureCounter {
+  check(subject: AuthSubject): Promise<AuthLockState>;
+  fail(subject: AuthSubject): Promise<AuthFailureOutcome>;
+  succeeded(subject: AuthSubject): Promise<void>;
+}
+
+/** A lockout a failed attempt just started (for the log line and the metric). */
+export interface AuthLockout {
+  readonly scope: 'user' | 'source';
+  readonly username: string;
+  readonly source: string;
+  readonly lockoutMs: number;
+}
+
 export interface SourceDeps {
   readonly numbers: NumberStore;
   readonly digest: DigestAuth;
+  /** Counts failed digest attempts and locks out a guessed username or a guessing source. */
+  readonly authFailures: AuthFailureCounter;
+  /** Told of each lockout as it starts. */
+  readonly onLockout?: (lockout: AuthLockout) => void;
   /** Absent: web-phone calls over SIP are refused. */
   readonly tokens?: CallTokenRedeemer;
 }
@@ -75,11 +95,29 @@ export async function identifySource(req: InviteRequest, deps: SourceDeps, now: 
   if (open) return { kind: 'trunk', trunk: publicTrunk(open), auth: 'ip' };
   const creds = parseDigestAuthorization(req.header('authorization'));
   if (!creds) throw deps.digest.challenge(now);
+  // A foreign or stale nonce is re-challenged: it says nothing about the password, so it is not counted.
+  deps.digest.checkNonce(creds, now);
+  const subject = { username: creds.username, source: req.sourceAddress };
+  const locked = await deps.authFailures.check(subject);
   const trunk = trunks.find((t) => t.auth?.username === creds.username);
-  if (!trunk?.auth) throw new SipError(403, 'Forbidden');
-  deps.digest.verify('INVITE', creds, trunk.auth.password, now);
+  // The answer must be for this request (RFC 3261 §22.4): one computed for another URI is a wrong answer.
+  // An unknown username is hashed against a dummy password so that it takes as long as a known one.
+  const proven = deps.digest.proves('INVITE', creds, trunk?.auth?.password ?? UNKNOWN_USER_PASSWORD) && sameRequestUri(creds.uri, req.uri) && trunk !== undefined;
+  if (!trunk || !proven || locked.user > 0 || locked.source > 0) {
+    // Every refusal here takes the same path and the same answer: a wrong password, an unknown user,
+    // a URI mismatch and a locked-out one (right password or not) cannot be told apart.
+    const started = await deps.authFailures.fail(subject);
+    for (const scope of ['user', 'source'] as const) {
+      if (started[scope] > 0) deps.onLockout?.({ scope, username: creds.username, source: req.sourceAddress, lockoutMs: started[scope] });
+    }
+    throw new SipError(403, 'Forbidden', {}, false, locked.user > 0 || locked.source > 0 ? 'CG_SIP_AUTH_LOCKED' : 'CG_SIP_FORBIDDEN');
+  }
+  await deps.authFailures.succeeded(subject);
   return { kind: 'trunk', trunk: publicTrunk(trunk), auth: 'digest' };
 }
+
+/** Stands in for the password of a username no trunk has (never a real one: it is not a valid password). */
+const UNKNOWN_USER_PASSWORD = '\u0000no such user';
 
 /** The trunk without its password: nothing after this step needs it. */
 function publicTrunk(trunk: Trunk): PublicTrunk {

@@ -1,4 +1,7 @@
+import type { Logger } from 'pino';
 import type { SourceLimiterOptions } from '../invite/SourceLimiter.js';
+import type { SourceIgnoreOptions } from '../invite/SourceIgnoreList.js';
+import { SipAuthFailureStore, type SipAuthFailureOptions } from '../../tenants/SipAuthFailureStore.js';
 import { randomBytes } from 'node:crypto';
 import type { AgentSessionOptions } from '../../agent/AgentSession.js';
 import { PromptCache } from '../../agent/PromptCache.js';
@@ -18,7 +21,7 @@ import { TenantCache } from '../../tenants/TenantCache.js';
 import { TenantStore } from '../../tenants/TenantStore.js';
 import { MediaAnchor } from '../rtpengine/MediaAnchor.js';
 import { RtpengineProcess, type RtpengineProcessOptions } from '../rtpengine/RtpengineProcess.js';
-import { SipGateway } from '../SipGateway.js';
+import { SipGateway, type SipGatewayDeps } from '../SipGateway.js';
 import { startDrachtio, type RunningDrachtio, type StartDrachtioOptions } from './DrachtioProcess.js';
 import { pollUntil } from '../../util/pollUntil.js';
 
@@ -42,6 +45,14 @@ export interface SipHarnessOptions {
   readonly beforeSetup?: () => Promise<void>;
   /** The per-source INVITE limit (a load generator sends every call from one address). */
   readonly sourceLimit?: Partial<SourceLimiterOptions>;
+  /** Digest lockout settings (the store's defaults otherwise). */
+  readonly authFailures?: Partial<Omit<SipAuthFailureOptions, 'prefix'>>;
+  /** When a source that keeps sending refused INVITEs is ignored. */
+  readonly ignore?: Partial<SourceIgnoreOptions>;
+  /** The gateway's logger (the project's silent-under-tests root logger otherwise). */
+  readonly logger?: Logger;
+  /** Told each call's media statistics as its leg closes (as the Gateway's metrics are). */
+  readonly legStats?: SipGatewayDeps['legStats'];
 }
 
 export interface SipHarness {
@@ -56,6 +67,7 @@ export interface SipHarness {
   readonly tokens: CallTokenStore;
   readonly records: CallRecordStore;
   readonly limiter: CallLimiter;
+  readonly authFailures: SipAuthFailureStore;
   readonly gateway: SipGateway;
   /** `sip:<user>@127.0.0.1:<drachtio SIP port>` */
   target(user: string): string;
@@ -89,6 +101,7 @@ export async function startSipHarness(options: SipHarnessOptions): Promise<SipHa
     const records = new CallRecordStore(redis, { prefix });
     started.push({ stop: () => records.close(500) });
     const limiter = new CallLimiter(redis, { prefix });
+    const authFailures = new SipAuthFailureStore(redis, { ...options.authFailures, prefix });
     const cache = new TenantCache(tenants, redis, { prefix });
     started.push({ stop: () => cache.close() });
     const gateway = new SipGateway({
@@ -105,6 +118,10 @@ export async function startSipHarness(options: SipHarnessOptions): Promise<SipHa
       },
       clock: sharedMediaClock(),
       tokens,
+      authFailures,
+      ...(options.ignore ? { ignore: options.ignore } : {}),
+      ...(options.logger ? { logger: options.logger } : {}),
+      ...(options.legStats ? { legStats: options.legStats } : {}),
       ...(options.agentPorts ? { endpoint: { portRange: options.agentPorts } } : {}),
       ...(options.agent ? { agent: options.agent } : {}),
       ...(options.sourceLimit ? { sourceLimit: options.sourceLimit } : {}),
@@ -129,6 +146,7 @@ export async function startSipHarness(options: SipHarnessOptions): Promise<SipHa
       tokens,
       records,
       limiter,
+      authFailures,
       gateway,
       target: (user) => `sip:${user}@127.0.0.1:${drachtio.sipPort}`,
       sessionsDrained,
