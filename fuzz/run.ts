@@ -88,7 +88,7 @@ async function main(): Promise<void> {
   const started = performance.now();
   const reports: TargetReport[] = [];
   for (const target of targets) {
-    const count = cases ?? (args.quick ? o.quickCases : o.fullCases);
+    const count = cases ?? Math.min(args.quick ? o.quickCases : o.fullCases, (args.quick ? target.caseLimit?.quick : target.caseLimit?.full) ?? Infinity);
     const report = await runTarget(target, {
       seed,
       cases: count,
@@ -145,3 +145,6 @@ function formatCrash(target: string, seed: number, s: CrashSample): string {
 }
 
 await main();
+// Live targets leave native threads behind (node-datachannel's, drachtio's sockets) that would keep
+// the process up after its last line; the summary is written, so the run is over.
+process.exit();

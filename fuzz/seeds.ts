@@ -31,3 +31,11 @@ export function dialplanFiles(): string[] {
 export function everyNth<T>(items: readonly T[], step: number): T[] {
   return items.filter((_, i) => i % step === 0);
 }
+
+/** Real browsers' WebRTC offers kept in tests/fixtures (`scripts/capture-browser-offer.ts` captures Chromium's). */
+export function browserOfferCaptures(): string[] {
+  return readdirSync(FIXTURES)
+    .filter((f) => f.endsWith('-offer.sdp'))
+    .sort()
+    .map((name) => readFileSync(new URL(name, FIXTURES), 'utf8'));
+}

@@ -35,7 +35,7 @@ export const browserOfferTarget: FuzzTarget<string> = {
 
 const crlf = (...l: string[]): string => l.join('\r\n') + '\r\n';
 
-const CHROME_OFFER = crlf(
+export const CHROME_OFFER = crlf(
   'v=0',
   'o=- 3140197467386618342 2 IN IP4 127.0.0.1',
   's=-',
@@ -83,7 +83,7 @@ const CHROME_OFFER = crlf(
   'a=max-message-size:262144',
 );
 
-const FIREFOX_OFFER = crlf(
+export const FIREFOX_OFFER = crlf(
   'v=0',
   'o=mozilla...THIS_IS_SDPARTA-99.0 7043184936512093471 0 IN IP4 0.0.0.0',
   's=-',
@@ -114,7 +114,7 @@ const FIREFOX_OFFER = crlf(
   'a=ssrc:2655508255 cname:{6c1a7e2f-3b4d-4e5f-8a9b-0c1d2e3f4a5b}',
 );
 
-const LIBDATACHANNEL_OFFER = crlf(
+export const LIBDATACHANNEL_OFFER = crlf(
   'v=0',
   'o=rtc 2281582238 0 IN IP4 127.0.0.1',
   's=-',

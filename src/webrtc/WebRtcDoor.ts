@@ -8,6 +8,7 @@ import type { AgentEvent } from '../agent/events.js';
 import type { PromptCache } from '../agent/PromptCache.js';
 import type { ProviderRegistry } from '../agent/ProviderRegistry.js';
 import type { VoiceActivityDetector } from '../agent/vad/VoiceActivityDetector.js';
+import { CallScope } from '../call/CallScope.js';
 import { CallgateError } from '../errors.js';
 import { callLogger, rootLogger } from '../log.js';
 import { openAudioLeg, type AudioLeg, type AudioLegStats } from '../media/AudioLeg.js';
@@ -22,6 +23,7 @@ import type { TenantCache } from '../tenants/TenantCache.js';
 import { agentConfigFor } from '../tenants/TenantStore.js';
 import { stripUndefined } from '../util/options.js';
 import { parseBrowserOffer } from './browserOffer.js';
+import { PendingOffers } from './PendingOffers.js';
 import { TrackBridge } from './TrackBridge.js';
 import { applyRemoteDescription } from './remoteDescription.js';
 
@@ -37,8 +39,10 @@ export interface WebRtcDoorOptions {
   readonly icePorts: { readonly min: number; readonly max: number } | undefined;
   /** How long ICE gathering may take before the offer is refused. */
   readonly gatherTimeoutMs: number;
-  /** A browser that has not connected this long after the answer gives its line back. */
+  /** A browser that has not connected its media this long after the answer is given up on. */
   readonly connectTimeoutMs: number;
+  /** Offers from one client address answered but not yet connected; a newer one gives the oldest up. */
+  readonly maxPendingPerAddress: number;
   /** No RTP from the browser for this long ends the call (a closed tab does not always say goodbye). */
   readonly mediaTimeoutMs: number;
 }
@@ -48,8 +52,13 @@ export const defaultWebRtcDoorOptions = {
   icePorts: undefined,
   /** 2 s: host candidates gather in a few ms; no STUN/TURN here. */
   gatherTimeoutMs: 2000,
-  /** 15 s: ICE and DTLS take tens of ms; a browser still not there is gone. */
-  connectTimeoutMs: 15_000,
+  /**
+   * 5 s: ICE and DTLS take tens of ms on a good network and under a second on a poor one; a browser
+   * still not there is gone, and an offer that never connects must not linger (it costs a port and a peer).
+   */
+  connectTimeoutMs: 5000,
+  /** 4: a page makes one offer per call; a few tabs or a retry fit, a script cannot hold more. */
+  maxPendingPerAddress: 4,
   /** 20 s: browsers send a packet every 20 ms even when muted (silence frames); DTX sends one every 400 ms. */
   mediaTimeoutMs: 20_000,
 } as const satisfies WebRtcDoorOptions;
@@ -80,6 +89,8 @@ export interface WebRtcOffer {
   readonly sdp: string;
   /** The page's Origin header: the token must have been issued to the same origin. */
   readonly origin?: string;
+  /** The client's address as the HTTP server saw it: offers still connecting are capped per address. */
+  readonly clientIp?: string;
 }
 
 export interface WebRtcAnswer {
@@ -98,6 +109,7 @@ export class WebRtcDoor {
   private readonly log: Logger;
   private readonly active = new Set<Promise<void>>();
   private readonly sessions = new LiveSessions();
+  private readonly pending: PendingOffers;
 
   constructor(
     private readonly deps: WebRtcDoorDeps,
@@ -105,6 +117,7 @@ export class WebRtcDoor {
   ) {
     this.options = { ...defaultWebRtcDoorOptions, ...stripUndefined(options) };
     this.log = (deps.logger ?? rootLogger).child({ door: 'webrtc' });
+    this.pending = new PendingOffers(this.options.maxPendingPerAddress);
   }
 
   /** A real token refused (its URL used up, disabled or expired; the wrong origin): the tenant's call attempt gets a record. */
@@ -117,8 +130,12 @@ export class WebRtcDoor {
   }
 
   /**
-   * Answers a browser's offer. Resolves with our answer once the call is set up (token redeemed, a line
-   * held, providers, VAD and media ready); the call then runs in the background until either side ends it.
+   * Answers a browser's offer. Resolves with our answer once the call is set up (token redeemed,
+   * providers, VAD and media ready); the call then runs in the background until either side ends it.
+   * Everything the call acquires belongs to its CallScope and is released by the scope's close, on
+   * every path: a refused offer leaves no timer, socket or promise behind to fail later.
+   * The call takes one of the tenant's lines only once its media connects: offers that never connect
+   * must not hold a tenant's lines (they are capped per client address and expire instead).
    */
   async answer(offer: WebRtcOffer): Promise<WebRtcAnswer> {
     const parsed = parseBrowserOffer(offer.sdp);
@@ -128,46 +145,49 @@ export class WebRtcDoor {
       throw err;
     });
     const tenant = await deps.tenants.get(url.tenantId);
+    // Counted once the token is spent, so posts with made-up tokens cannot push a real caller's offer out.
+    // Set when a newer offer from the same address pushes this one out of the pending queue.
+    const evicted = new AbortController();
+    // An offer from no address (an in-process caller, not the HTTP route) is not counted.
+    const leavePending = offer.clientIp === undefined ? () => undefined : this.pending.enter(offer.clientIp, () => evicted.abort());
     const callId = `web-${randomUUID()}`;
     const log = callLogger({ callId, tenant: tenant.id }, this.log);
     const recorder = new CallRecorder(deps.records, { callId, tenantId: tenant.id, door: 'webrtc', from: `web:${url.slug}`, to: `callurl:${url.slug}` });
-    const parts: { lease?: CallLease; vad?: VoiceActivityDetector; leg?: AudioLeg; bridge?: TrackBridge; pc?: PeerConnection } = {};
-    const release = async (): Promise<void> => {
-      parts.bridge?.close();
-      try {
-        parts.pc?.close();
-      } catch {
-        // already closed
-      }
-      parts.vad?.close();
-      await parts.leg?.close();
-      await parts.lease?.release().catch((err: unknown) => log.warn({ err: String(err) }, 'call lease release failed'));
-    };
+    const scope = new CallScope(log);
+    scope.defer('pending offer', leavePending);
     try {
-      parts.lease = await deps.limiter.lease(tenant.id, callId, { limit: tenant.maxConcurrentCalls });
+      // A full tenant is told now (429), not after ICE; the line itself is taken when media connects.
+      if ((await deps.limiter.active(tenant.id)) >= tenant.maxConcurrentCalls) {
+        throw new CallgateError('CG_CALL_LIMIT_REACHED', undefined, { details: { tenantId: tenant.id, limit: tenant.maxConcurrentCalls } });
+      }
       const { config, variables } = agentConfigFor(tenant, url.variables);
       const providers = deps.providers.forCall(config, tenant.providerKeys, log);
-      parts.vad = await deps.createVad();
-      const leg = (parts.leg = await openAudioLeg({
+      const vad = new Owned(await deps.createVad());
+      scope.defer('vad', () => vad.take()?.close());
+      const leg = await openAudioLeg({
         callId,
         legId: 'agent',
         codec: { name: 'opus', payloadType: parsed.opusPayloadType },
         clock: deps.clock,
         endpoint: { ...deps.endpoint, bindAddress: '127.0.0.1' },
-      }));
+        logger: this.log,
+      });
+      scope.defer('audio leg', () => leg.close());
       leg.once('closing', (stats) => deps.legStats?.(stats));
-      const pc = (parts.pc = new PeerConnection(callId, {
+      const pc = new PeerConnection(callId, {
         iceServers: [],
         bindAddress: this.options.iceAddress,
         ...(this.options.icePorts ? { portRangeBegin: this.options.icePorts.min, portRangeEnd: this.options.icePorts.max } : {}),
-      }));
+      });
+      scope.defer('peer connection', () => pc.close());
       const audio = new Audio(parsed.audioMid, 'SendRecv');
       audio.addOpusCodec(parsed.opusPayloadType);
       const ssrc = randomInt(1, 2 ** 32 - 1);
       audio.addSSRC(ssrc, 'callgate', 'callgate', 'agent');
       const track = pc.addTrack(audio);
-      parts.bridge = await TrackBridge.open(track, leg.endpoint.localAddress, ssrc);
-      leg.endpoint.setRemote(parts.bridge.address);
+      const bridge = await TrackBridge.open(track, leg.endpoint.localAddress, ssrc);
+      scope.defer('track bridge', () => bridge.close());
+      leg.endpoint.setRemote(bridge.address);
       const channel = new PageChannel();
       pc.onDataChannel((dc) => {
         channel.attach(dc);
@@ -177,33 +197,31 @@ export class WebRtcDoor {
           if (digit) leg.emit('dtmf', { digit, durationMs: 250, rtpTimestamp: 0, volume: 10 });
         });
       });
-      const connected = new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new CallgateError('CG_WEBRTC_NOT_CONNECTED', `no media connection within ${this.options.connectTimeoutMs} ms`)), this.options.connectTimeoutMs);
-        track.onOpen(() => {
-          clearTimeout(timer);
-          resolve();
-        });
-        pc.onStateChange((state) => {
-          if (state === 'failed' || state === 'closed') {
-            clearTimeout(timer);
-            reject(new CallgateError('CG_WEBRTC_NOT_CONNECTED', `peer connection ${state} before media flowed`));
-          }
-        });
-      });
-      connected.catch(() => undefined);
-      const sdp = await this.localAnswer(pc, offer.sdp);
-      const { vad } = parts;
-      parts.vad = undefined;
-      const running = this.run({ callId, log, recorder, leg, pc, track, connected, vad, providers, config, variables, release, channel, slug: url.slug })
-        .catch((err: unknown) => log.error({ err: String(err) }, 'web call failed'));
+      const connected = scope.wait(
+        this.options.connectTimeoutMs,
+        () => new CallgateError('CG_WEBRTC_NOT_CONNECTED', `no media connection within ${this.options.connectTimeoutMs} ms`),
+        (resolve, reject) => {
+          const replaced = (): void => reject(new CallgateError('CG_WEBRTC_NOT_CONNECTED', 'a newer offer from the same address replaced it before it connected'));
+          if (evicted.signal.aborted) replaced();
+          evicted.signal.addEventListener('abort', replaced, { once: true });
+          track.onOpen(() => resolve());
+          pc.onStateChange((state) => {
+            if (state === 'failed' || state === 'closed') reject(new CallgateError('CG_WEBRTC_NOT_CONNECTED', `peer connection ${state} before media flowed`));
+          });
+        },
+      );
+      const sdp = await this.localAnswer(scope, pc, offer.sdp);
+      const running = this.run({ callId, tenant, log, scope, recorder, leg, pc, track, connected, vad, providers, config, variables, channel, slug: url.slug, leavePending }).catch(
+        (err: unknown) => log.error({ err: String(err) }, 'web call failed'),
+      );
       this.active.add(running);
       void running.finally(() => this.active.delete(running));
       log.info({ slug: url.slug }, 'web call answered');
       return { callId, sdp };
     } catch (err) {
-      await release();
+      await scope.close();
       // Refused before the answer (limits, tokens, bad SDP): a record like the SIP door's.
-      if (err instanceof CallgateError) await recorder.finish({ outcome: 'rejected', error: { code: err.code } }).catch(() => undefined);
+      if (err instanceof CallgateError) await recorder.finish({ outcome: 'rejected', error: { code: err.code } }).catch((e: unknown) => log.warn({ err: String(e) }, 'call record not written'));
       throw err;
     }
   }
@@ -222,51 +240,73 @@ export class WebRtcDoor {
     return this.sessions.shutdownAll();
   }
 
-  private async localAnswer(pc: PeerConnection, offerSdp: string): Promise<string> {
-    let timer: NodeJS.Timeout | undefined;
-    const gathered = new Promise<void>((resolve, reject) => {
-      timer = setTimeout(() => reject(new CallgateError('CG_WEBRTC_NOT_CONNECTED', `ICE gathering took over ${this.options.gatherTimeoutMs} ms`)), this.options.gatherTimeoutMs);
-      pc.onGatheringStateChange((state) => {
-        if (state === 'complete') {
-          clearTimeout(timer);
-          resolve();
-        }
-      });
-    });
+  private async localAnswer(scope: CallScope, pc: PeerConnection, offerSdp: string): Promise<string> {
+    // A scope wait: if the offer is refused below, nobody awaits this, and the scope's close clears its
+    // deadline (which once fired later as an unhandled rejection and stopped the process).
+    const gathered = scope.wait(
+      this.options.gatherTimeoutMs,
+      () => new CallgateError('CG_WEBRTC_NOT_CONNECTED', `ICE gathering took over ${this.options.gatherTimeoutMs} ms`),
+      (resolve) => {
+        if (pc.gatheringState() === 'complete') resolve();
+        pc.onGatheringStateChange((state) => {
+          if (state === 'complete') resolve();
+        });
+      },
+    );
     // The answer is made by libdatachannel as the offer is applied; we wait for its candidates (no trickle).
     try {
       await applyRemoteDescription(pc, offerSdp, 'offer');
     } catch (err) {
       throw new CallgateError('CG_SDP_MALFORMED', `the offer was refused: ${String(err)}`.slice(0, 300));
     }
-    // Already complete: the timer must not fire later as an unhandled rejection.
     if (pc.gatheringState() !== 'complete') await gathered;
-    else clearTimeout(timer);
     const local = pc.localDescription();
-    if (!local || local.type !== 'answer') throw new CallgateError('CG_WEBRTC_NOT_CONNECTED', 'no local answer after ICE gathering');
+    // libdatachannel took the offer but made no answer of it (found by fuzzing: an offer whose
+    // session-level lines were garbled): the offer's fault, not an outage.
+    if (!local || local.type !== 'answer') throw new CallgateError('CG_SDP_MALFORMED', 'the offer could not be answered');
     return local.sdp;
   }
 
   private async run(c: {
     callId: string;
+    tenant: { readonly id: string; readonly maxConcurrentCalls: number };
     log: Logger;
+    scope: CallScope;
     recorder: CallRecorder;
     leg: AudioLeg;
     pc: PeerConnection;
     track: Track;
     connected: Promise<void>;
-    vad: VoiceActivityDetector;
+    vad: Owned<VoiceActivityDetector>;
     providers: ReturnType<ProviderRegistry['forCall']>;
     config: ReturnType<typeof agentConfigFor>['config'];
     variables: Record<string, string>;
-    release: () => Promise<void>;
     channel: PageChannel;
     slug: string;
+    leavePending: () => void;
   }): Promise<void> {
-    let vad: VoiceActivityDetector | undefined = c.vad;
-    let watchdog: MediaWatchdog | undefined;
+    const { scope } = c;
     try {
-      await c.connected;
+      try {
+        await c.connected;
+      } catch (err) {
+        // The page never connected its media: nothing was said and no line was used.
+        const code = err instanceof CallgateError ? err.code : 'CG_INTERNAL';
+        c.log.info({ code }, 'web call never connected');
+        await c.recorder.finish({ outcome: 'abandoned', error: { code } });
+        return;
+      }
+      c.leavePending();
+      let lease: CallLease;
+      try {
+        lease = await this.deps.limiter.lease(c.tenant.id, c.callId, { limit: c.tenant.maxConcurrentCalls });
+      } catch (err) {
+        // The tenant filled up between the offer and the connection.
+        const code = err instanceof CallgateError ? err.code : 'CG_INTERNAL';
+        await c.recorder.finish({ outcome: 'rejected', error: { code } });
+        return;
+      }
+      scope.defer('line lease', () => lease.release());
       let open = true;
       const call = new CallSession({
         callId: c.callId,
@@ -277,7 +317,7 @@ export class WebRtcDoor {
         hangup: () => {
           open = false;
           // Let the goodbye's last packets leave before the peer connection goes.
-          setTimeout(() => c.pc.close(), 200);
+          scope.timeout(200, () => c.pc.close());
         },
       });
       const gone = (): void => {
@@ -290,12 +330,15 @@ export class WebRtcDoor {
         if (state === 'closed' || state === 'failed' || state === 'disconnected') gone();
       });
       c.track.onClosed(gone);
-      watchdog = new MediaWatchdog(c.leg.endpoint, (silentForMs) => {
+      const watchdog = new MediaWatchdog(c.leg.endpoint, (silentForMs) => {
         c.log.info({ silentForMs: Math.round(silentForMs) }, 'no media from the page; hanging up');
         void call.hangup('media-timeout');
       }, { timeoutMs: this.options.mediaTimeoutMs });
+      scope.defer('media watchdog', () => watchdog.close());
+      const vad = c.vad.take();
+      if (!vad) throw new CallgateError('CG_VAD_UNAVAILABLE', 'the call was closed before it started');
+      // The session owns the VAD from here, and closes it when it ends.
       const session = new AgentSession({ call, providers: c.providers, vad, prompts: this.deps.prompts, options: this.deps.agent ?? {}, logger: c.log });
-      vad = undefined;
       session.on('event', (e) => c.channel.send(e));
       c.recorder.attach(session);
       this.sessions.add(session);
@@ -306,13 +349,20 @@ export class WebRtcDoor {
       await c.recorder.finish();
     } catch (err) {
       const code = err instanceof CallgateError ? err.code : 'CG_INTERNAL';
-      await c.recorder.finish({ outcome: 'failed', error: { code } }).catch(() => undefined);
+      await c.recorder.finish({ outcome: 'failed', error: { code } }).catch((e: unknown) => c.log.warn({ err: String(e) }, 'call record not written'));
     } finally {
-      // Cleared here, not on the call's end: a session that fails to start never ends it.
-      watchdog?.close();
-      vad?.close();
-      await c.release();
+      await scope.close();
     }
+  }
+}
+
+/** A resource handed from one owner to another: whoever `take`s it closes it, and nobody else does. */
+class Owned<T> {
+  constructor(private value: T | undefined) {}
+  take(): T | undefined {
+    const v = this.value;
+    this.value = undefined;
+    return v;
   }
 }
 

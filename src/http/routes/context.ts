@@ -33,7 +33,7 @@ export interface OutboundDialer {
 
 /** The direct WebRTC door as the HTTP layer sees it (implemented by src/webrtc/WebRtcDoor). */
 export interface WebRtcAnswerer {
-  answer(offer: { token: string; sdp: string; origin?: string }): Promise<{ callId: string; sdp: string }>;
+  answer(offer: { token: string; sdp: string; origin?: string; clientIp?: string }): Promise<{ callId: string; sdp: string }>;
 }
 
 /** The JSON body as an object, or 400: stores destructure bodies and must not see `null` or an array. */

@@ -71,7 +71,7 @@ export function webrtcRoutes(app: FastifyInstance, door: WebRtcAnswerer, options
       const { token, sdp } = parseOrThrow(offerSchema, objectBody(request), 'offer', 'CG_HTTP_BAD_REQUEST');
       // No Origin header is no origin, not any: a token issued to a page's origin is refused without one
       // ('null', the opaque origin, normalises to none, which matches only a token issued without an Origin).
-      const answer = await door.answer({ token, sdp, origin: request.headers.origin || 'null' });
+      const answer = await door.answer({ token, sdp, origin: request.headers.origin || 'null', clientIp: request.ip });
       return reply.status(201).header('cache-control', 'no-store').send({ callId: answer.callId, sdp: answer.sdp, type: 'answer' });
     },
   });
