@@ -78,6 +78,9 @@ export const errorCatalogue = {
   CG_SIP_RATE_LIMITED: { status: 503, message: 'this source sent INVITEs above its rate; retry after the time in the Retry-After header', retryable: true },
   CG_SIP_SCANNER: { status: 403, message: 'INVITE from a known SIP scanner; nothing is sent back' },
   CG_SIP_FORBIDDEN: { status: 403, message: 'the source may not place this call (no trunk covers its address, wrong credentials, or a number pinned to another trunk)' },
+  CG_SIP_AUTH_LOCKED: { status: 403, message: 'too many failed digest attempts for this username or from this source; refused like a wrong password until the lockout ends' },
+  CG_SIP_SOURCE_IGNORED: { status: 403, message: 'this source kept sending INVITEs that were refused; they are dropped unanswered for a cool-down' },
+  CG_SIP_MALFORMED: { status: 400, message: 'a request drachtio-server accepted but drachtio-srf cannot parse (a space in the Request-URI, …); answered 400' },
 
   // ── Agent (src/agent) ───────────────────────────────────────────────────────────────────────────
   CG_AGENT_CONFIG_INVALID: { status: 400, message: 'agent configuration is invalid' },
@@ -99,6 +102,7 @@ export const errorCatalogue = {
   CG_NUMBER_EXISTS: { status: 409, message: 'that number is already routed' },
   CG_TRUNK_NOT_FOUND: { status: 404, message: 'no trunk with that name' },
   CG_TRUNK_EXISTS: { status: 409, message: 'a trunk with that name already exists' },
+  CG_TRUNK_IN_USE: { status: 409, message: 'numbers of a tenant the trunk would no longer list are pinned to it; move or unpin them first' },
   CG_TRUNK_NO_OUTBOUND: { status: 422, message: 'the trunk has no outbound settings' },
   CG_DIAL_FAILED: { status: 502, message: 'the outbound call was not answered' },
   CG_SIP_UNAVAILABLE: { status: 503, message: 'the SIP door is not connected' },

@@ -15,6 +15,7 @@ import { RtpengineProcess } from '../sip/rtpengine/RtpengineProcess.js';
 import { digestOptionsFromEnv } from '../sip/SipConfig.js';
 import { SipGateway } from '../sip/SipGateway.js';
 import { DigestAuth } from '../sip/invite/DigestAuth.js';
+import { SipAuthFailureStore } from '../tenants/SipAuthFailureStore.js';
 import { CallLimiter } from '../tenants/CallLimiter.js';
 import { CallRecordStore } from '../tenants/CallRecordStore.js';
 import { CallTokenStore } from '../tenants/CallTokenStore.js';
@@ -30,6 +31,7 @@ import { resolveAdminToken } from './adminToken.js';
 import { CallMetrics } from './CallMetrics.js';
 import type { GatewayConfig } from './config.js';
 import { localRedis, type LocalRedis } from './localRedis.js';
+import { metricsRoute, startMetricsServer, type MetricsServer, type MetricsSource } from './metricsEndpoint.js';
 
 /**
  * The whole gateway in one process: Redis (embedded when none is configured), the tenant stores and
@@ -61,10 +63,13 @@ export class Gateway {
   private rtpengine: RtpengineProcess | undefined;
   private anchor: MediaAnchor | undefined;
   private app: AdminApp | undefined;
+  private metricsServer: MetricsServer | undefined;
   private draining = false;
   private drachtioConnected = false;
   /** Where the HTTP server listens, once started. */
   url = '';
+  /** Where /metrics is served, once started: on `url`, or on its own listener with METRICS_PORT. */
+  metricsUrl = '';
   /** Where the admin token was written when it was generated (never logged itself). */
   adminTokenFile: string | undefined;
 
@@ -127,7 +132,7 @@ export class Gateway {
       clock,
       logger: this.log,
       legStats: (s) => callMetrics.legClosed('webrtc', s.endpoint.received),
-    });
+    }, { connectTimeoutMs: c.webrtcConnectTimeoutMs, maxPendingPerAddress: c.webrtcPendingPerIp });
     const doors = { webrtc: () => this.webrtc, sip: () => this.sip };
     new Gauge({
       name: 'callgate_calls_in_progress',
@@ -160,9 +165,13 @@ export class Gateway {
         legStats: (s) => callMetrics.legClosed('sip', s.endpoint.received),
         // A burst of three seconds' worth, as at the default rate (10/s, 30).
         sourceLimit: { invitesPerSecond: c.sipInvitesPerSecond, burst: 3 * c.sipInvitesPerSecond },
+        authFailures: new SipAuthFailureStore(redis, { prefix, maxFailures: c.sipAuthMaxFailures, windowMs: c.sipAuthWindowMs, lockoutMs: c.sipAuthLockoutMs, maxLockoutMs: c.sipAuthMaxLockoutMs }),
+        ignore: { refusals: c.sipIgnoreAfterRefusals, ignoreMs: c.sipIgnoreMs },
       });
       this.sip.on('call-timing', (t) => callMetrics.sipTiming(t));
       this.sip.on('refused', (r) => callMetrics.sipRefused(r.code));
+      this.sip.on('auth-lockout', (l) => callMetrics.sipAuthLockout(l.scope));
+      this.sip.on('source-ignored', () => callMetrics.sipSourceIgnored());
       this.sip.srf.on('connect', () => (this.drachtioConnected = true));
       this.sip.srf.on('disconnect', () => (this.drachtioConnected = false));
       await this.sip.connect(c.drachtio);
@@ -195,10 +204,14 @@ export class Gateway {
       const ready = status.redis && status.drachtio !== false && status.rtpengine !== false && !status.draining;
       return reply.status(ready ? 200 : 503).send({ ready, ...status });
     });
-    app.get('/metrics', { config: { access: 'public' }, schema: { hide: true } }, async (_request, reply) => {
-      return reply.header('content-type', this.metrics.contentType).send(await this.metricsText(this.metrics));
-    });
+    // Who may read it: src/app/metricsEndpoint.ts (it names tenants, so never the whole internet).
+    const metrics: MetricsSource = { contentType: this.metrics.contentType, text: () => this.metricsText(this.metrics) };
+    if (c.metricsPort === undefined) metricsRoute(app, c.metricsToken === undefined ? { kind: 'loopback' } : { kind: 'token', token: c.metricsToken }, metrics);
     this.url = await app.listen({ host: c.httpHost, port: c.httpPort });
+    if (c.metricsPort !== undefined) {
+      this.metricsServer = await startMetricsServer({ host: c.metricsHost, port: c.metricsPort, token: c.metricsToken, source: metrics, logger: this.log });
+    }
+    this.metricsUrl = `${this.metricsServer?.url ?? this.url}/metrics`;
   }
 
   /** What /readyz reports: Redis always; drachtio and rtpengine only when configured (undefined otherwise). */
@@ -247,6 +260,7 @@ export class Gateway {
       await closing;
       clearTimeout(force);
     }
+    await this.metricsServer?.close();
     this.sip?.disconnect();
     this.anchor?.close();
     await this.rtpengine?.stop();

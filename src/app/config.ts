@@ -3,7 +3,10 @@ import { CallgateError } from '../errors.js';
 import { cloudEnvFrom, type CloudEnv } from '../providers/cloud.js';
 import { drachtioConnectionFromEnv, type DrachtioConnection } from '../sip/SipConfig.js';
 import { defaultSourceLimiterOptions } from '../sip/invite/SourceLimiter.js';
+import { defaultSourceIgnoreOptions } from '../sip/invite/SourceIgnoreList.js';
+import { defaultSipAuthFailureOptions } from '../tenants/SipAuthFailureStore.js';
 import { defaultRedisOptions } from '../tenants/redisClient.js';
+import { defaultWebRtcDoorOptions } from '../webrtc/WebRtcDoor.js';
 
 /**
  * What `npm start` runs with, read from the environment in one place (the README's configuration
@@ -30,6 +33,22 @@ export interface GatewayConfig {
    * A carrier sending all its calls from one address needs this raised to its peak call rate.
    */
   readonly sipInvitesPerSecond: number;
+  /**
+   * Failed SIP digest attempts (per username, and per source address, cluster-wide) within
+   * `sipAuthWindowMs` that lock it out for `sipAuthLockoutMs`, doubling for each repeat up to
+   * `sipAuthMaxLockoutMs` (src/tenants/SipAuthFailureStore.ts).
+   */
+  readonly sipAuthMaxFailures: number;
+  readonly sipAuthWindowMs: number;
+  readonly sipAuthLockoutMs: number;
+  readonly sipAuthMaxLockoutMs: number;
+  /** Refusals in a minute after which a source's INVITEs are dropped unanswered for `sipIgnoreMs` (0: never). */
+  readonly sipIgnoreAfterRefusals: number;
+  readonly sipIgnoreMs: number;
+  /** A direct WebRTC call whose media has not connected this long after its answer is given up on (it holds no line meanwhile). */
+  readonly webrtcConnectTimeoutMs: number;
+  /** Direct WebRTC offers from one client IP answered but not yet connected; a newer one gives up the oldest. */
+  readonly webrtcPendingPerIp: number;
   readonly cloud: CloudEnv;
   /** On SIGTERM, how long calls in progress may go on before the agent says goodbye and hangs up. */
   readonly drainTimeoutMs: number;
@@ -40,6 +59,11 @@ export interface GatewayConfig {
    * lines and get their `lost` records.
    */
   readonly callLeaseMs: number;
+  /** Bearer token /metrics wants when set (at least 24 characters); see src/app/metricsEndpoint.ts. Never logged. */
+  readonly metricsToken: string | undefined;
+  /** /metrics on its own listener (`metricsHost:metricsPort`) instead of the HTTP port; undefined: on the HTTP port. */
+  readonly metricsPort: number | undefined;
+  readonly metricsHost: string;
 }
 
 export const defaultGatewayConfig = {
@@ -52,10 +76,33 @@ export const defaultGatewayConfig = {
   drainTimeoutMs: 30_000,
   /** The SIP door's own default (src/sip/invite/SourceLimiter.ts): a PBX or small trunk stays well under it. */
   sipInvitesPerSecond: defaultSourceLimiterOptions.invitesPerSecond,
+  /** The SIP door's own defaults (5 failures in 10 min → 15 min, doubling up to 4 h; see SipAuthFailureStore for why). */
+  sipAuthMaxFailures: defaultSipAuthFailureOptions.maxFailures,
+  sipAuthWindowMs: defaultSipAuthFailureOptions.windowMs,
+  sipAuthLockoutMs: defaultSipAuthFailureOptions.lockoutMs,
+  sipAuthMaxLockoutMs: defaultSipAuthFailureOptions.maxLockoutMs,
+  /** 100 refusals in a minute → ignored 10 min (see SourceIgnoreList for why). */
+  sipIgnoreAfterRefusals: defaultSourceIgnoreOptions.refusals,
+  sipIgnoreMs: defaultSourceIgnoreOptions.ignoreMs,
+  /** The WebRTC door's own defaults (5 s, 4 per IP; see src/webrtc/WebRtcDoor.ts for why). */
+  webrtcConnectTimeoutMs: defaultWebRtcDoorOptions.connectTimeoutMs,
+  webrtcPendingPerIp: defaultWebRtcDoorOptions.maxPendingPerAddress,
   seedDemo: true,
   /** 30 s, the call limiter's own default (see CallLimiter for why). */
   callLeaseMs: 30_000,
+  /** Loopback: the metrics listener is for a Prometheus on this host unless the operator says otherwise. */
+  metricsHost: '127.0.0.1',
 } as const satisfies Partial<GatewayConfig>;
+
+/** Shortest METRICS_TOKEN accepted, as for the admin token: a guessable one would list every tenant. */
+export const MIN_METRICS_TOKEN_CHARS = 24;
+
+function metricsTokenFrom(env: NodeJS.ProcessEnv): string | undefined {
+  const token = optional(env['METRICS_TOKEN']);
+  // The message never carries the token.
+  if (token !== undefined && token.length < MIN_METRICS_TOKEN_CHARS) throw new CallgateError('CG_CONFIG_INVALID', `METRICS_TOKEN must be at least ${MIN_METRICS_TOKEN_CHARS} characters`);
+  return token;
+}
 
 function intFrom(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number, max: number): number {
   const text = env[name];
@@ -66,6 +113,20 @@ function intFrom(env: NodeJS.ProcessEnv, name: string, fallback: number, min: nu
 }
 
 const optional = (v: string | undefined): string | undefined => (v && v.trim() ? v.trim() : undefined);
+
+/** The digest lockout settings; the backoff's cap is never below the first lockout. */
+function sipAuthFrom(env: NodeJS.ProcessEnv): Pick<GatewayConfig, 'sipAuthMaxFailures' | 'sipAuthWindowMs' | 'sipAuthLockoutMs' | 'sipAuthMaxLockoutMs'> {
+  const d = defaultGatewayConfig;
+  const lockoutMs = intFrom(env, 'SIP_AUTH_LOCKOUT_MS', d.sipAuthLockoutMs, 1000, 7 * 86_400_000);
+  const maxLockoutMs = intFrom(env, 'SIP_AUTH_MAX_LOCKOUT_MS', Math.max(d.sipAuthMaxLockoutMs, lockoutMs), 1000, 30 * 86_400_000);
+  if (maxLockoutMs < lockoutMs) throw new CallgateError('CG_CONFIG_INVALID', `SIP_AUTH_MAX_LOCKOUT_MS (${maxLockoutMs}) must not be below SIP_AUTH_LOCKOUT_MS (${lockoutMs})`);
+  return {
+    sipAuthMaxFailures: intFrom(env, 'SIP_AUTH_MAX_FAILURES', d.sipAuthMaxFailures, 1, 1000),
+    sipAuthWindowMs: intFrom(env, 'SIP_AUTH_WINDOW_MS', d.sipAuthWindowMs, 1000, 7 * 86_400_000),
+    sipAuthLockoutMs: lockoutMs,
+    sipAuthMaxLockoutMs: maxLockoutMs,
+  };
+}
 
 export function gatewayConfigFromEnv(env: NodeJS.ProcessEnv = process.env): GatewayConfig {
   const rtpengine = optional(env['RTPENGINE_NG_PORT']);
@@ -80,9 +141,17 @@ export function gatewayConfigFromEnv(env: NodeJS.ProcessEnv = process.env): Gate
     drachtio: drachtioConnectionFromEnv(env),
     rtpengineNgPort: rtpengine === undefined ? undefined : intFrom(env, 'RTPENGINE_NG_PORT', 0, 1, 65535),
     sipInvitesPerSecond: intFrom(env, 'SIP_INVITES_PER_SECOND', defaultGatewayConfig.sipInvitesPerSecond, 1, 100_000),
+    ...sipAuthFrom(env),
+    sipIgnoreAfterRefusals: intFrom(env, 'SIP_IGNORE_AFTER_REFUSALS', defaultGatewayConfig.sipIgnoreAfterRefusals, 1, 1_000_000),
+    sipIgnoreMs: intFrom(env, 'SIP_IGNORE_MS', defaultGatewayConfig.sipIgnoreMs, 0, 86_400_000),
+    webrtcConnectTimeoutMs: intFrom(env, 'WEBRTC_CONNECT_TIMEOUT_MS', defaultGatewayConfig.webrtcConnectTimeoutMs, 500, 60_000),
+    webrtcPendingPerIp: intFrom(env, 'WEBRTC_PENDING_PER_IP', defaultGatewayConfig.webrtcPendingPerIp, 1, 10_000),
     cloud: cloudEnvFrom(env),
     drainTimeoutMs: intFrom(env, 'DRAIN_TIMEOUT_MS', defaultGatewayConfig.drainTimeoutMs, 0, 3_600_000),
     seedDemo: env['CALLGATE_SEED_DEMO'] !== '0',
     callLeaseMs: intFrom(env, 'CALLGATE_CALL_LEASE_MS', defaultGatewayConfig.callLeaseMs, 3000, 600_000),
+    metricsToken: metricsTokenFrom(env),
+    metricsPort: optional(env['METRICS_PORT']) === undefined ? undefined : intFrom(env, 'METRICS_PORT', 0, 0, 65535),
+    metricsHost: optional(env['METRICS_HOST']) ?? defaultGatewayConfig.metricsHost,
   };
 }

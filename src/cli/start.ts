@@ -16,14 +16,18 @@ const config = gatewayConfigFromEnv();
 installProcessGuards(rootLogger);
 const workers = workerCount();
 
-function banner(c: GatewayConfig, url: string, adminTokenFile: string | undefined, processes: number): void {
+function banner(c: GatewayConfig, url: string, adminTokenFile: string | undefined, processes: number, metricsUrl?: string): void {
   const base = c.publicBaseUrl ?? `http://localhost:${new URL(url).port}`;
+  // Who may scrape it (src/app/metricsEndpoint.ts); the token itself is never printed.
+  const metrics = c.metricsPort === undefined ? `${base}/metrics` : (metricsUrl ?? `http://${c.metricsHost}:${c.metricsPort}/metrics`);
+  const metricsAccess = c.metricsToken ? 'bearer METRICS_TOKEN' : c.metricsPort !== undefined ? 'its own port' : 'from this host only';
   const lines = [
     '',
     `  callgate is running (${processes === 1 ? 'one process' : `${processes} worker processes`})`,
     `  web phone (demo agent):  ${base}/c/demo`,
     `  API docs:                ${base}/docs`,
-    `  health:                  ${base}/healthz, ${base}/readyz, ${base}/metrics`,
+    `  health:                  ${base}/healthz, ${base}/readyz`,
+    `  metrics:                 ${metrics} (${metricsAccess})`,
     adminTokenFile ? `  admin token:             in ${relative(process.cwd(), adminTokenFile)} (set CALLGATE_ADMIN_TOKEN to choose one)` : '  admin token:             CALLGATE_ADMIN_TOKEN',
     c.drachtio ? `  SIP door:                drachtio-server at ${c.drachtio.host}:${c.drachtio.port}` : '  SIP door:                off (set DRACHTIO_HOST and DRACHTIO_SECRET)',
     '',
@@ -52,7 +56,7 @@ function onSignals(stop: () => Promise<unknown>): void {
 if (workers > 1 && cluster.isPrimary) {
   const log = rootLogger.child({ role: 'primary' });
   const primary = await runPrimary(config, workers, log);
-  banner(config, primary.url, primary.adminTokenFile, workers);
+  banner(config, primary.url, primary.adminTokenFile, workers, primary.metricsUrl);
   onSignals(() => primary.stop());
 } else {
   const inCluster = cluster.isWorker;
@@ -67,7 +71,7 @@ if (workers > 1 && cluster.isPrimary) {
     await gateway.stop().catch(() => undefined);
     process.exit(1);
   }
-  if (bridge) bridge.ready(gateway.url);
-  else banner(config, gateway.url, gateway.adminTokenFile, 1);
+  if (bridge) bridge.ready(gateway.url, gateway.metricsUrl);
+  else banner(config, gateway.url, gateway.adminTokenFile, 1, gateway.metricsUrl);
   onSignals(() => gateway.stop());
 }
