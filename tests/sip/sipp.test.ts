@@ -36,8 +36,12 @@ const JOES = '+15005550100';
 const SOLO = '+15005550111';
 const UNKNOWN = '+19995550000';
 
-/** After the ACK the greeting (~4.2 s) plays before the caller speaks: speaking earlier would barge in. */
-const GREET_MS = 5000;
+/**
+ * After the ACK the greeting (~4.2 s) plays before the caller speaks: speaking earlier would barge in.
+ * It starts 0.9–1.4 s after the ACK when three calls reach a fresh gateway at once (the cold-start
+ * delay issue 17 is about), so 5 s made the caller's words land on the greeting's end; 7 s leaves room.
+ */
+const GREET_MS = 7000;
 /** From the caller's first word: its 2.2 s question, endpointing, recognition, and the ~2.5 s reply. */
 const LISTEN_MS = 7500;
 
