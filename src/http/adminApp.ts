@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import { CallgateError, isCallgateError } from '../errors.js';
 import { rootLogger } from '../log.js';
 import { CallRecordStore } from '../tenants/CallRecordStore.js';
+import { isRedisOutage } from '../tenants/storeUtil.js';
 import { CallTokenStore } from '../tenants/CallTokenStore.js';
 import { ApiKeyStore } from '../tenants/ApiKeyStore.js';
 import { CallLimiter } from '../tenants/CallLimiter.js';
@@ -121,6 +122,10 @@ export async function buildAdminApp(options: AdminAppOptions): Promise<AdminApp>
       // keeping the status a client acts on: 413 means "send less", 415 "send JSON", not "fix a field".
       const code = status === 413 ? 'CG_HTTP_BODY_TOO_LARGE' : status === 415 ? 'CG_HTTP_UNSUPPORTED_MEDIA_TYPE' : 'CG_HTTP_BAD_REQUEST';
       const e = new CallgateError(code, err.message, { details: { reason: (err as FastifyError).code } });
+      return reply.status(e.status).send(e.toJSON());
+    }
+    if (isRedisOutage(err)) {
+      const e = new CallgateError('CG_REDIS_UNAVAILABLE', err.message);
       return reply.status(e.status).send(e.toJSON());
     }
     request.log.error({ err: err.message, url: request.url }, 'admin API error');

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { ErrorReply } from 'redis';
+import { ClientClosedError, ClientOfflineError, ConnectionTimeoutError, ErrorReply, SocketClosedUnexpectedlyError, SocketTimeoutError, TimeoutError } from 'redis';
 import type { z } from 'zod';
 import { CallgateError, errorCatalogue, type ErrorCode } from '../errors.js';
 import type { Redis } from './redisClient.js';
@@ -140,6 +140,15 @@ export function redisFailure(err: unknown, what: string, options: { invalidCode?
     return new CallgateError('CG_INTERNAL', `${what}: Redis refused the command`, opts);
   }
   return new CallgateError('CG_REDIS_UNAVAILABLE', `${what} failed`, opts);
+}
+
+/**
+ * Whether `err` is the Redis client saying Redis cannot be reached now (offline, closed, timed out),
+ * for layers above the stores (the HTTP error handler) that see a store's raw failure: an outage is a
+ * 503 a client may retry, never a 500.
+ */
+export function isRedisOutage(err: unknown): boolean {
+  return [ClientOfflineError, ClientClosedError, SocketClosedUnexpectedlyError, ConnectionTimeoutError, SocketTimeoutError, TimeoutError].some((kind) => err instanceof kind);
 }
 
 /** Drops undefined fields so a JSON round trip gives back an equal object. */
