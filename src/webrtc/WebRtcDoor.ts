@@ -57,8 +57,12 @@ export const defaultWebRtcDoorOptions = {
    * still not there is gone, and an offer that never connects must not linger (it costs a port and a peer).
    */
   connectTimeoutMs: 5000,
-  /** 4: a page makes one offer per call; a few tabs or a retry fit, a script cannot hold more. */
-  maxPendingPerAddress: 4,
+  /**
+   * 16: one address may be a whole office behind NAT whose people press Call in the same second (at 4,
+   * the fifth of five pages at once pushed out the first before it connected); a script still holds no
+   * more than 16 peers for 5 s each, and no lines at all.
+   */
+  maxPendingPerAddress: 16,
   /** 20 s: browsers send a packet every 20 ms even when muted (silence frames); DTX sends one every 400 ms. */
   mediaTimeoutMs: 20_000,
 } as const satisfies WebRtcDoorOptions;
