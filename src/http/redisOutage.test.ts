@@ -4,12 +4,13 @@ import { connectRedis, type Redis } from '../tenants/redisClient.js';
 import { SecretBox } from '../tenants/secrets.js';
 import { startRedis } from '../tenants/testing/ownRedis.js';
 import { buildAdminApp, type AdminApp } from './adminApp.js';
+import { describeWith } from '../../tests/support/tools.js';
 
 /**
  * Issue 24, finding 10's other half: an outage must read as one. With its Redis gone, the admin API
  * answers 503 CG_REDIS_UNAVAILABLE (retryable), not 500 CG_INTERNAL, and recovers when Redis is back.
  */
-describe('the admin API while its Redis is down', () => {
+describeWith(['redis-server'], 'the admin API while its Redis is down', () => {
   let redis: Redis;
   let app: AdminApp;
   let server: Awaited<ReturnType<typeof startRedis>>;

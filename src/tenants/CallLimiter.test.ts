@@ -5,6 +5,7 @@ import { CallgateError } from '../errors.js';
 import { CallLimiter, defaultCallLimiterOptions } from './CallLimiter.js';
 import { connectRedis, deletePrefix, keys, testPrefix, type Redis } from './redisClient.js';
 import { startRedis } from './testing/ownRedis.js';
+import { describeWith } from '../../tests/support/tools.js';
 
 const prefix = testPrefix();
 let redis: Redis;
@@ -159,7 +160,7 @@ describe('CallLease', () => {
   });
 });
 
-describe('CallLimiter against a Redis that restarts or vanishes', () => {
+describeWith(['redis-server'], 'CallLimiter against a Redis that restarts or vanishes', () => {
   it('reloads its scripts after SCRIPT FLUSH and fails fast with CG_REDIS_UNAVAILABLE when Redis is gone', async () => {
     const { url, proc } = await startRedis();
     const exited = once(proc, 'exit');

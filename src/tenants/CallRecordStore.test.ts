@@ -6,6 +6,7 @@ import { CallRecorder } from './CallRecorder.js';
 import { CallRecordStore, defaultCallRecordStoreOptions, type CallRecord } from './CallRecordStore.js';
 import { connectRedis, deletePrefix, keys, testPrefix, type Redis } from './redisClient.js';
 import { startRedis } from './testing/ownRedis.js';
+import { describeWith } from '../../tests/support/tools.js';
 
 function record(callId: string, overrides: Partial<CallRecord> = {}): CallRecord {
   return {
@@ -287,7 +288,7 @@ describe('CallRecordStore: calls whose gateway died (open-call snapshots)', () =
   });
 });
 
-describe('CallRecordStore through a Redis outage (a Redis of its own)', () => {
+describeWith(['redis-server'], 'CallRecordStore through a Redis outage (a Redis of its own)', () => {
   it('queues records while Redis is down and flushes them in order once it is back', async () => {
     const prefix = testPrefix();
     const server = await startRedis();

@@ -6,6 +6,7 @@ import { SecretBox } from './secrets.js';
 import { TenantCache } from './TenantCache.js';
 import { TenantStore } from './TenantStore.js';
 import { startRedis } from './testing/ownRedis.js';
+import { describeWith } from '../../tests/support/tools.js';
 
 const secretKey = randomBytes(32);
 
@@ -59,7 +60,7 @@ describe('TenantCache: two gateway instances on one Redis', () => {
   });
 });
 
-describe('TenantCache when Redis goes away and comes back (a Redis of its own)', () => {
+describeWith(['redis-server'], 'TenantCache when Redis goes away and comes back (a Redis of its own)', () => {
   it('serves cached tenants during the outage, refuses others with CG_REDIS_UNAVAILABLE, recovers after a restart', async () => {
     const prefix = testPrefix();
     const server = await startRedis();

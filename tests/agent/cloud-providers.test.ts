@@ -10,11 +10,12 @@ import { resample } from '../../src/media/Resampler.js';
 import { concatSamples } from '../../src/media/signal.js';
 import { providerRegistry, type CloudEnv } from '../../src/providers/cloud.js';
 import { FliteTtsProvider } from '../../src/providers/flite/FliteTtsProvider.js';
-import { POCKETSPHINX_AVAILABLE, recognizePcm } from '../../src/providers/pocketsphinx/index.js';
+import { recognizePcm } from '../../src/providers/pocketsphinx/index.js';
 import { ProviderMetrics } from '../../src/providers/resilience/ProviderMetrics.js';
 import { ScriptedResponder } from '../../src/providers/scripted.js';
 import { startLocalDeepgram, startLocalElevenLabs, startLocalOpenAi, type LocalDeepgram, type LocalElevenLabs, type LocalOpenAi } from '../../src/providers/testing/localVendors.js';
 import { capture, childProcesses, sleep, TestCall } from './harness.js';
+import { describeWith } from '../support/tools.js';
 
 /**
  * Whole calls through the cloud providers — the real Deepgram, OpenAI and ElevenLabs SDKs — against
@@ -76,7 +77,7 @@ function refused(url: string): Promise<boolean> {
   });
 }
 
-describe.skipIf(!POCKETSPHINX_AVAILABLE)('whole calls through the cloud providers, against local vendor servers backed by the offline engines', () => {
+describeWith(['pocketsphinx'], 'whole calls through the cloud providers, against local vendor servers backed by the offline engines', () => {
   let openai: LocalOpenAi;
   let deepgram: LocalDeepgram;
   let elevenlabs: LocalElevenLabs;

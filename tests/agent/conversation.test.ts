@@ -3,8 +3,9 @@ import { resolveAgentConfig, type AgentConfigInput } from '../../src/agent/Agent
 import { PromptCache } from '../../src/agent/PromptCache.js';
 import { offlineProviderRegistry, type ProviderRegistry } from '../../src/agent/ProviderRegistry.js';
 import { concatSamples } from '../../src/media/signal.js';
-import { POCKETSPHINX_AVAILABLE, recognizePcm } from '../../src/providers/pocketsphinx/index.js';
+import { recognizePcm } from '../../src/providers/pocketsphinx/index.js';
 import { capture, childProcesses, sleep, TestCall } from './harness.js';
+import { describeWith } from '../support/tools.js';
 
 /**
  * Whole calls with the offline providers — pocketsphinx hears the caller, the scripted responder
@@ -29,7 +30,7 @@ const tenant: AgentConfigInput = {
   goodbye: { phrases: ['thank you goodbye', 'goodbye'], reply: GOODBYE },
 };
 
-describe.skipIf(!POCKETSPHINX_AVAILABLE)('a whole call with the offline providers over loopback UDP (PCMU)', () => {
+describeWith(['pocketsphinx'], 'a whole call with the offline providers over loopback UDP (PCMU)', () => {
   let registry: ProviderRegistry;
   const prompts = new PromptCache();
 

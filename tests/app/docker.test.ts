@@ -8,10 +8,10 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { dbfs } from '../../src/media/signal.js';
 import { connectRedis, deletePrefix, testPrefix } from '../../src/tenants/redisClient.js';
-import { findOnPath } from '../../src/util/executable.js';
 import { pollUntil } from '../../src/util/pollUntil.js';
 import { within } from '../../src/util/within.js';
 import { BrowserPeer } from '../../src/webrtc/testing/BrowserPeer.js';
+import { composeClient, describeWith } from '../support/tools.js';
 
 /**
  * docker/: the compose file is validated by the Compose client (no engine is needed for `config`),
@@ -21,19 +21,7 @@ import { BrowserPeer } from '../../src/webrtc/testing/BrowserPeer.js';
 const ROOT = new URL('../../', import.meta.url).pathname;
 const run = promisify(execFile);
 
-/** `docker compose` (the plugin) or Debian's `docker-compose`, as [command, ...leading args]. */
-async function composeClient(): Promise<string[] | undefined> {
-  const plugin = await run('docker', ['compose', 'version']).then(
-    () => true,
-    () => false,
-  );
-  if (plugin) return ['docker', 'compose'];
-  const standalone = findOnPath('docker-compose');
-  return standalone ? [standalone] : undefined;
-}
-
-const compose = await composeClient();
-if (!compose) console.log('no Compose client (docker compose or docker-compose): compose.yaml validation skipped');
+const compose = composeClient();
 
 const required = { DRACHTIO_SECRET: 'drachtio-secret-for-the-test', CALLGATE_ADMIN_TOKEN: 'admin-token-for-the-compose-test' };
 
@@ -46,7 +34,7 @@ async function composeConfig(env: Record<string, string>): Promise<{ ok: boolean
   );
 }
 
-describe.skipIf(!compose)('docker/compose.yaml', () => {
+describeWith(['compose'], 'docker/compose.yaml', () => {
   it('is valid Compose, wires the gateway to its drachtio, rtpengine and Redis, and refuses to start without its secrets', async () => {
     const result = await composeConfig(required);
     expect(result.ok).toBe(true);

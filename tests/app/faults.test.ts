@@ -9,6 +9,7 @@ import { connectRedis, deletePrefix, keys, testPrefix, type Redis } from '../../
 import { startRedis } from '../../src/tenants/testing/ownRedis.js';
 import { pollUntil } from '../../src/util/pollUntil.js';
 import { GatewayProcesses, webCall } from './gatewayProcess.js';
+import { describeWith } from '../support/tools.js';
 
 /**
  * Faults around the gateway process itself, with `npm start`'s program as a real process and real
@@ -112,7 +113,7 @@ describe('the gateway process killed mid-call', () => {
   }, 90_000);
 });
 
-describe("the gateway's Redis killed and started again mid-call", () => {
+describeWith(['redis-server'], "the gateway's Redis killed and started again mid-call", () => {
   it('the call goes on through the outage, /readyz says so, and the record and the line count are right once Redis is back', async () => {
     const dataDir = await mkdtemp(join(tmpdir(), 'callgate-redis-'));
     let server = await startRedis(undefined, { dataDir });

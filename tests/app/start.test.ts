@@ -8,10 +8,11 @@ import { dbfs } from '../../src/media/signal.js';
 import { connectRedis, deletePrefix, testPrefix } from '../../src/tenants/redisClient.js';
 import { within } from '../../src/util/within.js';
 import { BrowserPeer } from '../../src/webrtc/testing/BrowserPeer.js';
-import { DRACHTIO_BIN, DRACHTIO_SKIP_REASON, startDrachtio, type RunningDrachtio } from '../../src/sip/testing/DrachtioProcess.js';
+import { startDrachtio, type RunningDrachtio } from '../../src/sip/testing/DrachtioProcess.js';
 import { createSocket } from 'node:dgram';
 import { pollUntil } from '../../src/util/pollUntil.js';
 import { descendants, exitOf, GatewayProcesses, type GatewayProcess } from './gatewayProcess.js';
+import { describeWith } from '../support/tools.js';
 
 /**
  * `npm start`'s program (src/cli/start.ts) as a real process on loopback: it seeds the demo tenant,
@@ -32,7 +33,7 @@ afterAll(async () => {
   for (const d of dirs) await rm(d, { recursive: true, force: true });
 });
 
-describe('npm start (src/cli/start.ts)', () => {
+describeWith(['pocketsphinx'], 'npm start (src/cli/start.ts)', () => {
   it('serves the demo web phone, health, metrics and the API; carries a call; SIGTERM drains it and exits 0', async () => {
     const gw = await start({ DRAIN_TIMEOUT_MS: '20000' });
     expect(gw.output()).toContain('API docs:');
@@ -150,7 +151,7 @@ describe('npm start (src/cli/start.ts)', () => {
   }, 60_000);
 });
 
-describe('npm start in cluster mode (CALLGATE_WORKERS)', () => {
+describeWith(['pocketsphinx'], 'npm start in cluster mode (CALLGATE_WORKERS)', () => {
   it('runs two workers on one port sharing Redis; /metrics on any of them counts the whole cluster; SIGTERM to the primary drains both and exits 0', async () => {
     const gw = await start({ CALLGATE_WORKERS: '2' });
     expect(gw.output()).toContain('callgate is running (2 worker processes)');
@@ -181,8 +182,6 @@ describe('npm start in cluster mode (CALLGATE_WORKERS)', () => {
     expect(gw.output().match(/"msg":"stopped"/g)).toHaveLength(2);
   }, 60_000);
 });
-
-if (!DRACHTIO_BIN) console.log(DRACHTIO_SKIP_REASON);
 
 /** Sends a bare INVITE over UDP and resolves with the first final response's status line. */
 async function inviteStatus(sipPort: number): Promise<string> {
@@ -218,7 +217,7 @@ async function inviteStatus(sipPort: number): Promise<string> {
   }
 }
 
-describe.skipIf(!DRACHTIO_BIN)('npm start with the SIP door (drachtio-server present)', () => {
+describeWith(['drachtio', 'pocketsphinx'], 'npm start with the SIP door (drachtio-server present)', () => {
   let drachtio: RunningDrachtio | undefined;
   afterAll(async () => {
     await drachtio?.stop();
@@ -255,7 +254,7 @@ describe.skipIf(!DRACHTIO_BIN)('npm start with the SIP door (drachtio-server pre
   }, 60_000);
 });
 
-describe('the embedded Redis (no REDIS_URL, nothing on the port)', () => {
+describeWith(['redis-server', 'pocketsphinx'], 'the embedded Redis (no REDIS_URL, nothing on the port)', () => {
   it('starts redis-server with its data under the data folder (append-only file on) and stops it', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'callgate-redis-'));
     dirs.push(dir);

@@ -17,7 +17,8 @@ import { TenantCache } from '../../src/tenants/TenantCache.js';
 import { TenantStore } from '../../src/tenants/TenantStore.js';
 import { pollUntil } from '../../src/util/pollUntil.js';
 import { WebRtcDoor } from '../../src/webrtc/WebRtcDoor.js';
-import { BROWSER_SKIP_REASON, callerWav, inboundBytes, launchChromium } from '../webrtc/browserKit.js';
+import { callerWav, inboundBytes, launchChromium } from '../webrtc/browserKit.js';
+import { missingTool, testMissing } from '../support/tools.js';
 
 /**
  * Issue 24, finding 4, in a real browser (Debian Chromium + playwright-core): the pages' security
@@ -26,7 +27,6 @@ import { BROWSER_SKIP_REASON, callerWav, inboundBytes, launchChromium } from '..
  * under its own policy; framing works from a URL's allowed origin and is refused elsewhere; and the
  * Referrer-Policy leaves the Origin header on the page's token request, which the token route checks.
  */
-const SKIP = BROWSER_SKIP_REASON;
 const CALLER_FIXTURE = new URL('../fixtures/caller-open-today.wav', import.meta.url);
 
 /** Runs in every frame before its scripts: what the page's policy refused, as `directive blocked-uri`. */
@@ -35,11 +35,9 @@ const COLLECT_VIOLATIONS = `
   document.addEventListener('securitypolicyviolation', (e) => window.__violations.push(e.effectiveDirective + ' ' + e.blockedURI));
 `;
 
-if (SKIP) {
-  console.warn(SKIP);
-  describe('pages under their security headers in Chromium', () => {
-    it.skip(SKIP, () => undefined);
-  });
+const MISSING = missingTool('chromium', 'pocketsphinx');
+if (MISSING) {
+  describe('pages under their security headers in Chromium', () => testMissing(MISSING));
 } else {
   describe('pages under their security headers in Chromium', () => {
     const prefix = testPrefix();

@@ -10,11 +10,10 @@ import { loggerTo } from '../../src/log.js';
 import { FakeLlm, FakeStt, FakeTts } from '../../src/providers/fake/FakeProviders.js';
 import type { SipRefusal } from '../../src/sip/SipGateway.js';
 import type { AuthLockout } from '../../src/sip/invite/steps.js';
-import { DRACHTIO_BIN, DRACHTIO_SKIP_REASON } from '../../src/sip/testing/DrachtioProcess.js';
 import { startSipHarness, type SipHarness } from '../../src/sip/testing/SipHarness.js';
 import { runSipp, type SippResult } from '../../src/sip/testing/Sipp.js';
-import { findOnPath } from '../../src/util/executable.js';
 import { pollUntil } from '../../src/util/pollUntil.js';
+import { missingTool, testMissing } from '../support/tools.js';
 
 /**
  * Issue 24, finding 11: a device's digest password guessed by brute force. sipp plays the guesser as
@@ -34,13 +33,10 @@ const A = { username: 'desk-a', password: 'ThisIsDeskA-2026' };
 const B = { username: 'desk-b', password: 'ThisIsDeskB-2026' };
 const WRONG_GUESSES = 50;
 
-const SKIP_REASON = !DRACHTIO_BIN ? DRACHTIO_SKIP_REASON : findOnPath('sipp') === undefined ? 'sipp not installed (Debian sip-tester): digest guessing test skipped' : undefined;
 
-if (SKIP_REASON) {
-  console.warn(SKIP_REASON);
-  describe('SIP digest guessing', () => {
-    it.skip(SKIP_REASON, () => undefined);
-  });
+const MISSING = missingTool('drachtio', 'rtpengine', 'sipp');
+if (MISSING) {
+  describe('SIP digest guessing', () => testMissing(MISSING));
 } else {
   describe('SIP digest guessing with sipp: the lockout refuses the right password; another device goes on', () => {
     let h: SipHarness;

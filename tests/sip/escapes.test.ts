@@ -4,11 +4,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ProviderRegistry } from '../../src/agent/ProviderRegistry.js';
 import { loggerTo } from '../../src/log.js';
 import { FakeLlm, FakeStt, FakeTts } from '../../src/providers/fake/FakeProviders.js';
-import { DRACHTIO_BIN, DRACHTIO_SKIP_REASON } from '../../src/sip/testing/DrachtioProcess.js';
 import { startSipHarness, type SipHarness } from '../../src/sip/testing/SipHarness.js';
 import { runSipp } from '../../src/sip/testing/Sipp.js';
-import { findOnPath } from '../../src/util/executable.js';
 import { pollUntil } from '../../src/util/pollUntil.js';
+import { missingTool, testMissing } from '../support/tools.js';
 
 /**
  * What one call's failure may not do to the others (issue 24: a timer's rejection in the WebRTC door
@@ -26,13 +25,10 @@ import { pollUntil } from '../../src/util/pollUntil.js';
  */
 const SCENARIOS = fileURLToPath(new URL('./scenarios/', import.meta.url));
 const NUMBER = '+15005550100';
-const SKIP_REASON = !DRACHTIO_BIN ? DRACHTIO_SKIP_REASON : findOnPath('sipp') === undefined ? 'sipp not installed (Debian sip-tester): SIP escape tests skipped' : undefined;
 
-if (SKIP_REASON) {
-  console.warn(SKIP_REASON);
-  describe('SIP per-call failures', () => {
-    it.skip(SKIP_REASON, () => undefined);
-  });
+const MISSING = missingTool('drachtio', 'rtpengine', 'sipp');
+if (MISSING) {
+  describe('SIP per-call failures', () => testMissing(MISSING));
 } else {
   describe('SIP per-call failures stay in their call', () => {
     let h: SipHarness;

@@ -17,7 +17,7 @@ import { MediaAnchor } from '../../src/sip/rtpengine/MediaAnchor.js';
 import { RtpengineProcess } from '../../src/sip/rtpengine/RtpengineProcess.js';
 import { BYE_WAIT_MS } from '../../src/sip/answeredCall.js';
 import { SipGateway } from '../../src/sip/SipGateway.js';
-import { DRACHTIO_BIN, DRACHTIO_SKIP_REASON, startDrachtio, type RunningDrachtio } from '../../src/sip/testing/DrachtioProcess.js';
+import { startDrachtio, type RunningDrachtio } from '../../src/sip/testing/DrachtioProcess.js';
 import { CallLimiter } from '../../src/tenants/CallLimiter.js';
 import { SipAuthFailureStore } from '../../src/tenants/SipAuthFailureStore.js';
 import { CallRecordStore, type CallOutcome, type CallRecord } from '../../src/tenants/CallRecordStore.js';
@@ -28,6 +28,7 @@ import { TenantCache } from '../../src/tenants/TenantCache.js';
 import { TenantStore } from '../../src/tenants/TenantStore.js';
 import { pollUntil } from '../../src/util/pollUntil.js';
 import { within } from '../../src/util/within.js';
+import { missingTool, testMissing } from '../support/tools.js';
 
 /**
  * SIP calls when something breaks mid-call, on loopback, set up as in gateway.test.ts (our own
@@ -74,11 +75,9 @@ interface NgRelay {
   close(): Promise<void>;
 }
 
-if (!DRACHTIO_BIN) {
-  console.warn(DRACHTIO_SKIP_REASON);
-  describe('SIP faults', () => {
-    it.skip(DRACHTIO_SKIP_REASON, () => undefined);
-  });
+const MISSING = missingTool('drachtio', 'rtpengine');
+if (MISSING) {
+  describe('SIP faults', () => testMissing(MISSING));
 } else {
   describe('SIP faults over drachtio-server and rtpengine', () => {
     const prefix = testPrefix();

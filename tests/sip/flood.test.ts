@@ -18,7 +18,7 @@ import { defaultSourceLimiterOptions } from '../../src/sip/invite/SourceLimiter.
 import { MediaAnchor } from '../../src/sip/rtpengine/MediaAnchor.js';
 import { RtpengineProcess } from '../../src/sip/rtpengine/RtpengineProcess.js';
 import { SipGateway, type SipRefusal } from '../../src/sip/SipGateway.js';
-import { DRACHTIO_BIN, DRACHTIO_SKIP_REASON, startDrachtio, type RunningDrachtio } from '../../src/sip/testing/DrachtioProcess.js';
+import { startDrachtio, type RunningDrachtio } from '../../src/sip/testing/DrachtioProcess.js';
 import { CallLimiter } from '../../src/tenants/CallLimiter.js';
 import { SipAuthFailureStore } from '../../src/tenants/SipAuthFailureStore.js';
 import { CallRecordStore, type CallRecord } from '../../src/tenants/CallRecordStore.js';
@@ -28,6 +28,7 @@ import { SecretBox } from '../../src/tenants/secrets.js';
 import { TenantCache } from '../../src/tenants/TenantCache.js';
 import { TenantStore } from '../../src/tenants/TenantStore.js';
 import { pollUntil } from '../../src/util/pollUntil.js';
+import { missingTool, testMissing } from '../support/tools.js';
 
 /**
  * An INVITE flood from one source (raw UDP from 127.0.0.2, which no trunk covers) through a real
@@ -57,11 +58,9 @@ function udpReceiveBufferErrors(): number | undefined {
   }
 }
 
-if (!DRACHTIO_BIN) {
-  console.warn(DRACHTIO_SKIP_REASON);
-  describe('SIP flood', () => {
-    it.skip(DRACHTIO_SKIP_REASON, () => undefined);
-  });
+const MISSING = missingTool('drachtio', 'rtpengine');
+if (MISSING) {
+  describe('SIP flood', () => testMissing(MISSING));
 } else {
   describe('SIP INVITE flood from one source, with a normal call from the trunk during it', () => {
     const prefix = testPrefix();

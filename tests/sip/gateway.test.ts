@@ -16,7 +16,7 @@ import { RtpengineProcess } from '../../src/sip/rtpengine/RtpengineProcess.js';
 import { buildAdminApp } from '../../src/http/adminApp.js';
 import { SipGateway, type SipCallTiming } from '../../src/sip/SipGateway.js';
 import { pendingInviteCount } from '../../src/sip/drachtioPending.js';
-import { DRACHTIO_BIN, DRACHTIO_SKIP_REASON, startDrachtio, type RunningDrachtio } from '../../src/sip/testing/DrachtioProcess.js';
+import { startDrachtio, type RunningDrachtio } from '../../src/sip/testing/DrachtioProcess.js';
 import { CallLimiter } from '../../src/tenants/CallLimiter.js';
 import { SipAuthFailureStore } from '../../src/tenants/SipAuthFailureStore.js';
 import { CallRecordStore, type CallRecord } from '../../src/tenants/CallRecordStore.js';
@@ -26,6 +26,7 @@ import { SecretBox } from '../../src/tenants/secrets.js';
 import { TenantCache } from '../../src/tenants/TenantCache.js';
 import { TenantStore } from '../../src/tenants/TenantStore.js';
 import { pollUntil } from '../../src/util/pollUntil.js';
+import { missingTool, testMissing } from '../support/tools.js';
 
 /**
  * SIP calls end to end on loopback: drachtio-server (built outside the repo), our gateway on
@@ -33,11 +34,9 @@ import { pollUntil } from '../../src/util/pollUntil.js';
  * second drachtio-srf app (a UAC, on a drachtio-server of its own) with an AudioLeg of ours for its
  * media, so the test hears exactly what a phone would.
  */
-if (!DRACHTIO_BIN) {
-  console.warn(DRACHTIO_SKIP_REASON);
-  describe('SIP gateway', () => {
-    it.skip(DRACHTIO_SKIP_REASON, () => undefined);
-  });
+const MISSING = missingTool('drachtio', 'rtpengine');
+if (MISSING) {
+  describe('SIP gateway', () => testMissing(MISSING));
 } else {
   describe('SIP gateway over drachtio-server and rtpengine', () => {
     const prefix = testPrefix();

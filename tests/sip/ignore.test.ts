@@ -8,9 +8,9 @@ import { loggerTo } from '../../src/log.js';
 import { FakeLlm, FakeStt, FakeTts } from '../../src/providers/fake/FakeProviders.js';
 import { pendingInviteCount } from '../../src/sip/drachtioPending.js';
 import type { SipRefusal } from '../../src/sip/SipGateway.js';
-import { DRACHTIO_BIN, DRACHTIO_SKIP_REASON } from '../../src/sip/testing/DrachtioProcess.js';
 import { startSipHarness, type SipHarness } from '../../src/sip/testing/SipHarness.js';
 import { pollUntil } from '../../src/util/pollUntil.js';
+import { missingTool, testMissing } from '../support/tools.js';
 
 /**
  * Issue 24: a scanner sending 180 INVITEs a second for two minutes was never slowed — every INVITE was
@@ -75,11 +75,9 @@ class RawSender {
   }
 }
 
-if (!DRACHTIO_BIN) {
-  console.warn(DRACHTIO_SKIP_REASON);
-  describe('SIP ignore list', () => {
-    it.skip(DRACHTIO_SKIP_REASON, () => undefined);
-  });
+const MISSING = missingTool('drachtio', 'rtpengine');
+if (MISSING) {
+  describe('SIP ignore list', () => testMissing(MISSING));
 } else {
   describe('SIP sources that keep sending what is refused are ignored for a cool-down', () => {
     let h: SipHarness;

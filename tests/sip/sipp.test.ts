@@ -3,13 +3,12 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { offlineProviderRegistry, type ProviderRegistry } from '../../src/agent/ProviderRegistry.js';
 import type { CodecName } from '../../src/media/codecs/AudioCodec.js';
-import { POCKETSPHINX_AVAILABLE, recognizePcm } from '../../src/providers/pocketsphinx/index.js';
+import { recognizePcm } from '../../src/providers/pocketsphinx/index.js';
 import { decodeCapturedRtp, startUdpCapture, type CapturedAudio } from '../../src/sip/testing/capture.js';
-import { DRACHTIO_BIN, DRACHTIO_SKIP_REASON } from '../../src/sip/testing/DrachtioProcess.js';
 import { startSipHarness, type SipHarness } from '../../src/sip/testing/SipHarness.js';
 import { freeUdpPort, runSipp, type SippResult } from '../../src/sip/testing/Sipp.js';
 import type { CallRecord } from '../../src/tenants/CallRecordStore.js';
-import { findOnPath } from '../../src/util/executable.js';
+import { missingTool, testMissing } from '../support/tools.js';
 
 /**
  * The SIP door driven by sipp, as a carrier or a load tester would: sipp's scenarios
@@ -45,21 +44,11 @@ const GREET_MS = 7000;
 /** From the caller's first word: its 2.2 s question, endpointing, recognition, and the ~2.5 s reply. */
 const LISTEN_MS = 7500;
 
-const onPath = (cmd: string): boolean => findOnPath(cmd) !== undefined;
 
-const SKIP_REASON = !DRACHTIO_BIN
-  ? DRACHTIO_SKIP_REASON
-  : !POCKETSPHINX_AVAILABLE
-    ? 'pocketsphinx (Debian pocketsphinx, pocketsphinx-en-us) not installed: sipp tests skipped'
-    : !onPath('sipp') || !onPath('tcpdump')
-      ? 'sipp or tcpdump not installed (Debian sip-tester, tcpdump): sipp tests skipped'
-      : undefined;
 
-if (SKIP_REASON) {
-  console.warn(SKIP_REASON);
-  describe('SIP door with sipp', () => {
-    it.skip(SKIP_REASON, () => undefined);
-  });
+const MISSING = missingTool('drachtio', 'rtpengine', 'sipp', 'tcpdump', 'pocketsphinx');
+if (MISSING) {
+  describe('SIP door with sipp', () => testMissing(MISSING));
 } else {
   describe('SIP door with sipp: pcap audio in, the agent heard back', () => {
     let h: SipHarness;

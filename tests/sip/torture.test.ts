@@ -10,10 +10,11 @@ import { buildSdp, negotiate, offerCodecs, parseRemoteSdp } from '../../src/medi
 import { concatSamples, dbfs } from '../../src/media/signal.js';
 import { FakeLlm, FakeStt, FakeTts } from '../../src/providers/fake/FakeProviders.js';
 import type { SipRefusal } from '../../src/sip/SipGateway.js';
-import { DRACHTIO_BIN, DRACHTIO_SKIP_REASON, startDrachtio, type RunningDrachtio } from '../../src/sip/testing/DrachtioProcess.js';
+import { startDrachtio, type RunningDrachtio } from '../../src/sip/testing/DrachtioProcess.js';
 import { startSipHarness, type SipHarness } from '../../src/sip/testing/SipHarness.js';
 import type { CallRecord } from '../../src/tenants/CallRecordStore.js';
 import { pollUntil } from '../../src/util/pollUntil.js';
+import { missingTool, testMissing } from '../support/tools.js';
 
 /**
  * SIP torture (in the spirit of RFC 4475) through a real drachtio-server and our SipGateway: raw
@@ -273,11 +274,9 @@ async function runTcpCase(sipPort: number, target: string, spec: RequestSpec, sd
   }
 }
 
-if (!DRACHTIO_BIN) {
-  console.warn(DRACHTIO_SKIP_REASON);
-  describe('SIP torture', () => {
-    it.skip(DRACHTIO_SKIP_REASON, () => undefined);
-  });
+const MISSING = missingTool('drachtio', 'rtpengine');
+if (MISSING) {
+  describe('SIP torture', () => testMissing(MISSING));
 } else {
   describe('SIP torture: malformed and hostile messages through drachtio-server and the gateway', () => {
     let h: SipHarness;

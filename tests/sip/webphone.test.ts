@@ -3,11 +3,11 @@ import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { offlineProviderRegistry } from '../../src/agent/ProviderRegistry.js';
 import { buildAdminApp, type AdminApp } from '../../src/http/adminApp.js';
-import { DRACHTIO_BIN, DRACHTIO_SKIP_REASON } from '../../src/sip/testing/DrachtioProcess.js';
 import { startSipHarness, type SipHarness } from '../../src/sip/testing/SipHarness.js';
 import { SecretBox } from '../../src/tenants/secrets.js';
-import { BROWSER_SKIP_REASON, callerWav, inboundBytes, launchChromium, loudestWithin } from '../webrtc/browserKit.js';
+import { callerWav, inboundBytes, launchChromium, loudestWithin } from '../webrtc/browserKit.js';
 import { pollUntil } from '../../src/util/pollUntil.js';
+import { missingTool, testMissing } from '../support/tools.js';
 
 /**
  * The web phone in SIP mode, in a real browser: Chromium's WebRTC stack, SIP.js (bundled into the
@@ -15,14 +15,11 @@ import { pollUntil } from '../../src/util/pollUntil.js';
  * DTLS-SRTP, our SIP gateway and the offline agent. No data channel on this path, so the proof is
  * the audio (the page's analyser and inbound bytes) and the call record.
  */
-const SKIP = !DRACHTIO_BIN ? DRACHTIO_SKIP_REASON : BROWSER_SKIP_REASON;
 const HOURS = 'We open at eight in the morning.';
 
-if (SKIP) {
-  console.warn(SKIP);
-  describe('web phone over SIP in Chromium', () => {
-    it.skip(SKIP, () => undefined);
-  });
+const MISSING = missingTool('drachtio', 'rtpengine', 'chromium', 'pocketsphinx');
+if (MISSING) {
+  describe('web phone over SIP in Chromium', () => testMissing(MISSING));
 } else {
   describe('web phone over SIP (SIP.js, drachtio WS, rtpengine) in Chromium', () => {
     let h: SipHarness;

@@ -3,12 +3,12 @@ import { ProviderRegistry } from '../../src/agent/ProviderRegistry.js';
 import { activeSpan, dbfs } from '../../src/media/signal.js';
 import { FakeLlm, FakeStt, FakeTts } from '../../src/providers/fake/FakeProviders.js';
 import { CALL_TOKEN_HEADER } from '../../src/sip/invite/steps.js';
-import { DRACHTIO_BIN, DRACHTIO_SKIP_REASON } from '../../src/sip/testing/DrachtioProcess.js';
 import { startSipHarness, type SipHarness } from '../../src/sip/testing/SipHarness.js';
 import { SipCallRefusedError, SipJsPhone, type SipJsCall } from '../../src/sip/testing/SipJsPhone.js';
 import type { CallRecord } from '../../src/tenants/CallRecordStore.js';
 import type { BrowserPeer } from '../../src/webrtc/testing/BrowserPeer.js';
 import { within } from '../../src/util/within.js';
+import { missingTool, testMissing } from '../support/tools.js';
 
 /**
  * The web phone end to end: SIP.js (the library the web page uses) over SIP-over-WebSocket to
@@ -16,11 +16,9 @@ import { within } from '../../src/util/within.js';
  * and the agent greeting the caller. The browser's media engine is a BrowserPeer (libdatachannel), so
  * what the test hears went through real SRTP.
  */
-if (!DRACHTIO_BIN) {
-  console.warn(DRACHTIO_SKIP_REASON);
-  describe('web phone over SIP-over-WebSocket', () => {
-    it.skip(DRACHTIO_SKIP_REASON, () => undefined);
-  });
+const MISSING = missingTool('drachtio', 'rtpengine');
+if (MISSING) {
+  describe('web phone over SIP-over-WebSocket', () => testMissing(MISSING));
 } else {
   describe('web phone over SIP-over-WebSocket (SIP.js → drachtio WS → rtpengine DTLS-SRTP → agent)', () => {
     const TENANT = 'webco';

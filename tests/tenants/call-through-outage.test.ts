@@ -12,6 +12,7 @@ import { TenantCache } from '../../src/tenants/TenantCache.js';
 import { agentConfigFor, TenantStore } from '../../src/tenants/TenantStore.js';
 import { startRedis } from '../../src/tenants/testing/ownRedis.js';
 import { TestCall } from '../agent/harness.js';
+import { describeWith } from '../support/tools.js';
 
 /**
  * A call set up the way a door does it — tenant from the cache, a call-limit lease, a call recorder on
@@ -19,7 +20,7 @@ import { TestCall } from '../agent/harness.js';
  * restarted on the same port). The call goes on, a new call for the cached tenant is still served, one
  * for an uncached tenant is refused, and the call's record is queued and written once Redis is back.
  */
-describe('a call through a Redis outage', () => {
+describeWith(['redis-server'], 'a call through a Redis outage', () => {
   it('goes on talking, serves cached tenants, refuses others, and writes its record after Redis returns', async () => {
     const prefix = testPrefix();
     const server = await startRedis();

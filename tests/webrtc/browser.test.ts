@@ -16,8 +16,9 @@ import { SecretBox } from '../../src/tenants/secrets.js';
 import { TenantCache } from '../../src/tenants/TenantCache.js';
 import { TenantStore } from '../../src/tenants/TenantStore.js';
 import { WebRtcDoor } from '../../src/webrtc/WebRtcDoor.js';
-import { BROWSER_SKIP_REASON, callerWav, inboundBytes, launchChromium, loudestWithin } from './browserKit.js';
+import { callerWav, inboundBytes, launchChromium, loudestWithin } from './browserKit.js';
 import { pollUntil } from '../../src/util/pollUntil.js';
+import { missingTool, testMissing } from '../support/tools.js';
 
 /**
  * The web phone in a real browser: Debian's Chromium, driven by playwright-core, with a fake
@@ -25,17 +26,14 @@ import { pollUntil } from '../../src/util/pollUntil.js';
  * clicks Call, and talks to the offline agent (pocketsphinx, the scripted responder, flite) through
  * the direct WebRTC door. Screenshots of each state go to test-artifacts/web-phone/.
  */
-const SKIP = BROWSER_SKIP_REASON;
 const ARTIFACTS = new URL('../../test-artifacts/web-phone/', import.meta.url);
 const CALLER_FIXTURE = new URL('../fixtures/caller-open-today.wav', import.meta.url);
 const GREETING = "Hi, this is Ava at Demo Bakery. How can I help?";
 const HOURS = 'We open at eight in the morning.';
 
-if (SKIP) {
-  console.warn(SKIP);
-  describe('web phone in Chromium', () => {
-    it.skip(SKIP, () => undefined);
-  });
+const MISSING = missingTool('chromium', 'pocketsphinx');
+if (MISSING) {
+  describe('web phone in Chromium', () => testMissing(MISSING));
 } else {
   describe('web phone in Chromium (direct WebRTC)', () => {
     const prefix = testPrefix();

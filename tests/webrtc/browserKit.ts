@@ -1,19 +1,9 @@
-import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { decodeWav, encodeWav } from '../../src/media/wav.js';
-import { POCKETSPHINX_AVAILABLE } from '../../src/providers/pocketsphinx/index.js';
-
-/** Debian's Chromium, driven by playwright-core (its own browser download does not work offline). */
-export const CHROMIUM = '/usr/bin/chromium';
-
-export const BROWSER_SKIP_REASON = !existsSync(CHROMIUM)
-  ? `Chromium not found at ${CHROMIUM} (Debian package chromium): browser tests skipped`
-  : !POCKETSPHINX_AVAILABLE
-    ? 'pocketsphinx not installed: browser tests skipped'
-    : undefined;
+import { CHROMIUM } from '../support/tools.js';
 
 /**
  * Chromium loops the fake microphone's file: the question alone would be one endless sentence and the

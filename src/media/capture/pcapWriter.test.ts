@@ -6,6 +6,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { CaptureError } from '../../errors.js';
 import { readUdpDatagrams } from './pcapReader.js';
 import { encodePcap, PcapFileWriter, type PcapRecord } from './pcapWriter.js';
+import { itWith } from '../../../tests/support/tools.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'cg-pcapwriter-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -27,15 +28,6 @@ function onesSum(b: Uint8Array): number {
   if (b.length % 2) s += b[b.length - 1]! << 8;
   while (s > 0xffff) s = (s & 0xffff) + (s >>> 16);
   return s;
-}
-
-function hasTshark(): boolean {
-  try {
-    execFileSync('tshark', ['--version'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 describe('encodePcap', () => {
@@ -96,7 +88,7 @@ describe('encodePcap', () => {
     }
   });
 
-  it.skipIf(!hasTshark())('is read by tshark with good checksums', () => {
+  itWith(['tshark'], 'is read by tshark with good checksums', () => {
     const path = join(dir, 'tshark.pcap');
     const input = records(10);
     const file = encodePcap(input);

@@ -13,7 +13,8 @@ import { resample } from '../../media/Resampler.js';
 import { concatSamples } from '../../media/signal.js';
 import { synthesize, type FliteVoice } from '../fliteTts.js';
 import type { SttResult, SttStream } from '../types.js';
-import { POCKETSPHINX_AVAILABLE, PocketsphinxStt, recognizePcm, type PocketsphinxStream } from './index.js';
+import { PocketsphinxStt, recognizePcm, type PocketsphinxStream } from './index.js';
+import { describeWith } from '../../../tests/support/tools.js';
 
 /**
  * Real pocketsphinx on speech from the project's offline TTS (flite: the same samples every run, and the
@@ -114,9 +115,7 @@ describe('pocketsphinx options', () => {
   });
 });
 
-const SKIP_REASON = 'skipped: pocketsphinx_continuous or its en-us model is not installed (npm test installs them via scripts/ensure-deps.sh)';
-
-describe.skipIf(!POCKETSPHINX_AVAILABLE)(`pocketsphinx STT${POCKETSPHINX_AVAILABLE ? '' : ` — ${SKIP_REASON}`}`, () => {
+describeWith(['pocketsphinx'], 'pocketsphinx STT', () => {
   const open: SttStream[] = [];
   async function openStream(phrases: readonly string[], stt = new PocketsphinxStt()): Promise<PocketsphinxStream> {
     const stream = (await stt.open({ language: 'en-US', phrases })) as PocketsphinxStream;

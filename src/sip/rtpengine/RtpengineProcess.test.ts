@@ -2,6 +2,7 @@ import { connect } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { MediaAnchor } from './MediaAnchor.js';
 import { RtpengineProcess } from './RtpengineProcess.js';
+import { describeWith } from '../../../tests/support/tools.js';
 
 function alive(pid: number): boolean {
   try {
@@ -24,7 +25,7 @@ function cli(port: number, command: string): Promise<string> {
   });
 }
 
-describe('RtpengineProcess', () => {
+describeWith(['rtpengine'], 'RtpengineProcess', () => {
   it('starts a private rtpengine that answers ng and CLI, and stop() leaves no process', async () => {
     const rtpe = await RtpengineProcess.start({ portMin: 31100, portMax: 31199 });
     const pid = rtpe.pid;
