@@ -1,10 +1,10 @@
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
-import type * as Ort from 'onnxruntime-node';
 import type { Logger } from 'pino';
 import { CallgateError } from '../../errors.js';
 import { rootLogger } from '../../log.js';
 import { PIPELINE_RATE } from '../../media/types.js';
+import { importOnnxRuntime, type OrtModule, type OrtSession, type OrtSessionOptions, type OrtTensor } from './onnxRuntime.js';
 import type { VoiceActivityDetector } from './VoiceActivityDetector.js';
 
 /**
@@ -62,7 +62,7 @@ const BUNDLED_MODEL = join('weights', 'silero_vad_16k_op15.onnx');
  * One thread, no pools: a window takes ~0.1 ms, far too little to split, and onnxruntime's default
  * would start a pool of threads as wide as the machine for a model that cannot use them.
  */
-const SESSION_OPTIONS: Ort.InferenceSession.SessionOptions = {
+const SESSION_OPTIONS: OrtSessionOptions = {
   intraOpNumThreads: 1,
   interOpNumThreads: 1,
   executionMode: 'sequential',
@@ -71,12 +71,10 @@ const SESSION_OPTIONS: Ort.InferenceSession.SessionOptions = {
   logSeverityLevel: 3,
 };
 
-type OrtModule = typeof Ort;
-
 let ortLoading: Promise<OrtModule> | undefined;
 
 function loadOrt(): Promise<OrtModule> {
-  ortLoading ??= import('onnxruntime-node').catch((err: unknown) => {
+  ortLoading ??= importOnnxRuntime().catch((err: unknown) => {
     ortLoading = undefined;
     throw err;
   });
@@ -96,8 +94,8 @@ function bundledModelPath(): string {
  */
 interface SharedSession {
   readonly ort: OrtModule;
-  readonly session: Ort.InferenceSession;
-  readonly sampleRate: Ort.Tensor;
+  readonly session: OrtSession;
+  readonly sampleRate: OrtTensor;
   readonly modelPath: string;
   refs: number;
   released: boolean;
