@@ -1,4 +1,5 @@
 import { defineConfig } from 'vitest/config';
+import { CountReporter } from './tests/support/countReporter.js';
 
 export default defineConfig({
   test: {
@@ -8,8 +9,9 @@ export default defineConfig({
     fileParallelism: false,
     testTimeout: 60_000,
     hookTimeout: 30_000,
-    // The JSON report is what .ci/run counts from; the default reporter is what people read.
-    reporters: ['default', 'json'],
+    // The default reporter is what people read; CountReporter writes vitest's JSON report (what
+    // .ci/run counts from) and then the run's last line, `N passed, N failed, N skipped`.
+    reporters: ['default', new CountReporter()],
     outputFile: { json: '.vitest-report.json' },
   },
 });
