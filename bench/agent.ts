@@ -15,6 +15,7 @@
  * 4. greeting: session start → first greeting packet at the caller, greeting already cached. Goal ≤ 50 ms p95.
  * The last line printed is one JSON object.
  */
+import './support/logsToStderr.js';
 import dgram from 'node:dgram';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';

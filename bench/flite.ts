@@ -1,3 +1,4 @@
+import './support/logsToStderr.js';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { percentile } from '../src/util/percentile.js';
 import { loadFlite, synthesize } from '../src/providers/fliteTts.js';

@@ -13,6 +13,7 @@
  *    is < 5 ms and no outbound frame was dropped.
  * The last line printed is one JSON object.
  */
+import './support/logsToStderr.js';
 import { fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { monitorEventLoopDelay } from 'node:perf_hooks';

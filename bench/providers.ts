@@ -1,3 +1,4 @@
+import './support/logsToStderr.js';
 import { once } from 'node:events';
 import { createServer, type ServerResponse } from 'node:http';
 import { resolveAgentConfig } from '../src/agent/AgentConfig.js';

@@ -28,6 +28,7 @@
  * Stepping stops at the first step that does not hold, or after the last rate.
  * The last line printed is one JSON object.
  */
+import './support/logsToStderr.js';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';

@@ -27,6 +27,7 @@
  * the last line on stdout is one JSON object. Exits 1 when a leak check fails or an event-loop p99
  * reaches `eventLoopP99LimitMs`.
  */
+import './support/logsToStderr.js';
 import { randomBytes } from 'node:crypto';
 import os from 'node:os';
 import { performance } from 'node:perf_hooks';

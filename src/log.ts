@@ -15,7 +15,15 @@ export const loggerOptions: LoggerOptions = {
   },
 };
 
-export const rootLogger: Logger = pino(loggerOptions);
+/**
+ * Where the root logger writes: stdout (the default, what process managers collect) or stderr
+ * (`LOG_DESTINATION=stderr`: benchmarks, whose stdout ends with one JSON object a script reads).
+ */
+function destination(env: NodeJS.ProcessEnv = process.env): DestinationStream {
+  return pino.destination({ dest: env['LOG_DESTINATION'] === 'stderr' ? 2 : 1, sync: true });
+}
+
+export const rootLogger: Logger = pino(loggerOptions, destination());
 
 /** A logger with the process's options writing to `destination` (tests read what would be logged). */
 export function loggerTo(destination: DestinationStream, level = 'info'): Logger {
