@@ -11,8 +11,8 @@ import { findOnPath, isExecutable } from '../../util/executable.js';
  * drachtio-server for tests and local runs. It is in no package registry, so it is never part of
  * this repository: tests look for its binary in this order — `DRACHTIO_BIN` (and only there when it is
  * set: a wrong path is reported, never silently replaced by another binary), `drachtio` on PATH, then
- * `../shared/bin/drachtio` beside the checkout (where this project's machines keep a build) — and skip
- * with one clear line when it is absent (`DRACHTIO_SKIP_REASON`).
+ * `../shared/bin/drachtio` beside the checkout (where this project's machines keep a build). Tests that
+ * need it guard through tests/support/tools.ts (skip with one line, or fail under CI=true).
  */
 const SHARED_DRACHTIO = fileURLToPath(new URL('../../../../shared/bin/drachtio', import.meta.url));
 
