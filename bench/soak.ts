@@ -371,7 +371,11 @@ async function settledResources(baseline: ResourceSnapshot): Promise<ResourceSna
   const deadline = performance.now() + opts.settleMs;
   for (;;) {
     const now = resources();
-    const clean = now.udpSockets <= baseline.udpSockets && now.timers <= baseline.timers + opts.timerAllowance && newChildren(baseline, now).length === 0;
+    const clean =
+      now.udpSockets <= baseline.udpSockets &&
+      now.timers <= baseline.timers + opts.timerAllowance &&
+      now.childProcessHandles <= baseline.childProcessHandles &&
+      newChildren(baseline, now).length === 0;
     if (clean || performance.now() >= deadline) return now;
     await sleep(20);
   }

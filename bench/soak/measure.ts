@@ -234,13 +234,14 @@ export function growth(samples: readonly MemorySample[], pick: (s: MemorySample)
 }
 
 export interface ResourceSnapshot {
-  /** UDPWRAP handles: RTP endpoints and caller sockets. */
+  /** Ref'd UDP sockets ('UDPWrap'): RTP endpoints and caller sockets. */
   readonly udpSockets: number;
   /**
    * Ref'd timers only: `getActiveResourcesInfo` lists what keeps the loop alive, and unref'd timers
    * (the media clock, call leases) do not — those are checked through their owners instead.
    */
   readonly timers: number;
+  /** Ref'd child processes ('ProcessWrap'); unref'd ones are still in `children`. */
   readonly childProcessHandles: number;
   /** This process's children, from /proc (ps when /proc lacks them). */
   readonly children: readonly ChildInfo[];
@@ -251,13 +252,21 @@ export interface ChildInfo {
   readonly comm: string;
 }
 
+/**
+ * The names `process.getActiveResourcesInfo()` gives these handles on Node 20 (the class names of
+ * their wraps, not async_hooks' 'UDPWRAP' / 'PROCESSWRAP' types): a name that never matches would
+ * count zero for ever and hide every leak. tests/bench/soakResources.test.ts opens one of each.
+ */
+const UDP_SOCKET = 'UDPWrap';
+const CHILD_PROCESS = 'ProcessWrap';
+
 export function resources(): ResourceSnapshot {
   const counts = new Map<string, number>();
   for (const r of process.getActiveResourcesInfo()) counts.set(r, (counts.get(r) ?? 0) + 1);
   return {
-    udpSockets: counts.get('UDPWRAP') ?? 0,
+    udpSockets: counts.get(UDP_SOCKET) ?? 0,
     timers: counts.get('Timeout') ?? 0,
-    childProcessHandles: counts.get('ChildProcess') ?? 0,
+    childProcessHandles: counts.get(CHILD_PROCESS) ?? 0,
     children: childProcesses(),
   };
 }
