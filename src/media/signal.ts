@@ -241,3 +241,46 @@ export function concatSamples(parts: readonly Int16Array[]): Int16Array {
   }
   return out;
 }
+
+export interface HarmonicShareOptions {
+  /** Harmonics counted, the fundamental included. */
+  readonly harmonics: number;
+  /**
+   * Analysis frame: short enough that a syllable envelope's sidebands (a few Hz) stay inside each
+   * harmonic's bin (about 1000 / frameMs Hz wide), long enough that neighbouring harmonics do not.
+   */
+  readonly frameMs: number;
+  /** Frames quieter than this are left out (pauses, comfort silence): only sound is judged. */
+  readonly floorDbfs: number;
+}
+
+export const defaultHarmonicShareOptions = {
+  /** The fake voice (FakeProviders' voiceLike) has 6; they hold all but a trace of its power. */
+  harmonics: 6,
+  /** 40 ms: 25 Hz bins, 140 Hz harmonics 5.6 bins apart; a 20 ms RTP frame pair. */
+  frameMs: 40,
+  /** As activeSpan: speech and codec output sit well above, comfort silence and pauses below. */
+  floorDbfs: -40,
+} as const satisfies HarmonicShareOptions;
+
+/**
+ * The share of the sound's power that lies on the harmonics of `fundamentalHz`, in [0, 1]: a check
+ * on *what* was heard, not how much. The sum of the harmonics' Goertzel powers over the sum of
+ * mean squares, over the frames at or above the floor. A buzz at that pitch reads near 1 (through
+ * G.711 or Opus too); noise, a tone at another pitch or a voice at another pitch read below ~0.2.
+ * 0 when no frame reaches the floor.
+ */
+export function harmonicShare(samples: Int16Array, sampleRate: number, fundamentalHz: number, options: Partial<HarmonicShareOptions> = {}): number {
+  const o = { ...defaultHarmonicShareOptions, ...options };
+  const frame = Math.max(1, Math.round((o.frameMs * sampleRate) / 1000));
+  let onHarmonics = 0;
+  let total = 0;
+  for (let start = 0; start + frame <= samples.length; start += frame) {
+    const range = { start, end: start + frame };
+    const power = meanSquare(samples, range);
+    if (powerToDbfs(power) < o.floorDbfs) continue;
+    total += power;
+    for (let h = 1; h <= o.harmonics && h * fundamentalHz < sampleRate / 2; h++) onHarmonics += goertzelPower(samples, sampleRate, h * fundamentalHz, range);
+  }
+  return total > 0 ? Math.min(1, onHarmonics / total) : 0;
+}
