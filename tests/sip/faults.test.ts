@@ -11,7 +11,7 @@ import { openAudioLeg, type AudioLeg } from '../../src/media/AudioLeg.js';
 import { sharedMediaClock } from '../../src/media/MediaClock.js';
 import type { MediaWatchdogOptions } from '../../src/media/MediaWatchdog.js';
 import { buildSdp, negotiate, offerCodecs, parseRemoteSdp } from '../../src/media/sdp.js';
-import { dbfs } from '../../src/media/signal.js';
+import { concatSamples, dbfs } from '../../src/media/signal.js';
 import { FakeLlm, FakeStt, FakeTts, voiceLike } from '../../src/providers/fake/FakeProviders.js';
 import { MediaAnchor } from '../../src/sip/rtpengine/MediaAnchor.js';
 import { RtpengineProcess } from '../../src/sip/rtpengine/RtpengineProcess.js';
@@ -28,6 +28,7 @@ import { TenantCache } from '../../src/tenants/TenantCache.js';
 import { TenantStore } from '../../src/tenants/TenantStore.js';
 import { pollUntil } from '../../src/util/pollUntil.js';
 import { within } from '../../src/util/within.js';
+import { FAKE_VOICE_SHARE, fakeVoiceShare } from '../support/heard.js';
 import { missingTool, testMissing } from '../support/tools.js';
 
 /**
@@ -56,6 +57,8 @@ interface CallerLeg {
   readonly sdp: string;
   /** 20 ms frames of the agent's speech heard so far. */
   loud: number;
+  /** Those frames themselves, to judge what was heard. */
+  readonly loudFrames: Int16Array[];
   /** RTP packets received from rtpengine so far (speech and comfort silence). */
   packets: number;
 }
@@ -184,9 +187,12 @@ if (MISSING) {
         endpoint: { portRange: CALLER_PORTS },
         leg: { silence },
       });
-      const c: CallerLeg = { leg, sdp: buildSdp({ address: '127.0.0.1', port: leg.endpoint.localAddress.port, ...offerCodecs(['PCMU']) }), loud: 0, packets: 0 };
+      const c: CallerLeg = { leg, sdp: buildSdp({ address: '127.0.0.1', port: leg.endpoint.localAddress.port, ...offerCodecs(['PCMU']) }), loud: 0, loudFrames: [], packets: 0 };
       leg.on('audio', (f) => {
-        if (dbfs(f) > LOUD_DBFS) c.loud++;
+        if (dbfs(f) > LOUD_DBFS) {
+          c.loud++;
+          c.loudFrames.push(f.slice()); // the leg reuses its buffer
+        }
       });
       leg.endpoint.on('packet', () => c.packets++);
       return c;
@@ -209,10 +215,15 @@ if (MISSING) {
     /** The caller's BYE; resolves at its response (or failure), within 5 s whatever drachtio does with it. */
     const hangUp = (dialog: Srf.Dialog): Promise<void> => within(new Promise<void>((resolve) => dialog.destroy(undefined, () => resolve())), 5000, "the caller's BYE");
 
-    /** Until the caller has heard `frames` more 20 ms frames of the agent's speech. */
+    /**
+     * Until the caller has heard `frames` more 20 ms frames of sound, which must be the agent's voice
+     * (the fake TTS's 140 Hz buzz), not merely loud.
+     */
     async function heard(c: CallerLeg, frames: number, timeoutMs = 4000): Promise<number> {
       const from = c.loud;
-      return (await pollUntil(() => c.loud, (n) => n - from >= frames, timeoutMs)) - from;
+      const n = (await pollUntil(() => c.loud, (n) => n - from >= frames, timeoutMs)) - from;
+      expect(fakeVoiceShare(concatSamples(c.loudFrames.slice(from)))).toBeGreaterThan(FAKE_VOICE_SHARE);
+      return n;
     }
 
     /** Until the greeting has been heard to its end (it is in the record only as far as it was heard). */
