@@ -1,6 +1,6 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { LatencyMark } from '../agent/events.js';
-import type { SipCallTiming } from '../sip/SipGateway.js';
+import type { SipCallTiming, SipGateway } from '../sip/SipGateway.js';
 import type { ErrorCode } from '../errors.js';
 import type { CallDoor, CallRecord } from '../tenants/CallRecordStore.js';
 
@@ -120,6 +120,17 @@ export class CallMetrics {
   /** A tenant whose calls this process carries (seeded at start so its gauge shows before its first call ends). */
   tenant(id: string): void {
     this.tenantsSeen.add(id);
+  }
+
+  /**
+   * Everything the SIP door tells metrics, wired in one place: the Gateway calls this on its door, and
+   * tests/sip/flood.test.ts on the door it floods, so the flood is counted as production counts it.
+   */
+  watchSip(sip: Pick<SipGateway, 'on'>): void {
+    sip.on('call-timing', (t) => this.sipTiming(t));
+    sip.on('refused', (r) => this.sipRefused(r.code));
+    sip.on('auth-lockout', (l) => this.sipAuthLockout(l.scope));
+    sip.on('source-ignored', () => this.sipSourceIgnored());
   }
 
   /** An INVITE refused before it reached a tenant; the code's set is the error catalogue, so labels stay few. */

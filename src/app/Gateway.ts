@@ -168,10 +168,7 @@ export class Gateway {
         authFailures: new SipAuthFailureStore(redis, { prefix, maxFailures: c.sipAuthMaxFailures, windowMs: c.sipAuthWindowMs, lockoutMs: c.sipAuthLockoutMs, maxLockoutMs: c.sipAuthMaxLockoutMs }),
         ignore: { refusals: c.sipIgnoreAfterRefusals, ignoreMs: c.sipIgnoreMs },
       });
-      this.sip.on('call-timing', (t) => callMetrics.sipTiming(t));
-      this.sip.on('refused', (r) => callMetrics.sipRefused(r.code));
-      this.sip.on('auth-lockout', (l) => callMetrics.sipAuthLockout(l.scope));
-      this.sip.on('source-ignored', () => callMetrics.sipSourceIgnored());
+      callMetrics.watchSip(this.sip);
       this.sip.srf.on('connect', () => (this.drachtioConnected = true));
       this.sip.srf.on('disconnect', () => (this.drachtioConnected = false));
       await this.sip.connect(c.drachtio);

@@ -245,6 +245,9 @@ describeWith(['drachtio', 'pocketsphinx'], 'npm start with the SIP door (drachti
       gw.proc.kill('SIGTERM');
       expect(await pollUntil(() => gw.output().includes('draining: no new calls'), (v) => v, 5000)).toBe(true);
       expect(await inviteStatus(drachtio.sipPort)).toMatch(/^SIP\/2\.0 503 /);
+      // The refusal reaches the registry this gateway serves on /metrics (loopback may read it).
+      const metrics = await (await fetch(`${gw.base}/metrics`)).text();
+      expect(metrics).toMatch(/^callgate_sip_refused_total\{code="CG_DRAINING"\} 1$/m);
       peer.close();
       expect(await exitOf(gw.proc)).toBe(0);
       for (const [pid] of children) expect(() => process.kill(Number(pid), 0)).toThrow(); // gone

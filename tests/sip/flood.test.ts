@@ -119,12 +119,11 @@ if (MISSING) {
         // Warnings and up, as production would keep them: the flood must not flood the log.
         logger: loggerTo({ write: (line: string) => void logLines.push(JSON.parse(line) as (typeof logLines)[number]) }, 'warn'),
       });
-      // As the Gateway wires it: refusals before a tenant feed callgate_sip_refused_total.
-      const metrics = new CallMetrics(registry, limiter);
-      gateway.on('refused', (r) => {
-        refusals.push(r);
-        metrics.sipRefused(r.code);
-      });
+      // Wired by the Gateway's own wiring (CallMetrics.watchSip): refusals before a tenant feed
+      // callgate_sip_refused_total. tests/app/start.test.ts reads the same counter off a running
+      // gateway's /metrics.
+      new CallMetrics(registry, limiter).watchSip(gateway);
+      gateway.on('refused', (r) => refusals.push(r));
       await gateway.connect({ host: '127.0.0.1', port: drachtio.adminPort, secret: drachtio.secret });
       caller = new Srf();
       await new Promise<void>((resolve, reject) => {
