@@ -1,4 +1,4 @@
-import { harmonicShare } from '../../src/media/signal.js';
+import { activeSpan, harmonicShare } from '../../src/media/signal.js';
 
 /**
  * What the caller heard, judged by content: the fake TTS (FakeProviders' voiceLike) speaks every text
@@ -14,4 +14,10 @@ export const FAKE_VOICE_SHARE = 0.6;
 /** The share of the sound in `samples` that is the fake voice (0 for silence). */
 export function fakeVoiceShare(samples: Int16Array, sampleRate = 16000): number {
   return harmonicShare(samples, sampleRate, FAKE_VOICE_HZ);
+}
+
+/** How long `samples` has sound, first loud frame to last, in ms (0 for none): how much was heard. */
+export function soundMs(samples: Int16Array, sampleRate = 16000): number {
+  const span = activeSpan(samples, sampleRate);
+  return span ? span.endMs - span.startMs : 0;
 }
