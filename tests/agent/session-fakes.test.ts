@@ -163,6 +163,25 @@ describe('AgentSession with fake providers over loopback UDP', () => {
     expect(t.callerLeg!.stats().sender.framesQueued).toBeGreaterThan(100);
   }, 40_000);
 
+  it('negative control for the echo test: with the same echo coming back, a caller talking over the reply still barges in', async () => {
+    // The setup of 'does not interrupt itself on its own echo at -20 dB', unchanged, so that test's
+    // pass means the echo was told apart from a caller, not that nothing could interrupt. The caller
+    // speaks at the level of every other test's caller (-22 dBFS), mixed with the echo's return path.
+    const tts = new FakeTts({ levelDbfs: -16, msPerChar: 35 });
+    const t = await open({ config: baseConfig, providers: providers({ tts }), echoDb: -20 });
+    await t.session.start();
+    await t.next('agent-done', 5000, (e) => e.turn === 0);
+    t.say(speech(800));
+    await t.next('latency', 5000, (e) => e.mark === 'firstPacketOut' && e.turn === 1);
+    await sleep(1000); // a second of the reply and its echo first
+    t.say(speech(1000));
+    const barge = await t.next('barge-in', 3000);
+    expect(barge.by).toBe('speech');
+    expect(barge.playedMs).toBeGreaterThan(700); // the reply, a second in: not the echo before it
+    const done = await t.next('agent-done', 5000, (e) => e.turn === 1);
+    expect(done.interrupted).toBe(true);
+  }, 40_000);
+
   it('a provider failure mid-reply gets a spoken apology and the call goes on', async () => {
     const llm = new FakeLlm({ reply: () => 'Here you go.' });
     const failing = new FakeLlm({ reply: () => 'Let me check that for you. One moment please.', failAfterWords: 3 });
