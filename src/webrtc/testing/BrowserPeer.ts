@@ -1,4 +1,5 @@
 import { randomInt } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
 import { Audio, PeerConnection, type DataChannel, type Track } from 'node-datachannel';
 import type { AudioDecoder, AudioEncoder } from '../../media/codecs/AudioCodec.js';
 import { createDecoder, createEncoder } from '../../media/codecs/registry.js';
@@ -26,6 +27,8 @@ export interface BrowserPeerOptions {
   readonly name: string;
   /** Open a data channel in the offer, as the web phone does for transcript events. */
   readonly dataChannel: boolean;
+  /** Send a silence frame every 20 ms when nothing is queued, as a browser's open microphone does. */
+  readonly sendSilence: boolean;
 }
 
 export const defaultBrowserPeerOptions = {
@@ -37,6 +40,8 @@ export const defaultBrowserPeerOptions = {
   gatherTimeoutMs: 2000,
   name: 'browser',
   dataChannel: false,
+  /** Off: most tests only need what they play to be sent. */
+  sendSilence: false,
 } as const satisfies BrowserPeerOptions;
 
 const OPUS_CLOCK_RATE = 48000;
@@ -57,6 +62,10 @@ export class BrowserPeer {
   private readonly encoder: AudioEncoder;
   private readonly decoder: AudioDecoder;
   private readonly received: Int16Array[] = [];
+  /** performance.now() at which each frame of `received` arrived. */
+  private readonly receivedAt: number[] = [];
+  /** performance.now() at which each played frame was sent, in order (silence frames not included). */
+  private readonly playedAt: number[] = [];
   private readonly outbox: Int16Array[] = [];
   private readonly ssrc = randomInt(1, 2 ** 32 - 1);
   private sequenceNumber = randomInt(0, 0x10000);
@@ -139,13 +148,45 @@ export class BrowserPeer {
    * is padded with silence.
    */
   play(pcm: Int16Array): void {
+    this.queue(pcm);
+  }
+
+  /**
+   * As `play`, and resolves with the send time (performance.now()) of each of its frames once they
+   * have all left: a barge-in benchmark's onset is the first of them.
+   */
+  async playTimed(pcm: Int16Array): Promise<number[]> {
+    const first = this.playedAt.length + this.outbox.length;
+    const last = first + this.queue(pcm);
+    while (this.playedAt.length < last) {
+      if (this.closed) throw new Error(`${this.options.name}: closed before its audio was sent`);
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    return this.playedAt.slice(first, last);
+  }
+
+  /** Starts the 20 ms sender without queueing audio (with `sendSilence`, the open microphone). */
+  startSending(): void {
+    this.timer ??= setInterval(() => this.sendNext(), FRAME_MS);
+  }
+
+  /** Queues `pcm` as frames; returns how many. */
+  private queue(pcm: Int16Array): number {
     const n = this.encoder.frameSamples;
+    let frames = 0;
     for (let at = 0; at < pcm.length; at += n) {
       const frame = new Int16Array(n);
       frame.set(pcm.subarray(at, at + n));
       this.outbox.push(frame);
+      frames++;
     }
-    this.timer ??= setInterval(() => this.sendNext(), FRAME_MS);
+    this.startSending();
+    return frames;
+  }
+
+  /** Each decoded frame with its arrival time (performance.now()), in arrival order. */
+  receivedFrames(): { at: number; pcm: Int16Array }[] {
+    return this.received.map((pcm, i) => ({ at: this.receivedAt[i]!, pcm }));
   }
 
   /** Everything decoded so far, in arrival order, at `options.sampleRate`. */
@@ -180,7 +221,8 @@ export class BrowserPeer {
   private sendNext(): void {
     // Until the track opens there is no SRTP context; a browser would not send yet either.
     if (!this.closed && !this.track.isOpen()) return;
-    const frame = this.outbox.shift();
+    const played = this.outbox.shift();
+    const frame = played ?? (this.options.sendSilence ? new Int16Array(this.encoder.frameSamples) : undefined);
     if (!frame || this.closed) {
       clearInterval(this.timer);
       this.timer = undefined;
@@ -194,6 +236,7 @@ export class BrowserPeer {
     this.sequenceNumber = (this.sequenceNumber + 1) & 0xffff;
     this.timestamp = (this.timestamp + TIMESTAMP_STEP) >>> 0;
     if (this.track.sendMessageBinary(packet)) this.counters.packetsSent++;
+    if (played) this.playedAt.push(performance.now());
   }
 
   private onRtp(msg: Buffer): void {
@@ -203,7 +246,10 @@ export class BrowserPeer {
     if (!parsed.ok || parsed.value.payloadType !== this.options.payloadType) return;
     this.counters.packetsReceived++;
     const decoded = this.decoder.decode(parsed.value.payload);
-    if (decoded.ok) this.received.push(decoded.value);
+    if (decoded.ok) {
+      this.received.push(decoded.value);
+      this.receivedAt.push(performance.now());
+    }
     else this.counters.decodeErrors++;
   }
 }
