@@ -5,7 +5,8 @@
  * so that only callgate's part and the door's are measured:
  * - sip: a drachtio-srf UAC on a drachtio-server of its own calls the SipGateway through our
  *   drachtio-server, media anchored in rtpengine (userspace); the caller's media is a raw RTP socket
- *   (src/sip/testing/RtpCaller.ts) sending PCMU every 20 ms on the media clock, comfort silence included.
+ *   (src/sip/testing/RtpCaller.ts) sending PCMU every 20 ms, comfort silence included, on a clock of its
+ *   own: its packets reach the agent at any phase of the agent's 20 ms ticks, as a phone's do.
  * - webrtc: a node-datachannel page (src/webrtc/testing/BrowserPeer.ts) calls the direct WebRTC door;
  *   Opus over DTLS-SRTP, an open microphone sending a frame every 20 ms.
  * In each trial (one call) the agent speaks a long greeting; 300–900 ms into it the caller starts
@@ -27,6 +28,7 @@ import { parseArgs } from 'node:util';
 import Srf from 'drachtio-srf';
 import { ProviderRegistry } from '../src/agent/ProviderRegistry.js';
 import { rootLogger } from '../src/log.js';
+import { MediaClock } from '../src/media/MediaClock.js';
 import { buildSdp, negotiate, offerCodecs, parseRemoteSdp } from '../src/media/sdp.js';
 import { FakeLlm, FakeStt, FakeTts, voiceLike } from '../src/providers/fake/FakeProviders.js';
 import { DRACHTIO_BIN, DRACHTIO_SKIP_REASON, startDrachtio, type RunningDrachtio } from '../src/sip/testing/DrachtioProcess.js';
@@ -149,7 +151,9 @@ async function sipDoor(registry: ProviderRegistry): Promise<Door> {
   const uac = srf;
   return {
     async open() {
-      const caller = await RtpCaller.open({ portRange: SIP_CALLER_PORTS });
+      // Not the agent's clock: in step with it, every caller packet would arrive just as the agent's
+      // tick sends, the one phase where the reaction reads longest (a whole tick), in every trial.
+      const caller = await RtpCaller.open({ portRange: SIP_CALLER_PORTS, clock: new MediaClock({ spinMs: 0 }) });
       try {
         const sdp = buildSdp({ address: '127.0.0.1', port: caller.port, ...offerCodecs(['PCMU']) });
         const dialog = await uac.createUAC(h.target(NUMBER), { localSdp: sdp });
