@@ -24,7 +24,7 @@ export interface AgentSessionOptions {
   readonly turn: Partial<Omit<TurnDetectorOptions, 'endpointingMs'>>;
   readonly echo: Partial<EchoGuardOptions>;
   readonly splitter: Partial<SentenceSplitterOptions>;
-  /** After a barge-in, if no words are recognised this long and the caller is silent, the agent resumes. */
+  /** After a barge-in, if no words are recognised this long and the caller's turn is over, the agent resumes. */
   readonly falseInterruptionMs: number;
   /** Audio before the VAD confirmed speech that still goes to STT, so the first syllable is not lost. */
   readonly prerollMs: number;
@@ -422,9 +422,11 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
   private falseInterruptionTimeout(): void {
     const resume = this.resume;
     if (!resume || resume.wordsHeard) return;
-    // Still talking: real speech the STT has not transcribed yet. The turn's end decides.
-    if (this.turns.hearingSpeech) return;
-    this.ignoringTurn = this.turns.speaking;
+    // The caller's turn is still open (talking, or pausing for less than the endpointing window), or
+    // speech is starting: the turn's end decides (no words resumes, words are answered). An STT with no
+    // interim words (pocketsphinx, OpenAI) has none to give before then, and a gap between syllables is
+    // not the end of an interruption: resuming there talked over the caller and dropped their words.
+    if (this.turns.speaking || this.turns.hearingSpeech) return;
     this.resumeInterrupted();
   }
 
