@@ -219,7 +219,10 @@ async function trial(door: Door, seed: number): Promise<Trial> {
     const onset = sent[0]!;
     await until(() => performance.now() > onset + WINDOW_MS, WINDOW_MS + 1000, 'the window');
     const sound = call.soundTimes();
-    if (!sound.some((t) => t > onset - SPEAKING_BEFORE_MS && t <= onset)) return { ok: false, why: 'agent not speaking at the onset' };
+    const before = sound.filter((t) => t <= onset).at(-1);
+    if (before === undefined || before <= onset - SPEAKING_BEFORE_MS) {
+      return { ok: false, why: `agent not speaking at the onset (its last sound arrived ${before === undefined ? 'never' : `${Math.round(onset - before)} ms before`})` };
+    }
     const last = sound.filter((t) => t < onset + WINDOW_MS).at(-1)!;
     return { ok: true, bargeInMs: last - onset };
   } finally {
