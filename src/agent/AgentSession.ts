@@ -312,6 +312,9 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
       this.ignoringTurn = false;
       // The words are dropped, but the engine must start the next turn clean.
       if (this.sttHasAudio) void this.finalizeStt();
+      // The agent finished while the caller talked over it, and its end armed nothing (the caller was
+      // talking): the silence after this turn must be counted, or the call sits mute until its limit.
+      if (!this.isAgentTalking()) this.armNoInput();
       return;
     }
     const turn = this.turnIndex;

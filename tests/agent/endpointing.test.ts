@@ -238,6 +238,34 @@ describe('endpointing through a real AgentSession (loopback UDP, real VAD, fake 
     expect(agentSoundAt(t, callerStart).filter((at) => at <= callerEnd)).toEqual([]);
   }, 40_000);
 
+  it('with barge-in off, a caller who talks on past the end of the reply still gets the reprompt after their silence', async () => {
+    // Their speech over the reply is ignored (barge-in off), and the reply's end arms no timer while
+    // they talk: the end of their turn must, or the call sits in silence until its time limit.
+    const noInputMs = 2000;
+    const window = 500;
+    const t = await open({ ...baseConfig, turn: { bargeIn: false, noInputMs, maxReprompts: 1, endpointingMs: window } }, new RecordingStt(['what time do you open']));
+    const caller = callerSoundAt(t);
+    await greeted(t);
+    t.say(speech(800));
+    await t.next('latency', 8000, (e) => e.mark === 'firstPacketOut' && e.turn === 1);
+    await sleep(500);
+    // Three seconds of talk, starting 0.5 s into a 1.4 s reply.
+    t.say(concatSamples([speech(900), pause(300), speech(900), pause(300), speech(900)]));
+    const reprompt = await t.next('reprompt', 15_000);
+    expect(reprompt.count).toBe(1);
+    await t.next('agent-done', 5000, (e) => e.spokenText === t.config.reprompt);
+    await sleep(100);
+
+    expect(t.of('barge-in')).toHaveLength(0);
+    const callerEnd = caller.at(-1)!;
+    const replyEnd = agentSoundAt(t).filter((at) => at < callerEnd).at(-1)!;
+    expect(callerEnd - replyEnd).toBeGreaterThan(1000);
+    // The reprompt is the no-input time after the caller's turn ended (their last sound + the window).
+    const repromptStart = agentSoundAt(t, callerEnd)[0]!;
+    expect(repromptStart - callerEnd).toBeGreaterThanOrEqual(noInputMs + window - 60);
+    expect(repromptStart - callerEnd).toBeLessThan(noInputMs + window + 750);
+  }, 40_000);
+
   it('never answers over a caller who keeps talking with short pauses (measured at the caller)', async () => {
     const window = 700;
     const stt = new RecordingStt(['so the thing is i need to change my booking']);
