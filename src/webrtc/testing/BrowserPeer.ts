@@ -62,8 +62,8 @@ export class BrowserPeer {
   private readonly encoder: AudioEncoder;
   private readonly decoder: AudioDecoder;
   private readonly received: Int16Array[] = [];
-  /** performance.now() at which each frame of `received` arrived. */
-  private readonly receivedAt: number[] = [];
+  /** performance.now() at which each frame of `received` arrived, and its payload's size in bytes. */
+  private readonly receivedAt: { at: number; bytes: number }[] = [];
   /** performance.now() at which each played frame was sent, in order (silence frames not included). */
   private readonly playedAt: number[] = [];
   private readonly outbox: Int16Array[] = [];
@@ -184,9 +184,9 @@ export class BrowserPeer {
     return frames;
   }
 
-  /** Each decoded frame with its arrival time (performance.now()), in arrival order. */
-  receivedFrames(): { at: number; pcm: Int16Array }[] {
-    return this.received.map((pcm, i) => ({ at: this.receivedAt[i]!, pcm }));
+  /** Each decoded frame with its arrival time (performance.now()) and Opus payload size, in arrival order. */
+  receivedFrames(): { at: number; bytes: number; pcm: Int16Array }[] {
+    return this.received.map((pcm, i) => ({ ...this.receivedAt[i]!, pcm }));
   }
 
   /** Everything decoded so far, in arrival order, at `options.sampleRate`. */
@@ -248,7 +248,7 @@ export class BrowserPeer {
     const decoded = this.decoder.decode(parsed.value.payload);
     if (decoded.ok) {
       this.received.push(decoded.value);
-      this.receivedAt.push(performance.now());
+      this.receivedAt.push({ at: performance.now(), bytes: parsed.value.payload.length });
     }
     else this.counters.decodeErrors++;
   }
