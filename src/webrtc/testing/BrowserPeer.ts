@@ -249,7 +249,8 @@ export class BrowserPeer {
     if (decoded.ok) {
       this.received.push(decoded.value);
       this.receivedAt.push({ at: performance.now(), bytes: parsed.value.payload.length });
+    } else {
+      this.counters.decodeErrors++;
     }
-    else this.counters.decodeErrors++;
   }
 }
