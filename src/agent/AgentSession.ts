@@ -10,6 +10,7 @@ import { dtmfUserText, type AgentProviders, type ChatMessage, type LlmEvent, typ
 import { AsyncQueue } from './AsyncQueue.js';
 import type { CallSession } from './CallSession.js';
 import { EchoGuard, frameLevels, type EchoGuardOptions } from './EchoGuard.js';
+import { fixedPhrases, promptPieces } from './fixedPhrases.js';
 import type { AgentEvent, EndReason, LatencyMark } from './events.js';
 import type { PromptCache } from './PromptCache.js';
 import { Reply, joinText, type ReplyPiece } from './Reply.js';
@@ -216,7 +217,7 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
     // greeting's first packet has left, since a cache miss means synthesis and encoding.
     this.enqueueWork(async () => {
       await yieldToEventLoop();
-      for (const text of [call.config.apology, call.config.unavailableMessage, call.config.shutdownMessage, call.config.reprompt, call.config.goodbye.reply, call.config.timeLimitMessage]) {
+      for (const text of fixedPhrases(call.config)) {
         for (const piece of this.splitText(text)) this.promptFor(piece).catch(() => undefined);
       }
     });
@@ -732,8 +733,7 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
   }
 
   private splitText(text: string): string[] {
-    const splitter = new SentenceSplitter({ ...this.opts.splitter, firstClauseMinChars: Number.POSITIVE_INFINITY });
-    return [...splitter.push(text), ...splitter.flush()];
+    return promptPieces(text, this.opts.splitter);
   }
 
   private promptCached(text: string): boolean {

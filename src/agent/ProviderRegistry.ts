@@ -64,6 +64,8 @@ export class ProviderRegistry {
   private readonly opts: ProviderRegistryOptions;
   /** Process-wide instances to close at shutdown. */
   private readonly owned: Closable[] = [];
+  /** What `warmUp()` runs, by provider name. */
+  private readonly warmers = new Map<string, () => Promise<void>>();
 
   constructor(options: Partial<ProviderRegistryOptions> | Partial<ProviderFactories> = {}) {
     // A bare factories object is still accepted: most tests register one provider per kind.
@@ -97,6 +99,20 @@ export class ProviderRegistry {
       }
       return instance;
     };
+  }
+
+  /**
+   * Work that makes a provider's first use as quick as its later ones (start a worker, load a model),
+   * run by `warmUp()` before the gateway reports ready. One per name; a later one replaces it.
+   */
+  onWarmUp(name: string, warm: () => Promise<void>): this {
+    this.warmers.set(name, warm);
+    return this;
+  }
+
+  /** The registered warm-ups, by provider name (the gateway runs them: src/app/warmUp.ts). */
+  warmUps(): [name: string, warm: () => Promise<void>][] {
+    return [...this.warmers];
   }
 
   /**
@@ -176,6 +192,9 @@ export function registerOfflineProviders(registry: ProviderRegistry): ProviderRe
   // One provider for all calls: each call's stream starts its own decoder process.
   const pocketsphinx = new PocketsphinxStt();
   registry.register('stt', 'pocketsphinx', () => pocketsphinx);
+  // Every chain ends in these two, so they are warmed whoever the tenants' own providers are.
+  registry.onWarmUp('flite', () => flite().warmUp());
+  registry.onWarmUp('pocketsphinx', () => pocketsphinx.warmUp());
   registry.register('llm', 'scripted', (config) => new ScriptedResponder({ intents: config.intents, fallbackReply: config.fallbackReply, goodbye: config.goodbye }));
   return registry;
 }

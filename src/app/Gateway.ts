@@ -31,6 +31,7 @@ import { resolveAdminToken } from './adminToken.js';
 import { CallMetrics } from './CallMetrics.js';
 import type { GatewayConfig } from './config.js';
 import { localRedis, type LocalRedis } from './localRedis.js';
+import { warmUp } from './warmUp.js';
 import { metricsRoute, startMetricsServer, type MetricsServer, type MetricsSource } from './metricsEndpoint.js';
 
 /**
@@ -44,6 +45,8 @@ export interface GatewayStatus {
   readonly drachtio: boolean | undefined;
   readonly rtpengine: boolean | undefined;
   readonly draining: boolean;
+  /** Start-up work still under way (src/app/warmUp.ts): the first call would pay for it. */
+  readonly warming: boolean;
 }
 
 /** How long the agents' shutdown goodbyes may take before the lines are cut (a sentence and the BYE). */
@@ -65,6 +68,8 @@ export class Gateway {
   private app: AdminApp | undefined;
   private metricsServer: MetricsServer | undefined;
   private draining = false;
+  /** Until start() has warmed the engines and the tenants' prompts, /readyz says 503. */
+  private warming = true;
   private drachtioConnected = false;
   /** Where the HTTP server listens, once started. */
   url = '';
@@ -198,7 +203,7 @@ export class Gateway {
     app.get('/healthz', { config: { access: 'public' }, schema: { hide: true } }, async () => ({ ok: true }));
     app.get('/readyz', { config: { access: 'public' }, schema: { hide: true } }, async (_request, reply) => {
       const status = await this.status();
-      const ready = status.redis && status.drachtio !== false && status.rtpengine !== false && !status.draining;
+      const ready = status.redis && status.drachtio !== false && status.rtpengine !== false && !status.draining && !status.warming;
       return reply.status(ready ? 200 : 503).send({ ready, ...status });
     });
     // Who may read it: src/app/metricsEndpoint.ts (it names tenants, so never the whole internet).
@@ -209,16 +214,24 @@ export class Gateway {
       this.metricsServer = await startMetricsServer({ host: c.metricsHost, port: c.metricsPort, token: c.metricsToken, source: metrics, logger: this.log });
     }
     this.metricsUrl = `${this.metricsServer?.url ?? this.url}/metrics`;
+
+    // Listening already (a load balancer sees /readyz 503 `warming`), ready only once the first call
+    // would sound like any other. Never throws: a step that fails is logged and its first use pays.
+    await warmUp(
+      { providers: this.providers, prompts, tenants: cache, createVad: () => createVad(), logger: this.log },
+      { tenantIds: [...new Set([...(c.seedDemo ? ['demo'] : []), ...c.warmTenants])], codecs: sip ? ['opus', 'PCMU', 'PCMA'] : ['opus'] },
+    );
+    this.warming = false;
   }
 
-  /** What /readyz reports: Redis always; drachtio and rtpengine only when configured (undefined otherwise). */
+  /** What /readyz reports: Redis always; drachtio and rtpengine only when configured (undefined otherwise); warming until start() is done. */
   async status(): Promise<GatewayStatus> {
     const redis = await this.redis?.ping().then(
       (r) => r === 'PONG',
       () => false,
     );
     const rtpengine = this.anchor ? await this.anchor.sessionCount().then(() => true, () => false) : undefined;
-    return { redis: redis ?? false, drachtio: this.sip ? this.drachtioConnected : undefined, rtpengine, draining: this.draining };
+    return { redis: redis ?? false, drachtio: this.sip ? this.drachtioConnected : undefined, rtpengine, draining: this.draining, warming: this.warming };
   }
 
   /**

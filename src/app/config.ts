@@ -55,6 +55,11 @@ export interface GatewayConfig {
   /** Write the demo tenant (Joe's Pizza at /c/demo) at start. */
   readonly seedDemo: boolean;
   /**
+   * Tenants whose greeting and fixed phrases are made before /readyz says ready (the demo tenant too
+   * when seeded), so their first call after a start does not wait for TTS. Others' are made on their first call.
+   */
+  readonly warmTenants: readonly string[];
+  /**
    * A call's line lease and record snapshot lifetime: how soon a killed gateway's calls free their
    * lines and get their `lost` records.
    */
@@ -149,6 +154,7 @@ export function gatewayConfigFromEnv(env: NodeJS.ProcessEnv = process.env): Gate
     cloud: cloudEnvFrom(env),
     drainTimeoutMs: intFrom(env, 'DRAIN_TIMEOUT_MS', defaultGatewayConfig.drainTimeoutMs, 0, 3_600_000),
     seedDemo: env['CALLGATE_SEED_DEMO'] !== '0',
+    warmTenants: (env['CALLGATE_WARM_TENANTS'] ?? '').split(',').map((id) => id.trim()).filter((id) => id !== ''),
     callLeaseMs: intFrom(env, 'CALLGATE_CALL_LEASE_MS', defaultGatewayConfig.callLeaseMs, 3000, 600_000),
     metricsToken: metricsTokenFrom(env),
     metricsPort: optional(env['METRICS_PORT']) === undefined ? undefined : intFrom(env, 'METRICS_PORT', 0, 0, 65535),

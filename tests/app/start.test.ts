@@ -40,7 +40,7 @@ describeWith(['pocketsphinx'], 'npm start (src/cli/start.ts)', () => {
     expect((await fetch(`${gw.base}/healthz`)).status).toBe(200);
     const ready = await fetch(`${gw.base}/readyz`);
     expect(ready.status).toBe(200);
-    expect(await ready.json()).toEqual({ ready: true, redis: true, draining: false });
+    expect(await ready.json()).toEqual({ ready: true, redis: true, draining: false, warming: false });
     const page = await fetch(`${gw.base}/c/demo`);
     expect(page.status).toBe(200);
     expect(await page.text()).toContain('Joe&#39;s Pizza'); // HTML-escaped in the page
@@ -228,7 +228,7 @@ describeWith(['drachtio', 'pocketsphinx'], 'npm start with the SIP door (drachti
     const gw = await start({ DRACHTIO_HOST: '127.0.0.1', DRACHTIO_PORT: String(drachtio.adminPort), DRACHTIO_SECRET: drachtio.secret, DRAIN_TIMEOUT_MS: '20000' });
     expect(gw.output()).toContain(`SIP door:                drachtio-server at 127.0.0.1:${drachtio.adminPort}`);
     const ready = await fetch(`${gw.base}/readyz`);
-    expect(await ready.json()).toEqual({ ready: true, redis: true, drachtio: true, rtpengine: true, draining: false });
+    expect(await ready.json()).toEqual({ ready: true, redis: true, drachtio: true, rtpengine: true, draining: false, warming: false });
     expect(ready.status).toBe(200);
 
     // A browser call keeps the drain open while the SIP door is asked for a new call.
