@@ -79,7 +79,7 @@ export async function warmUp(deps: WarmUpDeps, options: Partial<WarmUpOptions> =
   for (const id of o.tenantIds) steps.push(await step(`tenant:${id}`, () => warmTenant(deps, id, o.codecs)));
   const report = { ms: Math.round(performance.now() - started), steps };
   const failed = steps.filter((s) => s.error !== undefined);
-  if (failed.length > 0) deps.logger.warn({ code: 'CG_WARM_UP_FAILED', failed, ms: report.ms }, 'warm-up steps failed; their first use will be slower');
+  if (failed.length > 0) deps.logger.warn({ failed, ms: report.ms }, 'warm-up steps failed; the first call to use each pays for it instead');
   deps.logger.info({ ms: report.ms, steps: Object.fromEntries(steps.map((s) => [s.name, s.ms])) }, 'warmed up');
   return report;
 }
