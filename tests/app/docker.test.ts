@@ -76,6 +76,12 @@ describe('the Dockerfile', () => {
   });
 });
 
+/** Where the first 20 ms frame (at 16 kHz) above -40 dBFS starts, or -1. */
+function firstLoudFrame(pcm: Int16Array): number {
+  for (let at = 0; at + 320 <= pcm.length; at += 320) if (dbfs(pcm.subarray(at, at + 320)) > -40) return at;
+  return -1;
+}
+
 describe("what the image runs: the compiled gateway under plain node", () => {
   const prefix = testPrefix();
   let dir: string;
@@ -115,14 +121,16 @@ describe("what the image runs: the compiled gateway under plain node", () => {
       expect(offer.status).toBe(201);
       await peer.setAnswer(((await offer.json()) as { sdp: string }).sdp);
       await within(peer.connected, 10_000, 'DTLS-SRTP to the gateway');
-      // The greeting is synthesised by flite in its worker thread: the compiled worker file loaded.
-      // Three seconds of the call, judged by its loudest second: what is checked here is that the compiled
-      // build speaks, not when it starts (the first call's greeting comes 1.1–1.5 s after connecting on a
-      // fresh process, which made the first second silent; issue 17 is about that dead air).
-      expect(await pollUntil(() => peer.receivedAudio().length, (n) => n >= 48000, 15_000)).toBeGreaterThanOrEqual(48000);
-      const heard = peer.receivedAudio();
-      const loudest = Math.max(...[0, 8000, 16000, 24000, 32000].map((at) => dbfs(heard.subarray(at, at + 16000))));
-      expect(loudest).toBeGreaterThan(-40);
+      const connectedAt = performance.now();
+      // The greeting is synthesised by flite in its worker thread: the compiled worker file loaded. It
+      // is heard within 750 ms of connecting (~200 ms here), though this is the process's first call: the
+      // engines and the demo's prompts were warmed before the banner (src/app/warmUp.ts). Without the
+      // warm-up it came 1.0–1.5 s after connecting.
+      const onset = await pollUntil(() => firstLoudFrame(peer.receivedAudio()), (at) => at >= 0, 15_000, 10);
+      expect(performance.now() - connectedAt).toBeLessThan(750);
+      // And it is a voice that goes on, not a click: the second from its first loud frame.
+      await pollUntil(() => peer.receivedAudio().length, (n) => n >= onset + 16000, 5000);
+      expect(dbfs(peer.receivedAudio().subarray(onset, onset + 16000))).toBeGreaterThan(-40);
     } finally {
       peer.close();
     }
