@@ -1,7 +1,8 @@
 /**
  * npm start: the gateway (src/app/Gateway.ts), configured from the environment (src/app/config.ts, the
  * README's configuration table). One process by default; with CALLGATE_WORKERS (a number or `auto`),
- * one per core under a primary (src/app/cluster.ts). Prints where the web phone and the API docs are;
+ * one per core under a primary (src/app/cluster.ts). Prints where the web phone and the API docs are
+ * once the gateway has warmed up (src/app/warmUp.ts), so the first call is as quick as any other;
  * SIGTERM or Ctrl-C drains calls in progress and exits 0.
  */
 import cluster from 'node:cluster';
