@@ -16,7 +16,6 @@
  * The last line printed is one JSON object.
  */
 import './support/logsToStderr.js';
-import dgram from 'node:dgram';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { resolveAgentConfig } from '../src/agent/AgentConfig.js';
@@ -25,11 +24,9 @@ import { CallSession } from '../src/agent/CallSession.js';
 import { PromptCache } from '../src/agent/PromptCache.js';
 import { createVad } from '../src/agent/vad/createVad.js';
 import { openAudioLeg, type LegCodec } from '../src/media/AudioLeg.js';
-import { createEncoder } from '../src/media/codecs/registry.js';
 import { sharedMediaClock } from '../src/media/MediaClock.js';
-import { resample } from '../src/media/Resampler.js';
-import { parseRtp, serializeRtp } from '../src/media/rtp/RtpPacket.js';
 import { dbfs } from '../src/media/signal.js';
+import { RtpCaller } from '../src/media/testing/RtpCaller.js';
 import { FakeLlm, FakeStt, FakeTts, voiceLike, type FakeLlmOptions, type FakeSttOptions, type FakeTtsOptions } from '../src/providers/fake/FakeProviders.js';
 import { percentile, sortedAscending } from '../src/util/percentile.js';
 
@@ -55,86 +52,6 @@ const LONG_GREETING =
   'Thank you for calling the benchmark line. This greeting is long on purpose, so that the caller has plenty of time to interrupt it at any moment they like.';
 const REPLY = 'We open at eleven in the morning, and we close at ten at night. Is there anything else?';
 
-/** A caller on a raw UDP socket: sends one PCMU frame per tick of the media clock, timestamps everything. */
-class BenchCaller {
-  readonly socket = dgram.createSocket('udp4');
-  /** Arrival time of every agent packet, and whether it carried sound. */
-  readonly heard: { at: number; speech: boolean }[] = [];
-  private script: Int16Array[] = [];
-  private sentAt: number[] = [];
-  private seq = 0;
-  private ts = 0;
-  private readonly encoder = createEncoder('PCMU');
-  private unsubscribe: (() => void) | undefined;
-  private target: { address: string; port: number } | undefined;
-
-  async bind(): Promise<{ address: string; port: number }> {
-    await new Promise<void>((r) => this.socket.bind(0, '127.0.0.1', () => r()));
-    this.socket.on('message', (msg) => {
-      const p = parseRtp(msg);
-      if (!p.ok) return;
-      const speech = p.value.payload.some((b) => b !== 0xff && b !== 0x7f);
-      this.heard.push({ at: performance.now(), speech });
-    });
-    return { address: '127.0.0.1', port: this.socket.address().port };
-  }
-
-  start(target: { address: string; port: number }): void {
-    this.target = target;
-    this.unsubscribe = sharedMediaClock().subscribe(() => this.tick());
-  }
-
-  /** Queues 16 kHz speech; resolves with the send times of its 20 ms frames (the first `framesWanted`). */
-  speak(pcm16k: Int16Array, framesWanted?: number): Promise<number[]> {
-    const pcm8k = resample(pcm16k, 16000, 8000);
-    const first = this.script.length;
-    for (let off = 0; off < pcm8k.length; off += 160) {
-      const f = new Int16Array(160);
-      f.set(pcm8k.subarray(off, off + 160));
-      this.script.push(f);
-    }
-    const last = framesWanted === undefined ? this.script.length : first + framesWanted;
-    return new Promise((resolve) => {
-      const check = setInterval(() => {
-        if (this.sentAt.length >= last) {
-          clearInterval(check);
-          resolve(this.sentAt.slice(first, last));
-        }
-      }, 20);
-    });
-  }
-
-  private tick(): void {
-    if (!this.target) return;
-    const frame = this.script[this.sentAt.length];
-    const payload = frame ? this.encoder.encode(frame) : this.encoder.silence;
-    const packet = serializeRtp({ marker: false, payloadType: 0, sequenceNumber: this.seq, timestamp: this.ts, ssrc: 0xbe7c }, payload);
-    this.seq = (this.seq + 1) & 0xffff;
-    this.ts = (this.ts + 160) >>> 0;
-    this.socket.send(packet, this.target.port, this.target.address);
-    if (frame) this.sentAt.push(performance.now());
-    else {
-      // Idle: silence frames are not part of any utterance's timing.
-      this.script.length = this.sentAt.length;
-    }
-  }
-
-  firstSpeechAfter(t: number): number | undefined {
-    return this.heard.find((h) => h.speech && h.at > t)?.at;
-  }
-
-  lastSpeech(): number | undefined {
-    for (let i = this.heard.length - 1; i >= 0; i--) if (this.heard[i]!.speech) return this.heard[i]!.at;
-    return undefined;
-  }
-
-  close(): void {
-    this.unsubscribe?.();
-    this.encoder.close();
-    this.socket.close();
-  }
-}
-
 interface TrialProviders {
   stt?: Partial<FakeSttOptions>;
   llm?: Partial<FakeLlmOptions>;
@@ -144,10 +61,10 @@ interface TrialProviders {
 const prompts = new PromptCache();
 
 async function openCall(greeting: string, p: TrialProviders) {
-  const caller = new BenchCaller();
-  const callerAddress = await caller.bind();
+  // The same raw-socket phone bench:bargein and the SIP barge-in test use, on the agent's media clock.
+  const caller = await RtpCaller.open();
   const config = resolveAgentConfig({ tenantId: 'bench', greeting, turn: { endpointingMs: ENDPOINTING_MS } });
-  const leg = await openAudioLeg({ callId: `bench-${Math.random()}`, legId: 'agent', codec: PCMU, clock: sharedMediaClock(), env: {}, endpoint: { remote: callerAddress } });
+  const leg = await openAudioLeg({ callId: `bench-${Math.random()}`, legId: 'agent', codec: PCMU, clock: sharedMediaClock(), env: {}, endpoint: { remote: caller.address } });
   const call = new CallSession({ callId: 'bench', config, media: leg, hangup: () => leg.close() });
   const providers = {
     stt: new FakeStt({ transcripts: Array(4).fill('what time do you open'), ...p.stt }),
@@ -188,13 +105,13 @@ async function bargeInTrial(seed: number): Promise<BargeTrial> {
   try {
     const t0 = performance.now();
     await c.session.start();
-    await waitUntil(() => c.caller.firstSpeechAfter(t0) !== undefined, 2000);
-    const greetingMs = c.caller.firstSpeechAfter(t0)! - t0;
+    await waitUntil(() => c.caller.firstSoundAfter(t0) !== undefined, 2000);
+    const greetingMs = c.caller.firstSoundAfter(t0)! - t0;
     // Interrupt at a different point of the greeting each time (300–900 ms in).
     await sleep(300 + ((seed * 7919) % 600));
     const [onset] = await c.caller.speak(CALLER_SPEECH, 1);
     await sleep(400);
-    const last = c.caller.lastSpeech()!;
+    const last = c.caller.lastSoundBefore()!;
     return { bargeInMs: last - onset!, greetingMs };
   } finally {
     await c.close();
@@ -206,13 +123,13 @@ async function replyTrial(p: TrialProviders): Promise<{ sinceSpeechEndMs: number
   try {
     const t0 = performance.now();
     await c.session.start();
-    await waitUntil(() => c.caller.firstSpeechAfter(t0) !== undefined, 2000);
-    const greetingMs = c.caller.firstSpeechAfter(t0)! - t0;
+    await waitUntil(() => c.caller.firstSoundAfter(t0) !== undefined, 2000);
+    const greetingMs = c.caller.firstSoundAfter(t0)! - t0;
     await sleep(400);
     const times = await c.caller.speak(CALLER_SPEECH);
     const speechEnd = times[SPEECH_END_FRAME]!;
-    await waitUntil(() => c.caller.firstSpeechAfter(speechEnd) !== undefined, 5000);
-    return { sinceSpeechEndMs: c.caller.firstSpeechAfter(speechEnd)! - speechEnd, greetingMs };
+    await waitUntil(() => c.caller.firstSoundAfter(speechEnd) !== undefined, 5000);
+    return { sinceSpeechEndMs: c.caller.firstSoundAfter(speechEnd)! - speechEnd, greetingMs };
   } finally {
     await c.close();
   }

@@ -5,7 +5,7 @@
  * so that only callgate's part and the door's are measured:
  * - sip: a drachtio-srf UAC on a drachtio-server of its own calls the SipGateway through our
  *   drachtio-server, media anchored in rtpengine (userspace); the caller's media is a raw RTP socket
- *   (src/sip/testing/RtpCaller.ts) sending PCMU every 20 ms, comfort silence included, on a clock of its
+ *   (src/media/testing/RtpCaller.ts) sending PCMU every 20 ms, comfort silence included, on a clock of its
  *   own: its packets reach the agent at any phase of the agent's 20 ms ticks, as a phone's do.
  * - webrtc: a node-datachannel page (src/webrtc/testing/BrowserPeer.ts) calls the direct WebRTC door;
  *   Opus over DTLS-SRTP, an open microphone sending a frame every 20 ms.
@@ -32,7 +32,7 @@ import { MediaClock } from '../src/media/MediaClock.js';
 import { buildSdp, negotiate, offerCodecs, parseRemoteSdp } from '../src/media/sdp.js';
 import { FakeLlm, FakeStt, FakeTts, voiceLike } from '../src/providers/fake/FakeProviders.js';
 import { DRACHTIO_BIN, DRACHTIO_SKIP_REASON, startDrachtio, type RunningDrachtio } from '../src/sip/testing/DrachtioProcess.js';
-import { RtpCaller } from '../src/sip/testing/RtpCaller.js';
+import { RtpCaller } from '../src/media/testing/RtpCaller.js';
 import { startSipHarness, type SipHarness } from '../src/sip/testing/SipHarness.js';
 import { percentile, sortedAscending } from '../src/util/percentile.js';
 import { findOnPath } from '../src/util/executable.js';

@@ -7,7 +7,7 @@ import { buildSdp, negotiate, offerCodecs, parseRemoteSdp } from '../../src/medi
 import { readWavFile } from '../../src/media/wav.js';
 import { recognizePcm } from '../../src/providers/pocketsphinx/index.js';
 import { startDrachtio, type RunningDrachtio } from '../../src/sip/testing/DrachtioProcess.js';
-import { RtpCaller } from '../../src/sip/testing/RtpCaller.js';
+import { RtpCaller } from '../../src/media/testing/RtpCaller.js';
 import { startSipHarness, type SipHarness } from '../../src/sip/testing/SipHarness.js';
 import type { CallRecord } from '../../src/tenants/CallRecordStore.js';
 import { pollUntil } from '../../src/util/pollUntil.js';
@@ -15,7 +15,7 @@ import { missingTool, testMissing } from '../support/tools.js';
 
 /**
  * Barge-in through the SIP door: a caller UAC (drachtio-srf on a drachtio-server of its own) whose
- * media is a raw RTP socket (src/sip/testing/RtpCaller.ts), through drachtio-server, rtpengine and
+ * media is a raw RTP socket (src/media/testing/RtpCaller.ts), through drachtio-server, rtpengine and
  * the gateway, to an agent with the offline providers (pocketsphinx hears, the scripted responder
  * answers, flite speaks). While the agent's long greeting plays, the caller asks a question (a fixture
  * recording); the agent's audio must stop at the caller's socket, and what follows must answer what

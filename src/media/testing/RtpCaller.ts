@@ -1,11 +1,11 @@
 import type dgram from 'node:dgram';
 import { performance } from 'node:perf_hooks';
-import { createDecoder, createEncoder } from '../../media/codecs/registry.js';
-import { sharedMediaClock, type MediaClock } from '../../media/MediaClock.js';
-import { portAllocatorFor, type PortRange } from '../../media/PortAllocator.js';
-import { resample } from '../../media/Resampler.js';
-import { parseRtp, serializeRtp } from '../../media/rtp/RtpPacket.js';
-import { concatSamples } from '../../media/signal.js';
+import { createDecoder, createEncoder } from '../codecs/registry.js';
+import { sharedMediaClock, type MediaClock } from '../MediaClock.js';
+import { portAllocatorFor, type PortRange } from '../PortAllocator.js';
+import { resample } from '../Resampler.js';
+import { parseRtp, serializeRtp } from '../rtp/RtpPacket.js';
+import { concatSamples } from '../signal.js';
 
 /**
  * A phone's media for barge-in tests and benchmarks, on one raw UDP socket, so what is timed is what
