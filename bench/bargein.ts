@@ -33,6 +33,7 @@ import { buildSdp, negotiate, offerCodecs, parseRemoteSdp } from '../src/media/s
 import { FakeLlm, FakeStt, FakeTts, voiceLike } from '../src/providers/fake/FakeProviders.js';
 import { DRACHTIO_BIN, DRACHTIO_SKIP_REASON, startDrachtio, type RunningDrachtio } from '../src/sip/testing/DrachtioProcess.js';
 import { RtpCaller } from '../src/media/testing/RtpCaller.js';
+import { waitFor } from '../src/media/testing/waitFor.js';
 import { startSipHarness, type SipHarness } from '../src/sip/testing/SipHarness.js';
 import { percentile, sortedAscending } from '../src/util/percentile.js';
 import { findOnPath } from '../src/util/executable.js';
@@ -81,14 +82,6 @@ const WEBRTC_AGENT_PORTS = { min: 57500, max: 57999 } as const;
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const round = (x: number): number => Math.round(x * 10) / 10;
-
-async function until(cond: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  const end = performance.now() + timeoutMs;
-  while (!cond()) {
-    if (performance.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(5);
-  }
-}
 
 function stats(xs: readonly number[]): { p50: number; p95: number; max: number; n: number } {
   const s = sortedAscending(xs);
@@ -212,12 +205,12 @@ type Trial = { ok: true; bargeInMs: number } | { ok: false; why: string };
 async function trial(door: Door, seed: number): Promise<Trial> {
   const call = await door.open();
   try {
-    await until(() => call.soundTimes().length > 0, 5000, 'the greeting');
+    await waitFor(() => call.soundTimes().length > 0, 5000, 'the greeting');
     // Interrupt at a different point of the greeting each time (300–900 ms in).
     await sleep(300 + ((seed * 7919) % 600));
     const sent = await call.speak(CALLER_SPEECH);
     const onset = sent[0]!;
-    await until(() => performance.now() > onset + WINDOW_MS, WINDOW_MS + 1000, 'the window');
+    await waitFor(() => performance.now() > onset + WINDOW_MS, WINDOW_MS + 1000, 'the window');
     const sound = call.soundTimes();
     const before = sound.filter((t) => t <= onset).at(-1);
     if (before === undefined || before <= onset - SPEAKING_BEFORE_MS) {

@@ -1,4 +1,3 @@
-import { fileURLToPath } from 'node:url';
 import Srf from 'drachtio-srf';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { offlineProviderRegistry, type ProviderRegistry } from '../../src/agent/ProviderRegistry.js';
@@ -10,7 +9,9 @@ import { startDrachtio, type RunningDrachtio } from '../../src/sip/testing/Drach
 import { RtpCaller } from '../../src/media/testing/RtpCaller.js';
 import { startSipHarness, type SipHarness } from '../../src/sip/testing/SipHarness.js';
 import type { CallRecord } from '../../src/tenants/CallRecordStore.js';
+import { waitFor } from '../../src/media/testing/waitFor.js';
 import { pollUntil } from '../../src/util/pollUntil.js';
+import { BOOKING, bargeInTenant, CALLER_WAV, expectGreetingCutAndQuestionAnswered, GREETING, HOURS, INTERRUPT_AFTER_MS, SILENT_WITHIN_MS } from '../support/bargein.js';
 import { missingTool, testMissing } from '../support/tools.js';
 
 /**
@@ -24,30 +25,12 @@ import { missingTool, testMissing } from '../support/tools.js';
  */
 const TENANT = 'bargein-sip';
 const NUMBER = '+15005550180';
-const GREETING =
-  "Hi, I'm Ava from Joe's Pizza. Tonight we have a special on our large pepperoni pizza, and every pasta dish comes with a free garlic bread. What can I do for you today?";
-const HOURS = 'We open at eleven in the morning today.';
-const BOOKING = 'Of course. We have tables for four at seven tonight.';
-const CALLER_SAYS = 'what time do you open today';
-/** The agent is silent at the caller within this of the caller's first speech packet (the bench measures it). */
-const SILENT_WITHIN_MS = 1000;
-/** How far into the greeting the caller starts talking. */
-const INTERRUPT_AFTER_MS = 1500;
 /** Port ranges of this file's own: two rtpengines on one range take each other's packets. */
 const RTPENGINE_PORTS = { portMin: 54000, portMax: 54499 } as const;
 const AGENT_PORTS = { min: 54500, max: 54749 } as const;
 const CALLER_PORTS = { min: 54750, max: 54999 } as const;
-const CALLER_WAV = fileURLToPath(new URL('../fixtures/caller-open-today.wav', import.meta.url));
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-async function until(cond: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  const end = performance.now() + timeoutMs;
-  while (!cond()) {
-    if (performance.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(10);
-  }
-}
 
 const MISSING = missingTool('drachtio', 'rtpengine', 'pocketsphinx');
 if (MISSING) {
@@ -62,16 +45,7 @@ if (MISSING) {
     beforeAll(async () => {
       registry = offlineProviderRegistry();
       h = await startSipHarness({ providers: registry, agentPorts: AGENT_PORTS, rtpengine: RTPENGINE_PORTS });
-      await h.tenants.create({
-        id: TENANT,
-        displayName: "Joe's Pizza",
-        greeting: GREETING,
-        voice: 'slt',
-        intents: [
-          { name: 'hours', phrases: [CALLER_SAYS, 'when do you open'], reply: HOURS },
-          { name: 'booking', phrases: ['i would like to book a table for four people at seven', 'book a table'], reply: BOOKING },
-        ],
-      });
+      await h.tenants.create(bargeInTenant(TENANT));
       await h.numbers.createTrunk({ name: 'local', sourceCidrs: ['127.0.0.1/32'] });
       await h.numbers.createNumber({ number: NUMBER, tenantId: TENANT });
       callerDrachtio = await startDrachtio();
@@ -102,7 +76,7 @@ if (MISSING) {
         caller.start({ address: answer.remote.address, port: answer.remote.port });
 
         // The greeting (flite, ~10 s) is playing when the caller starts talking.
-        await until(() => caller.firstSoundAfter(0) !== undefined, 10_000, 'the greeting at the caller');
+        await waitFor(() => caller.firstSoundAfter(0) !== undefined, 10_000, 'the greeting at the caller');
         const greetingAt = caller.firstSoundAfter(0)!;
         await sleep(INTERRUPT_AFTER_MS);
         const sent = await caller.speak(question.samples);
@@ -112,9 +86,9 @@ if (MISSING) {
         expect(caller.heard.some((p) => p.sound && p.at > onset - 300 && p.at <= onset)).toBe(true);
 
         // The answer follows the caller's question (endpointing, pocketsphinx, flite), then plays out.
-        await until(() => caller.firstSoundAfter(speechEnd) !== undefined, 15_000, "the agent's reply");
+        await waitFor(() => caller.firstSoundAfter(speechEnd) !== undefined, 15_000, "the agent's reply");
         const replyAt = caller.firstSoundAfter(speechEnd)!;
-        await until(() => performance.now() - (caller.lastSoundBefore() ?? 0) > 1000, 15_000, 'the reply to end');
+        await waitFor(() => performance.now() - (caller.lastSoundBefore() ?? 0) > 1000, 15_000, 'the reply to end');
 
         // Silent at the caller soon after the onset, and silent all the while the caller went on talking.
         const lastGreetingSound = caller.lastSoundBefore(speechEnd)!;
@@ -133,17 +107,7 @@ if (MISSING) {
           async () => (await h.records.list(TENANT)).records.find((r) => r.callId === dialog.sip.callId),
           (r): r is CallRecord => r !== undefined,
         );
-        expect(record).toMatchObject({ door: 'sip', outcome: 'caller-hangup' });
-        // The greeting was cut off where the caller heard it end; the caller's words, recognised,
-        // were answered by the intent they name (not the fallback, not the greeting resumed).
-        const transcript = record!.transcript.map(({ role, text, turn, interrupted }) => ({ role, text, turn, interrupted }));
-        expect(transcript).toEqual([
-          { role: 'agent', text: expect.stringMatching(/…$/), turn: 0, interrupted: true },
-          { role: 'caller', text: CALLER_SAYS, turn: 1, interrupted: undefined },
-          { role: 'agent', text: HOURS, turn: 1, interrupted: undefined },
-        ]);
-        expect(GREETING.startsWith(transcript[0]!.text.replace(/…$/, ''))).toBe(true);
-        expect(record!.bargeIns).toHaveLength(1);
+        expectGreetingCutAndQuestionAnswered(record, 'sip');
       } finally {
         caller.close();
       }

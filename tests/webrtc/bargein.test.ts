@@ -1,14 +1,15 @@
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { offlineProviderRegistry, type ProviderRegistry } from '../../src/agent/ProviderRegistry.js';
 import { concatSamples, dbfs } from '../../src/media/signal.js';
 import { readWavFile } from '../../src/media/wav.js';
 import { recognizePcm } from '../../src/providers/pocketsphinx/index.js';
 import type { CallRecord } from '../../src/tenants/CallRecordStore.js';
+import { waitFor } from '../../src/media/testing/waitFor.js';
 import { pollUntil } from '../../src/util/pollUntil.js';
 import type { BrowserPeer } from '../../src/webrtc/testing/BrowserPeer.js';
 import { startWebRtcHarness, type WebRtcHarness } from '../../src/webrtc/testing/WebRtcHarness.js';
 import type { WebPhoneEvent } from '../../src/webrtc/WebRtcDoor.js';
+import { BOOKING, bargeInTenant, CALLER_SAYS, CALLER_WAV, expectGreetingCutAndQuestionAnswered, GREETING, HOURS, INTERRUPT_AFTER_MS, SILENT_WITHIN_MS } from '../support/bargein.js';
 import { missingTool, testMissing } from '../support/tools.js';
 
 /**
@@ -21,32 +22,14 @@ import { missingTool, testMissing } from '../support/tools.js';
  * (`npm run bench:bargein -- --door webrtc`); the bound here is loose.
  */
 const SLUG = 'bargein-web';
-const GREETING =
-  "Hi, I'm Ava from Joe's Pizza. Tonight we have a special on our large pepperoni pizza, and every pasta dish comes with a free garlic bread. What can I do for you today?";
-const HOURS = 'We open at eleven in the morning today.';
-const BOOKING = 'Of course. We have tables for four at seven tonight.';
-const CALLER_SAYS = 'what time do you open today';
-/** The agent is silent at the page within this of the page's first speech packet (the bench measures it). */
-const SILENT_WITHIN_MS = 1000;
-/** How far into the greeting the page starts talking. */
-const INTERRUPT_AFTER_MS = 1500;
 /**
  * A decoded 20 ms frame above this carries the agent's voice. Opus decodes the agent's digital
  * silence to exact zeros within a frame or two; flite's quietest stretches inside speech sit far above.
  */
 const SOUND_DBFS = -70;
 const AGENT_PORTS = { min: 57000, max: 57499 } as const;
-const CALLER_WAV = fileURLToPath(new URL('../fixtures/caller-open-today.wav', import.meta.url));
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-async function until(cond: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  const end = performance.now() + timeoutMs;
-  while (!cond()) {
-    if (performance.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(10);
-  }
-}
 
 /** Arrival times of the frames the page decoded with sound. */
 const soundTimes = (peer: BrowserPeer): number[] => peer.receivedFrames().flatMap((f) => (dbfs(f.pcm) > SOUND_DBFS ? [f.at] : []));
@@ -62,16 +45,7 @@ if (MISSING) {
     beforeAll(async () => {
       registry = offlineProviderRegistry();
       h = await startWebRtcHarness({ providers: registry, agentPorts: AGENT_PORTS });
-      await h.tenants.create({
-        id: 'bargein-web',
-        displayName: "Joe's Pizza",
-        greeting: GREETING,
-        voice: 'slt',
-        intents: [
-          { name: 'hours', phrases: [CALLER_SAYS, 'when do you open'], reply: HOURS },
-          { name: 'booking', phrases: ['i would like to book a table for four people at seven', 'book a table'], reply: BOOKING },
-        ],
-      });
+      await h.tenants.create(bargeInTenant('bargein-web'));
       await h.urls.create({ slug: SLUG, tenantId: 'bargein-web' });
     }, 30_000);
 
@@ -87,7 +61,7 @@ if (MISSING) {
       peer.startSending();
 
       // The greeting (flite, ~10 s) is playing when the page starts talking.
-      await until(() => soundTimes(peer).length > 0, 10_000, 'the greeting at the page');
+      await waitFor(() => soundTimes(peer).length > 0, 10_000, 'the greeting at the page');
       const greetingAt = soundTimes(peer)[0]!;
       await sleep(INTERRUPT_AFTER_MS);
       const sent = await peer.playTimed(question.samples);
@@ -98,9 +72,9 @@ if (MISSING) {
 
       // The answer follows the question (endpointing, pocketsphinx, flite), then plays out.
       const replyStart = (): number | undefined => soundTimes(peer).find((t) => t > speechEnd);
-      await until(() => replyStart() !== undefined, 15_000, "the agent's reply");
+      await waitFor(() => replyStart() !== undefined, 15_000, "the agent's reply");
       const replyAt = replyStart()!;
-      await until(() => performance.now() - soundTimes(peer).at(-1)! > 1000, 15_000, 'the reply to end');
+      await waitFor(() => performance.now() - soundTimes(peer).at(-1)! > 1000, 15_000, 'the reply to end');
 
       // Silent at the page soon after the onset, and silent all the while the page went on talking.
       const lastGreetingSound = soundTimes(peer).filter((t) => t < speechEnd).at(-1)!;
@@ -128,16 +102,7 @@ if (MISSING) {
         (r): r is CallRecord => r !== undefined,
         3000,
       );
-      expect(record).toMatchObject({ door: 'webrtc', outcome: 'caller-hangup' });
-      // The greeting was cut off; the caller's words were answered by the intent they name.
-      const transcript = record!.transcript.map(({ role, text, turn, interrupted }) => ({ role, text, turn, interrupted }));
-      expect(transcript).toEqual([
-        { role: 'agent', text: expect.stringMatching(/…$/), turn: 0, interrupted: true },
-        { role: 'caller', text: CALLER_SAYS, turn: 1, interrupted: undefined },
-        { role: 'agent', text: HOURS, turn: 1, interrupted: undefined },
-      ]);
-      expect(GREETING.startsWith(transcript[0]!.text.replace(/…$/, ''))).toBe(true);
-      expect(record!.bargeIns).toHaveLength(1);
+      expectGreetingCutAndQuestionAnswered(record, 'webrtc');
     }, 60_000);
   });
 }
