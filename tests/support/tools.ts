@@ -41,8 +41,15 @@ const checks: Record<Tool, () => string | undefined> = {
   compose: () => (composeClient() ? undefined : `no Compose client (docker compose or docker-compose): Debian package docker-compose; ${FROM_ENSURE_DEPS}`),
 };
 
-/** `docker compose` (the plugin) or Debian's `docker-compose`, as [command, ...leading args]. */
+let compose: { client: string[] | undefined } | undefined;
+
+/** `docker compose` (the plugin) or Debian's `docker-compose`, as [command, ...leading args]; probed once. */
 export function composeClient(): string[] | undefined {
+  compose ??= { client: probeCompose() };
+  return compose.client;
+}
+
+function probeCompose(): string[] | undefined {
   try {
     execFileSync('docker', ['compose', 'version'], { stdio: 'ignore', timeout: 10_000 });
     return ['docker', 'compose'];
