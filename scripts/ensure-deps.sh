@@ -43,7 +43,12 @@ APT_FILE_NEEDS=(
 missing=()
 # drachtio-server is built outside this repository (../shared/bin on this project's machines, or
 # DRACHTIO_BIN); the SIP tests run it, so the Debian libraries it links are installed when one is there.
-DRACHTIO=${DRACHTIO_BIN:-$(command -v drachtio 2>/dev/null || echo ../shared/bin/drachtio)}
+# The same lookup as src/sip/testing/DrachtioProcess.ts: beside this checkout, or beside the local
+# checkout it was cloned from (CI runs a fresh clone elsewhere).
+origin=$(git config --get remote.origin.url 2>/dev/null || true)
+shared_drachtio=../shared/bin/drachtio
+if [ ! -x "$shared_drachtio" ] && [ -n "$origin" ] && [ -d "${origin#file://}" ]; then shared_drachtio="${origin#file://}/../shared/bin/drachtio"; fi
+DRACHTIO=${DRACHTIO_BIN:-$(command -v drachtio 2>/dev/null || echo "$shared_drachtio")}
 if [ "${1:-}" != "--run" ] && [ -x "$DRACHTIO" ] && ldd "$DRACHTIO" 2>/dev/null | grep -q 'not found'; then
   missing+=(libcurl4 libboost-thread1.74.0 libboost-log1.74.0 libboost-filesystem1.74.0 libgoogle-perftools4)
 fi

@@ -28,7 +28,7 @@ const checks: Record<Tool, () => string | undefined> = {
     // DRACHTIO_BIN is the only place looked at when it is set: a wrong path is reported, never replaced.
     return explicit
       ? `drachtio-server not found at DRACHTIO_BIN=${explicit} (not an executable file): fix DRACHTIO_BIN or unset it to search PATH and ../shared/bin/drachtio`
-      : 'drachtio-server not found: set DRACHTIO_BIN, put `drachtio` on PATH, or keep a build at ../shared/bin/drachtio (it is built outside this repository)';
+      : 'drachtio-server not found: set DRACHTIO_BIN, put `drachtio` on PATH, or keep a build at ../shared/bin/drachtio beside this checkout or the one it was cloned from (it is built outside this repository)';
   },
   rtpengine: () => (findOnPath('rtpengine') ? undefined : `rtpengine not found on PATH: Debian package rtpengine-daemon; ${FROM_ENSURE_DEPS}`),
   sipp: () => (findOnPath('sipp') ? undefined : `sipp not found on PATH: Debian package sip-tester; ${FROM_ENSURE_DEPS}`),

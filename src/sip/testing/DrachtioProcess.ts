@@ -1,9 +1,10 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { once } from 'node:events';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer, connect } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { isAbsolute, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { findOnPath, isExecutable } from '../../util/executable.js';
 
@@ -14,12 +15,29 @@ import { findOnPath, isExecutable } from '../../util/executable.js';
  * `../shared/bin/drachtio` beside the checkout (where this project's machines keep a build). Tests that
  * need it guard through tests/support/tools.ts (skip with one line, or fail under CI=true).
  */
-const SHARED_DRACHTIO = fileURLToPath(new URL('../../../../shared/bin/drachtio', import.meta.url));
+const CHECKOUT = fileURLToPath(new URL('../../../', import.meta.url));
+
+/**
+ * `../shared/bin/drachtio` beside this checkout, then beside the checkout it was cloned from when that
+ * is a local directory: CI runs a fresh clone of the working checkout somewhere else (/tmp/…), where
+ * `../shared` is not the project's.
+ */
+function sharedDrachtioCandidates(): string[] {
+  const candidates = [join(CHECKOUT, '..', 'shared', 'bin', 'drachtio')];
+  try {
+    const origin = execFileSync('git', ['-C', CHECKOUT, 'config', '--get', 'remote.origin.url'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    const local = origin.startsWith('file://') ? fileURLToPath(origin) : origin;
+    if (isAbsolute(local) && existsSync(local)) candidates.push(join(local, '..', 'shared', 'bin', 'drachtio'));
+  } catch {
+    // Not a git checkout, or no origin: only the path beside this checkout.
+  }
+  return candidates;
+}
 
 export function findDrachtio(env: NodeJS.ProcessEnv = process.env): string | undefined {
   const explicit = env['DRACHTIO_BIN'];
   if (explicit) return isExecutable(explicit) ? explicit : undefined;
-  return findOnPath('drachtio', env) ?? (isExecutable(SHARED_DRACHTIO) ? SHARED_DRACHTIO : undefined);
+  return findOnPath('drachtio', env) ?? sharedDrachtioCandidates().find(isExecutable);
 }
 
 export const DRACHTIO_BIN = findDrachtio();
