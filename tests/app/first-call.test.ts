@@ -19,7 +19,11 @@ import { GatewayProcesses, type GatewayProcess } from './gatewayProcess.js';
  * start must be warmed before the start banner (and /readyz), so the first call may not hear its
  * greeting more than 300 ms later than the second does (the issue's bound). It is relative to a call
  * made the same way a moment later, on the same loaded machine; the gap it guards against was 1.7–2.3 s
- * here without the warm-up (src/app/warmUp.ts), and is within ±0.2 s with it.
+ * here without the warm-up (src/app/warmUp.ts).
+ *
+ * The Chromium is as cold as the gateway: freshly launched, its first page is the first call. A
+ * browser's first microphone and first AudioContext are slow to start (~300 and ~250 ms here), and
+ * they were on the first call's path until the web phone moved them off it (web-phone/src/app.ts).
  */
 const prefix = testPrefix();
 const gateways = new GatewayProcesses({ CALLGATE_REDIS_PREFIX: prefix });
@@ -87,43 +91,6 @@ async function clickToAudioMs(page: Page, base: string): Promise<number> {
   return t.heardAt - t.clickAt;
 }
 
-/**
- * Chromium's own first call is slower too, before the gateway has a part in it: its first AudioContext
- * took ~400 ms to start here, and its first microphone and peer connection ~300 ms more before the
- * offer left. What is compared here is the gateway, so the browser does that work first, on a page of
- * the test's own (another origin: the gateway sees nothing of it).
- */
-async function warmBrowser(b: Browser): Promise<void> {
-  const server = createServer((_req, res) => res.writeHead(200, { 'content-type': 'text/html' }).end('<!doctype html><title>warm-up</title>'));
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const page = await b.newPage();
-  try {
-    await page.goto(`http://127.0.0.1:${(server.address() as AddressInfo).port}/`);
-    // A string: the test's tsconfig has no DOM types, and this page has no CSP to refuse it.
-    await page.evaluate(`(async () => {
-      const ctx = new AudioContext();
-      await ctx.resume();
-      // The web phone's constraints (web-phone/src/app.ts): the same audio processing starts.
-      const mic = await navigator.mediaDevices.getUserMedia({ audio: { echoCancellation: true, noiseSuppression: true, autoGainControl: true } });
-      const pc = new RTCPeerConnection();
-      for (const track of mic.getAudioTracks()) pc.addTrack(track, mic);
-      pc.createDataChannel('events');
-      await pc.setLocalDescription(await pc.createOffer());
-      await new Promise((resolve) => {
-        if (pc.iceGatheringState === 'complete') resolve();
-        pc.addEventListener('icegatheringstatechange', () => pc.iceGatheringState === 'complete' && resolve());
-        setTimeout(resolve, 2000);
-      });
-      pc.close();
-      for (const track of mic.getTracks()) track.stop();
-      await ctx.close();
-    })()`);
-  } finally {
-    await page.close();
-    server.close();
-  }
-}
-
 function freePort(): Promise<number> {
   const server = createServer();
   return new Promise((resolve) => server.listen(0, '127.0.0.1', () => {
@@ -151,7 +118,6 @@ describeWith(['chromium', 'pocketsphinx'], 'the first call after a start', () =>
 
   beforeAll(async () => {
     browser = await launchChromium(await silentMic());
-    await warmBrowser(browser);
     // /readyz is watched from before the start banner: the HTTP server listens before the warm-up.
     const port = await freePort();
     let starting = true;

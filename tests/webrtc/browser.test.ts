@@ -180,11 +180,15 @@ if (MISSING) {
         expect(await second.textContent('#error')).toContain('All lines are busy');
         await shot(second, '5-busy');
         const page = await blocked.newPage();
+        // The microphone opens while the call connects; one the page may not use stops it before the offer.
+        const offers: string[] = [];
+        page.on('request', (r) => r.url().endsWith('/v1/webrtc/offer') && offers.push(r.url()));
         await page.goto(`${base}/c/demo`);
         await page.getByRole('button', { name: 'Call' }).click();
         await page.waitForSelector('#error:not([hidden])', { timeout: 10_000 });
         expect(await page.textContent('#error')).toContain('microphone is blocked');
         expect(await page.getAttribute('body', 'data-state')).toBe('ended');
+        expect(offers).toEqual([]);
         await shot(page, '6-mic-blocked');
         await first.getByRole('button', { name: 'Hang up' }).click();
       } finally {

@@ -35,6 +35,7 @@ let timer: number | undefined;
 let meterFrame: number | undefined;
 let remoteLevel = 0;
 let audioCtx: AudioContext | undefined;
+let meterSource: MediaStreamAudioSourceNode | undefined;
 let ua: UserAgent | undefined;
 let inviter: Inviter | undefined;
 
@@ -106,14 +107,27 @@ function gathered(conn: RTCPeerConnection): Promise<void> {
   });
 }
 
+/**
+ * One AudioContext for the page, made as the page loads and resumed at Call. A browser's first
+ * AudioContext blocked the page for ~250 ms here as it was made; made at Call (or when the agent's
+ * track arrived), that was 250 ms more before the first call heard its greeting. Made before any click,
+ * autoplay rules keep it suspended: the Call click (a user activation) resumes it. Calls reuse it (a
+ * context per call would pile up until the page closes).
+ */
+function startAudio(): AudioContext {
+  audioCtx ??= new AudioContext();
+  if (audioCtx.state === 'suspended') void audioCtx.resume().catch(() => undefined);
+  return audioCtx;
+}
+
 /** Level of the agent's voice (0–1) from a WebAudio analyser, shown in the meter and read by tests. */
 function watchLevel(stream: MediaStream): void {
-  const ctx = (audioCtx = new AudioContext());
-  // Made in the track event, after the click's user activation may have lapsed: ask it to run.
-  void ctx.resume().catch(() => undefined);
+  const ctx = startAudio();
   const analyser = ctx.createAnalyser();
   analyser.fftSize = 1024;
-  ctx.createMediaStreamSource(stream).connect(analyser);
+  meterSource?.disconnect();
+  meterSource = ctx.createMediaStreamSource(stream);
+  meterSource.connect(analyser);
   const buf = new Float32Array(analyser.fftSize);
   const tick = (): void => {
     analyser.getFloatTimeDomainData(buf);
@@ -193,7 +207,12 @@ async function takeToken(): Promise<string> {
   return (await fetchToken()).token;
 }
 
+/** Counts calls and hang-ups, so what finishes opening after a hang-up knows it is too late. */
+let calls = 0;
+
 async function call(): Promise<void> {
+  calls += 1;
+  startAudio();
   ui.error.hidden = true;
   ui.transcript.replaceChildren();
   setState('connecting');
@@ -203,13 +222,17 @@ async function call(): Promise<void> {
       await callOverSip(token);
       return;
     }
-    try {
-      mic = await navigator.mediaDevices.getUserMedia({ audio: { echoCancellation: true, noiseSuppression: true, autoGainControl: true } });
-    } catch {
-      throw new Error('The microphone is blocked. Allow microphone access for this page and try again.');
-    }
+    // The microphone opens while the offer is made, gathered and answered, not before: a browser's
+    // first microphone of a session took 260–320 ms to open here (40 ms afterwards), and the greeting
+    // needs none of it. The audio transceiver is in the offer from the start; the track joins it
+    // (replaceTrack, no renegotiation) once the microphone is open.
+    const micReady = openMic(calls);
+    // A microphone this page may not use is refused at once: then no call is placed at all.
+    let micRefused: unknown;
+    micReady.catch((err: unknown) => (micRefused = err));
     const conn = (pc = new RTCPeerConnection());
-    for (const track of mic.getAudioTracks()) conn.addTrack(track, mic);
+    const outgoing = new MediaStream();
+    const { sender } = conn.addTransceiver('audio', { direction: 'sendrecv', streams: [outgoing] });
     channel = conn.createDataChannel('events');
     channel.onmessage = (m) => onEvent(JSON.parse(String(m.data)) as PhoneEvent);
     conn.ontrack = (e) => {
@@ -229,18 +252,47 @@ async function call(): Promise<void> {
     };
     await conn.setLocalDescription(await conn.createOffer());
     await gathered(conn);
+    if (micRefused) throw micRefused;
     const answer = (await post('/v1/webrtc/offer', { token, sdp: conn.localDescription?.sdp })) as { sdp: string };
     await conn.setRemoteDescription({ type: 'answer', sdp: answer.sdp });
+    const opened = await micReady;
+    if (!opened) return; // hung up meanwhile
+    mic = opened;
+    const [track] = opened.getAudioTracks();
+    if (track) {
+      track.enabled = ui.mute.getAttribute('aria-pressed') !== 'true';
+      outgoing.addTrack(track);
+      await sender.replaceTrack(track);
+    }
   } catch (err) {
     showError(err instanceof Error ? err.message : String(err));
     await hangup('ended');
   }
 }
 
+/**
+ * The caller's microphone, with the browser's echo cancelling (the agent plays through the speaker).
+ * Undefined, and closed again at once, when call `n` was hung up while it opened.
+ */
+async function openMic(n: number): Promise<MediaStream | undefined> {
+  let stream: MediaStream;
+  try {
+    stream = await navigator.mediaDevices.getUserMedia({ audio: { echoCancellation: true, noiseSuppression: true, autoGainControl: true } });
+  } catch {
+    throw new Error('The microphone is blocked. Allow microphone access for this page and try again.');
+  }
+  if (n === calls) return stream;
+  for (const t of stream.getTracks()) t.stop();
+  return undefined;
+}
+
 async function hangup(next: State): Promise<void> {
+  calls += 1;
   if (timer !== undefined) clearInterval(timer);
   if (meterFrame !== undefined) cancelAnimationFrame(meterFrame);
   timer = meterFrame = undefined;
+  meterSource?.disconnect();
+  meterSource = undefined;
   channel?.close();
   if (inviter) {
     // SIP mode: a BYE once established, a CANCEL while ringing; SIP.js owns the peer connection.
@@ -294,6 +346,8 @@ ui.keypad.addEventListener('click', (e) => {
 
 setState('idle');
 tokenAhead = fetchToken();
+// After the page has painted, so the page shows before the context's start-up blocks it.
+setTimeout(() => (audioCtx ??= new AudioContext()), 0);
 tokenAhead.catch((err: unknown) => {
   ui.call.disabled = true;
   showError(err instanceof Error ? err.message : String(err));
