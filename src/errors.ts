@@ -125,6 +125,7 @@ export const errorCatalogue = {
   CG_HTTP_UNSUPPORTED_MEDIA_TYPE: { status: 415, message: 'request body must be JSON (content-type: application/json)' },
   CG_HTTP_RATE_LIMITED: { status: 429, message: 'too many requests; retry after the time in the Retry-After header', retryable: true },
   CG_API_KEY_NOT_FOUND: { status: 404, message: 'no API key with that id for this tenant' },
+  CG_PREVIEW_UNAVAILABLE: { status: 503, message: 'the greeting preview could not be synthesised', retryable: true },
 
   // ── Configuration ─────────────────────────────────────────────────────────────────────────────
   CG_CONFIG_INVALID: { status: 500, message: 'configuration value is invalid' },

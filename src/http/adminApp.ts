@@ -3,6 +3,8 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type
 import type { Logger } from 'pino';
 import { CallgateError, isCallgateError } from '../errors.js';
 import { rootLogger } from '../log.js';
+import { FliteWorkerPool } from '../providers/flite/FliteWorkerPool.js';
+import { defaultFliteOptions } from '../providers/fliteTts.js';
 import { CallRecordStore } from '../tenants/CallRecordStore.js';
 import { isRedisOutage } from '../tenants/storeUtil.js';
 import { CallTokenStore } from '../tenants/CallTokenStore.js';
@@ -20,7 +22,7 @@ import { addSecurityHeaders, applySecurityHeaders } from './securityHeaders.js';
 import { callRoutes } from './routes/calls.js';
 import { callTokenRoutes, type CallTokenRouteOptions } from './routes/callTokens.js';
 import { callUrlRoutes } from './routes/callUrls.js';
-import type { OutboundDialer, RouteContext, WebRtcAnswerer } from './routes/context.js';
+import type { OutboundDialer, PreviewSpeech, RouteContext, WebRtcAnswerer } from './routes/context.js';
 import { webrtcRoutes, type WebRtcRouteOptions } from './routes/webrtc.js';
 import { webPhoneRoutes, type WebPhoneOptions } from './webPhone.js';
 import { keyRoutes } from './routes/keys.js';
@@ -58,6 +60,11 @@ export interface AdminAppOptions {
   readonly webrtcRoute?: Partial<WebRtcRouteOptions>;
   /** The web phone page's SIP mode (SIP.js over WS to drachtio); direct WebRTC when unset. */
   readonly webPhone?: Partial<WebPhoneOptions>;
+  /**
+   * What speaks greeting previews; the caller keeps and closes it. Unset: the app starts its own
+   * one-worker flite pool on the first preview and closes it with the app.
+   */
+  readonly previewSpeech?: PreviewSpeech;
 }
 
 /** Shortest admin token accepted: a guessable token would open every tenant. */
@@ -83,6 +90,19 @@ export async function buildAdminApp(options: AdminAppOptions): Promise<AdminApp>
   const { redis, prefix } = options;
   const limits: RateLimitOptions = { ...defaultRateLimitOptions, ...stripUndefined(options.rateLimit ?? {}) };
   const secrets = options.secrets ?? new SecretBox();
+  // Its own pool, not the live calls' (ProviderRegistry's FliteTtsProvider): that pool is one worker with
+  // one FIFO queue, so a burst of previews (limited per key, not per gateway) would sit in front of live
+  // callers' next sentences and they would hear the delay. Previews are an operator tool: one worker,
+  // started by the first preview (no thread for a gateway nobody previews on), so at most one preview
+  // synthesises at a time and they queue behind each other, never behind a call or a call behind them.
+  // Same flite, voice, maxChars and tempDir as fliteTts.synthesize() on the main thread: the same bytes.
+  const ownPreviewPool = options.previewSpeech
+    ? undefined
+    : new FliteWorkerPool({
+        size: 1,
+        workerData: { maxChars: defaultFliteOptions.maxChars, tempDir: defaultFliteOptions.tempDir },
+        logger: (options.logger ?? rootLogger).child({ provider: 'flite', use: 'greeting-preview' }),
+      });
   const ctx: RouteContext = {
     tenants: new TenantStore(redis, secrets, { prefix }),
     callUrls: new CallUrlStore(redis, { prefix, ...stripUndefined({ publicBaseUrl: options.publicBaseUrl }) }),
@@ -95,6 +115,7 @@ export async function buildAdminApp(options: AdminAppOptions): Promise<AdminApp>
     changed: async (tenantId) => {
       await options.invalidate?.(tenantId);
     },
+    previewSpeech: options.previewSpeech ?? (ownPreviewPool as FliteWorkerPool),
   };
 
   const app = createFastify(options.logger ?? rootLogger);
@@ -155,6 +176,7 @@ export async function buildAdminApp(options: AdminAppOptions): Promise<AdminApp>
   // The record store listens on the shared client for reconnects; it must stop when the app does.
   app.addHook('onClose', async () => {
     await ctx.records.close();
+    await ownPreviewPool?.close();
   });
   return app;
 }

@@ -1,9 +1,10 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { renderTemplate } from '../../agent/template.js';
-import { CallgateError } from '../../errors.js';
+import { CallgateError, isCallgateError } from '../../errors.js';
+import { PIPELINE_RATE } from '../../media/types.js';
 import { encodeWav } from '../../media/wav.js';
-import { defaultFliteOptions, FLITE_VOICES, synthesize, type FliteVoice } from '../../providers/fliteTts.js';
+import { defaultFliteOptions, FLITE_VOICES, type FliteVoice } from '../../providers/fliteTts.js';
 import { callUrlSchema } from '../../tenants/schema.js';
 import { parseOrThrow } from '../../tenants/storeUtil.js';
 import { agentConfigFor } from '../../tenants/TenantStore.js';
@@ -87,8 +88,24 @@ export function callRoutes(app: FastifyInstance, ctx: RouteContext): void {
       }
       // Only flite runs offline; a tenant on another TTS hears its words in flite's default voice.
       const voice: FliteVoice = (FLITE_VOICES as readonly string[]).includes(config.voice) ? (config.voice as FliteVoice) : defaultFliteOptions.voice;
-      const speech = await synthesize(rendered.text, { voice });
-      return reply.type('audio/wav').header('x-callgate-voice', voice).send(encodeWav(speech));
+      // A client that hangs up drops its queued job (or the result of a running one).
+      const gone = new AbortController();
+      reply.raw.once('close', () => {
+        if (!reply.raw.writableEnded) gone.abort();
+      });
+      let samples: Int16Array | undefined;
+      try {
+        samples = await ctx.previewSpeech.run(rendered.text, voice, gone.signal);
+      } catch (err) {
+        // The request's own fault (text over flite's limit) stays a 400; anything else is the worker's
+        // (crashed, could not start, pool closing): a retryable 503 that says why, never a crash.
+        if (isCallgateError(err) && err.code === 'CG_TTS_BAD_REQUEST') throw err;
+        const reason = err instanceof Error ? err.message : String(err);
+        throw new CallgateError('CG_PREVIEW_UNAVAILABLE', reason, { cause: err, details: { reason } });
+      }
+      // Nobody is left to answer.
+      if (!samples) return reply.hijack();
+      return reply.type('audio/wav').header('x-callgate-voice', voice).send(encodeWav({ samples, sampleRate: PIPELINE_RATE }));
     },
   });
 }

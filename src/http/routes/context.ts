@@ -1,5 +1,6 @@
 import type { FastifyRequest } from 'fastify';
 import { CallgateError } from '../../errors.js';
+import type { FliteWorkerPool } from '../../providers/flite/FliteWorkerPool.js';
 import type { ApiKeyStore } from '../../tenants/ApiKeyStore.js';
 import type { CallLimiter } from '../../tenants/CallLimiter.js';
 import type { CallRecordStore } from '../../tenants/CallRecordStore.js';
@@ -21,7 +22,15 @@ export interface RouteContext {
   readonly dialer: OutboundDialer | undefined;
   /** Tell every gateway's TenantCache to drop the tenant (`'*'`: all of them). */
   readonly changed: (tenantId: string) => Promise<void>;
+  /**
+   * Speaks greeting previews. flite blocks its thread for 15–90 ms a sentence, so this is a worker pool:
+   * on the main thread a preview would stall every live call's 20 ms media clock.
+   */
+  readonly previewSpeech: PreviewSpeech;
 }
+
+/** What the greeting preview needs from a FliteWorkerPool (a bench swaps in the old main-thread path). */
+export type PreviewSpeech = Pick<FliteWorkerPool, 'run'>;
 
 /**
  * What `POST /v1/calls` needs from the SIP door. Declared here, implemented by SipGateway, so the
