@@ -29,7 +29,7 @@ import { TenantStore } from '../tenants/TenantStore.js';
 import { WebRtcDoor } from '../webrtc/WebRtcDoor.js';
 import { resolveAdminToken } from './adminToken.js';
 import { CallMetrics } from './CallMetrics.js';
-import type { GatewayConfig } from './config.js';
+import { rtpengineProcessOptions, type GatewayConfig } from './config.js';
 import { localRedis, type LocalRedis } from './localRedis.js';
 import { warmUp } from './warmUp.js';
 import { metricsRoute, startMetricsServer, type MetricsServer, type MetricsSource } from './metricsEndpoint.js';
@@ -152,8 +152,8 @@ export class Gateway {
     });
 
     if (c.drachtio) {
-      const ngPort = c.rtpengineNgPort ?? (this.rtpengine = await RtpengineProcess.start()).ngPort;
-      this.anchor = await MediaAnchor.open({ port: ngPort });
+      const ngPort = c.rtpengineNgPort ?? (this.rtpengine = await RtpengineProcess.start(rtpengineProcessOptions(c))).ngPort;
+      this.anchor = await MediaAnchor.open({ port: ngPort, interfaces: this.rtpengine?.anchorInterfaces ?? c.rtpengineDirection });
       this.sip = new SipGateway({
         numbers,
         tenants: cache,

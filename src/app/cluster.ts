@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import { AggregatorRegistry, type Registry } from 'prom-client';
 import { CallgateError } from '../errors.js';
 import { RtpengineProcess } from '../sip/rtpengine/RtpengineProcess.js';
-import type { GatewayConfig } from './config.js';
+import { rtpengineProcessOptions, type GatewayConfig } from './config.js';
 import { resolveAdminToken } from './adminToken.js';
 import { localRedis, type LocalRedis } from './localRedis.js';
 
@@ -50,8 +50,10 @@ export async function runPrimary(config: GatewayConfig, workers: number, log: Lo
   }
   if (config.drachtio && config.rtpengineNgPort === undefined) {
     // One rtpengine for the host: two on one port range would take each other's packets.
-    rtpengine = await RtpengineProcess.start();
+    rtpengine = await RtpengineProcess.start(rtpengineProcessOptions(config));
     env['RTPENGINE_NG_PORT'] = String(rtpengine.ngPort);
+    const ifs = rtpengine.anchorInterfaces;
+    if (ifs) env['CALLGATE_RTPENGINE_DIRECTION'] = `${ifs.caller},${ifs.agent}`;
   }
   const token = await resolveAdminToken(config);
   env['CALLGATE_ADMIN_TOKEN'] = token.token;

@@ -1,6 +1,8 @@
+import { isIP } from 'node:net';
 import { resolve } from 'node:path';
 import { CallgateError } from '../errors.js';
 import { cloudEnvFrom, type CloudEnv } from '../providers/cloud.js';
+import { defaultRtpengineProcessOptions, type RtpengineProcessOptions } from '../sip/rtpengine/RtpengineProcess.js';
 import { drachtioConnectionFromEnv, type DrachtioConnection } from '../sip/SipConfig.js';
 import { defaultSourceLimiterOptions } from '../sip/invite/SourceLimiter.js';
 import { defaultSourceIgnoreOptions } from '../sip/invite/SourceIgnoreList.js';
@@ -28,6 +30,20 @@ export interface GatewayConfig {
   readonly drachtio: DrachtioConnection | undefined;
   /** rtpengine's ng control port when one runs already; undefined with a SIP door starts one. */
   readonly rtpengineNgPort: number | undefined;
+  /**
+   * The rtpengine the gateway starts (none of these apply with `rtpengineNgPort`): the address callers'
+   * media is relayed on, the address written into the SDP they get (a public or NAT address), and the
+   * UDP ports it may use. Our own agent legs stay on loopback whatever these say.
+   */
+  readonly rtpengineInterface: string;
+  readonly rtpengineAdvertisedAddress: string | undefined;
+  readonly rtpenginePortMin: number;
+  readonly rtpenginePortMax: number;
+  /**
+   * ng `direction` names (caller side, agent side) for an rtpengine with two interfaces; set for cluster
+   * workers by the primary (CALLGATE_RTPENGINE_DIRECTION), whose rtpengine they share.
+   */
+  readonly rtpengineDirection: { readonly caller: string; readonly agent: string } | undefined;
   /**
    * INVITEs per second one source address may send (a burst of three seconds' worth): above it, 503.
    * A carrier sending all its calls from one address needs this raised to its peak call rate.
@@ -93,6 +109,11 @@ export const defaultGatewayConfig = {
   webrtcConnectTimeoutMs: defaultWebRtcDoorOptions.connectTimeoutMs,
   webrtcPendingPerIp: defaultWebRtcDoorOptions.maxPendingPerAddress,
   seedDemo: true,
+  /** Loopback, as the HTTP server: carriers on other hosts need the operator to name an interface. */
+  rtpengineInterface: defaultRtpengineProcessOptions.address,
+  /** 30000–30999, RtpengineProcess's own: clear of 20000–29999, which our agent legs use. */
+  rtpenginePortMin: defaultRtpengineProcessOptions.portMin,
+  rtpenginePortMax: defaultRtpengineProcessOptions.portMax,
   /** 30 s, the call limiter's own default (see CallLimiter for why). */
   callLeaseMs: 30_000,
   /** Loopback: the metrics listener is for a Prometheus on this host unless the operator says otherwise. */
@@ -115,6 +136,42 @@ function intFrom(env: NodeJS.ProcessEnv, name: string, fallback: number, min: nu
   const n = Number(text);
   if (!Number.isInteger(n) || n < min || n > max) throw new CallgateError('CG_CONFIG_INVALID', `${name} must be an integer ${min}–${max}, not "${text}"`);
   return n;
+}
+
+function ipFrom(env: NodeJS.ProcessEnv, name: string): string | undefined {
+  const ip = optional(env[name]);
+  if (ip !== undefined && isIP(ip) === 0) throw new CallgateError('CG_CONFIG_INVALID', `${name} must be an IP address, not "${ip}"`);
+  return ip;
+}
+
+const isUnspecified = (ip: string): boolean => ip === '0.0.0.0' || /^[0:]+$/.test(ip);
+
+/** The rtpengine npm start runs; its ports are checked together, so a reversed range is named as such. */
+function rtpengineFrom(env: NodeJS.ProcessEnv): Pick<GatewayConfig, 'rtpengineInterface' | 'rtpengineAdvertisedAddress' | 'rtpenginePortMin' | 'rtpenginePortMax' | 'rtpengineDirection'> {
+  const d = defaultGatewayConfig;
+  const portMin = intFrom(env, 'RTPENGINE_PORT_MIN', d.rtpenginePortMin, 1024, 65535);
+  const portMax = intFrom(env, 'RTPENGINE_PORT_MAX', d.rtpenginePortMax, 1024, 65535);
+  // rtpengine takes an RTP/RTCP pair per stream: fewer than two ports can carry no call at all.
+  if (portMax <= portMin) throw new CallgateError('CG_CONFIG_INVALID', `RTPENGINE_PORT_MIN (${portMin}) must be below RTPENGINE_PORT_MAX (${portMax})`);
+  const iface = ipFrom(env, 'RTPENGINE_INTERFACE') ?? d.rtpengineInterface;
+  const advertised = ipFrom(env, 'RTPENGINE_ADVERTISED_ADDRESS');
+  // "Any address" in callers' SDP is an address nobody can send to; and rtpengine wants a local
+  // address per interface (its manual), so 0.0.0.0 is refused there too rather than left to it.
+  if (advertised !== undefined && isUnspecified(advertised)) throw new CallgateError('CG_CONFIG_INVALID', `RTPENGINE_ADVERTISED_ADDRESS must be an address callers can send to, not "${advertised}"`);
+  if (isUnspecified(iface)) throw new CallgateError('CG_CONFIG_INVALID', `RTPENGINE_INTERFACE must be an address of this host, not "${iface}"`);
+  const direction = optional(env['CALLGATE_RTPENGINE_DIRECTION'])?.split(',');
+  return {
+    rtpengineInterface: iface,
+    rtpengineAdvertisedAddress: advertised,
+    rtpenginePortMin: portMin,
+    rtpenginePortMax: portMax,
+    rtpengineDirection: direction?.length === 2 && direction[0] && direction[1] ? { caller: direction[0], agent: direction[1] } : undefined,
+  };
+}
+
+/** What RtpengineProcess.start gets from the configuration. */
+export function rtpengineProcessOptions(c: GatewayConfig): Partial<RtpengineProcessOptions> {
+  return { callerAddress: c.rtpengineInterface, advertisedAddress: c.rtpengineAdvertisedAddress, portMin: c.rtpenginePortMin, portMax: c.rtpenginePortMax };
 }
 
 const optional = (v: string | undefined): string | undefined => (v && v.trim() ? v.trim() : undefined);
@@ -145,6 +202,7 @@ export function gatewayConfigFromEnv(env: NodeJS.ProcessEnv = process.env): Gate
     dataDir: resolve(optional(env['CALLGATE_DATA_DIR']) ?? defaultGatewayConfig.dataDir),
     drachtio: drachtioConnectionFromEnv(env),
     rtpengineNgPort: rtpengine === undefined ? undefined : intFrom(env, 'RTPENGINE_NG_PORT', 0, 1, 65535),
+    ...rtpengineFrom(env),
     sipInvitesPerSecond: intFrom(env, 'SIP_INVITES_PER_SECOND', defaultGatewayConfig.sipInvitesPerSecond, 1, 100_000),
     ...sipAuthFrom(env),
     sipIgnoreAfterRefusals: intFrom(env, 'SIP_IGNORE_AFTER_REFUSALS', defaultGatewayConfig.sipIgnoreAfterRefusals, 1, 1_000_000),

@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import dgram from 'node:dgram';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import net from 'node:net';
+import net, { isIP } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CallgateError } from '../../errors.js';
@@ -10,8 +10,15 @@ import { MediaAnchor } from './MediaAnchor.js';
 export interface RtpengineProcessOptions {
   /** The rtpengine binary (Debian `rtpengine-daemon`). */
   readonly binary: string;
-  /** Address rtpengine relays media on and listens for ng/CLI on. */
+  /** Address rtpengine listens for ng/CLI on, and relays our agent legs' media on (they run on this host). */
   readonly address: string;
+  /**
+   * Address rtpengine relays callers' media on, when not `address` (a carrier on another host cannot
+   * reach loopback). Undefined: `address`.
+   */
+  readonly callerAddress: string | undefined;
+  /** Address written into the SDP callers get (a public or NAT address); undefined: the one relayed on. */
+  readonly advertisedAddress: string | undefined;
   /** Media ports rtpengine may use. */
   readonly portMin: number;
   readonly portMax: number;
@@ -28,6 +35,9 @@ export interface RtpengineProcessOptions {
 export const defaultRtpengineProcessOptions = {
   binary: 'rtpengine',
   address: '127.0.0.1',
+  /** Callers on loopback too: a fresh machine exposes nothing until the operator says so. */
+  callerAddress: undefined,
+  advertisedAddress: undefined,
   /** 30000–30999: clear of 20000–29999, which RtpEndpoint uses by default for our own legs. */
   portMin: 30000,
   portMax: 30999,
@@ -70,6 +80,9 @@ export class RtpengineProcess {
     if (!(opts.portMin > 0 && opts.portMax > opts.portMin && opts.portMax <= 65535)) {
       throw new CallgateError('CG_CONFIG_INVALID', `rtpengine port range ${opts.portMin}-${opts.portMax}`);
     }
+    for (const [name, ip] of [['address', opts.address], ['callerAddress', opts.callerAddress], ['advertisedAddress', opts.advertisedAddress]] as const) {
+      if (ip !== undefined && isIP(ip) === 0) throw new CallgateError('CG_CONFIG_INVALID', `rtpengine ${name} "${ip}" is not an IP address`);
+    }
     const proc = new RtpengineProcess(opts);
     let lastError: unknown;
     for (let attempt = 0; attempt < START_ATTEMPTS; attempt++) {
@@ -83,6 +96,14 @@ export class RtpengineProcess {
       }
     }
     throw lastError;
+  }
+
+  /**
+   * The interface names a MediaAnchor on this rtpengine passes as ng `direction` (caller side first),
+   * or undefined when it has its single interface.
+   */
+  get anchorInterfaces(): { readonly caller: string; readonly agent: string } | undefined {
+    return rtpengineInterfaces(this.options).anchor;
   }
 
   /** The process id while it runs (tests use it to prove nothing is left). */
@@ -128,7 +149,7 @@ export class RtpengineProcess {
       [
         '[rtpengine]',
         'table = -1',
-        `interface = ${o.address}`,
+        `interface = ${rtpengineInterfaces(o).line}`,
         `listen-ng = ${o.address}:${this.ngPort}`,
         `listen-cli = ${o.address}:${this.cliPort}`,
         `port-min = ${o.portMin}`,
@@ -188,6 +209,25 @@ export class RtpengineProcess {
       anchor.close();
     }
   }
+}
+
+const ANCHOR_INTERFACES = { caller: 'caller', agent: 'agent' } as const;
+
+/**
+ * rtpengine's `interface` setting. One interface while callers are on `address` and nothing else is
+ * advertised (as before, and as rtpengine/local.conf). Otherwise two, as rtpengine/docker.conf: our
+ * agent legs keep `address` (they must never be sent to the advertised address, which may not even
+ * route back to this host), callers get `callerAddress!advertisedAddress`.
+ */
+export function rtpengineInterfaces(o: Pick<RtpengineProcessOptions, 'address' | 'callerAddress' | 'advertisedAddress'>): {
+  line: string;
+  anchor: { readonly caller: string; readonly agent: string } | undefined;
+} {
+  const caller = o.callerAddress ?? o.address;
+  const advertised = o.advertisedAddress ?? caller;
+  if (caller === o.address && advertised === caller) return { line: o.address, anchor: undefined };
+  const callerSide = advertised === caller ? caller : `${caller}!${advertised}`;
+  return { line: `${ANCHOR_INTERFACES.agent}/${o.address};${ANCHOR_INTERFACES.caller}/${callerSide}`, anchor: ANCHOR_INTERFACES };
 }
 
 // Node has no "reserve a port" call: bind port 0, read the port, let it go. rtpengine binds it next.
