@@ -213,6 +213,7 @@ let calls = 0;
 async function call(): Promise<void> {
   calls += 1;
   startAudio();
+  let micReady: Promise<MediaStream | undefined> | undefined;
   ui.error.hidden = true;
   ui.transcript.replaceChildren();
   setState('connecting');
@@ -226,7 +227,7 @@ async function call(): Promise<void> {
     // first microphone of a session took 260–320 ms to open here (40 ms afterwards), and the greeting
     // needs none of it. The audio transceiver is in the offer from the start; the track joins it
     // (replaceTrack, no renegotiation) once the microphone is open.
-    const micReady = openMic(calls);
+    micReady = openMic(calls);
     // A microphone this page may not use is refused at once: then no call is placed at all.
     let micRefused: unknown;
     micReady.catch((err: unknown) => (micRefused = err));
@@ -265,6 +266,9 @@ async function call(): Promise<void> {
       await sender.replaceTrack(track);
     }
   } catch (err) {
+    // A microphone that opened before the call failed (lines busy, network) was never handed to the
+    // call, so hangup() does not know it: close it, or the browser keeps recording.
+    void micReady?.then((s) => s?.getTracks().forEach((t) => t.stop()), () => undefined);
     showError(err instanceof Error ? err.message : String(err));
     await hangup('ended');
   }
