@@ -1,7 +1,6 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, describe, expect, it } from 'vitest';
 import { CallLimiter } from '../../src/tenants/CallLimiter.js';
@@ -9,11 +8,9 @@ import { CallRecordStore, type CallRecord } from '../../src/tenants/CallRecordSt
 import { connectRedis, deletePrefix, keys, testPrefix, type Redis } from '../../src/tenants/redisClient.js';
 import { startRedis } from '../../src/tenants/testing/ownRedis.js';
 import { pollUntil } from '../../src/util/pollUntil.js';
-import { readWavFile } from '../../src/media/wav.js';
-import type { BrowserPeer } from '../../src/webrtc/testing/BrowserPeer.js';
 import { GatewayProcesses, webCall } from './gatewayProcess.js';
 import { describeWith } from '../support/tools.js';
-import { hears, SPEECH_MATCH } from '../support/heard.js';
+import { asks, DEMO, hears, SPEECH_MATCH } from '../support/heard.js';
 
 /**
  * Faults around the gateway process itself, with `npm start`'s program as a real process and real
@@ -23,18 +20,8 @@ import { hears, SPEECH_MATCH } from '../support/heard.js';
  */
 const ADMIN = 'admin-token-for-the-fault-test-0000';
 const LEASE_MS = 3000;
-/** The demo tenant's greeting (dialplans/demo.yaml), as its callers hear it. */
-const GREETING = "Hi, I'm Ava from Joe's Pizza, what can I do for you today?";
-const HOURS = 'We open at eleven in the morning and close at ten at night, every day.';
-const BOOK = 'Of course. For how many people, and at what time?';
+const { GREETING, HOURS, BOOK } = DEMO;
 
-/** The caller says a fixture phrase; resolves with how well the agent's `reply` was then heard. */
-async function ask(peer: BrowserPeer, fixture: string, reply: string): Promise<{ score: number; atMs: number }> {
-  const from = peer.receivedAudio().length;
-  const { samples } = await readWavFile(fileURLToPath(new URL(`../fixtures/${fixture}.wav`, import.meta.url)));
-  peer.play(samples);
-  return hears(() => peer.receivedAudio(), reply, { from, timeoutMs: 15_000, spoken: 'reply' });
-}
 
 const cleanups: (() => Promise<unknown>)[] = [];
 afterAll(async () => {
@@ -114,9 +101,7 @@ describe('the gateway process killed mid-call', () => {
       // The limit recovered: the next call is answered and hears its greeting.
       const next = await webCall(survivor.base, 'demo', 'after-recovery');
       try {
-        const greeting = await hears(() => next.peer.receivedAudio(), GREETING);
-        console.log(`[faults] greeting after recovery: ${JSON.stringify(greeting)}`);
-        expect(greeting.score).toBeGreaterThanOrEqual(SPEECH_MATCH);
+        expect((await hears(() => next.peer.receivedAudio(), GREETING)).score).toBeGreaterThanOrEqual(SPEECH_MATCH);
         expect(await limiter.active('demo')).toBe(1);
       } finally {
         next.peer.close();
@@ -153,7 +138,7 @@ describeWith(['redis-server'], "the gateway's Redis killed and started again mid
       expect(await pollUntil(async () => (await fetch(`${gw.base}/readyz`)).status, (s) => s === 503, 5000)).toBe(503);
 
       // The conversation does not depend on Redis: the caller asks, and hears the answer, mid-outage.
-      const answer = await ask(peer, 'caller-open-today', HOURS);
+      const answer = await asks(peer, 'caller-open-today', HOURS);
       expect(answer.score, 'the answer to the opening-hours question, during the outage').toBeGreaterThanOrEqual(SPEECH_MATCH);
       // Down for longer than a lease: the call's renewals fail meanwhile.
       await sleep(Math.max(0, downAt + LEASE_MS * 1.5 - performance.now()));
@@ -162,7 +147,7 @@ describeWith(['redis-server'], "the gateway's Redis killed and started again mid
       console.log(`[faults] Redis down for ${Math.round(performance.now() - downAt)} ms mid-call; the caller asked and heard the answer meanwhile (match ${answer.score.toFixed(2)})`);
       expect(await pollUntil(async () => (await fetch(`${gw.base}/readyz`)).status, (s) => s === 200, 10_000)).toBe(200);
       // The call is still up after Redis is back, and the agent still answers.
-      expect((await ask(peer, 'caller-book-table', BOOK)).score, 'the answer to the booking question, after the outage').toBeGreaterThanOrEqual(SPEECH_MATCH);
+      expect((await asks(peer, 'caller-book-table', BOOK)).score, 'the answer to the booking question, after the outage').toBeGreaterThanOrEqual(SPEECH_MATCH);
     } finally {
       peer.close();
     }

@@ -1,7 +1,10 @@
+import { fileURLToPath } from 'node:url';
 import { promptPieces } from '../../src/agent/fixedPhrases.js';
 import { SentenceSplitter } from '../../src/agent/SentenceSplitter.js';
 import { activeSpan, concatSamples, dbfs, harmonicShare } from '../../src/media/signal.js';
+import { readWavFile } from '../../src/media/wav.js';
 import { synthesize, type FliteVoice } from '../../src/providers/fliteTts.js';
+import type { BrowserPeer } from '../../src/webrtc/testing/BrowserPeer.js';
 
 /**
  * What the caller heard, judged by content: the fake TTS (FakeProviders' voiceLike) speaks every text
@@ -142,4 +145,23 @@ export async function hears(
     if (best.score >= SPEECH_MATCH || performance.now() > deadline) return best;
     await new Promise((resolve) => setTimeout(resolve, 250));
   }
+}
+
+/** What the demo tenant (dialplans/demo.yaml) says: its greeting and two intents' replies. */
+export const DEMO = {
+  GREETING: "Hi, I'm Ava from Joe's Pizza, what can I do for you today?",
+  HOURS: 'We open at eleven in the morning and close at ten at night, every day.',
+  BOOK: 'Of course. For how many people, and at what time?',
+} as const;
+
+/**
+ * The caller says a fixture phrase (tests/fixtures/NAME.wav, 16 kHz); resolves with how well the
+ * agent's `reply` was then heard.
+ */
+export async function asks(peer: BrowserPeer, fixture: string, reply: string, timeoutMs = 15_000): Promise<{ score: number; atMs: number }> {
+  const from = peer.receivedAudio().length;
+  const { samples, sampleRate } = await readWavFile(fileURLToPath(new URL(`../fixtures/${fixture}.wav`, import.meta.url)));
+  if (sampleRate !== 16000) throw new Error(`${fixture}.wav is ${sampleRate} Hz, expected 16000`);
+  peer.play(samples);
+  return hears(() => peer.receivedAudio(), reply, { from, timeoutMs, spoken: 'reply' });
 }
