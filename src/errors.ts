@@ -2,134 +2,164 @@
  * The one catalogue of callgate's errors. Codes are stable and machine-readable: the API returns them,
  * logs carry them, docs/errors.md lists them. Add a code here rather than throwing a bare Error.
  *
- * `status` is the HTTP status the error maps to when it reaches the API; `retryable` tells a caller
- * (provider fallback, client) whether trying again can succeed without changing the request.
+ * Each door answers with its own kind: `status` is the HTTP status the API (and the web phone's
+ * offer route) answers with; `sip` is the final response the SIP door sends for an INVITE that fails
+ * with the code (src/sip/SipError.ts adds Retry-After where a retry later can succeed). `retryable`
+ * tells a caller (provider fallback, client) whether trying again can succeed without changing the
+ * request.
  */
 export interface ErrorDefinition {
   readonly status: number;
+  readonly sip: SipResponse;
+  readonly retryable: boolean;
   readonly message: string;
-  readonly retryable?: boolean;
 }
+
+/** A SIP final response: status and the reason phrase RFC 3261 §21 gives it. */
+export type SipResponse = readonly [status: number, reason: string];
+
+/**
+ * The SIP answers the catalogue uses. A code with no better SIP meaning gets 500 when its HTTP status
+ * is a 5xx and 403 otherwise: a caller (or scanner) learns no more than "not here", and the SIP door's
+ * ignore list counts 403s of unknown sources.
+ */
+const SIP = {
+  badRequest: [400, 'Bad Request'],
+  forbidden: [403, 'Forbidden'],
+  notFound: [404, 'Not Found'],
+  busyHere: [486, 'Busy Here'],
+  notAcceptableHere: [488, 'Not Acceptable Here'],
+  serverError: [500, 'Server Internal Error'],
+  unavailable: [503, 'Service Unavailable'],
+} as const satisfies Record<string, SipResponse>;
 
 export const errorCatalogue = {
   // ── RTP / RTCP (src/media/rtp) ───────────────────────────────────────────────────────────────
-  CG_RTP_TOO_SHORT: { status: 400, message: 'RTP packet shorter than its header' },
-  CG_RTP_TOO_LONG: { status: 400, message: 'RTP packet longer than the largest accepted datagram' },
-  CG_RTP_BAD_VERSION: { status: 400, message: 'RTP version is not 2' },
-  CG_RTP_BAD_CSRC: { status: 400, message: 'RTP CSRC count runs past the end of the packet' },
-  CG_RTP_BAD_EXTENSION: { status: 400, message: 'RTP header extension runs past the end of the packet' },
-  CG_RTP_BAD_PADDING: { status: 400, message: 'RTP padding length is zero or runs past the payload' },
-  CG_RTP_EMPTY_PAYLOAD: { status: 400, message: 'RTP packet carries no payload' },
-  CG_RTCP_MALFORMED: { status: 400, message: 'RTCP packet is malformed' },
-  CG_RTP_UNKNOWN_PAYLOAD_TYPE: { status: 400, message: 'RTP payload type was not negotiated for this leg' },
-  CG_RTP_UNEXPECTED_SOURCE: { status: 400, message: 'RTP packet from an address other than the remote peer' },
+  CG_RTP_TOO_SHORT: { status: 400, sip: SIP.forbidden, retryable: false, message: 'RTP packet shorter than its header' },
+  CG_RTP_TOO_LONG: { status: 400, sip: SIP.forbidden, retryable: false, message: 'RTP packet longer than the largest accepted datagram' },
+  CG_RTP_BAD_VERSION: { status: 400, sip: SIP.forbidden, retryable: false, message: 'RTP version is not 2' },
+  CG_RTP_BAD_CSRC: { status: 400, sip: SIP.forbidden, retryable: false, message: 'RTP CSRC count runs past the end of the packet' },
+  CG_RTP_BAD_EXTENSION: { status: 400, sip: SIP.forbidden, retryable: false, message: 'RTP header extension runs past the end of the packet' },
+  CG_RTP_BAD_PADDING: { status: 400, sip: SIP.forbidden, retryable: false, message: 'RTP padding length is zero or runs past the payload' },
+  CG_RTP_EMPTY_PAYLOAD: { status: 400, sip: SIP.forbidden, retryable: false, message: 'RTP packet carries no payload' },
+  CG_RTCP_MALFORMED: { status: 400, sip: SIP.forbidden, retryable: false, message: 'RTCP packet is malformed' },
+  CG_RTP_UNKNOWN_PAYLOAD_TYPE: { status: 400, sip: SIP.forbidden, retryable: false, message: 'RTP payload type was not negotiated for this leg' },
+  CG_RTP_UNEXPECTED_SOURCE: { status: 400, sip: SIP.forbidden, retryable: false, message: 'RTP packet from an address other than the remote peer' },
 
   // ── Sockets and endpoints (src/media) ────────────────────────────────────────────────────────
-  CG_PORT_RANGE_EXHAUSTED: { status: 503, message: 'no free UDP port in the configured RTP port range', retryable: true },
-  CG_PORT_RANGE_INVALID: { status: 500, message: 'RTP port range is invalid' },
+  CG_PORT_RANGE_EXHAUSTED: { status: 503, sip: SIP.unavailable, retryable: true, message: 'no free UDP port in the configured RTP port range' },
+  CG_PORT_RANGE_INVALID: { status: 500, sip: SIP.serverError, retryable: false, message: 'RTP port range is invalid' },
 
   // ── Codecs, DTMF, resampling (src/media/codecs) ──────────────────────────────────────────────
-  CG_CODEC_UNSUPPORTED: { status: 415, message: 'codec is not supported' },
-  CG_CODEC_BAD_FRAME: { status: 400, message: 'audio frame has the wrong number of samples for the codec' },
-  CG_CODEC_DECODE_FAILED: { status: 400, message: 'codec could not decode the payload' },
-  CG_CODEC_ENCODE_FAILED: { status: 500, message: 'codec could not encode the frame' },
-  CG_CODEC_OPTION_INVALID: { status: 400, message: 'codec option is out of range' },
-  CG_CODEC_CLOSED: { status: 409, message: 'the codec is closed' },
-  CG_DTMF_MALFORMED: { status: 400, message: 'telephone-event payload is malformed' },
-  CG_RESAMPLE_UNSUPPORTED_RATE: { status: 400, message: 'sample rate is not one of 8000, 16000, 24000, 48000' },
+  CG_CODEC_UNSUPPORTED: { status: 415, sip: SIP.forbidden, retryable: false, message: 'codec is not supported' },
+  CG_CODEC_BAD_FRAME: { status: 400, sip: SIP.forbidden, retryable: false, message: 'audio frame has the wrong number of samples for the codec' },
+  CG_CODEC_DECODE_FAILED: { status: 400, sip: SIP.forbidden, retryable: false, message: 'codec could not decode the payload' },
+  CG_CODEC_ENCODE_FAILED: { status: 500, sip: SIP.serverError, retryable: false, message: 'codec could not encode the frame' },
+  CG_CODEC_OPTION_INVALID: { status: 400, sip: SIP.forbidden, retryable: false, message: 'codec option is out of range' },
+  CG_CODEC_CLOSED: { status: 409, sip: SIP.forbidden, retryable: false, message: 'the codec is closed' },
+  CG_DTMF_MALFORMED: { status: 400, sip: SIP.forbidden, retryable: false, message: 'telephone-event payload is malformed' },
+  CG_RESAMPLE_UNSUPPORTED_RATE: { status: 400, sip: SIP.forbidden, retryable: false, message: 'sample rate is not one of 8000, 16000, 24000, 48000' },
 
   // ── SDP (src/media/sdp) ──────────────────────────────────────────────────────────────────────
-  CG_SDP_MALFORMED: { status: 400, message: 'SDP could not be parsed' },
-  CG_SDP_NO_AUDIO: { status: 488, message: 'SDP has no usable audio stream' },
-  CG_SDP_NO_COMMON_CODEC: { status: 488, message: 'SDP offers no codec callgate supports' },
-  CG_SDP_BAD_CONNECTION: { status: 488, message: 'SDP connection address or port is missing or invalid' },
-  CG_SDP_NOT_WEBRTC: { status: 488, message: 'a WebRTC call offered SDP without ICE and DTLS-SRTP' },
-  CG_SDP_TOO_MANY_MEDIA: { status: 488, message: 'SDP offers more media streams (m= lines) than callgate anchors' },
+  // SDP that parses but cannot be used is 488 on SIP and 422 over HTTP (the web phone's offer): the
+  // request is well-formed, its content is what cannot be served, and 400 stays for SDP that does not
+  // parse, so a client tells "fix the syntax" from "this offer lacks what a call needs". 488 is a SIP
+  // status; an HTTP client would not know it.
+  CG_SDP_MALFORMED: { status: 400, sip: SIP.badRequest, retryable: false, message: 'SDP could not be parsed' },
+  CG_SDP_NO_AUDIO: { status: 422, sip: SIP.notAcceptableHere, retryable: false, message: 'SDP has no usable audio stream' },
+  CG_SDP_NO_COMMON_CODEC: { status: 422, sip: SIP.notAcceptableHere, retryable: false, message: 'SDP offers no codec callgate supports' },
+  CG_SDP_BAD_CONNECTION: { status: 422, sip: SIP.notAcceptableHere, retryable: false, message: 'SDP connection address or port is missing or invalid' },
+  CG_SDP_NOT_WEBRTC: { status: 422, sip: SIP.notAcceptableHere, retryable: false, message: 'a WebRTC call offered SDP without ICE and DTLS-SRTP' },
+  CG_SDP_TOO_MANY_MEDIA: { status: 422, sip: SIP.notAcceptableHere, retryable: false, message: 'SDP offers more media streams (m= lines) than callgate anchors' },
 
   // ── Captures, WAV and replay (src/media/capture, src/media/wav) ────────────────────────────────────
-  CG_PCAP_BAD_MAGIC: { status: 400, message: 'not a libpcap or pcapng file' },
-  CG_PCAP_TRUNCATED: { status: 400, message: 'capture file ends in the middle of a record' },
-  CG_PCAP_UNSUPPORTED_LINKTYPE: { status: 400, message: 'capture link type is not supported' },
-  CG_PCAP_MALFORMED: { status: 400, message: 'capture record is malformed' },
-  CG_PCAP_UNENCODABLE: { status: 400, message: 'datagram cannot be written to a capture (IPv4 only, at most 65507 bytes)' },
-  CG_PCAP_WRITE_FAILED: { status: 500, message: 'capture file could not be written' },
-  CG_REPLAY_NO_STREAM: { status: 404, message: 'no RTP stream in the capture matches' },
-  CG_REPLAY_BAD_TARGET: { status: 400, message: 'replay target must be host:port' },
-  CG_WAV_MALFORMED: { status: 400, message: 'WAV file is malformed or not 16-bit PCM' },
+  CG_PCAP_BAD_MAGIC: { status: 400, sip: SIP.forbidden, retryable: false, message: 'not a libpcap or pcapng file' },
+  CG_PCAP_TRUNCATED: { status: 400, sip: SIP.forbidden, retryable: false, message: 'capture file ends in the middle of a record' },
+  CG_PCAP_UNSUPPORTED_LINKTYPE: { status: 400, sip: SIP.forbidden, retryable: false, message: 'capture link type is not supported' },
+  CG_PCAP_MALFORMED: { status: 400, sip: SIP.forbidden, retryable: false, message: 'capture record is malformed' },
+  CG_PCAP_UNENCODABLE: { status: 400, sip: SIP.forbidden, retryable: false, message: 'datagram cannot be written to a capture (IPv4 only, at most 65507 bytes)' },
+  CG_PCAP_WRITE_FAILED: { status: 500, sip: SIP.serverError, retryable: false, message: 'capture file could not be written' },
+  CG_REPLAY_NO_STREAM: { status: 404, sip: SIP.forbidden, retryable: false, message: 'no RTP stream in the capture matches' },
+  CG_REPLAY_BAD_TARGET: { status: 400, sip: SIP.forbidden, retryable: false, message: 'replay target must be host:port' },
+  CG_WAV_MALFORMED: { status: 400, sip: SIP.forbidden, retryable: false, message: 'WAV file is malformed or not 16-bit PCM' },
 
   // ── Providers (src/providers) ────────────────────────────────────────────────────────────────
-  CG_TTS_FAILED: { status: 502, message: 'speech synthesis failed' },
-  CG_TTS_BAD_REQUEST: { status: 400, message: 'speech synthesis request is invalid' },
-  CG_STT_UNAVAILABLE: { status: 503, message: 'speech recognition engine is not installed or could not start' },
-  CG_STT_FAILED: { status: 502, message: 'speech recognition failed' },
-  CG_STT_TIMEOUT: { status: 504, message: 'speech recognition gave no final result in time', retryable: true },
-  CG_LLM_FAILED: { status: 502, message: 'language model request failed', retryable: true },
-  CG_LLM_TIMEOUT: { status: 504, message: 'language model gave no first token in time', retryable: true },
-  CG_TTS_TIMEOUT: { status: 504, message: 'speech synthesis gave no audio in time', retryable: true },
-  CG_PROVIDER_UNKNOWN: { status: 400, message: 'no provider of that name is available' },
-  CG_VAD_UNAVAILABLE: { status: 503, message: 'voice activity detector could not be loaded' },
+  CG_TTS_FAILED: { status: 502, sip: SIP.serverError, retryable: false, message: 'speech synthesis failed' },
+  CG_TTS_BAD_REQUEST: { status: 400, sip: SIP.forbidden, retryable: false, message: 'speech synthesis request is invalid' },
+  CG_STT_UNAVAILABLE: { status: 503, sip: SIP.serverError, retryable: false, message: 'speech recognition engine is not installed or could not start' },
+  CG_STT_FAILED: { status: 502, sip: SIP.serverError, retryable: false, message: 'speech recognition failed' },
+  CG_STT_TIMEOUT: { status: 504, sip: SIP.serverError, retryable: true, message: 'speech recognition gave no final result in time' },
+  CG_LLM_FAILED: { status: 502, sip: SIP.serverError, retryable: true, message: 'language model request failed' },
+  CG_LLM_TIMEOUT: { status: 504, sip: SIP.serverError, retryable: true, message: 'language model gave no first token in time' },
+  CG_TTS_TIMEOUT: { status: 504, sip: SIP.serverError, retryable: true, message: 'speech synthesis gave no audio in time' },
+  CG_PROVIDER_UNKNOWN: { status: 400, sip: SIP.forbidden, retryable: false, message: 'no provider of that name is available' },
+  CG_VAD_UNAVAILABLE: { status: 503, sip: SIP.serverError, retryable: false, message: 'voice activity detector could not be loaded' },
 
   // ── Media anchor: rtpengine (src/sip/rtpengine) ─────────────────────────────────────────────────
-  CG_RTPENGINE_UNAVAILABLE: { status: 503, message: 'rtpengine did not answer in time or could not start', retryable: true },
-  CG_RTPENGINE_FAILED: { status: 502, message: 'rtpengine refused the command' },
-  CG_RTPENGINE_BAD_SDP: { status: 502, message: 'rtpengine returned SDP that callgate cannot use' },
+  // SIP 503 for all three, even a refusal: it tells a carrier to fail over to another gateway.
+  CG_RTPENGINE_UNAVAILABLE: { status: 503, sip: SIP.unavailable, retryable: true, message: 'rtpengine did not answer in time or could not start' },
+  CG_RTPENGINE_FAILED: { status: 502, sip: SIP.unavailable, retryable: false, message: 'rtpengine refused the command' },
+  CG_RTPENGINE_BAD_SDP: { status: 502, sip: SIP.unavailable, retryable: false, message: 'rtpengine returned SDP that callgate cannot use' },
 
   // ── SIP door: INVITEs refused before they reach a tenant (src/sip) ──────────────────────────────
-  CG_SIP_RATE_LIMITED: { status: 503, message: 'this source sent INVITEs above its rate; retry after the time in the Retry-After header', retryable: true },
-  CG_SIP_SCANNER: { status: 403, message: 'INVITE from a known SIP scanner; nothing is sent back' },
-  CG_SIP_FORBIDDEN: { status: 403, message: 'the source may not place this call (no trunk covers its address, wrong credentials, or a number pinned to another trunk)' },
-  CG_SIP_AUTH_LOCKED: { status: 403, message: 'too many failed digest attempts for this username or from this source; refused like a wrong password until the lockout ends' },
-  CG_SIP_SOURCE_IGNORED: { status: 403, message: 'this source kept sending INVITEs that were refused; they are dropped unanswered for a cool-down' },
-  CG_SIP_MALFORMED: { status: 400, message: 'a request drachtio-server accepted but drachtio-srf cannot parse (a space in the Request-URI, …); answered 400' },
+  // The door answers these itself (a rate-limited source gets its own Retry-After; scanners and
+  // ignored sources get nothing at all); `sip` says what it sends when it answers.
+  CG_SIP_RATE_LIMITED: { status: 503, sip: SIP.unavailable, retryable: true, message: 'this source sent INVITEs above its rate; retry after the time in the Retry-After header' },
+  CG_SIP_SCANNER: { status: 403, sip: SIP.forbidden, retryable: false, message: 'INVITE from a known SIP scanner; nothing is sent back' },
+  CG_SIP_FORBIDDEN: { status: 403, sip: SIP.forbidden, retryable: false, message: 'the source may not place this call (no trunk covers its address, wrong credentials, or a number pinned to another trunk)' },
+  CG_SIP_AUTH_LOCKED: { status: 403, sip: SIP.forbidden, retryable: false, message: 'too many failed digest attempts for this username or from this source; refused like a wrong password until the lockout ends' },
+  CG_SIP_SOURCE_IGNORED: { status: 403, sip: SIP.forbidden, retryable: false, message: 'this source kept sending INVITEs that were refused; they are dropped unanswered for a cool-down' },
+  CG_SIP_MALFORMED: { status: 400, sip: SIP.badRequest, retryable: false, message: 'a request drachtio-server accepted but drachtio-srf cannot parse (a space in the Request-URI, …); answered 400' },
 
   // ── Agent (src/agent) ───────────────────────────────────────────────────────────────────────────
-  CG_AGENT_CONFIG_INVALID: { status: 400, message: 'agent configuration is invalid' },
-  CG_AGENT_TEMPLATE_VARIABLE: { status: 400, message: 'greeting template names a variable the call does not have' },
-  CG_AGENT_CLOSED: { status: 409, message: 'the agent session has ended' },
+  CG_AGENT_CONFIG_INVALID: { status: 400, sip: SIP.forbidden, retryable: false, message: 'agent configuration is invalid' },
+  CG_AGENT_TEMPLATE_VARIABLE: { status: 400, sip: SIP.forbidden, retryable: false, message: 'greeting template names a variable the call does not have' },
+  CG_AGENT_CLOSED: { status: 409, sip: SIP.forbidden, retryable: false, message: 'the agent session has ended' },
 
   // ── Tenants, call URLs, numbers, trunks (src/tenants) ─────────────────────────────────────────
-  CG_TENANT_NOT_FOUND: { status: 404, message: 'no tenant with that id' },
-  CG_TENANT_EXISTS: { status: 409, message: 'a tenant with that id already exists' },
-  CG_TENANT_INVALID: { status: 400, message: 'tenant, call URL, number or trunk is invalid' },
-  CG_CALL_URL_NOT_FOUND: { status: 404, message: 'no call URL with that slug' },
-  CG_CALL_URL_EXISTS: { status: 409, message: 'a call URL with that slug already exists' },
-  CG_CALL_URL_EXPIRED: { status: 410, message: 'the call URL has expired' },
-  CG_CALL_URL_EXHAUSTED: { status: 410, message: 'the call URL has no uses left' },
-  CG_CALL_URL_DISABLED: { status: 403, message: 'the call URL is disabled' },
-  CG_CALL_URL_ORIGIN: { status: 403, message: 'the call URL may not be used from this origin' },
-  CG_CALL_TOKEN_INVALID: { status: 401, message: 'call token is unknown, expired or already used; load the call page again' },
-  CG_NUMBER_NOT_FOUND: { status: 404, message: 'no route for that number' },
-  CG_NUMBER_EXISTS: { status: 409, message: 'that number is already routed' },
-  CG_TRUNK_NOT_FOUND: { status: 404, message: 'no trunk with that name' },
-  CG_TRUNK_EXISTS: { status: 409, message: 'a trunk with that name already exists' },
-  CG_TRUNK_IN_USE: { status: 409, message: 'numbers of a tenant the trunk would no longer list are pinned to it; move or unpin them first' },
-  CG_TRUNK_NO_OUTBOUND: { status: 422, message: 'the trunk has no outbound settings' },
-  CG_DIAL_FAILED: { status: 502, message: 'the outbound call was not answered' },
-  CG_SIP_UNAVAILABLE: { status: 503, message: 'the SIP door is not connected' },
-  CG_DRAINING: { status: 503, message: 'the gateway is shutting down and takes no new calls; try another', retryable: true },
-  CG_WEBRTC_NOT_CONNECTED: { status: 504, message: 'the browser did not connect its media' },
-  CG_CALL_RECORD_NOT_FOUND: { status: 404, message: 'no call record with that call id for this tenant' },
-  CG_CALL_RECORD_INVALID: { status: 400, message: 'call record, list cursor or page size is invalid' },
-  CG_CALL_LOST: { status: 500, message: 'the gateway carrying the call stopped before the call ended; the record is its last snapshot' },
-  CG_SECRET_KEY_MISSING: { status: 500, message: 'CALLGATE_SECRET_KEY is missing or not 32 bytes (base64 or hex)' },
-  CG_SECRET_UNREADABLE: { status: 500, message: 'a stored secret could not be decrypted (wrong key or tampered)' },
-  CG_CALL_LIMIT_REACHED: { status: 429, message: 'the tenant is at its limit of concurrent calls', retryable: true },
-  CG_REDIS_UNAVAILABLE: { status: 503, message: 'Redis did not answer in time', retryable: true },
+  CG_TENANT_NOT_FOUND: { status: 404, sip: SIP.notFound, retryable: false, message: 'no tenant with that id' },
+  CG_TENANT_EXISTS: { status: 409, sip: SIP.forbidden, retryable: false, message: 'a tenant with that id already exists' },
+  CG_TENANT_INVALID: { status: 400, sip: SIP.forbidden, retryable: false, message: 'tenant, call URL, number or trunk is invalid' },
+  CG_CALL_URL_NOT_FOUND: { status: 404, sip: SIP.forbidden, retryable: false, message: 'no call URL with that slug' },
+  CG_CALL_URL_EXISTS: { status: 409, sip: SIP.forbidden, retryable: false, message: 'a call URL with that slug already exists' },
+  CG_CALL_URL_EXPIRED: { status: 410, sip: SIP.forbidden, retryable: false, message: 'the call URL has expired' },
+  CG_CALL_URL_EXHAUSTED: { status: 410, sip: SIP.forbidden, retryable: false, message: 'the call URL has no uses left' },
+  CG_CALL_URL_DISABLED: { status: 403, sip: SIP.forbidden, retryable: false, message: 'the call URL is disabled' },
+  CG_CALL_URL_ORIGIN: { status: 403, sip: SIP.forbidden, retryable: false, message: 'the call URL may not be used from this origin' },
+  CG_CALL_TOKEN_INVALID: { status: 401, sip: SIP.forbidden, retryable: false, message: 'call token is unknown, expired or already used; load the call page again' },
+  CG_NUMBER_NOT_FOUND: { status: 404, sip: SIP.notFound, retryable: false, message: 'no route for that number' },
+  CG_NUMBER_EXISTS: { status: 409, sip: SIP.forbidden, retryable: false, message: 'that number is already routed' },
+  CG_TRUNK_NOT_FOUND: { status: 404, sip: SIP.forbidden, retryable: false, message: 'no trunk with that name' },
+  CG_TRUNK_EXISTS: { status: 409, sip: SIP.forbidden, retryable: false, message: 'a trunk with that name already exists' },
+  CG_TRUNK_IN_USE: { status: 409, sip: SIP.forbidden, retryable: false, message: 'numbers of a tenant the trunk would no longer list are pinned to it; move or unpin them first' },
+  CG_TRUNK_NO_OUTBOUND: { status: 422, sip: SIP.forbidden, retryable: false, message: 'the trunk has no outbound settings' },
+  CG_DIAL_FAILED: { status: 502, sip: SIP.serverError, retryable: false, message: 'the outbound call was not answered' },
+  CG_SIP_UNAVAILABLE: { status: 503, sip: SIP.serverError, retryable: false, message: 'the SIP door is not connected' },
+  CG_DRAINING: { status: 503, sip: SIP.unavailable, retryable: true, message: 'the gateway is shutting down and takes no new calls; try another' },
+  CG_WEBRTC_NOT_CONNECTED: { status: 504, sip: SIP.serverError, retryable: false, message: 'the browser did not connect its media' },
+  CG_CALL_RECORD_NOT_FOUND: { status: 404, sip: SIP.forbidden, retryable: false, message: 'no call record with that call id for this tenant' },
+  CG_CALL_RECORD_INVALID: { status: 400, sip: SIP.forbidden, retryable: false, message: 'call record, list cursor or page size is invalid' },
+  CG_CALL_LOST: { status: 500, sip: SIP.serverError, retryable: false, message: 'the gateway carrying the call stopped before the call ended; the record is its last snapshot' },
+  CG_SECRET_KEY_MISSING: { status: 500, sip: SIP.serverError, retryable: false, message: 'CALLGATE_SECRET_KEY is missing or not 32 bytes (base64 or hex)' },
+  CG_SECRET_UNREADABLE: { status: 500, sip: SIP.serverError, retryable: false, message: 'a stored secret could not be decrypted (wrong key or tampered)' },
+  // SIP 486 Busy Here: the tenant's lines are all busy, which is what a caller should hear.
+  CG_CALL_LIMIT_REACHED: { status: 429, sip: SIP.busyHere, retryable: true, message: 'the tenant is at its limit of concurrent calls' },
+  CG_REDIS_UNAVAILABLE: { status: 503, sip: SIP.unavailable, retryable: true, message: 'Redis did not answer in time' },
 
   // ── HTTP API (src/http) ───────────────────────────────────────────────────────────────────────
-  CG_HTTP_UNAUTHORIZED: { status: 401, message: 'missing or invalid API token' },
-  CG_HTTP_FORBIDDEN: { status: 403, message: 'this key may not act on that tenant' },
-  CG_HTTP_NOT_FOUND: { status: 404, message: 'no such route' },
-  CG_HTTP_BAD_REQUEST: { status: 400, message: 'request is invalid' },
-  CG_HTTP_BODY_TOO_LARGE: { status: 413, message: 'request body is larger than this route accepts' },
-  CG_HTTP_UNSUPPORTED_MEDIA_TYPE: { status: 415, message: 'request body must be JSON (content-type: application/json)' },
-  CG_HTTP_RATE_LIMITED: { status: 429, message: 'too many requests; retry after the time in the Retry-After header', retryable: true },
-  CG_API_KEY_NOT_FOUND: { status: 404, message: 'no API key with that id for this tenant' },
-  CG_PREVIEW_UNAVAILABLE: { status: 503, message: 'the greeting preview could not be synthesised', retryable: true },
+  CG_HTTP_UNAUTHORIZED: { status: 401, sip: SIP.forbidden, retryable: false, message: 'missing or invalid API token' },
+  CG_HTTP_FORBIDDEN: { status: 403, sip: SIP.forbidden, retryable: false, message: 'this key may not act on that tenant' },
+  CG_HTTP_NOT_FOUND: { status: 404, sip: SIP.forbidden, retryable: false, message: 'no such route' },
+  CG_HTTP_BAD_REQUEST: { status: 400, sip: SIP.forbidden, retryable: false, message: 'request is invalid' },
+  CG_HTTP_BODY_TOO_LARGE: { status: 413, sip: SIP.forbidden, retryable: false, message: 'request body is larger than this route accepts' },
+  CG_HTTP_UNSUPPORTED_MEDIA_TYPE: { status: 415, sip: SIP.forbidden, retryable: false, message: 'request body must be JSON (content-type: application/json)' },
+  CG_HTTP_RATE_LIMITED: { status: 429, sip: SIP.forbidden, retryable: true, message: 'too many requests; retry after the time in the Retry-After header' },
+  CG_API_KEY_NOT_FOUND: { status: 404, sip: SIP.forbidden, retryable: false, message: 'no API key with that id for this tenant' },
+  CG_PREVIEW_UNAVAILABLE: { status: 503, sip: SIP.serverError, retryable: true, message: 'the greeting preview could not be synthesised' },
 
   // ── Configuration ─────────────────────────────────────────────────────────────────────────────
-  CG_CONFIG_INVALID: { status: 500, message: 'configuration value is invalid' },
-  CG_INTERNAL: { status: 500, message: 'internal error' },
+  CG_CONFIG_INVALID: { status: 500, sip: SIP.serverError, retryable: false, message: 'configuration value is invalid' },
+  CG_INTERNAL: { status: 500, sip: SIP.serverError, retryable: false, message: 'internal error' },
 } as const satisfies Record<string, ErrorDefinition>;
 
 export type ErrorCode = keyof typeof errorCatalogue;
@@ -153,8 +183,13 @@ export class CallgateError extends Error {
     super(detail ? `${def.message}: ${detail}` : def.message, options.cause === undefined ? undefined : { cause: options.cause });
     this.code = code;
     this.status = def.status;
-    this.retryable = def.retryable ?? false;
+    this.retryable = def.retryable;
     this.details = options.details;
+  }
+
+  /** The final response the SIP door sends for it (a getter, so logs and API bodies do not carry it). */
+  get sip(): SipResponse {
+    return errorCatalogue[this.code].sip;
   }
 
   toJSON(): { code: ErrorCode; message: string; details?: Readonly<Record<string, unknown>> } {
@@ -167,7 +202,7 @@ export class MediaError extends CallgateError {
   override name = 'MediaError';
 }
 
-/** An SDP we cannot use; `status` is the SIP response (488 Not Acceptable Here) a door should send. */
+/** An SDP we cannot use: 400/422 over HTTP, 400/488 on SIP (the catalogue's `status` and `sip`). */
 export class SdpError extends CallgateError {
   override name = 'SdpError';
 }

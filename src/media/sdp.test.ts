@@ -174,7 +174,7 @@ describe('parseRemoteSdp', () => {
       'CG_SDP_NO_AUDIO',
       /RTP\/SAVP.*plain RTP\/AVP/,
     );
-    expect(e.status).toBe(488);
+    expect(e).toMatchObject({ status: 422, sip: [488, 'Not Acceptable Here'] });
   });
 
   it('refuses a missing or invalid connection (CG_SDP_BAD_CONNECTION)', () => {
@@ -266,7 +266,7 @@ describe('negotiate', () => {
       'CG_SDP_NO_COMMON_CODEC',
       /offered G729\/8000 \(PT 18\), telephone-event\/8000 \(PT 101\); callgate accepts opus, PCMU, PCMA/,
     );
-    expect(e.status).toBe(488);
+    expect(e).toMatchObject({ status: 422, sip: [488, 'Not Acceptable Here'] });
     expect(e.details).toMatchObject({ offered: ['G729/8000 (PT 18)', 'telephone-event/8000 (PT 101)'] });
   });
 

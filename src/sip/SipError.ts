@@ -1,9 +1,9 @@
-import { isCallgateError, type ErrorCode } from '../errors.js';
+import { errorCatalogue, isCallgateError, type ErrorCode } from '../errors.js';
 
 /**
  * A SIP final response for a call we will not take. Every failure of the INVITE chain becomes one of
- * these in one place (`sipErrorFrom`), so the mapping from callgate's error codes to SIP statuses is
- * read and changed here, not scattered through handlers.
+ * these in one place (`sipErrorFrom`); the SIP status of each code is in the error catalogue
+ * (src/errors.ts, its `sip`), next to its HTTP status, not scattered through handlers.
  */
 export class SipError extends Error {
   override readonly name = 'SipError';
@@ -25,29 +25,25 @@ export class SipError extends Error {
 /** Seconds a caller (or carrier) should wait before retrying when we are busy or degraded. */
 export const RETRY_AFTER_S = { busy: 30, degraded: 5 } as const;
 
-const BY_CODE: Partial<Record<ErrorCode, [number, string]>> = {
-  CG_NUMBER_NOT_FOUND: [404, 'Not Found'],
-  CG_TENANT_NOT_FOUND: [404, 'Not Found'],
-  CG_SDP_MALFORMED: [400, 'Bad Request'],
-  CG_SDP_NO_AUDIO: [488, 'Not Acceptable Here'],
-  CG_SDP_NO_COMMON_CODEC: [488, 'Not Acceptable Here'],
-  CG_SDP_BAD_CONNECTION: [488, 'Not Acceptable Here'],
-  CG_SDP_NOT_WEBRTC: [488, 'Not Acceptable Here'],
-  CG_PORT_RANGE_EXHAUSTED: [503, 'Service Unavailable'],
+/**
+ * Codes whose refusal asks the caller to come back: a busy tenant after a call or two has ended, a
+ * degraded gateway (Redis, rtpengine, draining) once a carrier has tried elsewhere.
+ */
+const RETRY_AFTER_S_BY_CODE: Partial<Record<ErrorCode, number>> = {
+  CG_CALL_LIMIT_REACHED: RETRY_AFTER_S.busy,
+  CG_REDIS_UNAVAILABLE: RETRY_AFTER_S.degraded,
+  CG_DRAINING: RETRY_AFTER_S.degraded,
+  CG_RTPENGINE_UNAVAILABLE: RETRY_AFTER_S.degraded,
+  CG_RTPENGINE_FAILED: RETRY_AFTER_S.degraded,
+  CG_RTPENGINE_BAD_SDP: RETRY_AFTER_S.degraded,
 };
 
-/** The SIP response for any error the INVITE chain raised. */
+/** The SIP response for any error the INVITE chain raised: the catalogue's `sip` for its code. */
 export function sipErrorFrom(err: unknown): SipError {
+  // A SipError was decided where it was thrown (a digest challenge, a silent drop): sent as it is.
   if (err instanceof SipError) return err;
-  if (!isCallgateError(err)) return new SipError(500, 'Server Internal Error', {}, false, 'CG_INTERNAL');
-  if (err.code === 'CG_CALL_LIMIT_REACHED') {
-    // 486: this tenant's lines are all busy, which is what a caller should hear; try again later.
-    return new SipError(486, 'Busy Here', { 'Retry-After': String(RETRY_AFTER_S.busy) }, false, err.code);
-  }
-  if (err.code === 'CG_REDIS_UNAVAILABLE' || err.code === 'CG_DRAINING' || err.code.startsWith('CG_RTPENGINE_')) {
-    return new SipError(503, 'Service Unavailable', { 'Retry-After': String(RETRY_AFTER_S.degraded) }, false, err.code);
-  }
-  const mapped = BY_CODE[err.code];
-  if (mapped) return new SipError(mapped[0], mapped[1], {}, false, err.code);
-  return new SipError(err.status >= 500 ? 500 : 403, err.status >= 500 ? 'Server Internal Error' : 'Forbidden', {}, false, err.code);
+  const code: ErrorCode = isCallgateError(err) ? err.code : 'CG_INTERNAL';
+  const [status, reason] = errorCatalogue[code].sip;
+  const retryAfterS = RETRY_AFTER_S_BY_CODE[code];
+  return new SipError(status, reason, retryAfterS === undefined ? {} : { 'Retry-After': String(retryAfterS) }, false, code);
 }

@@ -17,7 +17,7 @@ export const MAX_OFFER_BYTES = 32 * 1024;
 
 /**
  * Checks a browser's offer before any resource is spent on it: WebRTC-shaped (UDP/TLS/RTP/SAVPF, a DTLS
- * fingerprint, ICE credentials), one audio m-line offering Opus. Throws CG_SDP_* errors (488, or 400 for
+ * fingerprint, ICE credentials), one audio m-line offering Opus. Throws CG_SDP_* errors (HTTP 422, or 400 for
  * what is not SDP at all).
  */
 export function parseBrowserOffer(sdp: string): BrowserOffer {

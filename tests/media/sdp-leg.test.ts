@@ -83,7 +83,7 @@ describe('a carrier offer, negotiated and answered, carries audio and DTMF both 
 
   it('refuses an offer with only G.729, naming what was offered', () => {
     const offer = carrierOffer(4000).replace('RTP/AVP 18 0 8 101', 'RTP/AVP 18 101');
-    expect(() => negotiate(parseRemoteSdp(offer))).toThrow(expect.objectContaining({ code: 'CG_SDP_NO_COMMON_CODEC', status: 488 }));
+    expect(() => negotiate(parseRemoteSdp(offer))).toThrow(expect.objectContaining({ code: 'CG_SDP_NO_COMMON_CODEC', status: 422, sip: [488, 'Not Acceptable Here'] }));
     try {
       negotiate(parseRemoteSdp(offer));
     } catch (err) {

@@ -472,4 +472,24 @@ describe('web phone abuse over HTTP and the direct WebRTC door', () => {
     expect(await linesAfterRelease()).toEqual(idle);
     expect((await urls.get('open')).uses).toBe(usesBefore);
   }, 20_000);
+
+  it("a SIP phone's plain-RTP offer: 422 CG_SDP_NOT_WEBRTC with the reason (not SIP's 488), and the token still calls", async () => {
+    const base = await startApi(ROOMY);
+    const token = tokenOf(await askToken(base, 'open'));
+    // What a desk phone or a carrier offers: plain RTP/AVP, no ICE, no DTLS fingerprint.
+    const plainRtp = [
+      'v=0', 'o=- 1 1 IN IP4 192.0.2.10', 's=-', 'c=IN IP4 192.0.2.10', 't=0 0',
+      'm=audio 4000 RTP/AVP 0 8 101', 'a=rtpmap:0 PCMU/8000', 'a=rtpmap:8 PCMA/8000', 'a=rtpmap:101 telephone-event/8000', 'a=sendrecv', '',
+    ].join('\r\n');
+    const refused = await post(`${base}/v1/webrtc/offer`, { origin: ORIGIN, json: { token, sdp: plainRtp } });
+    expect(refused).toMatchObject({ status: 422, body: { code: 'CG_SDP_NOT_WEBRTC', details: { missing: ['UDP/TLS/RTP/SAVPF', 'a=fingerprint', 'a=ice-ufrag/ice-pwd'] } } });
+    // The reason, for the page's developer: what the offer lacks.
+    expect(refused.body['message']).toMatch(/without ICE and DTLS-SRTP: the offer is not WebRTC: no UDP\/TLS\/RTP\/SAVPF, a=fingerprint, a=ice-ufrag\/ice-pwd$/);
+    expect(door.activeCalls).toBe(0);
+    // Refused before the token was redeemed: the page can retry with a real browser offer.
+    const call = await offer(base, token);
+    expect(call.reply.status).toBe(201);
+    call.peer.close();
+    expect(await linesAfterRelease()).toEqual(idle);
+  }, 20_000);
 });

@@ -62,7 +62,7 @@ export function webrtcRoutes(app: FastifyInstance, door: WebRtcAnswerer, options
       description:
         'No authentication besides the call token (single use; the `Origin` header must match the one it was issued to). ' +
         'The offer must be WebRTC (UDP/TLS/RTP/SAVPF, fingerprint, ICE credentials) with Opus, ICE gathered. ' +
-        'Refusals: CG_CALL_TOKEN_INVALID 401, CG_CALL_URL_* 403/410, CG_CALL_LIMIT_REACHED 429, CG_SDP_* 400/488, CG_HTTP_RATE_LIMITED 429.',
+        'Refusals: CG_CALL_TOKEN_INVALID 401, CG_CALL_URL_* 403/410, CG_CALL_LIMIT_REACHED 429, CG_SDP_MALFORMED 400, other CG_SDP_* 422, CG_HTTP_RATE_LIMITED 429.',
       security: [],
       body: jsonSchema(offerSchema),
       response: responses({ 201: answered }),

@@ -187,7 +187,7 @@ describeWith(['rtpengine'], 'offers the webrtc profile must refuse', () => {
   it('refuses text that is not SDP as not WebRTC, before rtpengine sees it', async () => {
     const err = await anchor.offer({ callId: 'garbage', fromTag: 'b', sdp: 'hello, I am not SDP', profile: 'webrtc' }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(CallgateError);
-    expect(err).toMatchObject({ code: 'CG_SDP_NOT_WEBRTC', status: 488 });
+    expect(err).toMatchObject({ code: 'CG_SDP_NOT_WEBRTC', status: 422, sip: [488, 'Not Acceptable Here'] });
     expect(await anchor.sessionCount()).toBe(0);
   });
 
