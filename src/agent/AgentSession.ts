@@ -9,72 +9,20 @@ import { FRAME_MS, PIPELINE_RATE, type DtmfEvent } from '../media/types.js';
 import { dtmfUserText, type AgentProviders, type ChatMessage, type LlmEvent, type SttStream } from '../providers/types.js';
 import { AsyncQueue } from './AsyncQueue.js';
 import type { CallSession } from './CallSession.js';
-import { EchoGuard, frameLevels, type EchoGuardOptions } from './EchoGuard.js';
+import { defaultAgentSessionOptions, type AgentSessionOptions } from './AgentSessionOptions.js';
+import { textEvents, withDeadline, withTimeouts, yieldToEventLoop } from './deadlines.js';
+import { EchoGuard, frameLevels } from './EchoGuard.js';
 import { fixedPhrases, promptPieces } from './fixedPhrases.js';
 import type { AgentEvent, EndReason, LatencyMark } from './events.js';
 import type { PromptCache } from './PromptCache.js';
 import { Reply, joinText, type ReplyPiece } from './Reply.js';
-import { SentenceSplitter, type SentenceSplitterOptions } from './SentenceSplitter.js';
+import { SentenceSplitter } from './SentenceSplitter.js';
 import { renderTemplate } from './template.js';
-import { TurnDetector, type TurnDetectorOptions } from './TurnDetector.js';
+import { TurnDetector } from './TurnDetector.js';
 import type { VoiceActivityDetector } from './vad/VoiceActivityDetector.js';
 
-/** Agent timing that is not the tenant's business (the tenant's part is AgentConfig.turn). */
-export interface AgentSessionOptions {
-  /** VAD turn-taking; `endpointingMs` comes from the tenant. */
-  readonly turn: Partial<Omit<TurnDetectorOptions, 'endpointingMs'>>;
-  readonly echo: Partial<EchoGuardOptions>;
-  readonly splitter: Partial<SentenceSplitterOptions>;
-  /** After a barge-in, if no words are recognised this long and the caller's turn is over, the agent resumes. */
-  readonly falseInterruptionMs: number;
-  /** Audio before the VAD confirmed speech that still goes to STT, so the first syllable is not lost. */
-  readonly prerollMs: number;
-  /** Keypad entry ends this long after the last digit (or at '#'). */
-  readonly dtmfInterDigitMs: number;
-  /** The model's first text must arrive within this, or the caller hears the apology. */
-  readonly llmFirstTokenTimeoutMs: number;
-  /** A sentence's first audio must arrive within this, or the caller hears the apology. */
-  readonly ttsFirstAudioTimeoutMs: number;
-  /** Once the model's text flows, a gap longer than this ends the reply with the apology (the stream stalled). */
-  readonly llmStallTimeoutMs: number;
-  /** Once a sentence's audio flows, a gap longer than this ends the reply with the apology. */
-  readonly ttsStallTimeoutMs: number;
-  /** The STT's final text for a turn must arrive within this after the turn ended, or the caller hears the apology. */
-  readonly sttFinalTimeoutMs: number;
-  /** How long a goodbye may play before the agent hangs up anyway. */
-  readonly goodbyeMaxMs: number;
-  /** Caller turns in a row left unanswered by provider failures before the agent ends the call politely. */
-  readonly maxFailedTurns: number;
-}
-
-export const defaultAgentSessionOptions = {
-  turn: {},
-  echo: {},
-  splitter: {},
-  /** 1500 ms: long enough for STT to return a first word, short enough that a cough costs little. */
-  falseInterruptionMs: 1500,
-  /** 300 ms: covers the VAD's confirmation time and a soft onset. */
-  prerollMs: 300,
-  /** 2 s between key presses: IVR convention. */
-  dtmfInterDigitMs: 2000,
-  /** 10 s: a model slower than this has failed as far as the caller can tell. */
-  llmFirstTokenTimeoutMs: 10_000,
-  /** 5 s. */
-  ttsFirstAudioTimeoutMs: 5000,
-  /**
-   * 8 s, and 8 s for the STT final below: backstops for a provider with no deadline of its own. Later
-   * than the vendors' own (stall 5 s; STT final 2–3 s, plus a fallback replaying the turn), which fail
-   * over and count against the provider; without one a stalled stream held the caller in silence, and
-   * the session's queue (no-input, time limit) with it, until the caller hung up.
-   */
-  llmStallTimeoutMs: 8000,
-  ttsStallTimeoutMs: 8000,
-  sttFinalTimeoutMs: 8000,
-  /** 15 s. */
-  goodbyeMaxMs: 15_000,
-  /** 2: one apology and a second chance; a third "say that again" would only waste the caller's time. */
-  maxFailedTurns: 2,
-} as const satisfies AgentSessionOptions;
+// Where the doors and tests have always found them.
+export { defaultAgentSessionOptions, type AgentSessionOptions } from './AgentSessionOptions.js';
 
 export interface AgentSessionEvents {
   event: [event: AgentEvent];
@@ -779,62 +727,4 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
   }
 }
 
-const yieldToEventLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
-
-/** `promise`, or a CallgateError(`code`) after `timeoutMs`, or at once when `signal` aborts. */
-function withDeadline<T>(promise: Promise<T>, timeoutMs: number, code: ErrorCode, signal?: AbortSignal, message = `no answer within ${timeoutMs} ms`): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const settle = (): void => {
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', onAbort);
-    };
-    const onAbort = (): void => {
-      settle();
-      reject(new CallgateError(code, 'the session ended first'));
-    };
-    const timer = setTimeout(() => {
-      settle();
-      reject(new CallgateError(code, message));
-    }, timeoutMs);
-    if (signal?.aborted) return onAbort();
-    signal?.addEventListener('abort', onAbort, { once: true });
-    promise.then(
-      (value) => {
-        settle();
-        resolve(value);
-      },
-      (err: unknown) => {
-        settle();
-        reject(err);
-      },
-    );
-  });
-}
-
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
-
-/** Fixed text as model events (for resuming and prompts that go through TTS). */
-async function* textEvents(texts: readonly string[]): AsyncIterable<LlmEvent> {
-  for (const text of texts) yield { type: 'text', text: `${text} ` };
-}
-
-/**
- * Fails with `code` when the first item takes longer than `firstMs`, or a later one longer than
- * `stallMs` after the one before it (the time the consumer spends between items is not counted).
- */
-async function* withTimeouts<T>(source: AsyncIterable<T>, firstMs: number, stallMs: number, code: ErrorCode): AsyncIterable<T> {
-  const it = source[Symbol.asyncIterator]();
-  let done = false;
-  try {
-    for (let first = true; ; first = false) {
-      const ms = first ? firstMs : stallMs;
-      const next = await withDeadline(it.next(), ms, code, undefined, first ? `no answer within ${ms} ms` : `the stream stalled for ${ms} ms`);
-      if (next.done) return void (done = true);
-      yield next.value;
-    }
-  } finally {
-    // The consumer stopped early (abort, barge-in) or the first item timed out: let the source clean up.
-    if (!done) void Promise.resolve(it.return?.()).catch(() => undefined);
-  }
-}
-

@@ -1,0 +1,60 @@
+import type { EchoGuardOptions } from './EchoGuard.js';
+import type { SentenceSplitterOptions } from './SentenceSplitter.js';
+import type { TurnDetectorOptions } from './TurnDetector.js';
+
+/** Agent timing that is not the tenant's business (the tenant's part is AgentConfig.turn). */
+export interface AgentSessionOptions {
+  /** VAD turn-taking; `endpointingMs` comes from the tenant. */
+  readonly turn: Partial<Omit<TurnDetectorOptions, 'endpointingMs'>>;
+  readonly echo: Partial<EchoGuardOptions>;
+  readonly splitter: Partial<SentenceSplitterOptions>;
+  /** After a barge-in, if no words are recognised this long and the caller's turn is over, the agent resumes. */
+  readonly falseInterruptionMs: number;
+  /** Audio before the VAD confirmed speech that still goes to STT, so the first syllable is not lost. */
+  readonly prerollMs: number;
+  /** Keypad entry ends this long after the last digit (or at '#'). */
+  readonly dtmfInterDigitMs: number;
+  /** The model's first text must arrive within this, or the caller hears the apology. */
+  readonly llmFirstTokenTimeoutMs: number;
+  /** A sentence's first audio must arrive within this, or the caller hears the apology. */
+  readonly ttsFirstAudioTimeoutMs: number;
+  /** Once the model's text flows, a gap longer than this ends the reply with the apology (the stream stalled). */
+  readonly llmStallTimeoutMs: number;
+  /** Once a sentence's audio flows, a gap longer than this ends the reply with the apology. */
+  readonly ttsStallTimeoutMs: number;
+  /** The STT's final text for a turn must arrive within this after the turn ended, or the caller hears the apology. */
+  readonly sttFinalTimeoutMs: number;
+  /** How long a goodbye may play before the agent hangs up anyway. */
+  readonly goodbyeMaxMs: number;
+  /** Caller turns in a row left unanswered by provider failures before the agent ends the call politely. */
+  readonly maxFailedTurns: number;
+}
+
+export const defaultAgentSessionOptions = {
+  turn: {},
+  echo: {},
+  splitter: {},
+  /** 1500 ms: long enough for STT to return a first word, short enough that a cough costs little. */
+  falseInterruptionMs: 1500,
+  /** 300 ms: covers the VAD's confirmation time and a soft onset. */
+  prerollMs: 300,
+  /** 2 s between key presses: IVR convention. */
+  dtmfInterDigitMs: 2000,
+  /** 10 s: a model slower than this has failed as far as the caller can tell. */
+  llmFirstTokenTimeoutMs: 10_000,
+  /** 5 s. */
+  ttsFirstAudioTimeoutMs: 5000,
+  /**
+   * 8 s, and 8 s for the STT final below: backstops for a provider with no deadline of its own. Later
+   * than the vendors' own (stall 5 s; STT final 2–3 s, plus a fallback replaying the turn), which fail
+   * over and count against the provider; without one a stalled stream held the caller in silence, and
+   * the session's queue (no-input, time limit) with it, until the caller hung up.
+   */
+  llmStallTimeoutMs: 8000,
+  ttsStallTimeoutMs: 8000,
+  sttFinalTimeoutMs: 8000,
+  /** 15 s. */
+  goodbyeMaxMs: 15_000,
+  /** 2: one apology and a second chance; a third "say that again" would only waste the caller's time. */
+  maxFailedTurns: 2,
+} as const satisfies AgentSessionOptions;
