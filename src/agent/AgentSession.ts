@@ -1,7 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
-import { CallgateError, isCallgateError, type ErrorCode } from '../errors.js';
 import { callLogger } from '../log.js';
 import { Resampler } from '../media/Resampler.js';
 import { dbfs } from '../media/signal.js';
@@ -13,12 +12,15 @@ import { defaultAgentSessionOptions, type AgentSessionOptions } from './AgentSes
 import { textEvents, withDeadline, withTimeouts, yieldToEventLoop } from './deadlines.js';
 import { EchoGuard, frameLevels } from './EchoGuard.js';
 import { fixedPhrases, promptPieces } from './fixedPhrases.js';
-import type { AgentEvent, EndReason, LatencyMark } from './events.js';
+import type { AgentEvent, EndReason } from './events.js';
 import type { PromptCache } from './PromptCache.js';
 import { Reply, joinText, type ReplyPiece } from './Reply.js';
 import { SentenceSplitter } from './SentenceSplitter.js';
 import { renderTemplate } from './template.js';
 import { TurnDetector } from './TurnDetector.js';
+import { CallTimers } from './CallTimers.js';
+import { Keypad } from './Keypad.js';
+import { SessionEvents } from './SessionEvents.js';
 import type { VoiceActivityDetector } from './vad/VoiceActivityDetector.js';
 
 // Where the doors and tests have always found them.
@@ -62,7 +64,9 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
   private readonly log: Logger;
   private readonly turns: TurnDetector;
   private readonly echo: EchoGuard;
-  private readonly startedAt = performance.now();
+  private readonly events: SessionEvents;
+  private readonly keypad: Keypad;
+  private readonly timers: CallTimers;
 
   private state: SessionState = 'idle';
   private stt: SttStream | undefined;
@@ -73,9 +77,6 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
   private readonly prerollFrames: number;
   private readonly history: ChatMessage[] = [];
   private turnIndex = 0;
-  /** The last speech frame of the latest caller turn (latency marks are measured from it). */
-  private speechEndAt = 0;
-  private marksPending = new Set<LatencyMark>();
 
   private current: Reply | undefined;
   private currentAbort: AbortController | undefined;
@@ -88,11 +89,7 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
   private reprompts = 0;
   /** Caller turns in a row that a provider failure left unanswered. */
   private failedTurns = 0;
-  private noInputTimer: NodeJS.Timeout | undefined;
   private stallTimer: NodeJS.Timeout | undefined;
-  private maxDurationTimer: NodeJS.Timeout | undefined;
-  private dtmfDigits = '';
-  private dtmfTimer: NodeJS.Timeout | undefined;
   /** Serialises work that must not overlap: turn ends, replies, prompts. */
   private work: Promise<void> = Promise.resolve();
   private endedPromise: Promise<EndReason>;
@@ -107,7 +104,7 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
 
   private readonly onAudio = (frame: Int16Array): void => this.handleFrame(frame);
   private readonly onDtmf = (event: DtmfEvent): void => this.handleDtmf(event);
-  private readonly onTalkspurt = (): void => this.mark('firstPacketOut');
+  private readonly onTalkspurt = (): void => this.events.mark('firstPacketOut');
   private readonly onDrain = (): void => this.handleDrain();
   private readonly onCallEnded = (reason: EndReason): void => void this.close(reason);
 
@@ -123,6 +120,12 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
     this.echo = new EchoGuard(this.opts.echo);
     this.prerollFrames = Math.ceil(this.opts.prerollMs / FRAME_MS);
     this.endedPromise = new Promise((resolve) => (this.resolveEnded = resolve));
+    this.events = new SessionEvents((event) => this.emit('event', event), this.log, () => this.turnIndex);
+    this.keypad = new Keypad(this.opts.dtmfInterDigitMs, (digits) => this.submitDigits(digits));
+    this.timers = new CallTimers(
+      () => this.enqueueWork(() => this.noInput()),
+      () => this.enqueueWork(() => this.timeLimit()),
+    );
   }
 
   /** Resolves with the reason once the session has ended and released everything. */
@@ -148,8 +151,8 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
     media.on('drain', this.onDrain);
     call.on('ended', this.onCallEnded);
     if (call.ended) return void this.close(call.ended);
-    this.emitEvent({ type: 'session-started' });
-    this.maxDurationTimer = setTimeout(() => this.enqueueWork(() => this.timeLimit()), call.config.maxCallDurationMs);
+    this.events.emit({ type: 'session-started' });
+    this.timers.startTimeLimit(call.config.maxCallDurationMs);
 
     const greeting = renderTemplate(call.config.greeting, call.variables);
     if (greeting.missing.length > 0) {
@@ -158,7 +161,7 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
     const sttOpening = this.openStt();
     this.enqueueWork(async () => {
       const cached = this.promptCached(greeting.text);
-      this.emitEvent({ type: 'greeting', text: greeting.text, cached });
+      this.events.emit({ type: 'greeting', text: greeting.text, cached });
       await this.speakPrompt(greeting.text, 0, 'greeting');
     });
     // Warm the fixed phrases so an apology still plays when the TTS provider is what failed; after the
@@ -187,13 +190,15 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
     this.currentAbort?.abort();
     if (this.current) this.finishCurrent(true, Math.max(0, this.current.queuedMs - media.queuedMs));
     this.clearResume();
-    for (const t of [this.noInputTimer, this.maxDurationTimer, this.dtmfTimer, this.stallTimer]) if (t) clearTimeout(t);
-    this.noInputTimer = this.maxDurationTimer = this.dtmfTimer = this.stallTimer = undefined;
+    this.timers.close();
+    this.keypad.close();
+    if (this.stallTimer) clearTimeout(this.stallTimer);
+    this.stallTimer = undefined;
     const stt = this.stt;
     this.stt = undefined;
     await stt?.close().catch((err: unknown) => this.log.warn({ err: String(err) }, 'STT close failed'));
     this.vad.close();
-    this.emitEvent({ type: 'session-ended', reason });
+    this.events.emit({ type: 'session-ended', reason });
     this.log.info({ reason, turns: this.turnIndex }, 'agent session ended');
     this.resolveEnded(reason);
   }
@@ -228,7 +233,7 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
       return;
     }
     this.turnIndex++;
-    this.emitEvent({ type: 'turn-started', turn: this.turnIndex, onsetAtMs: this.rel(onsetAt) }, now);
+    this.events.emit({ type: 'turn-started', turn: this.turnIndex, onsetAtMs: this.events.rel(onsetAt) }, now);
     if (this.stt) {
       // The pre-roll holds the frames the VAD needed to confirm speech, and a little before.
       for (const f of this.preroll) this.stt.push(f);
@@ -267,19 +272,18 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
       return;
     }
     const turn = this.turnIndex;
-    this.speechEndAt = speechEndAt;
-    this.emitEvent({ type: 'turn-ended', turn, speechEndAtMs: this.rel(speechEndAt) }, now);
-    this.marksPending = new Set<LatencyMark>(['sttFinal', 'llmFirstToken', 'ttsFirstAudio', 'firstPacketOut']);
-    this.emitEvent({ type: 'latency', turn, mark: 'endOfTurn', sinceSpeechEndMs: now - speechEndAt }, now);
+    this.events.emit({ type: 'turn-ended', turn, speechEndAtMs: this.events.rel(speechEndAt) }, now);
+    this.events.expectMarks(speechEndAt, ['sttFinal', 'llmFirstToken', 'ttsFirstAudio', 'firstPacketOut']);
+    this.events.emit({ type: 'latency', turn, mark: 'endOfTurn', sinceSpeechEndMs: now - speechEndAt }, now);
     if (forced) this.log.debug({ turn }, 'turn ended without its endpointing silence (maximum utterance, or the audio stopped)');
     const finalizing = this.finalizeStt();
     this.enqueueWork(async () => {
       const text = await finalizing;
       if (text === undefined || this.closed) return;
-      this.mark('sttFinal');
-      this.emitEvent({ type: 'transcript', turn, text, final: true });
+      this.events.mark('sttFinal');
+      this.events.emit({ type: 'transcript', turn, text, final: true });
       if (text === '' && this.resume) {
-        this.marksPending.clear();
+        this.events.clearMarks();
         return this.resumeInterrupted();
       }
       const full = joinText([this.carriedText, text]);
@@ -290,7 +294,7 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
         return;
       }
       if (full === '') {
-        this.marksPending.clear();
+        this.events.clearMarks();
         return this.armNoInput();
       }
       await this.respondTo(full, turn);
@@ -306,7 +310,7 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
       return (await withDeadline(stt.finalize(), this.opts.sttFinalTimeoutMs, 'CG_STT_TIMEOUT', this.lifetime.signal)).trim();
     } catch (err) {
       if (this.closed) return undefined;
-      this.reportError(err, 'stt', 'CG_STT_FAILED');
+      this.events.error(err, 'stt', 'CG_STT_FAILED');
       const turn = this.turnIndex;
       this.enqueueWork(() => this.turnFailed(turn));
       return undefined;
@@ -317,31 +321,20 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
 
   private handleDtmf(event: DtmfEvent): void {
     if (this.closed) return;
-    this.emitEvent({ type: 'dtmf', digit: event.digit });
+    this.events.emit({ type: 'dtmf', digit: event.digit });
     this.clearNoInput();
     if (this.isAgentTalking() && this.call.config.turn.bargeIn) {
       this.turnIndex++;
       this.bargeIn('dtmf', performance.now());
     }
-    if (this.dtmfTimer) clearTimeout(this.dtmfTimer);
-    this.dtmfTimer = undefined;
-    if (event.digit === '#') {
-      this.submitDigits();
-      return;
-    }
-    this.dtmfDigits += event.digit;
-    this.dtmfTimer = setTimeout(() => this.submitDigits(), this.opts.dtmfInterDigitMs);
+    this.keypad.press(event.digit);
   }
 
-  private submitDigits(): void {
-    this.dtmfTimer = undefined;
-    const digits = this.dtmfDigits;
-    this.dtmfDigits = '';
-    if (!digits || this.closed) return;
+  private submitDigits(digits: string): void {
+    if (this.closed) return;
     this.clearResume();
     const turn = this.turnIndex;
-    this.speechEndAt = performance.now();
-    this.marksPending = new Set<LatencyMark>(['llmFirstToken', 'ttsFirstAudio', 'firstPacketOut']);
+    this.events.expectMarks(performance.now(), ['llmFirstToken', 'ttsFirstAudio', 'firstPacketOut']);
     this.enqueueWork(() => this.respondTo(dtmfUserText(digits), turn));
   }
 
@@ -359,7 +352,7 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
     this.currentAbort?.abort();
     this.currentAbort = undefined;
     const playedMs = reply ? Math.max(0, reply.queuedMs - dropped) : 0;
-    this.emitEvent({ type: 'barge-in', turn: this.turnIndex, playedMs, by }, now);
+    this.events.emit({ type: 'barge-in', turn: this.turnIndex, playedMs, by }, now);
     this.clearResume();
     if (reply) {
       this.finishCurrent(true, playedMs);
@@ -393,7 +386,7 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
     // one replaces that entry.
     const last = this.history.at(-1);
     if (last?.role === 'assistant' && last.content === resume.reply.spokenText(resume.playedMs)) this.history.pop();
-    this.emitEvent({ type: 'barge-in-resumed', turn: resume.reply.turn, fromText: point.remaining[0]! });
+    this.events.emit({ type: 'barge-in-resumed', turn: resume.reply.turn, fromText: point.remaining[0]! });
     const reply = new Reply(resume.reply.turn, point.before);
     reply.hangupAfter = resume.reply.hangupAfter;
     this.enqueueWork(() => this.speak(reply, textEvents(point.remaining)));
@@ -417,7 +410,7 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
     try {
       events = this.providers.llm.stream({ messages, signal: abort.signal });
     } catch (err) {
-      this.reportError(err, 'llm', 'CG_LLM_FAILED');
+      this.events.error(err, 'llm', 'CG_LLM_FAILED');
       return this.turnFailed(turn);
     }
     await this.speak(new Reply(turn), withTimeouts(events, this.opts.llmFirstTokenTimeoutMs, this.opts.llmStallTimeoutMs, 'CG_LLM_TIMEOUT'), abort);
@@ -442,7 +435,7 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
             reply.hangupAfter = true;
             continue;
           }
-          this.mark('llmFirstToken');
+          this.events.mark('llmFirstToken');
           for (const p of splitter.push(ev.text)) pieces.push(p);
         }
         if (!abort.signal.aborted) for (const p of splitter.flush()) pieces.push(p);
@@ -458,7 +451,7 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
       for await (const text of pieces) {
         if (abort.signal.aborted) break;
         piece = reply.addPiece(text);
-        this.emitEvent({ type: 'agent-text', turn: reply.turn, text });
+        this.events.emit({ type: 'agent-text', turn: reply.turn, text });
         await this.synthesizeInto(reply, piece, abort.signal);
       }
     } catch (err) {
@@ -471,7 +464,7 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
     // Release the failed request: a stalled stream would otherwise hold its connection (the TTS one is aborted above).
     if (failure) abort.abort();
     if (failure && !this.closed) {
-      this.reportError(failure.err, failure.during, failure.during === 'llm' ? 'CG_LLM_FAILED' : 'CG_TTS_FAILED');
+      this.events.error(failure.err, failure.during, failure.during === 'llm' ? 'CG_LLM_FAILED' : 'CG_TTS_FAILED');
       // What was already queued plays on; the apology (or the polite ending) follows it, from the cache.
       const giveUp = ++this.failedTurns >= this.opts.maxFailedTurns;
       await this.appendPrompt(reply, giveUp ? this.call.config.unavailableMessage : this.call.config.apology, giveUp ? 'goodbye' : 'apology');
@@ -498,7 +491,7 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
     const chunks = withTimeouts(this.providers.tts.synthesize({ text: piece.text, voice, signal }), this.opts.ttsFirstAudioTimeoutMs, this.opts.ttsStallTimeoutMs, 'CG_TTS_TIMEOUT');
     for await (const chunk of chunks) {
       if (signal.aborted || this.current !== reply) return;
-      this.mark('ttsFirstAudio');
+      this.events.mark('ttsFirstAudio');
       let pcm = chunk.samples;
       if (chunk.sampleRate !== PIPELINE_RATE) {
         resampler ??= new Resampler(chunk.sampleRate, PIPELINE_RATE);
@@ -536,12 +529,12 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
       try {
         prompt = await this.promptFor(pieceText);
       } catch (err) {
-        this.reportError(err, kind === 'greeting' ? 'greeting' : 'tts', 'CG_TTS_FAILED');
+        this.events.error(err, kind === 'greeting' ? 'greeting' : 'tts', 'CG_TTS_FAILED');
         return queued;
       }
       if (this.closed || this.current !== reply) return queued;
       const piece = reply.addPiece(pieceText);
-      this.emitEvent({ type: 'agent-text', turn: reply.turn, text: pieceText });
+      this.events.emit({ type: 'agent-text', turn: reply.turn, text: pieceText });
       const startAt = performance.now() + this.call.media.queuedMs;
       if (this.call.media.playEncoded(prompt.encoded)) {
         this.echo.queued(prompt.levels, startAt);
@@ -568,7 +561,7 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
     this.currentAbort = undefined;
     const spokenText = interrupted ? reply.spokenText(playedMs ?? 0) : reply.fullText;
     if (spokenText) this.history.push({ role: 'assistant', content: spokenText });
-    this.emitEvent({ type: 'agent-done', turn: reply.turn, spokenText, interrupted });
+    this.events.emit({ type: 'agent-done', turn: reply.turn, spokenText, interrupted });
   }
 
   private handleDrain(): void {
@@ -592,24 +585,20 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
   // ─── No input, time limit, goodbye ─────────────────────────────────────────────────────────────
 
   private armNoInput(): void {
-    this.clearNoInput();
-    if (this.closed) return;
-    this.noInputTimer = setTimeout(() => this.enqueueWork(() => this.noInput()), this.call.config.turn.noInputMs);
+    this.timers.armNoInput(this.call.config.turn.noInputMs);
   }
 
   private clearNoInput(): void {
-    if (this.noInputTimer) clearTimeout(this.noInputTimer);
-    this.noInputTimer = undefined;
+    this.timers.clearNoInput();
   }
 
   private async noInput(): Promise<void> {
-    this.noInputTimer = undefined;
     if (this.closed || this.turns.speaking || this.isAgentTalking()) return;
     if (this.reprompts >= this.call.config.turn.maxReprompts) {
       return this.sayGoodbye(this.call.config.goodbye.reply, 'no-input');
     }
     this.reprompts++;
-    this.emitEvent({ type: 'reprompt', count: this.reprompts });
+    this.events.emit({ type: 'reprompt', count: this.reprompts });
     await this.speakPrompt(this.call.config.reprompt, this.turnIndex, 'reprompt');
   }
 
@@ -629,7 +618,6 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
   }
 
   private async timeLimit(): Promise<void> {
-    this.maxDurationTimer = undefined;
     if (this.closed) return;
     this.currentAbort?.abort();
     this.call.media.flush();
@@ -671,12 +659,12 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
       this.stt = stt;
       stt.on('result', (r) => {
         if (r.text.trim() && this.resume) this.resume.wordsHeard = true;
-        if (!r.final) this.emitEvent({ type: 'transcript', turn: this.turnIndex, text: r.text, final: false });
+        if (!r.final) this.events.emit({ type: 'transcript', turn: this.turnIndex, text: r.text, final: false });
       });
-      stt.on('error', (err) => this.reportError(err, 'stt', 'CG_STT_FAILED'));
+      stt.on('error', (err) => this.events.error(err, 'stt', 'CG_STT_FAILED'));
     } catch (err) {
       // The call goes on: the greeting plays and keypad entry still works.
-      this.reportError(err, 'stt', 'CG_STT_UNAVAILABLE');
+      this.events.error(err, 'stt', 'CG_STT_UNAVAILABLE');
     }
   }
 
@@ -703,28 +691,6 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
       .then(async () => {
         if (!this.closed) await task();
       })
-      .catch((err: unknown) => this.reportError(err, 'session', 'CG_INTERNAL'));
-  }
-
-  private mark(mark: LatencyMark): void {
-    if (!this.marksPending.delete(mark)) return;
-    const now = performance.now();
-    this.emitEvent({ type: 'latency', turn: this.turnIndex, mark, sinceSpeechEndMs: now - this.speechEndAt }, now);
-  }
-
-  private reportError(err: unknown, during: 'stt' | 'llm' | 'tts' | 'greeting' | 'session', fallback: ErrorCode): void {
-    const e = isCallgateError(err) ? err : new CallgateError(fallback, err instanceof Error ? err.message : String(err), { cause: err });
-    this.log.warn({ code: e.code, during, err: e.message }, 'agent provider error; the call goes on');
-    this.emitEvent({ type: 'error', code: e.code, message: e.message, during });
-  }
-
-  private rel(at: number): number {
-    return at - this.startedAt;
-  }
-
-  private emitEvent(event: DistributiveOmit<AgentEvent, 'atMs'>, now = performance.now()): void {
-    this.emit('event', { ...event, atMs: now - this.startedAt } as AgentEvent);
+      .catch((err: unknown) => this.events.error(err, 'session', 'CG_INTERNAL'));
   }
 }
-
-type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
