@@ -3,21 +3,20 @@ import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import { callLogger } from '../log.js';
 import { Resampler } from '../media/Resampler.js';
-import { dbfs } from '../media/signal.js';
-import { FRAME_MS, PIPELINE_RATE, type DtmfEvent } from '../media/types.js';
-import { dtmfUserText, type AgentProviders, type ChatMessage, type LlmEvent, type SttStream } from '../providers/types.js';
+import { PIPELINE_RATE, type DtmfEvent } from '../media/types.js';
+import { dtmfUserText, type AgentProviders, type ChatMessage, type LlmEvent } from '../providers/types.js';
 import { AsyncQueue } from './AsyncQueue.js';
 import type { CallSession } from './CallSession.js';
 import { defaultAgentSessionOptions, type AgentSessionOptions } from './AgentSessionOptions.js';
-import { textEvents, withDeadline, withTimeouts, yieldToEventLoop } from './deadlines.js';
-import { EchoGuard, frameLevels } from './EchoGuard.js';
+import { textEvents, withTimeouts, yieldToEventLoop } from './deadlines.js';
+import { CallerInput } from './CallerInput.js';
+import { frameLevels } from './EchoGuard.js';
 import { fixedPhrases, promptPieces } from './fixedPhrases.js';
 import type { AgentEvent, EndReason } from './events.js';
 import type { PromptCache } from './PromptCache.js';
 import { Reply, joinText, type ReplyPiece } from './Reply.js';
 import { SentenceSplitter } from './SentenceSplitter.js';
 import { renderTemplate } from './template.js';
-import { TurnDetector } from './TurnDetector.js';
 import { CallTimers } from './CallTimers.js';
 import { Keypad } from './Keypad.js';
 import { SessionEvents } from './SessionEvents.js';
@@ -58,23 +57,15 @@ interface PendingResume {
 export class AgentSession extends EventEmitter<AgentSessionEvents> {
   readonly call: CallSession;
   private readonly providers: AgentProviders;
-  private readonly vad: VoiceActivityDetector;
   private readonly prompts: PromptCache;
   private readonly opts: AgentSessionOptions;
   private readonly log: Logger;
-  private readonly turns: TurnDetector;
-  private readonly echo: EchoGuard;
+  private readonly input: CallerInput;
   private readonly events: SessionEvents;
   private readonly keypad: Keypad;
   private readonly timers: CallTimers;
 
   private state: SessionState = 'idle';
-  private stt: SttStream | undefined;
-  private sttStreaming = false;
-  /** Audio went to STT since its last finalize. */
-  private sttHasAudio = false;
-  private readonly preroll: Int16Array[] = [];
-  private readonly prerollFrames: number;
   private readonly history: ChatMessage[] = [];
   private turnIndex = 0;
 
@@ -89,7 +80,6 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
   private reprompts = 0;
   /** Caller turns in a row that a provider failure left unanswered. */
   private failedTurns = 0;
-  private stallTimer: NodeJS.Timeout | undefined;
   /** Serialises work that must not overlap: turn ends, replies, prompts. */
   private work: Promise<void> = Promise.resolve();
   private endedPromise: Promise<EndReason>;
@@ -112,13 +102,19 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
     super();
     this.call = deps.call;
     this.providers = deps.providers;
-    this.vad = deps.vad;
     this.prompts = deps.prompts;
     this.opts = { ...defaultAgentSessionOptions, ...deps.options };
     this.log = callLogger({ callId: deps.call.callId, tenant: deps.call.config.tenantId }, deps.logger);
-    this.turns = new TurnDetector({ ...this.opts.turn, endpointingMs: deps.call.config.turn.endpointingMs });
-    this.echo = new EchoGuard(this.opts.echo);
-    this.prerollFrames = Math.ceil(this.opts.prerollMs / FRAME_MS);
+    const { turn, echo, prerollMs, sttFinalTimeoutMs } = this.opts;
+    this.input = new CallerInput(deps.vad, { turn: { ...turn, endpointingMs: deps.call.config.turn.endpointingMs }, echo, prerollMs, sttFinalTimeoutMs, log: this.log }, {
+      speechStarted: (onsetAt, now) => this.speechStarted(onsetAt, now),
+      speechEnded: (speechEndAt, now, forced) => this.speechEnded(speechEndAt, now, forced),
+      sttResult: (r) => {
+        if (r.text.trim() && this.resume) this.resume.wordsHeard = true;
+        if (!r.final) this.events.emit({ type: 'transcript', turn: this.turnIndex, text: r.text, final: false });
+      },
+      sttError: (err, code) => this.events.error(err, 'stt', code),
+    });
     this.endedPromise = new Promise((resolve) => (this.resolveEnded = resolve));
     this.events = new SessionEvents((event) => this.emit('event', event), this.log, () => this.turnIndex);
     this.keypad = new Keypad(this.opts.dtmfInterDigitMs, (digits) => this.submitDigits(digits));
@@ -192,12 +188,7 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
     this.clearResume();
     this.timers.close();
     this.keypad.close();
-    if (this.stallTimer) clearTimeout(this.stallTimer);
-    this.stallTimer = undefined;
-    const stt = this.stt;
-    this.stt = undefined;
-    await stt?.close().catch((err: unknown) => this.log.warn({ err: String(err) }, 'STT close failed'));
-    this.vad.close();
+    await this.input.close();
     this.events.emit({ type: 'session-ended', reason });
     this.log.info({ reason, turns: this.turnIndex }, 'agent session ended');
     this.resolveEnded(reason);
@@ -206,23 +197,7 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
   // ─── Caller audio ──────────────────────────────────────────────────────────────────────────────
 
   private handleFrame(frame: Int16Array): void {
-    if (this.closed) return;
-    const now = performance.now();
-    const score = this.vad.process(frame);
-    const levelDbfs = dbfs(frame);
-    const echoThresholdDbfs = this.echo.thresholdDbfs(now);
-    this.preroll.push(frame.slice());
-    if (this.preroll.length > this.prerollFrames) this.preroll.shift();
-    if (this.sttStreaming) {
-      this.stt?.push(frame);
-      this.sttHasAudio = true;
-    }
-
-    const signal = this.turns.process({ score, levelDbfs, echoThresholdDbfs });
-    if (this.turns.speaking) this.armStall();
-    if (!signal) return;
-    if (signal.type === 'speech-start') this.speechStarted(now - signal.onsetFramesAgo * FRAME_MS, now);
-    else this.speechEnded(now - signal.silenceFrames * FRAME_MS, now, signal.forced);
+    if (!this.closed) this.input.frame(frame);
   }
 
   private speechStarted(onsetAt: number, now: number): void {
@@ -234,38 +209,15 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
     }
     this.turnIndex++;
     this.events.emit({ type: 'turn-started', turn: this.turnIndex, onsetAtMs: this.events.rel(onsetAt) }, now);
-    if (this.stt) {
-      // The pre-roll holds the frames the VAD needed to confirm speech, and a little before.
-      for (const f of this.preroll) this.stt.push(f);
-      this.sttStreaming = true;
-      this.sttHasAudio = true;
-    }
+    this.input.streamTurn();
     if (agentTalking) this.bargeIn('speech', now);
   }
 
-  /** A turn must end even when the caller's packets stop (DTX, mute, network): silence frames never come. */
-  private armStall(): void {
-    if (this.stallTimer) return void this.stallTimer.refresh();
-    this.stallTimer = setTimeout(() => {
-      this.stallTimer = undefined;
-      const signal = this.turns.forceEnd();
-      const now = performance.now();
-      if (signal?.type === 'speech-end') this.speechEnded(now - this.stallAfterMs(), now, true);
-    }, this.stallAfterMs());
-  }
-
-  private stallAfterMs(): number {
-    return this.call.config.turn.endpointingMs + 2 * FRAME_MS;
-  }
-
   private speechEnded(speechEndAt: number, now: number, forced: boolean): void {
-    if (this.stallTimer) clearTimeout(this.stallTimer);
-    this.stallTimer = undefined;
-    this.sttStreaming = false;
     if (this.ignoringTurn) {
       this.ignoringTurn = false;
       // The words are dropped, but the engine must start the next turn clean.
-      if (this.sttHasAudio) void this.finalizeStt();
+      if (this.input.unfinalized) void this.finalizeStt();
       // The agent finished while the caller talked over it, and its end armed nothing (the caller was
       // talking): the silence after this turn must be counted, or the call sits mute until its limit.
       if (!this.isAgentTalking()) this.armNoInput();
@@ -287,7 +239,7 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
         return this.resumeInterrupted();
       }
       const full = joinText([this.carriedText, text]);
-      if (this.turns.speaking) {
+      if (this.input.turns.speaking) {
         // The caller went on talking while the STT finished ("I'd like… a table for four"): answer
         // both parts together when this new turn ends, not the first half over their voice.
         this.carriedText = full;
@@ -303,11 +255,8 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
 
   /** The STT's final text for the turn; undefined after an STT failure (already reported and apologised for). */
   private async finalizeStt(): Promise<string | undefined> {
-    const stt = this.stt;
-    if (!stt || !this.sttHasAudio) return '';
-    this.sttHasAudio = false;
     try {
-      return (await withDeadline(stt.finalize(), this.opts.sttFinalTimeoutMs, 'CG_STT_TIMEOUT', this.lifetime.signal)).trim();
+      return await this.input.finalize(this.lifetime.signal);
     } catch (err) {
       if (this.closed) return undefined;
       this.events.error(err, 'stt', 'CG_STT_FAILED');
@@ -347,7 +296,7 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
   /** The caller interrupted: silence the agent now, stop its providers, remember where it was. */
   private bargeIn(by: 'speech' | 'dtmf', now: number): void {
     const dropped = this.call.media.flush();
-    this.echo.flushed(now);
+    this.input.echo.flushed(now);
     const reply = this.current;
     this.currentAbort?.abort();
     this.currentAbort = undefined;
@@ -371,7 +320,7 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
     // speech is starting: the turn's end decides (no words resumes, words are answered). An STT with no
     // interim words (pocketsphinx, OpenAI) has none to give before then, and a gap between syllables is
     // not the end of an interruption: resuming there talked over the caller and dropped their words.
-    if (this.turns.speaking || this.turns.hearingSpeech) return;
+    if (this.input.turns.speaking || this.input.turns.hearingSpeech) return;
     this.resumeInterrupted();
   }
 
@@ -508,7 +457,7 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
   private queueAudio(reply: Reply, piece: ReplyPiece, pcm: Int16Array): void {
     const startAt = performance.now() + this.call.media.queuedMs;
     if (!this.call.media.play(pcm)) return;
-    this.echo.queued(frameLevels(pcm), startAt);
+    this.input.echo.queued(frameLevels(pcm), startAt);
     reply.addAudio(piece, (pcm.length / PIPELINE_RATE) * 1000);
   }
 
@@ -537,7 +486,7 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
       this.events.emit({ type: 'agent-text', turn: reply.turn, text: pieceText });
       const startAt = performance.now() + this.call.media.queuedMs;
       if (this.call.media.playEncoded(prompt.encoded)) {
-        this.echo.queued(prompt.levels, startAt);
+        this.input.echo.queued(prompt.levels, startAt);
         reply.addAudio(piece, prompt.encoded.durationMs);
         queued = true;
       }
@@ -579,7 +528,7 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
       void this.call.hangup(this.hangupReason ?? 'agent-goodbye');
       return;
     }
-    if (!this.turns.speaking) this.armNoInput();
+    if (!this.input.turns.speaking) this.armNoInput();
   }
 
   // ─── No input, time limit, goodbye ─────────────────────────────────────────────────────────────
@@ -593,7 +542,7 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
   }
 
   private async noInput(): Promise<void> {
-    if (this.closed || this.turns.speaking || this.isAgentTalking()) return;
+    if (this.closed || this.input.turns.speaking || this.isAgentTalking()) return;
     if (this.reprompts >= this.call.config.turn.maxReprompts) {
       return this.sayGoodbye(this.call.config.goodbye.reply, 'no-input');
     }
@@ -611,7 +560,7 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
     this.enqueueWork(async () => {
       this.currentAbort?.abort();
       this.call.media.flush();
-      this.echo.reset();
+      this.input.echo.reset();
       this.finishCurrent(true, 0);
       await this.sayGoodbye(this.call.config.shutdownMessage, 'shutdown');
     });
@@ -621,7 +570,7 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
     if (this.closed) return;
     this.currentAbort?.abort();
     this.call.media.flush();
-    this.echo.reset();
+    this.input.echo.reset();
     this.finishCurrent(true, 0);
     await this.sayGoodbye(this.call.config.timeLimitMessage, 'max-duration');
   }
@@ -650,22 +599,10 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
 
   // ─── Helpers ───────────────────────────────────────────────────────────────────────────────────
 
-  private async openStt(): Promise<void> {
+  private openStt(): Promise<void> {
     const config = this.call.config;
     const phrases = [...config.intents.flatMap((i) => i.phrases), ...config.goodbye.phrases];
-    try {
-      const stt = await this.providers.stt.open({ language: config.language, phrases, logger: this.log });
-      if (this.closed) return void (await stt.close());
-      this.stt = stt;
-      stt.on('result', (r) => {
-        if (r.text.trim() && this.resume) this.resume.wordsHeard = true;
-        if (!r.final) this.events.emit({ type: 'transcript', turn: this.turnIndex, text: r.text, final: false });
-      });
-      stt.on('error', (err) => this.events.error(err, 'stt', 'CG_STT_FAILED'));
-    } catch (err) {
-      // The call goes on: the greeting plays and keypad entry still works.
-      this.events.error(err, 'stt', 'CG_STT_UNAVAILABLE');
-    }
+    return this.input.open(() => this.providers.stt.open({ language: config.language, phrases, logger: this.log }));
   }
 
   private splitText(text: string): string[] {
