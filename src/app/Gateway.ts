@@ -26,6 +26,7 @@ import { connectRedis, type Redis } from '../tenants/redisClient.js';
 import { SecretBox } from '../tenants/secrets.js';
 import { TenantCache } from '../tenants/TenantCache.js';
 import { TenantStore } from '../tenants/TenantStore.js';
+import { CallRunner } from '../call/CallRunner.js';
 import { WebRtcDoor } from '../webrtc/WebRtcDoor.js';
 import { resolveAdminToken } from './adminToken.js';
 import { CallMetrics } from './CallMetrics.js';
@@ -126,7 +127,10 @@ export class Gateway {
     this.providers = providerRegistry(c.cloud, { metrics: providerMetrics, logger: this.log });
     const prompts = new PromptCache();
     const clock = sharedMediaClock();
+    // One runner for both doors: every call's record, line, agent and events go through it.
+    const runner = new CallRunner({ records, limiter, prompts });
     this.webrtc = new WebRtcDoor({
+      runner,
       tokens,
       tenants: cache,
       limiter,
@@ -155,6 +159,7 @@ export class Gateway {
       const ngPort = c.rtpengineNgPort ?? (this.rtpengine = await RtpengineProcess.start(rtpengineProcessOptions(c))).ngPort;
       this.anchor = await MediaAnchor.open({ port: ngPort, interfaces: this.rtpengine?.anchorInterfaces ?? c.rtpengineDirection });
       this.sip = new SipGateway({
+        runner,
         numbers,
         tenants: cache,
         limiter,

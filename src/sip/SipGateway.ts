@@ -2,78 +2,28 @@ import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import Srf from 'drachtio-srf';
 import type { Logger } from 'pino';
-import type { AgentSessionOptions } from '../agent/AgentSession.js';
-import type { PromptCache } from '../agent/PromptCache.js';
-import type { ProviderRegistry } from '../agent/ProviderRegistry.js';
 import type { VoiceActivityDetector } from '../agent/vad/VoiceActivityDetector.js';
 import { LiveSessions } from '../agent/LiveSessions.js';
+import { CallRunner, type RunningCall } from '../call/CallRunner.js';
 import { CallgateError, isCallgateError, type ErrorCode } from '../errors.js';
 import { callLogger, rootLogger } from '../log.js';
-import { legCodecFrom, openAudioLeg, type AudioLeg, type AudioLegStats } from '../media/AudioLeg.js';
-import type { MediaClock } from '../media/MediaClock.js';
-import type { MediaWatchdogOptions } from '../media/MediaWatchdog.js';
-import type { RtpEndpointOptions } from '../media/RtpEndpoint.js';
+import { legCodecFrom, openAudioLeg } from '../media/AudioLeg.js';
 import { answerFor, buildSdp, parseRemoteSdp } from '../media/sdp.js';
-import type { CallLease, CallLimiter } from '../tenants/CallLimiter.js';
-import { CallRecorder } from '../tenants/CallRecorder.js';
-import type { CallRecordStore } from '../tenants/CallRecordStore.js';
-import type { NumberStore } from '../tenants/NumberStore.js';
-import type { TenantCache } from '../tenants/TenantCache.js';
 import { agentConfigFor } from '../tenants/TenantStore.js';
 import { userOf, type InviteRequest } from './invite/InviteRequest.js';
-import { identifySource, rejectScanners, reserveLine, routeToNumber, tenantFor, type AuthFailureCounter, type AuthLockout, type CallTokenRedeemer } from './invite/steps.js';
-import type { AnchorProfile, MediaAnchor } from './rtpengine/MediaAnchor.js';
+import { identifySource, rejectScanners, routeToNumber, tenantFor, type AuthLockout } from './invite/steps.js';
+import type { AnchorProfile } from './rtpengine/MediaAnchor.js';
 import { defaultDrachtioConnection, type DrachtioConnection } from './SipConfig.js';
 import { DigestAuth } from './invite/DigestAuth.js';
-import { SourceLimiter, type SourceLimiterOptions } from './invite/SourceLimiter.js';
-import { SourceIgnoreList, type SourceIgnoreOptions } from './invite/SourceIgnoreList.js';
+import { SourceLimiter } from './invite/SourceLimiter.js';
+import { SourceIgnoreList } from './invite/SourceIgnoreList.js';
 import { forgetUnansweredInvite } from './drachtioPending.js';
 import { drachtioUnparsed, installUnparsedRequestGuard, type UnparsedRequest } from './drachtioUnparsed.js';
 import { drachtioFramingErrors, installDrachtioFramingGuard, type FramingError } from './drachtioFraming.js';
-import { cleanUp, contained, runAnsweredCall, sendBye } from './answeredCall.js';
+import { contained, runAnsweredCall, sendBye } from './answeredCall.js';
+import type { SipGatewayDeps } from './SipGatewayDeps.js';
 import { startOutboundCall, type DialRequest, type DialStarted } from './outboundCall.js';
 import { SipError, sipErrorFrom } from './SipError.js';
-
-/**
- * The SIP front door: drachtio-srf on a drachtio-server. An INVITE goes through the steps in
- * invite/steps.ts (source → number → tenant → a line under the limit), then media is anchored in
- * rtpengine, the call answered, and the tenant's agent started. Every path out releases the line,
- * closes the leg and deletes the rtpengine session.
- */
-export interface SipGatewayDeps {
-  readonly numbers: NumberStore;
-  readonly tenants: TenantCache;
-  readonly limiter: CallLimiter;
-  readonly records: CallRecordStore;
-  readonly anchor: MediaAnchor;
-  readonly providers: ProviderRegistry;
-  readonly prompts: PromptCache;
-  readonly createVad: () => Promise<VoiceActivityDetector>;
-  readonly clock: MediaClock;
-  /** Where our RTP endpoints bind (rtpengine sends the agent leg's media there). */
-  readonly endpoint?: Partial<RtpEndpointOptions>;
-  readonly agent?: Partial<AgentSessionOptions>;
-  readonly logger?: Logger;
-  /** Challenges devices and trunks that have credentials; one with a random key when absent. */
-  readonly digest?: DigestAuth;
-  /** Redeems web phones' call tokens; without it, SIP-over-WS calls are refused. */
-  readonly tokens?: CallTokenRedeemer;
-  /** Where the door's running sessions are tracked (one made by the gateway when absent). */
-  readonly sessions?: LiveSessions;
-  /** Told each call's media statistics as its leg closes (metrics: RTP loss and jitter). */
-  readonly legStats?: (stats: AudioLegStats) => void;
-  /** When a caller whose RTP stopped without a BYE is hung up on. */
-  readonly mediaWatchdog?: Partial<MediaWatchdogOptions>;
-  /** The per-source INVITE rate limit (raise it for a carrier sending all its calls from one address). */
-  readonly sourceLimit?: Partial<SourceLimiterOptions>;
-  /**
-   * Failed digest attempts, counted cluster-wide, with lockouts (src/tenants/SipAuthFailureStore.ts).
-   * Required: without it a device's password could be guessed at the INVITE rate.
-   */
-  readonly authFailures: AuthFailureCounter;
-  /** When a source that keeps sending refused INVITEs is ignored, and for how long. */
-  readonly ignore?: Partial<SourceIgnoreOptions>;
-}
 
 /**
  * One answered call's signalling-to-media milestones (performance.now() ms), emitted when the
@@ -131,6 +81,15 @@ const MAX_OFFER_MEDIA = 8;
 /** Unparseable requests are logged at most once per this window (with the count since the last line). */
 const UNPARSED_LOG_WINDOW_MS = 60_000;
 
+export type { SipGatewayDeps } from './SipGatewayDeps.js';
+
+/**
+ * The SIP front door: drachtio-srf on a drachtio-server. An INVITE goes through the steps in
+ * invite/steps.ts (source → number → tenant), then the call runner takes it (record, line), media is
+ * anchored in rtpengine, the call answered, and the runner starts the tenant's agent. Everything the
+ * call acquires is on its teardown stack: every path out releases the line, closes the leg and
+ * deletes the rtpengine session.
+ */
 export class SipGateway extends EventEmitter<SipGatewayEvents> {
   readonly srf = new Srf();
   private readonly log: Logger;
@@ -143,11 +102,11 @@ export class SipGateway extends EventEmitter<SipGatewayEvents> {
   /** Set by `stopAccepting()` (SIGTERM): new INVITEs get 503 with Retry-After, calls in progress go on. */
   private accepting = true;
 
-  private readonly deps: SipGatewayDeps & { readonly sessions: LiveSessions };
+  private readonly deps: SipGatewayDeps & { readonly sessions: LiveSessions; readonly runner: CallRunner };
 
   constructor(deps: SipGatewayDeps) {
     super();
-    this.deps = { ...deps, sessions: deps.sessions ?? new LiveSessions() };
+    this.deps = { ...deps, sessions: deps.sessions ?? new LiveSessions(), runner: deps.runner ?? new CallRunner(deps) };
     this.log = (deps.logger ?? rootLogger).child({ door: 'sip' });
     this.sources = new SourceLimiter(deps.sourceLimit);
     this.ignored = new SourceIgnoreList(deps.ignore);
@@ -299,39 +258,18 @@ export class SipGateway extends EventEmitter<SipGatewayEvents> {
     const log = callLogger({ callId: invite.callId }, this.log);
     const { deps } = this;
     const digest = deps.digest ?? this.digest;
-    let lease: CallLease | undefined;
-    let leg: AudioLeg | undefined;
-    let anchored: { callId: string; fromTag: string } | undefined;
-    let vad: VoiceActivityDetector | undefined;
     let dialog: Srf.Dialog | undefined;
     /** `open`: the dialog is up and neither side has ended it; whatever happens next, it gets a BYE. */
     const state = { open: false };
     let canceled = false;
     /** Set once the source is proven: refusals before it count towards ignoring the source. */
     let identified = false;
-    /** Made once the tenant is known: refused and failed calls get a record too. */
-    let recorder: CallRecorder | undefined;
+    /** Begun once the tenant is known: refused and failed calls get a record too. */
+    let call: RunningCall | undefined;
     req.on('cancel', () => {
       canceled = true;
       log.info('caller canceled before answer');
     });
-    const cleanup = (): Promise<void> =>
-      cleanUp(log, [
-        [
-          'BYE',
-          async () => {
-            if (dialog && state.open) {
-              state.open = false;
-              await sendBye(dialog);
-            }
-          },
-        ],
-        // The session closes the VAD once it owns it; until then (a failure before), it is ours to close.
-        ['VAD close', () => vad?.close()],
-        ['leg close', () => leg?.close()],
-        ['rtpengine delete', () => anchored && deps.anchor.delete(anchored)],
-        ['call lease release', () => lease?.release()],
-      ]);
     try {
       if (!this.accepting) throw new CallgateError('CG_DRAINING');
       const source = await identifySource(invite, {
@@ -347,21 +285,23 @@ export class SipGateway extends EventEmitter<SipGatewayEvents> {
       // A browser's media is WebRTC (ICE, DTLS-SRTP) for rtpengine to terminate; a trunk's is plain RTP.
       const profile: AnchorProfile = source.kind === 'web' ? 'webrtc' : 'trunk';
       const from = source.kind === 'web' ? `web:${source.callUrl.slug}` : (userOf(invite.from) ?? invite.from);
-      recorder = new CallRecorder(deps.records, { callId: invite.callId, tenantId: tenant.id, door: 'sip', from, to: route.number });
-      lease = await reserveLine(invite, tenant, deps.limiter);
+      call = deps.runner.begin({ callId: invite.callId, tenantId: tenant.id, door: 'sip', from, to: route.number, log, sessions: deps.sessions });
+      const { scope } = call;
+      await call.takeLine(tenant.maxConcurrentCalls);
       const fromTag = tagOf(req.get('From')) ?? '';
-      anchored = { callId: invite.callId, fromTag };
+      scope.defer('rtpengine delete', () => deps.anchor.delete({ callId: invite.callId, fromTag }));
       checkMediaCount(req.body);
       const offered = await deps.anchor.offer({ callId: invite.callId, fromTag, sdp: req.body as string, profile }).catch((err: unknown) => {
         throw profile === 'trunk' ? callerSdpFault(req.body, err) : err;
       });
-      leg = await openAudioLeg({
+      const leg = await openAudioLeg({
         callId: invite.callId,
         legId: 'agent',
         codec: legCodecFrom(offered.media),
         clock: deps.clock,
         endpoint: { ...deps.endpoint, remote: { address: offered.media.remote.address, port: offered.media.remote.port } },
       });
+      scope.defer('leg close', () => leg.close());
       leg.once('closing', (stats) => contained(log, 'leg statistics hook', () => deps.legStats?.(stats)));
       const ourSdp = buildSdp({ address: leg.endpoint.localAddress.address, port: leg.endpoint.localAddress.port, ...answerFor(offered.media) });
       const toTag = randomBytes(6).toString('hex');
@@ -370,7 +310,9 @@ export class SipGateway extends EventEmitter<SipGatewayEvents> {
       // silent answered call.
       const { config, variables } = agentConfigFor(tenant, source.kind === 'web' ? source.callUrl.variables : {});
       const providers = deps.providers.forCall(config, tenant.providerKeys, log.child({ tenant: tenant.id }));
-      vad = await deps.createVad();
+      let vad: VoiceActivityDetector | undefined = await deps.createVad();
+      // The session closes the VAD once it owns it; until then (a failure before), it is ours to close.
+      scope.defer('VAD close', () => vad?.close());
       if (canceled) throw new Error('canceled');
       const answeredDialog = await this.srf.createUAS(req, res, { localSdp: answered.sdp });
       const answeredAt = performance.now();
@@ -395,6 +337,12 @@ export class SipGateway extends EventEmitter<SipGatewayEvents> {
       });
       dialog = answeredDialog;
       state.open = true;
+      scope.defer('BYE', async () => {
+        if (state.open) {
+          state.open = false;
+          await sendBye(answeredDialog);
+        }
+      });
       log.info({ tenant: tenant.id, number: route.number }, 'call answered');
       // Emitted from the paced sender's timer: a listener's exception must not escape into it.
       leg.once('talkspurt', () => {
@@ -405,23 +353,15 @@ export class SipGateway extends EventEmitter<SipGatewayEvents> {
       vad = undefined; // the session closes it
       await runAnsweredCall(
         {
-          callId: invite.callId,
+          call,
           dialog: answeredDialog,
           leg,
-          config,
-          variables,
+          agent: { config, variables, providers, vad: sessionVad },
           metadata: { from, to: route.number },
-          providers,
-          vad: sessionVad,
-          recorder,
           anchor: deps.anchor,
           profile,
           remoteTag: fromTag,
           localTag: toTag,
-          prompts: deps.prompts,
-          agent: deps.agent ?? {},
-          log,
-          sessions: this.deps.sessions,
           startWhen: acked,
           ...(deps.mediaWatchdog ? { mediaWatchdog: deps.mediaWatchdog } : {}),
         },
@@ -434,7 +374,7 @@ export class SipGateway extends EventEmitter<SipGatewayEvents> {
       let sip = sipErrorFrom(err);
       // A refusal only an unwelcome source earns; once it has earned enough, the ones still in flight
       // (they passed the screen before it was ignored) go unanswered too.
-      const unwelcome = !identified && !canceled && !recorder && sip.status === 403;
+      const unwelcome = !identified && !canceled && !call && sip.status === 403;
       if (unwelcome && this.ignored.isIgnored(invite.sourceAddress)) sip = new SipError(403, 'Forbidden', {}, true, 'CG_SIP_SOURCE_IGNORED');
       // An unexpected failure is a bug or a broken dependency: worth a warning with the error itself.
       if (sip.code === 'CG_INTERNAL' && !canceled) log.warn({ err: err instanceof Error ? err.stack : String(err) }, 'call setup failed');
@@ -446,16 +386,15 @@ export class SipGateway extends EventEmitter<SipGatewayEvents> {
       }
       // Refused before a tenant was known: no call record tells of it, so the event does. A 401 is a
       // digest challenge, the first half of a device's normal call, not a refusal.
-      if (!recorder && !canceled && sip.status !== 401) {
+      if (!call && !canceled && sip.status !== 401) {
         const code = sip.code ?? (sip.silent ? 'CG_SIP_SCANNER' : sip.status === 403 ? 'CG_SIP_FORBIDDEN' : 'CG_INTERNAL');
         this.emit('refused', { code, source: invite.sourceAddress });
         if (unwelcome && code !== 'CG_SIP_SOURCE_IGNORED') this.countRefusal(invite.sourceAddress);
       }
       // A cancel is the caller hanging up before the answer; otherwise refused before it, failed after.
-      const end = canceled ? { outcome: 'caller-hangup' as const } : { outcome: dialog ? ('failed' as const) : ('rejected' as const), error: { code: sip.code ?? 'CG_INTERNAL' } };
-      await recorder?.finish(end).catch((e: unknown) => log.warn({ err: String(e) }, 'call record not written'));
+      call?.end(canceled ? { outcome: 'caller-hangup' } : { outcome: dialog ? 'failed' : 'rejected', error: { code: sip.code ?? 'CG_INTERNAL' } });
     } finally {
-      await cleanup();
+      await call?.close();
     }
   }
 }

@@ -1,16 +1,9 @@
 import type Srf from 'drachtio-srf';
 import type { Logger } from 'pino';
-import type { AgentConfig } from '../agent/AgentConfig.js';
-import type { LiveSessions } from '../agent/LiveSessions.js';
-import { AgentSession, type AgentSessionOptions } from '../agent/AgentSession.js';
-import { CallSession } from '../agent/CallSession.js';
-import type { PromptCache } from '../agent/PromptCache.js';
-import type { VoiceActivityDetector } from '../agent/vad/VoiceActivityDetector.js';
+import type { CallAgent, Door, RunningCall } from '../call/CallRunner.js';
 import type { AudioLeg } from '../media/AudioLeg.js';
 import { MediaWatchdog, type MediaWatchdogOptions } from '../media/MediaWatchdog.js';
-import type { AgentProviders } from '../providers/types.js';
 import { answerFor, buildSdp, type SdpDirection } from '../media/sdp.js';
-import type { CallRecorder } from '../tenants/CallRecorder.js';
 import type { AnchorProfile, MediaAnchor } from './rtpengine/MediaAnchor.js';
 import { parseSipInfoDtmf } from './sipInfoDtmf.js';
 
@@ -20,26 +13,18 @@ import { parseSipInfoDtmf } from './sipInfoDtmf.js';
  * outbound ones (`POST /v1/calls`).
  */
 export interface AnsweredCall {
-  readonly callId: string;
+  /** The call as the runner holds it: its record, line and teardown stack. */
+  readonly call: RunningCall;
   readonly dialog: Srf.Dialog;
   readonly leg: AudioLeg;
-  readonly config: AgentConfig;
-  readonly variables: Record<string, string>;
+  /** The tenant's agent; its VAD is owned by the session from here. */
+  readonly agent: CallAgent;
   readonly metadata: { readonly from: string; readonly to: string };
-  readonly providers: AgentProviders;
-  /** Owned by the session from here: it closes it. */
-  readonly vad: VoiceActivityDetector;
-  readonly recorder: CallRecorder;
   readonly anchor: MediaAnchor;
   readonly profile: AnchorProfile;
   /** rtpengine's view of the dialog: the remote party's tag and ours. */
   readonly remoteTag: string;
   readonly localTag: string;
-  readonly prompts: PromptCache;
-  readonly agent: Partial<AgentSessionOptions>;
-  readonly log: Logger;
-  /** The door's running sessions (for a goodbye at shutdown). */
-  readonly sessions?: LiveSessions;
   /** Resolves when the agent should start talking (the ACK of an inbound call). */
   readonly startWhen?: Promise<void>;
   /** When a caller whose RTP stopped without a BYE is hung up on (outcome `media-timeout`). */
@@ -70,21 +55,6 @@ export function contained(log: Logger, what: string, fn: () => unknown): void {
   }
 }
 
-/**
- * Runs every cleanup step of a call even when one fails: a step that throws (a leg whose capture file
- * cannot be closed, a metrics hook) must not leave the later ones undone — a line lease renewed for
- * ever, an rtpengine session never deleted. Each failure is logged.
- */
-export async function cleanUp(log: Logger, steps: readonly (readonly [string, () => unknown])[]): Promise<void> {
-  for (const [what, step] of steps) {
-    try {
-      await step();
-    } catch (err) {
-      log.warn({ err: err instanceof Error ? err.message : String(err) }, `${what} failed`);
-    }
-  }
-}
-
 /** Sends a BYE on `dialog`; resolves at its answer or failure, or after `waitMs` at most. */
 export function sendBye(dialog: Srf.Dialog, waitMs: number = BYE_WAIT_MS): Promise<void> {
   return new Promise<void>((resolve) => {
@@ -97,41 +67,43 @@ export function sendBye(dialog: Srf.Dialog, waitMs: number = BYE_WAIT_MS): Promi
 }
 
 /**
- * Runs the agent until the call ends; resolves once the record is written. `isOpen()` tells the
- * caller's cleanup whether the dialog still needs a BYE.
+ * The SIP dialog as the call runner's Door, and what only SIP has (SIP INFO keys, re-INVITEs, a caller
+ * whose RTP stops without a BYE); resolves when the call has ended. `state.open` tells the door's
+ * teardown whether the dialog still needs a BYE.
  */
 export async function runAnsweredCall(c: AnsweredCall, state: { open: boolean }): Promise<void> {
-  const { dialog, leg, log } = c;
-  const call = new CallSession({
-    callId: c.callId,
-    config: c.config,
-    media: leg,
-    variables: c.variables,
-    metadata: c.metadata,
+  const { dialog, leg, call } = c;
+  const { log } = call;
+  const door: Door = {
+    leg,
     hangup: () => {
       if (!state.open) return;
       state.open = false;
       return sendBye(dialog);
     },
-  });
-  dialog.on('destroy', () => {
-    state.open = false;
-    contained(log, 'remote hangup', () => call.remoteHangup());
-  });
-  // A BYE read in the same socket chunk as the ACK is handled by drachtio-srf before our code resumes
-  // after the answer: the dialog is already gone and its 'destroy' fired with no listener. Without
-  // this the agent would talk to nobody until a timeout (tests/sip/websocket.test.ts holds the loop
-  // at the 200 OK to prove it). drachtio-srf's typings do not declare `connected`.
-  if (!(dialog as unknown as { connected: boolean }).connected) {
-    state.open = false;
-    call.remoteHangup();
-  }
+    onRemoteHangup: (fn) => {
+      dialog.on('destroy', () => {
+        state.open = false;
+        contained(log, 'remote hangup', fn);
+      });
+      // A BYE read in the same socket chunk as the ACK is handled by drachtio-srf before our code resumes
+      // after the answer: the dialog is already gone and its 'destroy' fired with no listener. Without
+      // this the agent would talk to nobody until a timeout (tests/sip/websocket.test.ts holds the loop
+      // at the 200 OK to prove it). drachtio-srf's typings do not declare `connected`.
+      if (!(dialog as unknown as { connected: boolean }).connected) {
+        state.open = false;
+        fn();
+      }
+    },
+    ...(c.startWhen ? { ready: c.startWhen } : {}),
+  };
   // rtpengine forwards the caller's RTP, silence included, for as long as the caller sends it; when it
   // stops with no BYE (a phone gone, a BYE lost), we hang up rather than talk to nobody until max duration.
   const watchdog = new MediaWatchdog(leg.endpoint, (silentForMs) => {
     log.info({ silentForMs: Math.round(silentForMs) }, 'no media from the caller; hanging up');
-    contained(log, 'media-timeout hangup', () => call.hangup('media-timeout'));
+    call.hangup('media-timeout');
   }, c.mediaWatchdog);
+  call.scope.defer('media watchdog', () => watchdog.close());
   // Keys sent as SIP INFO reach the agent as the leg's DTMF events, like RFC 4733 ones.
   dialog.on('info', (infoReq, infoRes) => {
     contained(log, 'SIP INFO', () => {
@@ -158,18 +130,7 @@ export async function runAnsweredCall(c: AnsweredCall, state: { open: boolean })
       modRes.send(200, { body: answer.sdp });
     });
   });
-  const session = new AgentSession({ call, providers: c.providers, vad: c.vad, prompts: c.prompts, options: c.agent, logger: log });
-  c.recorder.attach(session);
-  c.sessions?.add(session);
-  c.recorder.answered();
-  try {
-    await c.startWhen;
-    await session.start();
-    await session.ended;
-  } finally {
-    watchdog.close();
-  }
-  await c.recorder.finish();
+  await call.run(door, c.agent, c.metadata);
 }
 
 /**
@@ -178,11 +139,11 @@ export async function runAnsweredCall(c: AnsweredCall, state: { open: boolean })
  */
 async function reoffer(c: AnsweredCall, sdp: string): Promise<{ sdp: string; direction: SdpDirection }> {
   const { anchor, leg } = c;
-  const offered = await anchor.offer({ callId: c.callId, fromTag: c.remoteTag, toTag: c.localTag, sdp, profile: c.profile });
+  const offered = await anchor.offer({ callId: c.call.callId, fromTag: c.remoteTag, toTag: c.localTag, sdp, profile: c.profile });
   const remote = offered.media.remote;
   const current = leg.endpoint.remoteAddress;
   if (!current || current.address !== remote.address || current.port !== remote.port) leg.endpoint.setRemote({ address: remote.address, port: remote.port });
   const ourSdp = buildSdp({ address: leg.endpoint.localAddress.address, port: leg.endpoint.localAddress.port, ...answerFor(offered.media) });
-  const answered = await anchor.answer({ callId: c.callId, fromTag: c.remoteTag, toTag: c.localTag, sdp: ourSdp, profile: c.profile });
+  const answered = await anchor.answer({ callId: c.call.callId, fromTag: c.remoteTag, toTag: c.localTag, sdp: ourSdp, profile: c.profile });
   return { sdp: answered.sdp, direction: offered.media.direction };
 }

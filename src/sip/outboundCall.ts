@@ -8,13 +8,13 @@ import { CallgateError } from '../errors.js';
 import { audioLegOn, legCodecFrom, openLegEndpoint, type AudioLeg } from '../media/AudioLeg.js';
 import type { RtpEndpoint } from '../media/RtpEndpoint.js';
 import { buildSdp, offerCodecs } from '../media/sdp.js';
-import type { CallLease } from '../tenants/CallLimiter.js';
-import { CallRecorder } from '../tenants/CallRecorder.js';
+import type { LiveSessions } from '../agent/LiveSessions.js';
+import type { CallRunner, RunningCall } from '../call/CallRunner.js';
 import type { Trunk } from '../tenants/schema.js';
 import { invalid } from '../tenants/storeUtil.js';
 import { agentConfigFor } from '../tenants/TenantStore.js';
-import { cleanUp, contained, runAnsweredCall, sendBye } from './answeredCall.js';
-import type { SipGatewayDeps } from './SipGateway.js';
+import { contained, runAnsweredCall, sendBye } from './answeredCall.js';
+import type { SipGatewayDeps } from './SipGatewayDeps.js';
 
 /** `POST /v1/calls`: the agent calls someone through a trunk. */
 export interface DialRequest {
@@ -53,7 +53,7 @@ const E164 = /^\+[1-9]\d{6,14}$/;
  */
 export async function startOutboundCall(
   srf: Srf,
-  deps: SipGatewayDeps,
+  deps: SipGatewayDeps & { readonly runner: CallRunner; readonly sessions: LiveSessions },
   req: DialRequest,
   log: Logger,
   options: OutboundOptions = defaultOutboundOptions,
@@ -65,30 +65,32 @@ export async function startOutboundCall(
   if (!outbound) throw new CallgateError('CG_TRUNK_NO_OUTBOUND', `trunk ${trunk.name} has no outbound settings`, { details: { trunk: trunk.name } });
   const callId = `out-${randomUUID()}`;
   const callLog = log.child({ callId, tenant: tenant.id, direction: 'outbound' });
-  const lease: CallLease = await deps.limiter.lease(tenant.id, callId, { limit: tenant.maxConcurrentCalls });
-  const recorder = new CallRecorder(deps.records, { callId, tenantId: tenant.id, door: 'sip', from: outbound.callerId ?? `trunk:${trunk.name}`, to: req.to });
-  let vad: VoiceActivityDetector | undefined;
-  let endpoint: RtpEndpoint | undefined;
+  const call = deps.runner.begin({ callId, tenantId: tenant.id, door: 'sip', from: outbound.callerId ?? `trunk:${trunk.name}`, to: req.to, log: callLog, sessions: deps.sessions });
   let prepared: Prepared;
   try {
+    await call.takeLine(tenant.maxConcurrentCalls);
     const { config, variables } = agentConfigFor(tenant, req.variables ?? {});
     const providers = deps.providers.forCall(config, tenant.providerKeys, callLog);
-    vad = await deps.createVad();
-    endpoint = await openLegEndpoint({ callId, legId: 'agent', clockRate: 8000, ...(deps.endpoint ? { endpoint: deps.endpoint } : {}) });
-    prepared = { vad, endpoint, config, variables, providers };
+    const vad = await deps.createVad();
+    const owned = { vad: vad as VoiceActivityDetector | undefined };
+    // The session closes the VAD once it owns it; until then (a failure before), it is ours to close.
+    call.scope.defer('VAD close', () => owned.vad?.close());
+    const endpoint = await openLegEndpoint({ callId, legId: 'agent', clockRate: 8000, ...(deps.endpoint ? { endpoint: deps.endpoint } : {}) });
+    prepared = { owned, endpoint, config, variables, providers };
   } catch (err) {
-    vad?.close();
-    await endpoint?.close();
-    await lease.release().catch(() => undefined);
+    // Refused to the API before anything rang: the requester gets the error, and no call record is kept.
+    call.end({ outcome: 'rejected', error: { code: err instanceof CallgateError ? err.code : 'CG_INTERNAL' } });
+    await call.close({ record: false });
     throw err;
   }
-  const done = dial({ srf, deps, req, callLog, options, callId, lease, recorder, trunkName: trunk.name, outbound, auth: trunk.auth, ...prepared });
+  const done = dial({ srf, deps, req, options, call, trunkName: trunk.name, outbound, auth: trunk.auth, ...prepared });
   return { callId, done };
 }
 
 /** What is made before dialling, so a failure is an API error and not a ringing phone with no agent. */
 interface Prepared {
-  vad: VoiceActivityDetector;
+  /** Handed to the session at the answer (then `vad` is cleared). */
+  owned: { vad: VoiceActivityDetector | undefined };
   endpoint: RtpEndpoint;
   config: AgentConfig;
   variables: Record<string, string>;
@@ -99,29 +101,26 @@ interface Dialling extends Prepared {
   srf: Srf;
   deps: SipGatewayDeps;
   req: DialRequest;
-  callLog: Logger;
   options: OutboundOptions;
-  callId: string;
-  lease: CallLease;
-  recorder: CallRecorder;
+  call: RunningCall;
   trunkName: string;
   outbound: NonNullable<Trunk['outbound']>;
   auth: Trunk['auth'];
 }
 
 async function dial(d: Dialling): Promise<void> {
-  const { deps, callId, callLog: log, endpoint } = d;
+  const { deps, call, endpoint } = d;
+  const { callId, log, scope } = call;
   const fromTag = randomBytes(6).toString('hex');
-  let anchored = false;
   let leg: AudioLeg | undefined;
   let dialog: Srf.Dialog | undefined;
-  let vad: VoiceActivityDetector | undefined = d.vad;
   const state = { open: false };
+  scope.defer('leg close', () => (leg ? leg.close() : endpoint.close()));
   try {
     // G.711 both ways: what every carrier takes. rtpengine offers it to the carrier from its own port.
     const ours = buildSdp({ address: endpoint.localAddress.address, port: endpoint.localAddress.port, ...offerCodecs(['PCMU', 'PCMA']) });
     const offered = await deps.anchor.offer({ callId, fromTag, sdp: ours, profile: 'trunk' });
-    anchored = true;
+    scope.defer('rtpengine delete', () => deps.anchor.delete({ callId, fromTag }));
     const { host, port, transport, callerId } = d.outbound;
     const uri = `sip:${d.req.to}@${host}:${port}${transport === 'tcp' ? ';transport=tcp' : ''}`;
     let sent: { cancel(): void } | undefined;
@@ -136,34 +135,34 @@ async function dial(d: Dialling): Promise<void> {
     } finally {
       clearTimeout(ringTimer);
     }
+    const up = dialog;
     state.open = true;
-    const remoteTag = (dialog as unknown as { sip: { remoteTag: string } }).sip.remoteTag;
-    const answered = await deps.anchor.answer({ callId, fromTag, toTag: remoteTag, sdp: dialog.remote.sdp, profile: 'trunk' });
+    scope.defer('BYE', async () => {
+      if (state.open) {
+        state.open = false;
+        await sendBye(up);
+      }
+    });
+    const remoteTag = (up as unknown as { sip: { remoteTag: string } }).sip.remoteTag;
+    const answered = await deps.anchor.answer({ callId, fromTag, toTag: remoteTag, sdp: up.remote.sdp, profile: 'trunk' });
     leg = audioLegOn(endpoint, { callId, legId: 'agent', codec: legCodecFrom(answered.media), clock: deps.clock, logger: log });
     leg.once('closing', (stats) => contained(log, 'leg statistics hook', () => deps.legStats?.(stats)));
     endpoint.setRemote({ address: answered.media.remote.address, port: answered.media.remote.port });
     log.info({ trunk: d.trunkName }, 'outbound call answered');
-    const sessionVad = d.vad;
-    vad = undefined; // the session closes it
+    const vad = d.owned.vad;
+    d.owned.vad = undefined; // the session closes it
+    if (!vad) throw new CallgateError('CG_VAD_UNAVAILABLE', 'the call was closed before it was answered');
     await runAnsweredCall(
       {
-        callId,
-        dialog,
+        call,
+        dialog: up,
         leg,
-        config: d.config,
-        variables: d.variables,
+        agent: { config: d.config, variables: d.variables, providers: d.providers, vad },
         metadata: { from: callerId ?? `trunk:${d.trunkName}`, to: d.req.to },
-        providers: d.providers,
-        vad: sessionVad,
-        recorder: d.recorder,
         anchor: deps.anchor,
         profile: 'trunk',
         remoteTag,
         localTag: fromTag,
-        prompts: deps.prompts,
-        agent: deps.agent ?? {},
-        log,
-        ...(deps.sessions ? { sessions: deps.sessions } : {}),
         ...(deps.mediaWatchdog ? { mediaWatchdog: deps.mediaWatchdog } : {}),
       },
       state,
@@ -172,25 +171,8 @@ async function dial(d: Dialling): Promise<void> {
     // Not answered (busy, no answer, refused) or failed once up: the record says which.
     const status = (err as { status?: number }).status;
     log.info({ status, err: status ? undefined : String(err) }, dialog ? 'outbound call failed' : 'outbound call not answered');
-    const code = dialog ? 'CG_INTERNAL' : 'CG_DIAL_FAILED';
-    await d.recorder
-      .finish({ outcome: 'failed', error: { code, message: status ? `SIP ${status}` : String(err).slice(0, 200) } })
-      .catch((e: unknown) => log.warn({ err: String(e) }, 'call record not written'));
+    call.end({ outcome: 'failed', error: { code: dialog ? 'CG_INTERNAL' : 'CG_DIAL_FAILED', message: status ? `SIP ${status}` : String(err).slice(0, 200) } });
   } finally {
-    await cleanUp(log, [
-      [
-        'BYE',
-        async () => {
-          if (dialog && state.open) {
-            state.open = false;
-            await sendBye(dialog);
-          }
-        },
-      ],
-      ['VAD close', () => vad?.close()],
-      ['leg close', () => (leg ? leg.close() : endpoint.close())],
-      ['rtpengine delete', () => anchored && deps.anchor.delete({ callId, fromTag })],
-      ['call lease release', () => d.lease.release()],
-    ]);
+    await call.close();
   }
 }

@@ -2,20 +2,20 @@ import { randomInt, randomUUID } from 'node:crypto';
 import { Audio, PeerConnection, type DataChannel, type Track } from 'node-datachannel';
 import type { Logger } from 'pino';
 import { LiveSessions } from '../agent/LiveSessions.js';
-import { AgentSession, type AgentSessionOptions } from '../agent/AgentSession.js';
-import { CallSession } from '../agent/CallSession.js';
+import type { AgentSessionOptions } from '../agent/AgentSession.js';
 import type { AgentEvent } from '../agent/events.js';
 import type { PromptCache } from '../agent/PromptCache.js';
 import type { ProviderRegistry } from '../agent/ProviderRegistry.js';
 import type { VoiceActivityDetector } from '../agent/vad/VoiceActivityDetector.js';
-import { CallScope } from '../call/CallScope.js';
+import { CallRunner, type Door, type RunningCall } from '../call/CallRunner.js';
+import type { CallScope } from '../call/CallScope.js';
 import { CallgateError } from '../errors.js';
 import { callLogger, rootLogger } from '../log.js';
 import { openAudioLeg, type AudioLeg, type AudioLegStats } from '../media/AudioLeg.js';
 import type { MediaClock } from '../media/MediaClock.js';
 import { MediaWatchdog } from '../media/MediaWatchdog.js';
 import type { RtpEndpointOptions } from '../media/RtpEndpoint.js';
-import type { CallLease, CallLimiter } from '../tenants/CallLimiter.js';
+import type { CallLimiter } from '../tenants/CallLimiter.js';
 import { CallRecorder } from '../tenants/CallRecorder.js';
 import { refusedCallAttempt } from '../tenants/CallTokenStore.js';
 import type { CallRecordStore } from '../tenants/CallRecordStore.js';
@@ -86,6 +86,8 @@ export interface WebRtcDoorDeps {
   readonly logger?: Logger;
   /** Told each call's media statistics as its leg closes (metrics: RTP loss and jitter). */
   readonly legStats?: (stats: AudioLegStats) => void;
+  /** The gateway's call runner (its call events feed metrics and webhooks); default: one of this door's own. */
+  readonly runner?: CallRunner;
 }
 
 export interface WebRtcOffer {
@@ -114,6 +116,7 @@ export class WebRtcDoor {
   private readonly active = new Set<Promise<void>>();
   private readonly sessions = new LiveSessions();
   private readonly pending: PendingOffers;
+  private readonly runner: CallRunner;
 
   constructor(
     private readonly deps: WebRtcDoorDeps,
@@ -122,6 +125,7 @@ export class WebRtcDoor {
     this.options = { ...defaultWebRtcDoorOptions, ...stripUndefined(options) };
     this.log = (deps.logger ?? rootLogger).child({ door: 'webrtc' });
     this.pending = new PendingOffers(this.options.maxPendingPerAddress);
+    this.runner = deps.runner ?? new CallRunner(deps);
   }
 
   /** A real token refused (its URL used up, disabled or expired; the wrong origin): the tenant's call attempt gets a record. */
@@ -156,8 +160,8 @@ export class WebRtcDoor {
     const leavePending = offer.clientIp === undefined ? () => undefined : this.pending.enter(offer.clientIp, () => evicted.abort());
     const callId = `web-${randomUUID()}`;
     const log = callLogger({ callId, tenant: tenant.id }, this.log);
-    const recorder = new CallRecorder(deps.records, { callId, tenantId: tenant.id, door: 'webrtc', from: `web:${url.slug}`, to: `callurl:${url.slug}` });
-    const scope = new CallScope(log);
+    const call = this.runner.begin({ callId, tenantId: tenant.id, door: 'webrtc', from: `web:${url.slug}`, to: `callurl:${url.slug}`, log, sessions: this.sessions });
+    const { scope } = call;
     scope.defer('pending offer', leavePending);
     try {
       // A full tenant is told now (429), not after ICE; the line itself is taken when media connects.
@@ -215,17 +219,17 @@ export class WebRtcDoor {
         },
       );
       const sdp = await this.localAnswer(scope, pc, offer.sdp);
-      const running = this.run({ callId, tenant, log, scope, recorder, leg, pc, track, connected, vad, providers, config, variables, channel, slug: url.slug, leavePending }).catch(
-        (err: unknown) => log.error({ err: String(err) }, 'web call failed'),
+      const running = this.run({ call, tenant, leg, pc, track, connected, vad, providers, config, variables, channel, slug: url.slug, leavePending }).catch((err: unknown) =>
+        log.error({ err: String(err) }, 'web call failed'),
       );
       this.active.add(running);
       void running.finally(() => this.active.delete(running));
       log.info({ slug: url.slug }, 'web call answered');
       return { callId, sdp };
     } catch (err) {
-      await scope.close();
-      // Refused before the answer (limits, tokens, bad SDP): a record like the SIP door's.
-      if (err instanceof CallgateError) await recorder.finish({ outcome: 'rejected', error: { code: err.code } }).catch((e: unknown) => log.warn({ err: String(e) }, 'call record not written'));
+      // Refused before the answer (limits, bad SDP, no port): a record like the SIP door's.
+      call.end({ outcome: 'rejected', error: { code: err instanceof CallgateError ? err.code : 'CG_INTERNAL' } });
+      await call.close();
       throw err;
     }
   }
@@ -272,11 +276,8 @@ export class WebRtcDoor {
   }
 
   private async run(c: {
-    callId: string;
+    call: RunningCall;
     tenant: { readonly id: string; readonly maxConcurrentCalls: number };
-    log: Logger;
-    scope: CallScope;
-    recorder: CallRecorder;
     leg: AudioLeg;
     pc: PeerConnection;
     track: Track;
@@ -289,73 +290,51 @@ export class WebRtcDoor {
     slug: string;
     leavePending: () => void;
   }): Promise<void> {
-    const { scope } = c;
+    const { call } = c;
+    const { scope, log } = call;
     try {
       try {
         await c.connected;
       } catch (err) {
         // The page never connected its media: nothing was said and no line was used.
         const code = err instanceof CallgateError ? err.code : 'CG_INTERNAL';
-        c.log.info({ code }, 'web call never connected');
-        await c.recorder.finish({ outcome: 'abandoned', error: { code } });
+        log.info({ code }, 'web call never connected');
+        call.end({ outcome: 'abandoned', error: { code } });
         return;
       }
       c.leavePending();
-      let lease: CallLease;
       try {
-        lease = await this.deps.limiter.lease(c.tenant.id, c.callId, { limit: c.tenant.maxConcurrentCalls });
+        await call.takeLine(c.tenant.maxConcurrentCalls);
       } catch (err) {
         // The tenant filled up between the offer and the connection.
-        const code = err instanceof CallgateError ? err.code : 'CG_INTERNAL';
-        await c.recorder.finish({ outcome: 'rejected', error: { code } });
+        call.end({ outcome: 'rejected', error: { code: err instanceof CallgateError ? err.code : 'CG_INTERNAL' } });
         return;
       }
-      scope.defer('line lease', () => lease.release());
-      let open = true;
-      const call = new CallSession({
-        callId: c.callId,
-        config: c.config,
-        media: c.leg,
-        variables: c.variables,
-        metadata: { from: `web:${c.slug}`, to: `callurl:${c.slug}` },
-        hangup: () => {
-          open = false;
-          // Let the goodbye's last packets leave before the peer connection goes.
-          scope.timeout(200, () => c.pc.close());
-        },
-      });
-      const gone = (): void => {
-        if (!open) return;
-        open = false;
-        call.remoteHangup();
-      };
-      // A page that hangs up closes its peer connection; a page that vanishes fails ICE consent.
-      c.pc.onStateChange((state) => {
-        if (state === 'closed' || state === 'failed' || state === 'disconnected') gone();
-      });
-      c.track.onClosed(gone);
       const watchdog = new MediaWatchdog(c.leg.endpoint, (silentForMs) => {
-        c.log.info({ silentForMs: Math.round(silentForMs) }, 'no media from the page; hanging up');
-        void call.hangup('media-timeout');
+        log.info({ silentForMs: Math.round(silentForMs) }, 'no media from the page; hanging up');
+        call.hangup('media-timeout');
       }, { timeoutMs: this.options.mediaTimeoutMs });
       scope.defer('media watchdog', () => watchdog.close());
       const vad = c.vad.take();
       if (!vad) throw new CallgateError('CG_VAD_UNAVAILABLE', 'the call was closed before it started');
-      // The session owns the VAD from here, and closes it when it ends.
-      const session = new AgentSession({ call, providers: c.providers, vad, prompts: this.deps.prompts, options: this.deps.agent ?? {}, logger: c.log });
-      session.on('event', (e) => c.channel.send(e));
-      c.recorder.attach(session);
-      this.sessions.add(session);
-      c.recorder.answered();
-      await session.start();
-      const reason = await session.ended;
-      c.channel.send({ type: 'session-ended', atMs: 0, reason });
-      await c.recorder.finish();
+      const door: Door = {
+        leg: c.leg,
+        // Let the goodbye's last packets leave before the peer connection goes.
+        hangup: () => void scope.timeout(200, () => c.pc.close()),
+        onRemoteHangup: (fn) => {
+          // A page that hangs up closes its peer connection; a page that vanishes fails ICE consent.
+          c.pc.onStateChange((state) => {
+            if (state === 'closed' || state === 'failed' || state === 'disconnected') fn();
+          });
+          c.track.onClosed(fn);
+        },
+        agentEvent: (e) => c.channel.send(e),
+      };
+      await call.run(door, { config: c.config, variables: c.variables, providers: c.providers, vad }, { from: `web:${c.slug}`, to: `callurl:${c.slug}` });
     } catch (err) {
-      const code = err instanceof CallgateError ? err.code : 'CG_INTERNAL';
-      await c.recorder.finish({ outcome: 'failed', error: { code } }).catch((e: unknown) => c.log.warn({ err: String(e) }, 'call record not written'));
+      call.end({ outcome: 'failed', error: { code: err instanceof CallgateError ? err.code : 'CG_INTERNAL' } });
     } finally {
-      await scope.close();
+      await call.close();
     }
   }
 }

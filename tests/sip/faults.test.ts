@@ -329,7 +329,7 @@ if (MISSING) {
         expect(byeAt - stoppedAt).toBeLessThan(WATCHDOG.timeoutMs + 1000);
         await expectCleanEnd(call.callId, 'media-timeout');
         // The new rtpengine does not know the call: the delete failed, and that was only a warning.
-        expect(logs).toContainEqual(expect.objectContaining({ level: 40, callId: call.callId, msg: 'rtpengine delete failed' }));
+        expect(logs).toContainEqual(expect.objectContaining({ level: 40, callId: call.callId, msg: 'call resource release failed', resource: 'rtpengine delete' }));
         expect(logs.filter((l) => l.level >= 50)).toEqual([]);
         await c.leg.close();
 
