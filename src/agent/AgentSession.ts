@@ -2,20 +2,17 @@ import { EventEmitter } from 'node:events';
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import { callLogger } from '../log.js';
-import { Resampler } from '../media/Resampler.js';
-import { PIPELINE_RATE, type DtmfEvent } from '../media/types.js';
-import { dtmfUserText, type AgentProviders, type ChatMessage, type LlmEvent } from '../providers/types.js';
-import { AsyncQueue } from './AsyncQueue.js';
+import type { DtmfEvent } from '../media/types.js';
+import { dtmfUserText, type AgentProviders, type ChatMessage } from '../providers/types.js';
 import type { CallSession } from './CallSession.js';
 import { defaultAgentSessionOptions, type AgentSessionOptions } from './AgentSessionOptions.js';
-import { textEvents, withTimeouts, yieldToEventLoop } from './deadlines.js';
+import { textEvents, yieldToEventLoop } from './deadlines.js';
 import { CallerInput } from './CallerInput.js';
-import { frameLevels } from './EchoGuard.js';
-import { fixedPhrases, promptPieces } from './fixedPhrases.js';
+import { fixedPhrases } from './fixedPhrases.js';
 import type { AgentEvent, EndReason } from './events.js';
 import type { PromptCache } from './PromptCache.js';
-import { Reply, joinText, type ReplyPiece } from './Reply.js';
-import { SentenceSplitter } from './SentenceSplitter.js';
+import { Reply, joinText } from './Reply.js';
+import { ReplyPipeline } from './ReplyPipeline.js';
 import { renderTemplate } from './template.js';
 import { CallTimers } from './CallTimers.js';
 import { Keypad } from './Keypad.js';
@@ -40,8 +37,6 @@ export interface AgentSessionDeps {
   readonly logger?: Logger;
 }
 
-type SessionState = 'idle' | 'speaking' | 'ended';
-
 interface PendingResume {
   readonly reply: Reply;
   readonly playedMs: number;
@@ -65,12 +60,8 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
   private readonly keypad: Keypad;
   private readonly timers: CallTimers;
 
-  private state: SessionState = 'idle';
-  private readonly history: ChatMessage[] = [];
+  private readonly replies: ReplyPipeline;
   private turnIndex = 0;
-
-  private current: Reply | undefined;
-  private currentAbort: AbortController | undefined;
   private resume: PendingResume | undefined;
   /** A turn's text that was not answered because the caller kept talking; joins the next turn's. */
   private carriedText = '';
@@ -78,8 +69,6 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
   private ignoringTurn = false;
 
   private reprompts = 0;
-  /** Caller turns in a row that a provider failure left unanswered. */
-  private failedTurns = 0;
   /** Serialises work that must not overlap: turn ends, replies, prompts. */
   private work: Promise<void> = Promise.resolve();
   private endedPromise: Promise<EndReason>;
@@ -87,15 +76,11 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
   private closed = false;
   /** Aborted by close(): ends waits that would otherwise outlive the session. */
   private readonly lifetime = new AbortController();
-  /** Why the agent is hanging up once its goodbye has played (no input, time limit, goodbye). */
-  private hangupReason: EndReason | undefined;
-  /** Replies whose audio is all queued: the leg's next drain ends them. */
-  private readonly replyComplete = new WeakSet<Reply>();
 
   private readonly onAudio = (frame: Int16Array): void => this.handleFrame(frame);
   private readonly onDtmf = (event: DtmfEvent): void => this.handleDtmf(event);
   private readonly onTalkspurt = (): void => this.events.mark('firstPacketOut');
-  private readonly onDrain = (): void => this.handleDrain();
+  private readonly onDrain = (): void => this.replies.drained();
   private readonly onCallEnded = (reason: EndReason): void => void this.close(reason);
 
   constructor(deps: AgentSessionDeps) {
@@ -122,6 +107,23 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
       () => this.enqueueWork(() => this.noInput()),
       () => this.enqueueWork(() => this.timeLimit()),
     );
+    this.replies = new ReplyPipeline({
+      call: this.call,
+      providers: this.providers,
+      prompts: this.prompts,
+      opts: this.opts,
+      echo: this.input.echo,
+      events: this.events,
+      ended: this.endedPromise,
+      host: {
+        isClosed: () => this.closed,
+        latestTurn: () => this.turnIndex,
+        replyStarted: () => this.timers.clearNoInput(),
+        replyPlayed: () => {
+          if (!this.input.turns.speaking) this.armNoInput();
+        },
+      },
+    });
   }
 
   /** Resolves with the reason once the session has ended and released everything. */
@@ -131,7 +133,7 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
 
   /** The conversation so far (system prompt excluded), as the model sees it. */
   get transcript(): readonly ChatMessage[] {
-    return this.history;
+    return this.replies.history;
   }
 
   /**
@@ -156,17 +158,15 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
     }
     const sttOpening = this.openStt();
     this.enqueueWork(async () => {
-      const cached = this.promptCached(greeting.text);
+      const cached = this.replies.promptCached(greeting.text);
       this.events.emit({ type: 'greeting', text: greeting.text, cached });
-      await this.speakPrompt(greeting.text, 0, 'greeting');
+      await this.replies.speakPrompt(greeting.text, 0, 'greeting');
     });
     // Warm the fixed phrases so an apology still plays when the TTS provider is what failed; after the
     // greeting's first packet has left, since a cache miss means synthesis and encoding.
     this.enqueueWork(async () => {
       await yieldToEventLoop();
-      for (const text of fixedPhrases(call.config)) {
-        for (const piece of this.splitText(text)) this.promptFor(piece).catch(() => undefined);
-      }
+      for (const text of fixedPhrases(call.config)) this.replies.warm(text);
     });
     await sttOpening;
   }
@@ -176,15 +176,13 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
     if (this.closed) return;
     this.closed = true;
     this.lifetime.abort();
-    this.state = 'ended';
     const media = this.call.media;
     media.off('audio', this.onAudio);
     media.off('dtmf', this.onDtmf);
     media.off('talkspurt', this.onTalkspurt);
     media.off('drain', this.onDrain);
     this.call.off('ended', this.onCallEnded);
-    this.currentAbort?.abort();
-    if (this.current) this.finishCurrent(true, Math.max(0, this.current.queuedMs - media.queuedMs));
+    this.replies.close();
     this.clearResume();
     this.timers.close();
     this.keypad.close();
@@ -261,7 +259,7 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
       if (this.closed) return undefined;
       this.events.error(err, 'stt', 'CG_STT_FAILED');
       const turn = this.turnIndex;
-      this.enqueueWork(() => this.turnFailed(turn));
+      this.enqueueWork(() => this.replies.failTurn(turn));
       return undefined;
     }
   }
@@ -290,27 +288,22 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
   // ─── Barge-in ──────────────────────────────────────────────────────────────────────────────────
 
   private isAgentTalking(): boolean {
-    return this.state === 'speaking' || this.call.media.queuedMs > 0;
+    return this.replies.talking;
   }
 
   /** The caller interrupted: silence the agent now, stop its providers, remember where it was. */
   private bargeIn(by: 'speech' | 'dtmf', now: number): void {
-    const dropped = this.call.media.flush();
-    this.input.echo.flushed(now);
-    const reply = this.current;
-    this.currentAbort?.abort();
-    this.currentAbort = undefined;
-    const playedMs = reply ? Math.max(0, reply.queuedMs - dropped) : 0;
+    const { reply, playedMs } = this.replies.cut(now);
     this.events.emit({ type: 'barge-in', turn: this.turnIndex, playedMs, by }, now);
     this.clearResume();
     if (reply) {
-      this.finishCurrent(true, playedMs);
+      this.replies.finishCurrent(true, playedMs);
       if (by === 'speech') {
         const timer = setTimeout(() => this.falseInterruptionTimeout(), this.opts.falseInterruptionMs);
         this.resume = { reply, playedMs, timer, wordsHeard: false };
       }
     }
-    this.state = 'idle';
+    this.replies.silenced();
   }
 
   private falseInterruptionTimeout(): void {
@@ -333,12 +326,13 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
     if (point.remaining.length === 0) return this.armNoInput();
     // The interrupted reply went into history as cut off (unless nothing of it was heard); the resumed
     // one replaces that entry.
-    const last = this.history.at(-1);
-    if (last?.role === 'assistant' && last.content === resume.reply.spokenText(resume.playedMs)) this.history.pop();
+    const history = this.replies.history;
+    const last = history.at(-1);
+    if (last?.role === 'assistant' && last.content === resume.reply.spokenText(resume.playedMs)) history.pop();
     this.events.emit({ type: 'barge-in-resumed', turn: resume.reply.turn, fromText: point.remaining[0]! });
     const reply = new Reply(resume.reply.turn, point.before);
     reply.hangupAfter = resume.reply.hangupAfter;
-    this.enqueueWork(() => this.speak(reply, textEvents(point.remaining)));
+    this.enqueueWork(() => this.replies.speak(reply, textEvents(point.remaining)));
   }
 
   private clearResume(): void {
@@ -352,183 +346,7 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
     this.carriedText = '';
     this.clearResume();
     this.reprompts = 0;
-    this.history.push({ role: 'user', content: text });
-    const abort = new AbortController();
-    const messages: ChatMessage[] = [{ role: 'system', content: this.call.config.systemPrompt }, ...this.history];
-    let events: AsyncIterable<LlmEvent>;
-    try {
-      events = this.providers.llm.stream({ messages, signal: abort.signal });
-    } catch (err) {
-      this.events.error(err, 'llm', 'CG_LLM_FAILED');
-      return this.turnFailed(turn);
-    }
-    await this.speak(new Reply(turn), withTimeouts(events, this.opts.llmFirstTokenTimeoutMs, this.opts.llmStallTimeoutMs, 'CG_LLM_TIMEOUT'), abort);
-  }
-
-  /**
-   * Streams a reply: model text → pieces → TTS → the leg, piece by piece, so the first sentence plays
-   * while the model is still writing the rest. Returns when everything is queued (not played).
-   */
-  private async speak(reply: Reply, events: AsyncIterable<LlmEvent>, abort = new AbortController()): Promise<void> {
-    if (this.closed) return;
-    this.beginReply(reply, abort);
-    const pieces = new AsyncQueue<string>();
-    const splitter = new SentenceSplitter(this.opts.splitter);
-    let failure: { err: unknown; during: 'llm' | 'tts' } | undefined;
-
-    const reading = (async () => {
-      try {
-        for await (const ev of events) {
-          if (abort.signal.aborted) break;
-          if (ev.type === 'hangup') {
-            reply.hangupAfter = true;
-            continue;
-          }
-          this.events.mark('llmFirstToken');
-          for (const p of splitter.push(ev.text)) pieces.push(p);
-        }
-        if (!abort.signal.aborted) for (const p of splitter.flush()) pieces.push(p);
-      } catch (err) {
-        if (!abort.signal.aborted) failure ??= { err, during: 'llm' };
-      } finally {
-        pieces.end();
-      }
-    })();
-
-    let piece: ReplyPiece | undefined;
-    try {
-      for await (const text of pieces) {
-        if (abort.signal.aborted) break;
-        piece = reply.addPiece(text);
-        this.events.emit({ type: 'agent-text', turn: reply.turn, text });
-        await this.synthesizeInto(reply, piece, abort.signal);
-      }
-    } catch (err) {
-      if (!abort.signal.aborted) failure ??= { err, during: 'tts' };
-      // The record and the model's history say only what the caller heard of that sentence.
-      if (piece) reply.cutShort(piece);
-      abort.abort();
-    }
-    await reading;
-    // Release the failed request: a stalled stream would otherwise hold its connection (the TTS one is aborted above).
-    if (failure) abort.abort();
-    if (failure && !this.closed) {
-      this.events.error(failure.err, failure.during, failure.during === 'llm' ? 'CG_LLM_FAILED' : 'CG_TTS_FAILED');
-      // What was already queued plays on; the apology (or the polite ending) follows it, from the cache.
-      const giveUp = ++this.failedTurns >= this.opts.maxFailedTurns;
-      await this.appendPrompt(reply, giveUp ? this.call.config.unavailableMessage : this.call.config.apology, giveUp ? 'goodbye' : 'apology');
-      reply.hangupAfter = giveUp;
-      if (giveUp) this.hangupReason = 'provider-failure';
-    } else if (!abort.signal.aborted) {
-      this.failedTurns = 0;
-    }
-    this.completeReply(reply);
-  }
-
-  /** Everything of `reply` is queued: it ends at the leg's next drain, or now if all of it has played. */
-  private completeReply(reply: Reply): void {
-    this.replyComplete.add(reply);
-    if (this.current === reply && this.call.media.queuedMs === 0) {
-      this.finishCurrent(false);
-      this.afterReply(reply);
-    }
-  }
-
-  private async synthesizeInto(reply: Reply, piece: ReplyPiece, signal: AbortSignal): Promise<void> {
-    const voice = this.call.config.voice;
-    let resampler: Resampler | undefined;
-    const chunks = withTimeouts(this.providers.tts.synthesize({ text: piece.text, voice, signal }), this.opts.ttsFirstAudioTimeoutMs, this.opts.ttsStallTimeoutMs, 'CG_TTS_TIMEOUT');
-    for await (const chunk of chunks) {
-      if (signal.aborted || this.current !== reply) return;
-      this.events.mark('ttsFirstAudio');
-      let pcm = chunk.samples;
-      if (chunk.sampleRate !== PIPELINE_RATE) {
-        resampler ??= new Resampler(chunk.sampleRate, PIPELINE_RATE);
-        pcm = resampler.process(pcm);
-      }
-      this.queueAudio(reply, piece, pcm);
-      // Let the packet just queued (and other calls' ticks) go out before more synthesis or resampling:
-      // a provider that yields chunks without waiting would otherwise run the whole reply in one
-      // stretch of microtasks, and the first packet's send (deferred by dgram) would wait for all of it.
-      await yieldToEventLoop();
-    }
-  }
-
-  private queueAudio(reply: Reply, piece: ReplyPiece, pcm: Int16Array): void {
-    const startAt = performance.now() + this.call.media.queuedMs;
-    if (!this.call.media.play(pcm)) return;
-    this.input.echo.queued(frameLevels(pcm), startAt);
-    reply.addAudio(piece, (pcm.length / PIPELINE_RATE) * 1000);
-  }
-
-  /** Speaks a fixed phrase from the prompt cache, sentence by sentence (so it can resume by sentence). */
-  private async speakPrompt(text: string, turn: number, kind: 'greeting' | 'apology' | 'reprompt' | 'goodbye'): Promise<void> {
-    if (this.closed) return;
-    const reply = new Reply(turn);
-    this.beginReply(reply, new AbortController());
-    await this.appendPrompt(reply, text, kind);
-    this.completeReply(reply);
-  }
-
-  /** Queues a cached phrase after what `reply` already queued; false when nothing could be queued. */
-  private async appendPrompt(reply: Reply, text: string, kind: 'greeting' | 'apology' | 'reprompt' | 'goodbye' = 'apology'): Promise<boolean> {
-    let queued = false;
-    for (const pieceText of this.splitText(text)) {
-      let prompt;
-      try {
-        prompt = await this.promptFor(pieceText);
-      } catch (err) {
-        this.events.error(err, kind === 'greeting' ? 'greeting' : 'tts', 'CG_TTS_FAILED');
-        return queued;
-      }
-      if (this.closed || this.current !== reply) return queued;
-      const piece = reply.addPiece(pieceText);
-      this.events.emit({ type: 'agent-text', turn: reply.turn, text: pieceText });
-      const startAt = performance.now() + this.call.media.queuedMs;
-      if (this.call.media.playEncoded(prompt.encoded)) {
-        this.input.echo.queued(prompt.levels, startAt);
-        reply.addAudio(piece, prompt.encoded.durationMs);
-        queued = true;
-      }
-    }
-    return queued;
-  }
-
-  private beginReply(reply: Reply, abort: AbortController): void {
-    if (this.current) this.finishCurrent(true, Math.max(0, this.current.queuedMs - this.call.media.queuedMs));
-    this.current = reply;
-    this.currentAbort = abort;
-    this.state = 'speaking';
-    this.clearNoInput();
-  }
-
-  /** The reply is over (played out, or cut off after `playedMs`): history keeps what the caller heard. */
-  private finishCurrent(interrupted: boolean, playedMs?: number): void {
-    const reply = this.current;
-    if (!reply) return;
-    this.current = undefined;
-    this.currentAbort = undefined;
-    const spokenText = interrupted ? reply.spokenText(playedMs ?? 0) : reply.fullText;
-    if (spokenText) this.history.push({ role: 'assistant', content: spokenText });
-    this.events.emit({ type: 'agent-done', turn: reply.turn, spokenText, interrupted });
-  }
-
-  private handleDrain(): void {
-    const reply = this.current;
-    if (!reply || this.closed) return;
-    // The leg drained, but text may still be in synthesis: only a reply whose audio is all queued is done.
-    if (!this.replyComplete.has(reply)) return;
-    this.finishCurrent(false);
-    this.afterReply(reply);
-  }
-
-  private afterReply(reply: Reply): void {
-    this.state = 'idle';
-    if (reply.hangupAfter) {
-      void this.call.hangup(this.hangupReason ?? 'agent-goodbye');
-      return;
-    }
-    if (!this.input.turns.speaking) this.armNoInput();
+    await this.replies.respond(text, turn);
   }
 
   // ─── No input, time limit, goodbye ─────────────────────────────────────────────────────────────
@@ -544,11 +362,11 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
   private async noInput(): Promise<void> {
     if (this.closed || this.input.turns.speaking || this.isAgentTalking()) return;
     if (this.reprompts >= this.call.config.turn.maxReprompts) {
-      return this.sayGoodbye(this.call.config.goodbye.reply, 'no-input');
+      return this.replies.goodbye(this.call.config.goodbye.reply, 'no-input');
     }
     this.reprompts++;
     this.events.emit({ type: 'reprompt', count: this.reprompts });
-    await this.speakPrompt(this.call.config.reprompt, this.turnIndex, 'reprompt');
+    await this.replies.speakPrompt(this.call.config.reprompt, this.turnIndex, 'reprompt');
   }
 
   /**
@@ -558,43 +376,15 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
   shutdown(): void {
     if (this.closed) return;
     this.enqueueWork(async () => {
-      this.currentAbort?.abort();
-      this.call.media.flush();
-      this.input.echo.reset();
-      this.finishCurrent(true, 0);
-      await this.sayGoodbye(this.call.config.shutdownMessage, 'shutdown');
+      this.replies.stopAll();
+      await this.replies.goodbye(this.call.config.shutdownMessage, 'shutdown');
     });
   }
 
   private async timeLimit(): Promise<void> {
     if (this.closed) return;
-    this.currentAbort?.abort();
-    this.call.media.flush();
-    this.input.echo.reset();
-    this.finishCurrent(true, 0);
-    await this.sayGoodbye(this.call.config.timeLimitMessage, 'max-duration');
-  }
-
-  /**
-   * A provider failure left the caller's turn unanswered: apologise and listen again, or, when that keeps
-   * happening, say so and end the call rather than apologise forever.
-   */
-  private async turnFailed(turn: number): Promise<void> {
-    if (++this.failedTurns >= this.opts.maxFailedTurns) return this.sayGoodbye(this.call.config.unavailableMessage, 'provider-failure');
-    await this.speakPrompt(this.call.config.apology, turn, 'apology');
-  }
-
-  private async sayGoodbye(text: string, reason: EndReason): Promise<void> {
-    this.hangupReason = reason;
-    const reply = new Reply(this.turnIndex);
-    reply.hangupAfter = true;
-    this.beginReply(reply, new AbortController());
-    const ok = await this.appendPrompt(reply, text, 'goodbye');
-    if (!ok) return void this.call.hangup(reason);
-    this.completeReply(reply);
-    // Hang up even if the drain never comes (a stalled leg).
-    const guard = setTimeout(() => void this.call.hangup(reason), this.opts.goodbyeMaxMs);
-    void this.endedPromise.then(() => clearTimeout(guard));
+    this.replies.stopAll();
+    await this.replies.goodbye(this.call.config.timeLimitMessage, 'max-duration');
   }
 
   // ─── Helpers ───────────────────────────────────────────────────────────────────────────────────
@@ -603,23 +393,6 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
     const config = this.call.config;
     const phrases = [...config.intents.flatMap((i) => i.phrases), ...config.goodbye.phrases];
     return this.input.open(() => this.providers.stt.open({ language: config.language, phrases, logger: this.log }));
-  }
-
-  private splitText(text: string): string[] {
-    return promptPieces(text, this.opts.splitter);
-  }
-
-  private promptCached(text: string): boolean {
-    return this.splitText(text).every((t) => this.prompts.has(this.promptKey(t)));
-  }
-
-  private promptFor(text: string) {
-    return this.prompts.get(this.promptKey(text), this.providers.tts);
-  }
-
-  private promptKey(text: string) {
-    const c = this.call.config;
-    return { tenantId: c.tenantId, text, voice: c.voice, codec: this.call.media.codec.name };
   }
 
   /** Runs `task` after the work before it; a failure is logged, never left unhandled. */
