@@ -166,13 +166,27 @@ if (MISSING) {
             page: i,
             loudest: loudest[i],
             ...(await p.evaluate(async () => {
-              const w = globalThis as unknown as { callgate: { energy(): Promise<number>; audioState(): string; inboundBytes(): Promise<number> }; document: { visibilityState: string } };
-              return { energy: await w.callgate.energy(), bytes: await w.callgate.inboundBytes(), audio: w.callgate.audioState(), visibility: w.document.visibilityState };
+              const w = globalThis as unknown as {
+                callgate: { energy(): Promise<number>; audioState(): string; connection(): string; inboundBytes(): Promise<number> };
+                document: { visibilityState: string; body: { dataset: Record<string, string | undefined> } };
+              };
+              return {
+                state: w.document.body.dataset['state'],
+                connection: w.callgate.connection(),
+                energy: await w.callgate.energy(),
+                bytes: await w.callgate.inboundBytes(),
+                audio: w.callgate.audioState(),
+                visibility: w.document.visibilityState,
+              };
             })),
             transcript: await p.textContent('#transcript'),
+            error: await p.textContent('#error'),
           })),
         );
-        for (const l of loudest) expect(l, JSON.stringify(seen)).toBeGreaterThan(0.01);
+        // And what the gateway saw: its calls, and whether its media clock kept time.
+        const clock = sharedMediaClock().stats();
+        const gateway = { calls: door.activeCalls, clock: { subscribers: clock.subscribers, skippedTicks: clock.skippedTicks, latenessMaxMs: clock.latenessMaxMs, latenessP99Ms: clock.latenessP99Ms } };
+        for (const l of loudest) expect(l, JSON.stringify({ seen, gateway })).toBeGreaterThan(0.01);
         await Promise.all(pages.map((p) => p.getByRole('button', { name: 'Hang up' }).click()));
       } finally {
         await Promise.all(pages.map((p) => p.close()));

@@ -339,6 +339,7 @@ ui.keypad.addEventListener('click', (e) => {
     return energy;
   },
   audioState: (): string => audioCtx?.state ?? 'none',
+  connection: (): string => pc?.connectionState ?? 'none',
   inboundBytes: async (): Promise<number> => {
     let bytes = 0;
     (await pc?.getStats())?.forEach((r: { type: string; kind?: string; bytesReceived?: number }) => {
