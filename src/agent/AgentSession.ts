@@ -6,12 +6,14 @@ import type { DtmfEvent } from '../media/types.js';
 import { dtmfUserText, type AgentProviders, type ChatMessage } from '../providers/types.js';
 import type { CallSession } from './CallSession.js';
 import { defaultAgentSessionOptions, type AgentSessionOptions } from './AgentSessionOptions.js';
-import { textEvents, yieldToEventLoop } from './deadlines.js';
+import { yieldToEventLoop } from './deadlines.js';
 import { CallerInput } from './CallerInput.js';
+import { CallPrompts } from './CallPrompts.js';
 import { fixedPhrases } from './fixedPhrases.js';
 import type { AgentEvent, EndReason } from './events.js';
 import type { PromptCache } from './PromptCache.js';
-import { Reply, joinText } from './Reply.js';
+import { BargeIn } from './BargeIn.js';
+import { joinText } from './Reply.js';
 import { ReplyPipeline } from './ReplyPipeline.js';
 import { renderTemplate } from './template.js';
 import { CallTimers } from './CallTimers.js';
@@ -37,13 +39,6 @@ export interface AgentSessionDeps {
   readonly logger?: Logger;
 }
 
-interface PendingResume {
-  readonly reply: Reply;
-  readonly playedMs: number;
-  readonly timer: NodeJS.Timeout;
-  wordsHeard: boolean;
-}
-
 /**
  * The conversation on one call: greets, listens, answers and can be interrupted. Owns its STT stream,
  * VAD, timers and in-flight provider requests, and releases them all when the call ends. Knows nothing
@@ -52,7 +47,6 @@ interface PendingResume {
 export class AgentSession extends EventEmitter<AgentSessionEvents> {
   readonly call: CallSession;
   private readonly providers: AgentProviders;
-  private readonly prompts: PromptCache;
   private readonly opts: AgentSessionOptions;
   private readonly log: Logger;
   private readonly input: CallerInput;
@@ -62,7 +56,7 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
 
   private readonly replies: ReplyPipeline;
   private turnIndex = 0;
-  private resume: PendingResume | undefined;
+  private readonly bargeIn: BargeIn;
   /** A turn's text that was not answered because the caller kept talking; joins the next turn's. */
   private carriedText = '';
   /** The caller's speech while barge-in is off: heard, not answered. */
@@ -87,7 +81,6 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
     super();
     this.call = deps.call;
     this.providers = deps.providers;
-    this.prompts = deps.prompts;
     this.opts = { ...defaultAgentSessionOptions, ...deps.options };
     this.log = callLogger({ callId: deps.call.callId, tenant: deps.call.config.tenantId }, deps.logger);
     const { turn, echo, prerollMs, sttFinalTimeoutMs } = this.opts;
@@ -95,7 +88,7 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
       speechStarted: (onsetAt, now) => this.speechStarted(onsetAt, now),
       speechEnded: (speechEndAt, now, forced) => this.speechEnded(speechEndAt, now, forced),
       sttResult: (r) => {
-        if (r.text.trim() && this.resume) this.resume.wordsHeard = true;
+        this.bargeIn.heard(r.text);
         if (!r.final) this.events.emit({ type: 'transcript', turn: this.turnIndex, text: r.text, final: false });
       },
       sttError: (err, code) => this.events.error(err, 'stt', code),
@@ -110,7 +103,7 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
     this.replies = new ReplyPipeline({
       call: this.call,
       providers: this.providers,
-      prompts: this.prompts,
+      prompts: new CallPrompts(deps.prompts, this.call, this.providers.tts, this.opts.splitter),
       opts: this.opts,
       echo: this.input.echo,
       events: this.events,
@@ -123,6 +116,12 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
           if (!this.input.turns.speaking) this.armNoInput();
         },
       },
+    });
+    this.bargeIn = new BargeIn(this.replies, this.events, this.opts.falseInterruptionMs, {
+      callerTurnOpen: () => this.input.turns.speaking || this.input.turns.hearingSpeech,
+      latestTurn: () => this.turnIndex,
+      listen: () => this.armNoInput(),
+      enqueue: (task) => this.enqueueWork(task),
     });
   }
 
@@ -158,7 +157,7 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
     }
     const sttOpening = this.openStt();
     this.enqueueWork(async () => {
-      const cached = this.replies.promptCached(greeting.text);
+      const cached = this.replies.prompts.cached(greeting.text);
       this.events.emit({ type: 'greeting', text: greeting.text, cached });
       await this.replies.speakPrompt(greeting.text, 0, 'greeting');
     });
@@ -166,7 +165,7 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
     // greeting's first packet has left, since a cache miss means synthesis and encoding.
     this.enqueueWork(async () => {
       await yieldToEventLoop();
-      for (const text of fixedPhrases(call.config)) this.replies.warm(text);
+      for (const text of fixedPhrases(call.config)) this.replies.prompts.warm(text);
     });
     await sttOpening;
   }
@@ -183,7 +182,7 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
     media.off('drain', this.onDrain);
     this.call.off('ended', this.onCallEnded);
     this.replies.close();
-    this.clearResume();
+    this.bargeIn.clear();
     this.timers.close();
     this.keypad.close();
     await this.input.close();
@@ -200,7 +199,7 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
 
   private speechStarted(onsetAt: number, now: number): void {
     this.clearNoInput();
-    const agentTalking = this.isAgentTalking();
+    const agentTalking = this.replies.talking;
     if (agentTalking && !this.call.config.turn.bargeIn) {
       this.ignoringTurn = true;
       return;
@@ -208,7 +207,7 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
     this.turnIndex++;
     this.events.emit({ type: 'turn-started', turn: this.turnIndex, onsetAtMs: this.events.rel(onsetAt) }, now);
     this.input.streamTurn();
-    if (agentTalking) this.bargeIn('speech', now);
+    if (agentTalking) this.bargeIn.interrupt('speech', now);
   }
 
   private speechEnded(speechEndAt: number, now: number, forced: boolean): void {
@@ -218,7 +217,7 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
       if (this.input.unfinalized) void this.finalizeStt();
       // The agent finished while the caller talked over it, and its end armed nothing (the caller was
       // talking): the silence after this turn must be counted, or the call sits mute until its limit.
-      if (!this.isAgentTalking()) this.armNoInput();
+      if (!this.replies.talking) this.armNoInput();
       return;
     }
     const turn = this.turnIndex;
@@ -232,9 +231,9 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
       if (text === undefined || this.closed) return;
       this.events.mark('sttFinal');
       this.events.emit({ type: 'transcript', turn, text, final: true });
-      if (text === '' && this.resume) {
+      if (text === '' && this.bargeIn.pending) {
         this.events.clearMarks();
-        return this.resumeInterrupted();
+        return this.bargeIn.resumeInterrupted();
       }
       const full = joinText([this.carriedText, text]);
       if (this.input.turns.speaking) {
@@ -270,81 +269,26 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
     if (this.closed) return;
     this.events.emit({ type: 'dtmf', digit: event.digit });
     this.clearNoInput();
-    if (this.isAgentTalking() && this.call.config.turn.bargeIn) {
+    if (this.replies.talking && this.call.config.turn.bargeIn) {
       this.turnIndex++;
-      this.bargeIn('dtmf', performance.now());
+      this.bargeIn.interrupt('dtmf', performance.now());
     }
     this.keypad.press(event.digit);
   }
 
   private submitDigits(digits: string): void {
     if (this.closed) return;
-    this.clearResume();
+    this.bargeIn.clear();
     const turn = this.turnIndex;
     this.events.expectMarks(performance.now(), ['llmFirstToken', 'ttsFirstAudio', 'firstPacketOut']);
     this.enqueueWork(() => this.respondTo(dtmfUserText(digits), turn));
-  }
-
-  // ─── Barge-in ──────────────────────────────────────────────────────────────────────────────────
-
-  private isAgentTalking(): boolean {
-    return this.replies.talking;
-  }
-
-  /** The caller interrupted: silence the agent now, stop its providers, remember where it was. */
-  private bargeIn(by: 'speech' | 'dtmf', now: number): void {
-    const { reply, playedMs } = this.replies.cut(now);
-    this.events.emit({ type: 'barge-in', turn: this.turnIndex, playedMs, by }, now);
-    this.clearResume();
-    if (reply) {
-      this.replies.finishCurrent(true, playedMs);
-      if (by === 'speech') {
-        const timer = setTimeout(() => this.falseInterruptionTimeout(), this.opts.falseInterruptionMs);
-        this.resume = { reply, playedMs, timer, wordsHeard: false };
-      }
-    }
-    this.replies.silenced();
-  }
-
-  private falseInterruptionTimeout(): void {
-    const resume = this.resume;
-    if (!resume || resume.wordsHeard) return;
-    // The caller's turn is still open (talking, or pausing for less than the endpointing window), or
-    // speech is starting: the turn's end decides (no words resumes, words are answered). An STT with no
-    // interim words (pocketsphinx, OpenAI) has none to give before then, and a gap between syllables is
-    // not the end of an interruption: resuming there talked over the caller and dropped their words.
-    if (this.input.turns.speaking || this.input.turns.hearingSpeech) return;
-    this.resumeInterrupted();
-  }
-
-  /** No words came of the interruption (a cough, a door): say the interrupted sentence again, and the rest. */
-  private resumeInterrupted(): void {
-    const resume = this.resume;
-    if (!resume) return;
-    this.clearResume();
-    const point = resume.reply.resumePoint(resume.playedMs);
-    if (point.remaining.length === 0) return this.armNoInput();
-    // The interrupted reply went into history as cut off (unless nothing of it was heard); the resumed
-    // one replaces that entry.
-    const history = this.replies.history;
-    const last = history.at(-1);
-    if (last?.role === 'assistant' && last.content === resume.reply.spokenText(resume.playedMs)) history.pop();
-    this.events.emit({ type: 'barge-in-resumed', turn: resume.reply.turn, fromText: point.remaining[0]! });
-    const reply = new Reply(resume.reply.turn, point.before);
-    reply.hangupAfter = resume.reply.hangupAfter;
-    this.enqueueWork(() => this.replies.speak(reply, textEvents(point.remaining)));
-  }
-
-  private clearResume(): void {
-    if (this.resume) clearTimeout(this.resume.timer);
-    this.resume = undefined;
   }
 
   // ─── Speaking ──────────────────────────────────────────────────────────────────────────────────
 
   private async respondTo(text: string, turn: number): Promise<void> {
     this.carriedText = '';
-    this.clearResume();
+    this.bargeIn.clear();
     this.reprompts = 0;
     await this.replies.respond(text, turn);
   }
@@ -360,7 +304,7 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
   }
 
   private async noInput(): Promise<void> {
-    if (this.closed || this.input.turns.speaking || this.isAgentTalking()) return;
+    if (this.closed || this.input.turns.speaking || this.replies.talking) return;
     if (this.reprompts >= this.call.config.turn.maxReprompts) {
       return this.replies.goodbye(this.call.config.goodbye.reply, 'no-input');
     }

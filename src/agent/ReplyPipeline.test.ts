@@ -6,6 +6,7 @@ import { FakeLlm, FakeTts } from '../providers/fake/FakeProviders.js';
 import type { LlmEvent, LlmProvider, LlmRequest } from '../providers/types.js';
 import { resolveAgentConfig } from './AgentConfig.js';
 import { defaultAgentSessionOptions } from './AgentSessionOptions.js';
+import { CallPrompts } from './CallPrompts.js';
 import { CallSession, type CallMedia } from './CallSession.js';
 import { EchoGuard } from './EchoGuard.js';
 import type { AgentEvent, EndReason } from './events.js';
@@ -45,10 +46,11 @@ function pipeline(llm: LlmProvider = new FakeLlm({ reply: () => 'We open at nine
   const got: AgentEvent[] = [];
   const played: number[] = [];
   const events = new SessionEvents((e) => got.push(e), pino({ level: 'silent' }), () => 1);
+  const tts = new FakeTts({ msPerChar: 10 });
   const replies = new ReplyPipeline({
     call,
-    providers: { llm, tts: new FakeTts({ msPerChar: 10 }) },
-    prompts: new PromptCache(),
+    providers: { llm, tts },
+    prompts: new CallPrompts(new PromptCache(), call, tts, {}),
     opts: { ...defaultAgentSessionOptions, maxFailedTurns },
     echo: new EchoGuard(),
     events,

@@ -4,12 +4,11 @@ import { PIPELINE_RATE } from '../media/types.js';
 import type { AgentProviders, ChatMessage, LlmEvent } from '../providers/types.js';
 import type { AgentSessionOptions } from './AgentSessionOptions.js';
 import { AsyncQueue } from './AsyncQueue.js';
+import type { CallPrompts } from './CallPrompts.js';
 import type { CallSession } from './CallSession.js';
 import { withTimeouts, yieldToEventLoop } from './deadlines.js';
 import { frameLevels, type EchoGuard } from './EchoGuard.js';
 import type { EndReason } from './events.js';
-import { promptPieces } from './fixedPhrases.js';
-import type { PromptCache } from './PromptCache.js';
 import { Reply, type ReplyPiece } from './Reply.js';
 import { SentenceSplitter } from './SentenceSplitter.js';
 import type { SessionEvents } from './SessionEvents.js';
@@ -19,7 +18,7 @@ type PromptKind = 'greeting' | 'apology' | 'reprompt' | 'goodbye';
 export interface ReplyPipelineDeps {
   readonly call: CallSession;
   readonly providers: Pick<AgentProviders, 'llm' | 'tts'>;
-  readonly prompts: PromptCache;
+  readonly prompts: CallPrompts;
   readonly opts: Pick<AgentSessionOptions, 'splitter' | 'llmFirstTokenTimeoutMs' | 'llmStallTimeoutMs' | 'ttsFirstAudioTimeoutMs' | 'ttsStallTimeoutMs' | 'goodbyeMaxMs' | 'maxFailedTurns'>;
   /** Told what is played and what a barge-in dropped, so the agent does not hear itself. */
   readonly echo: EchoGuard;
@@ -52,7 +51,8 @@ export class ReplyPipeline {
   readonly history: ChatMessage[] = [];
   private readonly call: CallSession;
   private readonly providers: ReplyPipelineDeps['providers'];
-  private readonly prompts: PromptCache;
+  /** The call's cached phrases (greeting, apology, goodbye). */
+  readonly prompts: CallPrompts;
   private readonly opts: ReplyPipelineDeps['opts'];
   private readonly echo: EchoGuard;
   private readonly events: SessionEvents;
@@ -146,11 +146,6 @@ export class ReplyPipeline {
     this.speaking = false;
     this.currentAbort?.abort();
     if (this.current) this.finishCurrent(true, Math.max(0, this.current.queuedMs - this.call.media.queuedMs));
-  }
-
-  /** Warms the cache with `text`'s prompts, so they play even when the TTS provider is what failed. */
-  warm(text: string): void {
-    for (const piece of this.splitText(text)) this.promptFor(piece).catch(() => undefined);
   }
 
   private played(reply: Reply): void {
@@ -267,10 +262,10 @@ export class ReplyPipeline {
   /** Queues a cached phrase after what `reply` already queued; false when nothing could be queued. */
   private async appendPrompt(reply: Reply, text: string, kind: PromptKind = 'apology'): Promise<boolean> {
     let queued = false;
-    for (const pieceText of this.splitText(text)) {
+    for (const pieceText of this.prompts.pieces(text)) {
       let prompt;
       try {
-        prompt = await this.promptFor(pieceText);
+        prompt = await this.prompts.get(pieceText);
       } catch (err) {
         this.events.error(err, kind === 'greeting' ? 'greeting' : 'tts', 'CG_TTS_FAILED');
         return queued;
@@ -316,22 +311,4 @@ export class ReplyPipeline {
     this.finishCurrent(false);
     this.played(reply);
   }
-
-  private splitText(text: string): string[] {
-    return promptPieces(text, this.opts.splitter);
-  }
-
-  promptCached(text: string): boolean {
-    return this.splitText(text).every((t) => this.prompts.has(this.promptKey(t)));
-  }
-
-  private promptFor(text: string) {
-    return this.prompts.get(this.promptKey(text), this.providers.tts);
-  }
-
-  private promptKey(text: string) {
-    const c = this.call.config;
-    return { tenantId: c.tenantId, text, voice: c.voice, codec: this.call.media.codec.name };
-  }
-
 }
