@@ -13,12 +13,12 @@ import { fixedPhrases } from './fixedPhrases.js';
 import type { AgentEvent, EndReason } from './events.js';
 import type { PromptCache } from './PromptCache.js';
 import { BargeIn } from './BargeIn.js';
-import { joinText } from './Reply.js';
 import { ReplyPipeline } from './ReplyPipeline.js';
 import { renderTemplate } from './template.js';
 import { CallTimers } from './CallTimers.js';
 import { Keypad } from './Keypad.js';
 import { SessionEvents } from './SessionEvents.js';
+import { TurnTaking } from './TurnTaking.js';
 import type { VoiceActivityDetector } from './vad/VoiceActivityDetector.js';
 
 // Where the doors and tests have always found them.
@@ -55,12 +55,8 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
   private readonly timers: CallTimers;
 
   private readonly replies: ReplyPipeline;
-  private turnIndex = 0;
   private readonly bargeIn: BargeIn;
-  /** A turn's text that was not answered because the caller kept talking; joins the next turn's. */
-  private carriedText = '';
-  /** The caller's speech while barge-in is off: heard, not answered. */
-  private ignoringTurn = false;
+  private readonly turnTaking: TurnTaking;
 
   private reprompts = 0;
   /** Serialises work that must not overlap: turn ends, replies, prompts. */
@@ -85,16 +81,16 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
     this.log = callLogger({ callId: deps.call.callId, tenant: deps.call.config.tenantId }, deps.logger);
     const { turn, echo, prerollMs, sttFinalTimeoutMs } = this.opts;
     this.input = new CallerInput(deps.vad, { turn: { ...turn, endpointingMs: deps.call.config.turn.endpointingMs }, echo, prerollMs, sttFinalTimeoutMs, log: this.log }, {
-      speechStarted: (onsetAt, now) => this.speechStarted(onsetAt, now),
-      speechEnded: (speechEndAt, now, forced) => this.speechEnded(speechEndAt, now, forced),
+      speechStarted: (onsetAt, now) => this.turnTaking.speechStarted(onsetAt, now),
+      speechEnded: (speechEndAt, now, forced) => this.turnTaking.speechEnded(speechEndAt, now, forced),
       sttResult: (r) => {
         this.bargeIn.heard(r.text);
-        if (!r.final) this.events.emit({ type: 'transcript', turn: this.turnIndex, text: r.text, final: false });
+        if (!r.final) this.events.emit({ type: 'transcript', turn: this.turnTaking.turn, text: r.text, final: false });
       },
       sttError: (err, code) => this.events.error(err, 'stt', code),
     });
     this.endedPromise = new Promise((resolve) => (this.resolveEnded = resolve));
-    this.events = new SessionEvents((event) => this.emit('event', event), this.log, () => this.turnIndex);
+    this.events = new SessionEvents((event) => this.emit('event', event), this.log, () => this.turnTaking.turn);
     this.keypad = new Keypad(this.opts.dtmfInterDigitMs, (digits) => this.submitDigits(digits));
     this.timers = new CallTimers(
       () => this.enqueueWork(() => this.noInput()),
@@ -110,7 +106,7 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
       ended: this.endedPromise,
       host: {
         isClosed: () => this.closed,
-        latestTurn: () => this.turnIndex,
+        latestTurn: () => this.turnTaking.turn,
         replyStarted: () => this.timers.clearNoInput(),
         replyPlayed: () => {
           if (!this.input.turns.speaking) this.armNoInput();
@@ -119,8 +115,18 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
     });
     this.bargeIn = new BargeIn(this.replies, this.events, this.opts.falseInterruptionMs, {
       callerTurnOpen: () => this.input.turns.speaking || this.input.turns.hearingSpeech,
-      latestTurn: () => this.turnIndex,
+      latestTurn: () => this.turnTaking.turn,
       listen: () => this.armNoInput(),
+      enqueue: (task) => this.enqueueWork(task),
+    });
+    this.turnTaking = new TurnTaking(this.input, this.bargeIn, this.events, this.lifetime.signal, this.log, {
+      isClosed: () => this.closed,
+      agentTalking: () => this.replies.talking,
+      bargeInAllowed: () => this.call.config.turn.bargeIn,
+      respond: (text, turn) => this.respondTo(text, turn),
+      failTurn: (turn) => this.replies.failTurn(turn),
+      listen: () => this.armNoInput(),
+      quiet: () => this.timers.clearNoInput(),
       enqueue: (task) => this.enqueueWork(task),
     });
   }
@@ -187,7 +193,7 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
     this.keypad.close();
     await this.input.close();
     this.events.emit({ type: 'session-ended', reason });
-    this.log.info({ reason, turns: this.turnIndex }, 'agent session ended');
+    this.log.info({ reason, turns: this.turnTaking.turn }, 'agent session ended');
     this.resolveEnded(reason);
   }
 
@@ -197,72 +203,6 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
     if (!this.closed) this.input.frame(frame);
   }
 
-  private speechStarted(onsetAt: number, now: number): void {
-    this.clearNoInput();
-    const agentTalking = this.replies.talking;
-    if (agentTalking && !this.call.config.turn.bargeIn) {
-      this.ignoringTurn = true;
-      return;
-    }
-    this.turnIndex++;
-    this.events.emit({ type: 'turn-started', turn: this.turnIndex, onsetAtMs: this.events.rel(onsetAt) }, now);
-    this.input.streamTurn();
-    if (agentTalking) this.bargeIn.interrupt('speech', now);
-  }
-
-  private speechEnded(speechEndAt: number, now: number, forced: boolean): void {
-    if (this.ignoringTurn) {
-      this.ignoringTurn = false;
-      // The words are dropped, but the engine must start the next turn clean.
-      if (this.input.unfinalized) void this.finalizeStt();
-      // The agent finished while the caller talked over it, and its end armed nothing (the caller was
-      // talking): the silence after this turn must be counted, or the call sits mute until its limit.
-      if (!this.replies.talking) this.armNoInput();
-      return;
-    }
-    const turn = this.turnIndex;
-    this.events.emit({ type: 'turn-ended', turn, speechEndAtMs: this.events.rel(speechEndAt) }, now);
-    this.events.expectMarks(speechEndAt, ['sttFinal', 'llmFirstToken', 'ttsFirstAudio', 'firstPacketOut']);
-    this.events.emit({ type: 'latency', turn, mark: 'endOfTurn', sinceSpeechEndMs: now - speechEndAt }, now);
-    if (forced) this.log.debug({ turn }, 'turn ended without its endpointing silence (maximum utterance, or the audio stopped)');
-    const finalizing = this.finalizeStt();
-    this.enqueueWork(async () => {
-      const text = await finalizing;
-      if (text === undefined || this.closed) return;
-      this.events.mark('sttFinal');
-      this.events.emit({ type: 'transcript', turn, text, final: true });
-      if (text === '' && this.bargeIn.pending) {
-        this.events.clearMarks();
-        return this.bargeIn.resumeInterrupted();
-      }
-      const full = joinText([this.carriedText, text]);
-      if (this.input.turns.speaking) {
-        // The caller went on talking while the STT finished ("I'd like… a table for four"): answer
-        // both parts together when this new turn ends, not the first half over their voice.
-        this.carriedText = full;
-        return;
-      }
-      if (full === '') {
-        this.events.clearMarks();
-        return this.armNoInput();
-      }
-      await this.respondTo(full, turn);
-    });
-  }
-
-  /** The STT's final text for the turn; undefined after an STT failure (already reported and apologised for). */
-  private async finalizeStt(): Promise<string | undefined> {
-    try {
-      return await this.input.finalize(this.lifetime.signal);
-    } catch (err) {
-      if (this.closed) return undefined;
-      this.events.error(err, 'stt', 'CG_STT_FAILED');
-      const turn = this.turnIndex;
-      this.enqueueWork(() => this.replies.failTurn(turn));
-      return undefined;
-    }
-  }
-
   // ─── DTMF ──────────────────────────────────────────────────────────────────────────────────────
 
   private handleDtmf(event: DtmfEvent): void {
@@ -270,7 +210,7 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
     this.events.emit({ type: 'dtmf', digit: event.digit });
     this.clearNoInput();
     if (this.replies.talking && this.call.config.turn.bargeIn) {
-      this.turnIndex++;
+      this.turnTaking.turn++;
       this.bargeIn.interrupt('dtmf', performance.now());
     }
     this.keypad.press(event.digit);
@@ -279,15 +219,14 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
   private submitDigits(digits: string): void {
     if (this.closed) return;
     this.bargeIn.clear();
-    const turn = this.turnIndex;
+    const turn = this.turnTaking.turn;
     this.events.expectMarks(performance.now(), ['llmFirstToken', 'ttsFirstAudio', 'firstPacketOut']);
-    this.enqueueWork(() => this.respondTo(dtmfUserText(digits), turn));
+    this.enqueueWork(() => this.turnTaking.answer(dtmfUserText(digits), turn));
   }
 
   // ─── Speaking ──────────────────────────────────────────────────────────────────────────────────
 
   private async respondTo(text: string, turn: number): Promise<void> {
-    this.carriedText = '';
     this.bargeIn.clear();
     this.reprompts = 0;
     await this.replies.respond(text, turn);
@@ -310,7 +249,7 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
     }
     this.reprompts++;
     this.events.emit({ type: 'reprompt', count: this.reprompts });
-    await this.replies.speakPrompt(this.call.config.reprompt, this.turnIndex, 'reprompt');
+    await this.replies.speakPrompt(this.call.config.reprompt, this.turnTaking.turn, 'reprompt');
   }
 
   /**

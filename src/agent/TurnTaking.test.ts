@@ -1,0 +1,126 @@
+import { EventEmitter } from 'node:events';
+import pino from 'pino';
+import { describe, expect, it, vi } from 'vitest';
+import type { SttStream, SttStreamEvents } from '../providers/types.js';
+import type { BargeIn } from './BargeIn.js';
+import { CallerInput } from './CallerInput.js';
+import type { AgentEvent } from './events.js';
+import { SessionEvents } from './SessionEvents.js';
+import { TurnTaking } from './TurnTaking.js';
+import type { VoiceActivityDetector } from './vad/VoiceActivityDetector.js';
+
+const vad: VoiceActivityDetector = { name: 'fake', process: (f) => (f[0]! > 0 ? 1 : 0), reset: () => undefined, close: () => undefined };
+const frame = (speech: boolean) => new Int16Array(320).fill(speech ? 3000 : 0);
+
+/** An STT that answers each finalize with the next text of its script (or fails on `null`). */
+class ScriptedStt extends EventEmitter<SttStreamEvents> implements SttStream {
+  constructor(private readonly texts: (string | null)[]) {
+    super();
+  }
+  push(): void {}
+  async finalize(): Promise<string> {
+    const t = this.texts.shift();
+    if (t === null) throw new Error('engine gone');
+    return t ?? '';
+  }
+  async close(): Promise<void> {}
+}
+
+async function setup(texts: (string | null)[], opts: { agentTalking?: boolean; bargeIn?: boolean; pending?: boolean } = {}) {
+  const got: AgentEvent[] = [];
+  const calls: string[] = [];
+  let work = Promise.resolve();
+  const events = new SessionEvents((e) => got.push(e), pino({ level: 'silent' }), () => tt.turn);
+  const bargeIn = {
+    interrupt: vi.fn((by: string) => void calls.push(`interrupt ${by}`)),
+    pending: opts.pending ?? false,
+    resumeInterrupted: vi.fn(() => void calls.push('resume')),
+  } as unknown as BargeIn;
+  const input = new CallerInput(vad, { turn: { endpointingMs: 100, minSpeechMs: 60 }, echo: {}, prerollMs: 100, sttFinalTimeoutMs: 1000, log: pino({ level: 'silent' }) }, {
+    speechStarted: (a, n) => tt.speechStarted(a, n),
+    speechEnded: (a, n, f) => tt.speechEnded(a, n, f),
+    sttResult: () => undefined,
+    sttError: () => undefined,
+  });
+  await input.open(async () => new ScriptedStt(texts));
+  const tt: TurnTaking = new TurnTaking(input, bargeIn, events, new AbortController().signal, pino({ level: 'silent' }), {
+    isClosed: () => false,
+    agentTalking: () => opts.agentTalking ?? false,
+    bargeInAllowed: () => opts.bargeIn ?? true,
+    respond: async (text, turn) => void calls.push(`respond ${turn}: ${text}`),
+    failTurn: async (turn) => void calls.push(`fail ${turn}`),
+    listen: () => void calls.push('listen'),
+    quiet: () => void calls.push('quiet'),
+    enqueue: (task) => void (work = work.then(task)),
+  });
+  const feed = (speech: boolean, n: number) => {
+    for (let i = 0; i < n; i++) input.frame(frame(speech));
+  };
+  const settled = async () => {
+    await work;
+    await work;
+  };
+  return { tt, got, calls, feed, settled, bargeIn };
+}
+
+describe('TurnTaking', () => {
+  it('opens a turn on speech and answers its final text when it ends', async () => {
+    const t = await setup(['what time do you open']);
+    t.feed(true, 5);
+    t.feed(false, 6);
+    await t.settled();
+    expect(t.got.map((e) => e.type)).toEqual(['turn-started', 'turn-ended', 'latency', 'latency', 'transcript']);
+    expect(t.calls).toEqual(['quiet', 'respond 1: what time do you open']);
+  });
+
+  it('interrupts a talking agent when barge-in is on, and only hears the caller when it is off', async () => {
+    const on = await setup(['wait'], { agentTalking: true });
+    on.feed(true, 5);
+    expect(on.calls).toEqual(['quiet', 'interrupt speech']);
+
+    const off = await setup(['wait'], { agentTalking: true, bargeIn: false });
+    off.feed(true, 5);
+    off.feed(false, 6);
+    await off.settled();
+    expect(off.got).toEqual([]);
+    expect(off.tt.turn).toBe(0);
+    expect(off.calls).toEqual(['quiet']);
+  });
+
+  it('answers both parts together when the caller went on talking while the STT finished', async () => {
+    const t = await setup(["I'd like", 'a table for four']);
+    t.feed(true, 5);
+    t.feed(false, 6); // the first turn ends…
+    t.feed(true, 5); // …and the caller is talking again before its text is handled
+    await t.settled();
+    expect(t.calls.filter((c) => c.startsWith('respond'))).toEqual([]);
+    t.feed(false, 6);
+    await t.settled();
+    expect(t.calls.filter((c) => c.startsWith('respond'))).toEqual(["respond 2: I'd like a table for four"]);
+  });
+
+  it('resumes an interrupted reply when the interruption had no words, and listens otherwise', async () => {
+    const resumed = await setup([''], { pending: true });
+    resumed.feed(true, 5);
+    resumed.feed(false, 6);
+    await resumed.settled();
+    expect(resumed.calls).toEqual(['quiet', 'resume']);
+
+    const silent = await setup(['']);
+    silent.feed(true, 5);
+    silent.feed(false, 6);
+    await silent.settled();
+    expect(silent.calls).toEqual(['quiet', 'listen']);
+    // No answer comes, so no more latency marks are reported for the turn.
+    expect(silent.got.filter((e) => e.type === 'latency').map((e) => e.type === 'latency' && e.mark)).toEqual(['endOfTurn', 'sttFinal']);
+  });
+
+  it('reports an STT failure and fails the turn', async () => {
+    const t = await setup([null]);
+    t.feed(true, 5);
+    t.feed(false, 6);
+    await t.settled();
+    expect(t.got.filter((e) => e.type === 'error').map((e) => e.type === 'error' && e.during)).toEqual(['stt']);
+    expect(t.calls).toEqual(['quiet', 'fail 1']);
+  });
+});
