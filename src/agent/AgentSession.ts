@@ -4,20 +4,20 @@ import type { Logger } from 'pino';
 import { callLogger } from '../log.js';
 import type { DtmfEvent } from '../media/types.js';
 import { dtmfUserText, type AgentProviders, type ChatMessage } from '../providers/types.js';
-import type { CallSession } from './CallSession.js';
 import { defaultAgentSessionOptions, type AgentSessionOptions } from './AgentSessionOptions.js';
-import { yieldToEventLoop } from './deadlines.js';
+import { BargeIn } from './BargeIn.js';
 import { CallerInput } from './CallerInput.js';
 import { CallPrompts } from './CallPrompts.js';
-import { fixedPhrases } from './fixedPhrases.js';
-import type { AgentEvent, EndReason } from './events.js';
-import type { PromptCache } from './PromptCache.js';
-import { BargeIn } from './BargeIn.js';
-import { ReplyPipeline } from './ReplyPipeline.js';
-import { renderTemplate } from './template.js';
+import type { CallSession } from './CallSession.js';
 import { CallTimers } from './CallTimers.js';
+import { yieldToEventLoop } from './deadlines.js';
+import type { AgentEvent, EndReason } from './events.js';
+import { fixedPhrases } from './fixedPhrases.js';
 import { Keypad } from './Keypad.js';
+import type { PromptCache } from './PromptCache.js';
+import { ReplyPipeline } from './ReplyPipeline.js';
 import { SessionEvents } from './SessionEvents.js';
+import { renderTemplate } from './template.js';
 import { TurnTaking } from './TurnTaking.js';
 import type { VoiceActivityDetector } from './vad/VoiceActivityDetector.js';
 
@@ -53,7 +53,6 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
   private readonly events: SessionEvents;
   private readonly keypad: Keypad;
   private readonly timers: CallTimers;
-
   private readonly replies: ReplyPipeline;
   private readonly bargeIn: BargeIn;
   private readonly turnTaking: TurnTaking;
@@ -210,7 +209,7 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
     this.events.emit({ type: 'dtmf', digit: event.digit });
     this.clearNoInput();
     if (this.replies.talking && this.call.config.turn.bargeIn) {
-      this.turnTaking.turn++;
+      this.turnTaking.keyedTurn();
       this.bargeIn.interrupt('dtmf', performance.now());
     }
     this.keypad.press(event.digit);

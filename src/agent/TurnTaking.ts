@@ -45,6 +45,11 @@ export class TurnTaking {
     private readonly host: TurnTakingHost,
   ) {}
 
+  /** A key press interrupted the agent: it opens a turn of its own. */
+  keyedTurn(): void {
+    this.turn++;
+  }
+
   /** Answers `text` now: anything carried over is part of it. */
   answer(text: string, turn: number): Promise<void> {
     this.carriedText = '';
