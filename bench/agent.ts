@@ -1,7 +1,7 @@
 /**
  * npm run bench:agent [-- --quick] [-- --concurrency 4] [-- --vad fvad|silero]
  *
- * The agent's own latency over real UDP on loopback, with fake providers (src/providers/fake) so that
+ * The agent's own latency over real UDP on loopback, with fake providers (src/providers/testing/FakeProviders.ts) so that
  * only callgate's part is measured. Each trial is one call: a raw-socket caller sends PCMU every 20 ms
  * on the process's media clock and timestamps what it sends and receives; the agent side is the real
  * AudioLeg + AgentSession + fvad VAD.
@@ -27,7 +27,7 @@ import { openAudioLeg, type LegCodec } from '../src/media/AudioLeg.js';
 import { sharedMediaClock } from '../src/media/MediaClock.js';
 import { dbfs } from '../src/media/signal.js';
 import { RtpCaller } from '../src/media/testing/RtpCaller.js';
-import { FakeLlm, FakeStt, FakeTts, voiceLike, type FakeLlmOptions, type FakeSttOptions, type FakeTtsOptions } from '../src/providers/fake/FakeProviders.js';
+import { FakeLlm, FakeStt, FakeTts, voiceLike, type FakeLlmOptions, type FakeSttOptions, type FakeTtsOptions } from '../src/providers/testing/FakeProviders.js';
 import { percentile, sortedAscending } from '../src/util/percentile.js';
 
 const { values } = parseArgs({

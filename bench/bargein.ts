@@ -1,7 +1,7 @@
 /**
  * npm run bench:bargein [-- --quick] [-- --door sip|webrtc|both] [-- --trials 50] [-- --concurrency 2]
  *
- * Barge-in through the doors a caller really uses, on loopback, with fake providers (src/providers/fake)
+ * Barge-in through the doors a caller really uses, on loopback, with fake providers (src/providers/testing/FakeProviders.ts)
  * so that only callgate's part and the door's are measured:
  * - sip: a drachtio-srf UAC on a drachtio-server of its own calls the SipGateway through our
  *   drachtio-server, media anchored in rtpengine (userspace); the caller's media is a raw RTP socket
@@ -30,10 +30,10 @@ import { ProviderRegistry } from '../src/agent/ProviderRegistry.js';
 import { rootLogger } from '../src/log.js';
 import { MediaClock } from '../src/media/MediaClock.js';
 import { buildSdp, negotiate, offerCodecs, parseRemoteSdp } from '../src/media/sdp.js';
-import { FakeLlm, FakeStt, FakeTts, voiceLike } from '../src/providers/fake/FakeProviders.js';
+import { FakeLlm, FakeStt, FakeTts, voiceLike } from '../src/providers/testing/FakeProviders.js';
 import { DRACHTIO_BIN, DRACHTIO_SKIP_REASON, startDrachtio, type RunningDrachtio } from '../src/sip/testing/DrachtioProcess.js';
 import { RtpCaller } from '../src/media/testing/RtpCaller.js';
-import { waitFor } from '../src/media/testing/waitFor.js';
+import { until } from '../src/util/testing/wait.js';
 import { startSipHarness, type SipHarness } from '../src/sip/testing/SipHarness.js';
 import { percentile, sortedAscending } from '../src/util/percentile.js';
 import { findOnPath } from '../src/util/executable.js';
@@ -205,12 +205,12 @@ type Trial = { ok: true; bargeInMs: number } | { ok: false; why: string };
 async function trial(door: Door, seed: number): Promise<Trial> {
   const call = await door.open();
   try {
-    await waitFor(() => call.soundTimes().length > 0, 5000, 'the greeting');
+    await until(() => call.soundTimes().length > 0, 5000, 'the greeting');
     // Interrupt at a different point of the greeting each time (300–900 ms in).
     await sleep(300 + ((seed * 7919) % 600));
     const sent = await call.speak(CALLER_SPEECH);
     const onset = sent[0]!;
-    await waitFor(() => performance.now() > onset + WINDOW_MS, WINDOW_MS + 1000, 'the window');
+    await until(() => performance.now() > onset + WINDOW_MS, WINDOW_MS + 1000, 'the window');
     const sound = call.soundTimes();
     const before = sound.filter((t) => t <= onset).at(-1);
     if (before === undefined || before <= onset - SPEAKING_BEFORE_MS) {

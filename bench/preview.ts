@@ -30,7 +30,7 @@ import { readWavFile } from '../src/media/wav.js';
 import { FliteTtsProvider } from '../src/providers/flite/FliteTtsProvider.js';
 import { synthesize } from '../src/providers/fliteTts.js';
 import type { PreviewSpeech } from '../src/http/routes/context.js';
-import { startAdminApp, type TestAdminApp } from '../src/http/testKit.js';
+import { startAdminApp, type TestAdminApp } from '../src/http/testing/testKit.js';
 import { percentile, sortedAscending } from '../src/util/percentile.js';
 import { withLiveCalls, type LiveCallsResult } from './support/liveCalls.js';
 

@@ -2,7 +2,7 @@ import './support/logsToStderr.js';
 import { once } from 'node:events';
 import { createServer, type ServerResponse } from 'node:http';
 import { resolveAgentConfig } from '../src/agent/AgentConfig.js';
-import { cloudEnvFrom, providerRegistry } from '../src/providers/cloud.js';
+import { cloudEnvFrom, providerRegistry } from '../src/agent/cloudProviders.js';
 import { OpenAiLlm } from '../src/providers/openaiLlm.js';
 import type { LlmProvider, TtsProvider } from '../src/providers/types.js';
 import { percentile, sortedAscending } from '../src/util/percentile.js';

@@ -37,7 +37,7 @@ import { parseArgs } from 'node:util';
 import { ProviderRegistry } from '../src/agent/ProviderRegistry.js';
 import { rootLogger } from '../src/log.js';
 import { sharedMediaClock } from '../src/media/MediaClock.js';
-import { FakeLlm, FakeStt } from '../src/providers/fake/FakeProviders.js';
+import { FakeLlm, FakeStt } from '../src/providers/testing/FakeProviders.js';
 import { FliteTtsProvider } from '../src/providers/flite/FliteTtsProvider.js';
 import type { TtsChunk, TtsProvider, TtsRequest } from '../src/providers/types.js';
 import type { SipCallTiming } from '../src/sip/SipGateway.js';

@@ -8,7 +8,7 @@
  * The caller replays tests/fixtures/caller-goodbye.pcmu.pcap ("Thank you, goodbye.") over UDP at its
  * captured pace; the agent greets, hears it, answers and hangs up (the scripted LLM ends the call).
  *
- * Providers are the fakes (src/providers/fake): scripted STT text at the end of speech, a scripted
+ * Providers are the fakes (src/providers/testing/FakeProviders.ts): scripted STT text at the end of speech, a scripted
  * reply, voice-like TTS audio. pocketsphinx and flite would put their own memory and CPU (child
  * processes, a worker pool) into the figures; this measures callgate's. The caller's replay runs in
  * this same process, so its cost (small: one socket, one timer per packet) is in the figures too.

@@ -11,7 +11,7 @@ import { isCallgateError } from '../../src/errors.js';
 import { openAudioLeg, type AudioLeg, type LegCodec } from '../../src/media/AudioLeg.js';
 import { replayStream, type ReplayPacket } from '../../src/media/capture/replay.js';
 import { sharedMediaClock } from '../../src/media/MediaClock.js';
-import { FakeLlm, FakeStt, FakeTts } from '../../src/providers/fake/FakeProviders.js';
+import { FakeLlm, FakeStt, FakeTts } from '../../src/providers/testing/FakeProviders.js';
 import type { AgentProviders } from '../../src/providers/types.js';
 import type { CallLimiter } from '../../src/tenants/CallLimiter.js';
 import { CallRecorder } from '../../src/tenants/CallRecorder.js';

@@ -1,6 +1,6 @@
 import { pino } from 'pino';
 import { errorCatalogue } from '../../src/errors.js';
-import { startAdminApp, type TestAdminApp } from '../../src/http/testKit.js';
+import { startAdminApp, type TestAdminApp } from '../../src/http/testing/testKit.js';
 import { CallTokenStore } from '../../src/tenants/CallTokenStore.js';
 import { connectRedis } from '../../src/tenants/redisClient.js';
 import { parseBrowserOffer } from '../../src/webrtc/browserOffer.js';
@@ -10,7 +10,7 @@ import { sdpSeeds } from './sdp.js';
 
 /**
  * The admin API's request bodies (src/http/adminApp.ts and its routes) through app.inject(), against
- * the real Redis at 127.0.0.1:6379 under a fresh test prefix (src/http/testKit.ts). Every refusal must
+ * the real Redis at 127.0.0.1:6379 under a fresh test prefix (src/http/testing/testKit.ts). Every refusal must
  * be a 4xx in the one error shape with a catalogue code; a 5xx or no answer in time is a crash; an
  * accepted body must not come back with a secret it carried. Every key under the prefix is deleted
  * at the end, and the deletion is checked.

@@ -1,5 +1,5 @@
 import { findRtpStreams } from '../../src/media/capture/rtpStreams.js';
-import { epb, ethernetFrame, idb, ipv4Packet, libpcapFile, nullFrame, obsoletePb, sll2Frame, sllFrame, shb, spb } from '../../src/media/capture/fixtureBuilders.js';
+import { epb, ethernetFrame, idb, ipv4Packet, libpcapFile, nullFrame, obsoletePb, sll2Frame, sllFrame, shb, spb } from '../../src/media/testing/fixtureBuilders.js';
 import { LinkType } from '../../src/media/capture/frameDecoder.js';
 import { readUdpDatagrams } from '../../src/media/capture/pcapReader.js';
 import { encodePcap } from '../../src/media/capture/pcapWriter.js';

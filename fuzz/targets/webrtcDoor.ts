@@ -6,7 +6,7 @@ import { isCallgateError } from '../../src/errors.js';
 import { rootLogger } from '../../src/log.js';
 import { buildAdminApp, type AdminApp } from '../../src/http/adminApp.js';
 import { sharedMediaClock } from '../../src/media/MediaClock.js';
-import { FakeLlm, FakeStt, FakeTts } from '../../src/providers/fake/FakeProviders.js';
+import { FakeLlm, FakeStt, FakeTts } from '../../src/providers/testing/FakeProviders.js';
 import { CallLimiter } from '../../src/tenants/CallLimiter.js';
 import { CallRecordStore } from '../../src/tenants/CallRecordStore.js';
 import { CallTokenStore } from '../../src/tenants/CallTokenStore.js';
@@ -15,8 +15,6 @@ import { connectRedis, deletePrefix, testPrefix, type Redis } from '../../src/te
 import { SecretBox } from '../../src/tenants/secrets.js';
 import { TenantCache } from '../../src/tenants/TenantCache.js';
 import { TenantStore } from '../../src/tenants/TenantStore.js';
-import { pollUntil } from '../../src/util/pollUntil.js';
-import { within } from '../../src/util/within.js';
 import { BrowserPeer } from '../../src/webrtc/testing/BrowserPeer.js';
 import { WebRtcDoor } from '../../src/webrtc/WebRtcDoor.js';
 import { check, describeText, InvariantViolation, type FuzzTarget } from '../engine.js';
@@ -24,6 +22,7 @@ import { mutateText, randomText, seedOrMutant, type Rng } from '../mutate.js';
 import { CHROME_OFFER, FIREFOX_OFFER, LIBDATACHANNEL_OFFER } from './browserOffer.js';
 import { SDP_DICTIONARY } from './sdp.js';
 import { browserOfferCaptures } from '../seeds.js';
+import { pollUntil, within } from '../../src/util/testing/wait.js';
 
 /**
  * The live direct WebRTC door, not its parser: each case posts a mutated browser offer with a fresh,

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { CodecName } from '../media/codecs/AudioCodec.js';
-import { FakeTts } from '../providers/fake/FakeProviders.js';
+import { FakeTts } from '../providers/testing/FakeProviders.js';
 import { resolveAgentConfig } from './AgentConfig.js';
 import { CallPrompts } from './CallPrompts.js';
 import { CallSession, type CallMedia } from './CallSession.js';

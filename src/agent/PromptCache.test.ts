@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { CallgateError } from '../errors.js';
 import type { CodecName } from '../media/codecs/AudioCodec.js';
-import { FakeTts } from '../providers/fake/FakeProviders.js';
+import { FakeTts } from '../providers/testing/FakeProviders.js';
 import type { TtsChunk, TtsProvider, TtsRequest } from '../providers/types.js';
 import { PromptCache, type PromptKey } from './PromptCache.js';
 

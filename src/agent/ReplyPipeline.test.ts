@@ -2,7 +2,7 @@ import pino from 'pino';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { EncodedPrompt } from '../media/AudioLeg.js';
 import type { DtmfEvent } from '../media/types.js';
-import { FakeLlm, FakeTts } from '../providers/fake/FakeProviders.js';
+import { FakeLlm, FakeTts } from '../providers/testing/FakeProviders.js';
 import type { LlmEvent, LlmProvider, LlmRequest } from '../providers/types.js';
 import { resolveAgentConfig } from './AgentConfig.js';
 import { defaultAgentSessionOptions } from './AgentSessionOptions.js';

@@ -8,7 +8,7 @@ import { CallgateError } from '../errors.js';
 import { buildAdminApp, type AdminApp } from '../http/adminApp.js';
 import { rootLogger } from '../log.js';
 import { sharedMediaClock } from '../media/MediaClock.js';
-import { demoProviders, providerRegistry } from '../providers/cloud.js';
+import { demoProviders, providerRegistry } from '../agent/cloudProviders.js';
 import { ProviderMetrics } from '../providers/resilience/ProviderMetrics.js';
 import { MediaAnchor } from '../sip/rtpengine/MediaAnchor.js';
 import { RtpengineProcess } from '../sip/rtpengine/RtpengineProcess.js';

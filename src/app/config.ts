@@ -1,7 +1,7 @@
 import { isIP } from 'node:net';
 import { resolve } from 'node:path';
 import { CallgateError } from '../errors.js';
-import { cloudEnvFrom, type CloudEnv } from '../providers/cloud.js';
+import { cloudEnvFrom, type CloudEnv } from '../agent/cloudProviders.js';
 import { defaultRtpengineProcessOptions, type RtpengineProcessOptions } from '../sip/rtpengine/RtpengineProcess.js';
 import { drachtioConnectionFromEnv, type DrachtioConnection } from '../sip/SipConfig.js';
 import { defaultSourceLimiterOptions } from '../sip/invite/SourceLimiter.js';

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loggerTo } from '../log.js';
 import { adminRoutes, type AdminRoute } from './adminApp.js';
 import { AuthFailureLog, bearerToken } from './auth.js';
-import { startAdminApp, type TestAdminApp } from './testKit.js';
+import { startAdminApp, type TestAdminApp } from './testing/testKit.js';
 
 /** Who may call what, walked over every route the app registers, plus the rate limits. */
 let t: TestAdminApp;

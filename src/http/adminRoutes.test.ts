@@ -4,7 +4,7 @@ import { hashApiKey } from '../tenants/ApiKeyStore.js';
 import { CallRecorder } from '../tenants/CallRecorder.js';
 import { CallRecordStore } from '../tenants/CallRecordStore.js';
 import { keys } from '../tenants/redisClient.js';
-import { startAdminApp, type TestAdminApp } from './testKit.js';
+import { startAdminApp, type TestAdminApp } from './testing/testKit.js';
 
 /** Every admin API resource over real HTTP on 127.0.0.1 against the real Redis (a per-run prefix). */
 let t: TestAdminApp;

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CallTokenStore } from '../tenants/CallTokenStore.js';
 import { adminRoutes } from './adminApp.js';
-import { startAdminApp, type TestAdminApp } from './testKit.js';
+import { startAdminApp, type TestAdminApp } from './testing/testKit.js';
 
 /** The public call-token route over real HTTP on 127.0.0.1 against the real Redis (a per-run prefix). */
 let t: TestAdminApp;

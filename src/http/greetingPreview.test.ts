@@ -3,7 +3,7 @@ import { rootLogger } from '../log.js';
 import { encodeWav } from '../media/wav.js';
 import { FliteWorkerPool } from '../providers/flite/FliteWorkerPool.js';
 import { defaultFliteOptions, synthesize } from '../providers/fliteTts.js';
-import { startAdminApp, type TestAdminApp } from './testKit.js';
+import { startAdminApp, type TestAdminApp } from './testing/testKit.js';
 
 /**
  * POST /v1/tenants/:id/greeting-preview synthesises on a flite worker, not on the main thread that paces

@@ -3,7 +3,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { CallgateError } from '../errors.js';
 import { serializeRtp, type RtpPacket } from './rtp/RtpPacket.js';
 import { RtpEndpoint } from './RtpEndpoint.js';
-import { waitFor } from './testing/waitFor.js';
+import { until } from '../util/testing/wait.js';
 
 const open: RtpEndpoint[] = [];
 const sockets: dgram.Socket[] = [];
@@ -44,7 +44,7 @@ describe('RtpEndpoint over loopback UDP', () => {
     ep.on('packet', (p) => got.push(p.sequenceNumber));
     const s = await peer();
     await sendAll(s, ep, [rtp(1), rtp(2), rtp(4), rtp(3), rtp(5)]);
-    await waitFor(() => got.length === 5);
+    await until(() => got.length === 5);
     expect(got).toEqual([1, 2, 3, 4, 5]);
     const stats = ep.stats();
     expect(stats.received).toMatchObject({ packets: 5, expected: 5, lost: 0 });
@@ -60,13 +60,13 @@ describe('RtpEndpoint over loopback UDP', () => {
     const got: number[] = [];
     ep.on('packet', (p) => got.push(p.sequenceNumber));
     await sendAll(a, ep, [rtp(1)]);
-    await waitFor(() => got.length === 1);
+    await until(() => got.length === 1);
     await sendAll(b, ep, [rtp(2), rtp(3)]);
     await sendAll(a, ep, [rtp(2)]);
-    await waitFor(() => got.length === 2);
+    await until(() => got.length === 2);
     expect(latched).toEqual([a.address().port]);
     expect(ep.remoteAddress?.port).toBe(a.address().port);
-    await waitFor(() => ep.stats().droppedTotal === 2);
+    await until(() => ep.stats().droppedTotal === 2);
     expect(ep.stats().dropped.CG_RTP_UNEXPECTED_SOURCE).toBe(2);
   });
 
@@ -78,7 +78,7 @@ describe('RtpEndpoint over loopback UDP', () => {
     ep.on('packet', (p) => got.push(p.sequenceNumber));
     await sendAll(b, ep, [rtp(1)]);
     await sendAll(a, ep, [rtp(2)]);
-    await waitFor(() => got.length === 1);
+    await until(() => got.length === 1);
     expect(got).toEqual([2]);
     expect(ep.stats().dropped.CG_RTP_UNEXPECTED_SOURCE).toBe(1);
   });
@@ -89,10 +89,10 @@ describe('RtpEndpoint over loopback UDP', () => {
     const received: Buffer[] = [];
     s.on('message', (m) => received.push(m));
     expect(ep.send(rtp(7))).toBe(true);
-    await waitFor(() => received.length === 1);
+    await until(() => received.length === 1);
     expect(received[0]?.readUInt16BE(2)).toBe(7);
     await sendAll(s, ep, [rtp(1, 8), rtp(2, 0)]);
-    await waitFor(() => ep.stats().received.packets === 1);
+    await until(() => ep.stats().received.packets === 1);
     expect(ep.stats().dropped.CG_RTP_UNKNOWN_PAYLOAD_TYPE).toBe(1);
     expect(ep.stats().sent.packets).toBe(1);
   });
@@ -103,7 +103,7 @@ describe('RtpEndpoint over loopback UDP', () => {
     ep.on('packet', (p) => got.push(p));
     const s = await peer();
     await sendAll(s, ep, [rtp(1)]); // latch first, so hostile bytes come from the real peer
-    await waitFor(() => got.length === 1);
+    await until(() => got.length === 1);
 
     let seed = 7;
     const rand = (n: number): number => ((seed = (seed * 1664525 + 1013904223) >>> 0) % n);
@@ -133,7 +133,7 @@ describe('RtpEndpoint over loopback UDP', () => {
     // by the kernel, and this test is about what the endpoint does with what it gets.
     for (let i = 0; i < hostile.length; i += 50) {
       await sendAll(s, ep, hostile.slice(i, i + 50));
-      await waitFor(() => ep.stats().droppedTotal === Math.min(i + 50, hostile.length), 5000).catch((e) => {
+      await until(() => ep.stats().droppedTotal === Math.min(i + 50, hostile.length), 5000).catch((e) => {
         throw new Error(`${e} at chunk ${i}: ${JSON.stringify(ep.stats())}`);
       });
     }
@@ -144,7 +144,7 @@ describe('RtpEndpoint over loopback UDP', () => {
     expect(dropped.CG_RTP_BAD_CSRC).toBe(2000);
     expect(dropped.CG_RTP_BAD_EXTENSION).toBe(2000);
     await sendAll(s, ep, [rtp(2), rtp(3)]);
-    await waitFor(() => got.length === 3);
+    await until(() => got.length === 3);
     expect(got.map((p) => p.sequenceNumber)).toEqual([1, 2, 3]);
   });
 
@@ -153,7 +153,7 @@ describe('RtpEndpoint over loopback UDP', () => {
     const ep = await RtpEndpoint.open({ portRange: { min: 32000, max: 32001 } });
     const s = await peer();
     await sendAll(s, ep, [rtp(1), rtp(3)]); // leaves a gap held, so the jitter timer runs
-    await waitFor(() => ep.stats().received.packets === 2);
+    await until(() => ep.stats().received.packets === 2);
     const port = ep.localAddress.port;
     await Promise.all([ep.close(), ep.close()]);
     await ep.close();

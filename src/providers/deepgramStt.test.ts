@@ -7,6 +7,7 @@ import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import { CallgateError } from '../errors.js';
 import { DeepgramStt } from './deepgramStt.js';
 import type { SttResult, SttStream } from './types.js';
+import { until } from '../util/testing/wait.js';
 
 /**
  * The real `@deepgram/sdk` against a local WebSocket server speaking Deepgram's live protocol
@@ -136,14 +137,6 @@ async function open(options: ConstructorParameters<typeof DeepgramStt>[0] = { ap
   const stream = await stt.open({ language: 'en-US', phrases });
   streams.push(stream);
   return stream;
-}
-
-async function until(check: () => boolean, timeoutMs = 1000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > end) throw new Error('condition not met in time');
-    await delay(5);
-  }
 }
 
 function rejection(p: Promise<unknown>): Promise<CallgateError> {

@@ -2,7 +2,7 @@ import { once } from 'node:events';
 import { createServer, type Socket } from 'node:net';
 import Srf from 'drachtio-srf';
 import { describe, expect, it } from 'vitest';
-import { pollUntil } from '../util/pollUntil.js';
+import { pollUntil } from '../util/testing/wait.js';
 import { drachtioFramingErrors, installDrachtioFramingGuard, type FramingError } from './drachtioFraming.js';
 
 describe('drachtio framing guard', () => {

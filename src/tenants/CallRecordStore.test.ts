@@ -7,6 +7,7 @@ import { CallRecordStore, defaultCallRecordStoreOptions, type CallRecord } from 
 import { connectRedis, deletePrefix, keys, testPrefix, type Redis } from './redisClient.js';
 import { startRedis } from './testing/ownRedis.js';
 import { describeWith } from '../../tests/support/tools.js';
+import { until } from '../util/testing/wait.js';
 
 function record(callId: string, overrides: Partial<CallRecord> = {}): CallRecord {
   return {
@@ -23,14 +24,6 @@ function record(callId: string, overrides: Partial<CallRecord> = {}): CallRecord
     transcript: [{ role: 'agent', text: 'Hi, this is Ava.', atMs: 10, turn: 0 }],
     ...overrides,
   };
-}
-
-async function until(check: () => boolean | Promise<boolean>, timeoutMs = 8000): Promise<void> {
-  const deadline = performance.now() + timeoutMs;
-  while (!(await check())) {
-    if (performance.now() > deadline) throw new Error('condition not met in time');
-    await sleep(20);
-  }
 }
 
 describe('CallRecordStore on the shared Redis', () => {
@@ -306,7 +299,7 @@ describeWith(['redis-server'], 'CallRecordStore through a Redis outage (a Redis 
 
       // Same port, and an empty Redis (no persistence): the client reconnects by itself, 'ready' flushes.
       again = await startRedis(server.port);
-      await until(() => store.stats().queued === 0);
+      await until(() => store.stats().queued === 0, 8000, 'the record queue to drain');
       expect(store.stats()).toEqual({ queued: 0, dropped: 0, written: 5 });
       expect((await store.list('acme')).records.map((r) => r.callId)).toEqual(['b3', 'b2', 'b1']);
       expect(await store.write(record('c1'))).toBe('written');
@@ -331,7 +324,7 @@ describeWith(['redis-server'], 'CallRecordStore through a Redis outage (a Redis 
       expect(store.stats()).toEqual({ queued: 3, dropped: 2, written: 0 });
 
       again = await startRedis(server.port);
-      await until(() => store.stats().queued === 0);
+      await until(() => store.stats().queued === 0, 8000, 'the record queue to drain');
       expect((await store.list('acme')).records.map((r) => r.callId)).toEqual(['q4', 'q3', 'q2']);
 
       await again.stop();

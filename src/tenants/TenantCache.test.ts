@@ -7,6 +7,7 @@ import { TenantCache } from './TenantCache.js';
 import { TenantStore } from './TenantStore.js';
 import { startRedis } from './testing/ownRedis.js';
 import { describeWith } from '../../tests/support/tools.js';
+import { pollUntil } from '../util/testing/wait.js';
 
 const secretKey = randomBytes(32);
 
@@ -82,8 +83,7 @@ describeWith(['redis-server'], 'TenantCache when Redis goes away and comes back 
       // Same port, empty Redis (no persistence): the client reconnects with backoff by itself.
       const again = await startRedis(server.port);
       try {
-        const deadline = performance.now() + 5000;
-        while (!client.isReady && performance.now() < deadline) await sleep(20);
+        await pollUntil(() => client.isReady, (ready) => ready, 5000, 20);
         expect(client.isReady).toBe(true);
         await store.create({ id: 'cold', displayName: 'Cold again' });
         expect((await cache.get('cold')).displayName).toBe('Cold again');

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cloudEnvFrom, demoProviders } from '../providers/cloud.js';
+import { cloudEnvFrom, demoProviders } from '../agent/cloudProviders.js';
 import { CallUrlStore } from './CallUrlStore.js';
 import type { DialplanStores } from './dialplanLoad.js';
 import { seedDemoTenant } from './demo.js';

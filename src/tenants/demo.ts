@@ -9,7 +9,7 @@ export const DEMO_DIALPLAN = fileURLToPath(new URL('../../dialplans/demo.yaml', 
 /**
  * Writes the demo tenant (idempotently, like `npm run dialplans -- load`), with its providers replaced
  * by `providers` when given: the gateway passes what the environment configures (`demoProviders` in
- * src/providers/cloud.ts), so setting OPENAI_API_KEY and starting again is all it takes to hear the
+ * src/agent/cloudProviders.ts), so setting OPENAI_API_KEY and starting again is all it takes to hear the
  * demo on a real model. Keys are not written: the registry reads them from the environment per call.
  */
 export async function seedDemoTenant(stores: DialplanStores, providers?: { readonly stt: string; readonly llm: string; readonly tts: string }): Promise<LoadSummary> {

@@ -8,7 +8,7 @@ import type { EncodedPrompt } from '../../src/media/AudioLeg.js';
 import { mulawToLinear } from '../../src/media/codecs/g711.js';
 import { resample } from '../../src/media/Resampler.js';
 import { concatSamples } from '../../src/media/signal.js';
-import { providerRegistry, type CloudEnv } from '../../src/providers/cloud.js';
+import { providerRegistry, type CloudEnv } from '../../src/agent/cloudProviders.js';
 import { FliteTtsProvider } from '../../src/providers/flite/FliteTtsProvider.js';
 import { recognizePcm } from '../../src/providers/pocketsphinx/index.js';
 import { ProviderMetrics } from '../../src/providers/resilience/ProviderMetrics.js';
@@ -16,6 +16,7 @@ import { ScriptedResponder } from '../../src/providers/scripted.js';
 import { startLocalDeepgram, startLocalElevenLabs, startLocalOpenAi, type LocalDeepgram, type LocalElevenLabs, type LocalOpenAi } from '../../src/providers/testing/localVendors.js';
 import { capture, childProcesses, sleep, TestCall } from './harness.js';
 import { describeWith } from '../support/tools.js';
+import { until } from '../../src/util/testing/wait.js';
 
 /**
  * Whole calls through the cloud providers — the real Deepgram, OpenAI and ElevenLabs SDKs — against
@@ -55,14 +56,6 @@ async function metric(registry: ProviderRegistry, name: string, labels: Record<s
 }
 const firstResults = (registry: ProviderRegistry, kind: string, provider: string): Promise<number> =>
   metric(registry, 'callgate_provider_first_result_seconds', { kind, provider }, '_count');
-
-async function until(check: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > end) throw new Error(`${what}: not within ${timeoutMs} ms`);
-    await sleep(20);
-  }
-}
 
 /** Nothing listens at `url` any more. */
 function refused(url: string): Promise<boolean> {

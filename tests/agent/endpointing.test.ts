@@ -4,7 +4,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { AgentConfigInput } from '../../src/agent/AgentConfig.js';
 import { mulawToLinear } from '../../src/media/codecs/g711.js';
 import { concatSamples, dbfs } from '../../src/media/signal.js';
-import { FakeLlm, FakeTts, voiceLike } from '../../src/providers/fake/FakeProviders.js';
+import { FakeLlm, FakeTts, voiceLike } from '../../src/providers/testing/FakeProviders.js';
 import type { SttProvider, SttStream, SttStreamEvents } from '../../src/providers/types.js';
 import { sleep, TestCall } from './harness.js';
 

@@ -5,7 +5,7 @@ import type { AgentSessionOptions } from '../../src/agent/AgentSession.js';
 import { ProviderRegistry } from '../../src/agent/ProviderRegistry.js';
 import { resolveAgentConfig } from '../../src/agent/AgentConfig.js';
 import { CallgateError } from '../../src/errors.js';
-import { FakeLlm, FakeStt, FakeTts, voiceLike } from '../../src/providers/fake/FakeProviders.js';
+import { FakeLlm, FakeStt, FakeTts, voiceLike } from '../../src/providers/testing/FakeProviders.js';
 import { ProviderMetrics } from '../../src/providers/resilience/ProviderMetrics.js';
 import { ScriptedResponder } from '../../src/providers/scripted.js';
 import type { AgentProviders, LlmProvider, LlmRequest, SttProvider, SttStream, SttStreamEvents, SttStreamOptions } from '../../src/providers/types.js';

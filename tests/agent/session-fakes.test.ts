@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { decodeWav } from '../../src/media/wav.js';
 import { PromptCache } from '../../src/agent/PromptCache.js';
-import { FakeLlm, FakeStt, FakeTts, voiceLike } from '../../src/providers/fake/FakeProviders.js';
+import { FakeLlm, FakeStt, FakeTts, voiceLike } from '../../src/providers/testing/FakeProviders.js';
 import { ScriptedResponder } from '../../src/providers/scripted.js';
 import { replayStream } from '../../src/media/capture/replay.js';
 import { closeSocket, fixtureStream, udpSocket } from '../media/helpers.js';

@@ -8,11 +8,10 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { dbfs } from '../../src/media/signal.js';
 import { connectRedis, deletePrefix, testPrefix } from '../../src/tenants/redisClient.js';
-import { pollUntil } from '../../src/util/pollUntil.js';
-import { within } from '../../src/util/within.js';
 import { BrowserPeer } from '../../src/webrtc/testing/BrowserPeer.js';
 import { composeClient, describeWith } from '../support/tools.js';
 import { DEMO, hears, SPEECH_MATCH } from '../support/heard.js';
+import { pollUntil, within } from '../../src/util/testing/wait.js';
 
 /**
  * docker/: the compose file is validated by the Compose client (no engine is needed for `config`),

@@ -7,7 +7,7 @@ import { CallLimiter } from '../../src/tenants/CallLimiter.js';
 import { CallRecordStore, type CallRecord } from '../../src/tenants/CallRecordStore.js';
 import { connectRedis, deletePrefix, keys, testPrefix, type Redis } from '../../src/tenants/redisClient.js';
 import { startRedis } from '../../src/tenants/testing/ownRedis.js';
-import { pollUntil } from '../../src/util/pollUntil.js';
+import { pollUntil } from '../../src/util/testing/wait.js';
 import { GatewayProcesses, webCall } from './gatewayProcess.js';
 import { describeWith } from '../support/tools.js';
 import { asks, DEMO, hears, SPEECH_MATCH } from '../support/heard.js';

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { encodeWav } from '../../src/media/wav.js';
-import { pollUntil } from '../../src/util/pollUntil.js';
+import { pollUntil } from '../../src/util/testing/wait.js';
 import { connectRedis, deletePrefix, testPrefix } from '../../src/tenants/redisClient.js';
 import { launchChromium } from '../webrtc/browserKit.js';
 import { describeWith } from '../support/tools.js';

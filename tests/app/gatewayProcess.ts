@@ -3,9 +3,8 @@ import { once } from 'node:events';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pollUntil } from '../../src/util/pollUntil.js';
-import { within } from '../../src/util/within.js';
 import { BrowserPeer } from '../../src/webrtc/testing/BrowserPeer.js';
+import { pollUntil, within } from '../../src/util/testing/wait.js';
 
 /**
  * `npm start`'s program (src/cli/start.ts) as a real process for the tests under tests/app: started

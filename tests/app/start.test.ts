@@ -6,14 +6,13 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { defaultAgentConfig } from '../../src/agent/AgentConfig.js';
 import { localRedis } from '../../src/app/localRedis.js';
 import { connectRedis, deletePrefix, testPrefix } from '../../src/tenants/redisClient.js';
-import { within } from '../../src/util/within.js';
 import { BrowserPeer } from '../../src/webrtc/testing/BrowserPeer.js';
 import { startDrachtio, type RunningDrachtio } from '../../src/sip/testing/DrachtioProcess.js';
 import { createSocket } from 'node:dgram';
-import { pollUntil } from '../../src/util/pollUntil.js';
 import { descendants, exitOf, GatewayProcesses, type GatewayProcess } from './gatewayProcess.js';
 import { describeWith } from '../support/tools.js';
 import { asks, DEMO, hears, SPEECH_MATCH } from '../support/heard.js';
+import { pollUntil, within } from '../../src/util/testing/wait.js';
 
 /**
  * `npm start`'s program (src/cli/start.ts) as a real process on loopback: it seeds the demo tenant,

@@ -5,7 +5,7 @@ import { ProviderRegistry } from '../../src/agent/ProviderRegistry.js';
 import { createVad } from '../../src/agent/vad/createVad.js';
 import { warmUp } from '../../src/app/warmUp.js';
 import { CallgateError } from '../../src/errors.js';
-import { FakeLlm, FakeStt, FakeTts } from '../../src/providers/fake/FakeProviders.js';
+import { FakeLlm, FakeStt, FakeTts } from '../../src/providers/testing/FakeProviders.js';
 import { tenantSchema, type Tenant } from '../../src/tenants/schema.js';
 import { agentConfigFor } from '../../src/tenants/TenantStore.js';
 import { TestCall } from '../agent/harness.js';

@@ -73,4 +73,4 @@ export function closeSocket(s: dgram.Socket): Promise<void> {
   return new Promise((r) => s.close(() => r()));
 }
 
-export { waitFor } from '../../src/media/testing/waitFor.js';
+export { until } from '../../src/util/testing/wait.js';

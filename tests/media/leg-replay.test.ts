@@ -10,7 +10,7 @@ import { MediaClock } from '../../src/media/MediaClock.js';
 import { concatSamples, findLag, snrDb } from '../../src/media/signal.js';
 import type { DtmfEvent } from '../../src/media/types.js';
 import { readWavFile } from '../../src/media/wav.js';
-import { closeSocket, fixtureStream, FIXTURES, impair, udpSocket, waitFor } from './helpers.js';
+import { closeSocket, fixtureStream, FIXTURES, impair, udpSocket, until } from './helpers.js';
 
 const OPUS: LegCodec = { name: 'opus', payloadType: 111 };
 const PCMU_DTMF: LegCodec = { name: 'PCMU', payloadType: 0, telephoneEvent: { payloadType: 101, clockRate: 8000 } };
@@ -124,7 +124,7 @@ describe('fixture captures replayed into an AudioLeg over loopback UDP', () => {
       const first = await replayInto(OPUS, stream.packets, { CAPTURE_DIR: dir }, 'first');
       // The agent side talks back during the call so the capture has an outbound stream too.
       first.leg.play(source.subarray(0, 16000));
-      await waitFor(() => first.leg.queuedMs === 0, 3000, 'playback');
+      await until(() => first.leg.queuedMs === 0, 3000, 'playback');
       await first.leg.close();
       const files = await readdir(dir);
       expect(files).toEqual(['replay-test-first.pcap']);

@@ -7,7 +7,7 @@ import { parseRtp, serializeRtp } from '../../src/media/rtp/RtpPacket.js';
 import { answerFor, buildSdp, negotiate, parseRemoteSdp } from '../../src/media/sdp.js';
 import { tone } from '../../src/media/signal.js';
 import type { DtmfEvent } from '../../src/media/types.js';
-import { closeSocket, udpSocket, waitFor } from './helpers.js';
+import { closeSocket, udpSocket, until } from './helpers.js';
 
 const clock = new MediaClock();
 afterAll(() => clock.stop());
@@ -64,7 +64,7 @@ describe('a carrier offer, negotiated and answered, carries audio and DTMF both 
     for (const p of dtmfPayloads('7', 120, 8000)) {
       carrier.send(serializeRtp({ marker: p.marker, payloadType: 101, sequenceNumber: seq++, timestamp: ts, ssrc: 5 }, p.payload), leg.endpoint.localAddress.port, '127.0.0.1');
     }
-    await waitFor(() => frames.length === 10 && digits.length === 1, 3000, 'audio and DTMF');
+    await until(() => frames.length === 10 && digits.length === 1, 3000, 'audio and DTMF');
     expect(digits[0]?.digit).toBe('7');
 
     // leg → carrier: PCMU packets with the negotiated PT arrive at the SDP's address
@@ -74,7 +74,7 @@ describe('a carrier offer, negotiated and answered, carries audio and DTMF both 
       if (p.ok) got.push(p.value.payloadType);
     });
     leg.play(tone(1000, 100, { sampleRate: 16000, amplitude: 8000 }));
-    await waitFor(() => got.length >= 5, 2000, 'packets at the carrier');
+    await until(() => got.length >= 5, 2000, 'packets at the carrier');
     expect(new Set(got)).toEqual(new Set([0]));
 
     await leg.close();

@@ -15,7 +15,7 @@ import { connectRedis, deletePrefix, testPrefix, type Redis } from '../../src/te
 import { SecretBox } from '../../src/tenants/secrets.js';
 import { TenantCache } from '../../src/tenants/TenantCache.js';
 import { TenantStore } from '../../src/tenants/TenantStore.js';
-import { pollUntil } from '../../src/util/pollUntil.js';
+import { pollUntil } from '../../src/util/testing/wait.js';
 import { WebRtcDoor } from '../../src/webrtc/WebRtcDoor.js';
 import { callerWav, inboundBytes, launchChromium } from '../webrtc/browserKit.js';
 import { missingTool, testMissing } from '../support/tools.js';

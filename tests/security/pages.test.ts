@@ -1,7 +1,7 @@
 import { request as httpRequest } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildAdminApp } from '../../src/http/adminApp.js';
-import { startAdminApp, type TestAdminApp } from '../../src/http/testKit.js';
+import { startAdminApp, type TestAdminApp } from '../../src/http/testing/testKit.js';
 import { connectRedis, testPrefix } from '../../src/tenants/redisClient.js';
 
 /**

@@ -7,7 +7,7 @@ import { createVad } from '../../src/agent/vad/createVad.js';
 import { buildAdminApp, type AdminApp, type AdminAppOptions } from '../../src/http/adminApp.js';
 import { sharedMediaClock } from '../../src/media/MediaClock.js';
 import { dbfs } from '../../src/media/signal.js';
-import { FakeLlm, FakeStt, FakeTts } from '../../src/providers/fake/FakeProviders.js';
+import { FakeLlm, FakeStt, FakeTts } from '../../src/providers/testing/FakeProviders.js';
 import { CallLimiter } from '../../src/tenants/CallLimiter.js';
 import { CallRecordStore, type CallRecord } from '../../src/tenants/CallRecordStore.js';
 import { CallTokenStore } from '../../src/tenants/CallTokenStore.js';
@@ -16,10 +16,9 @@ import { connectRedis, deletePrefix, testPrefix, type Redis } from '../../src/te
 import { SecretBox } from '../../src/tenants/secrets.js';
 import { TenantCache } from '../../src/tenants/TenantCache.js';
 import { TenantStore } from '../../src/tenants/TenantStore.js';
-import { pollUntil } from '../../src/util/pollUntil.js';
-import { within } from '../../src/util/within.js';
 import { BrowserPeer } from '../../src/webrtc/testing/BrowserPeer.js';
 import { WebRtcDoor, type WebPhoneEvent } from '../../src/webrtc/WebRtcDoor.js';
+import { pollUntil, within } from '../../src/util/testing/wait.js';
 
 /**
  * Issue 9, web phone abuse and the HTTP part of floods: the public routes a call-URL page uses
@@ -193,7 +192,7 @@ describe('web phone abuse over HTTP and the direct WebRTC door', () => {
       await peer.setAnswer(reply.body['sdp'] as string);
       await within(peer.connected, 5000, 'DTLS-SRTP to the gateway');
       // Hang up only once the greeting plays, as a person would (the page's channel is up by then).
-      for (let i = 0; i < 150 && peer.receivedAudio().length < 3200; i++) await sleep(20);
+      await pollUntil(() => peer.receivedAudio().length, (n) => n >= 3200, 3000, 20);
     }
     return { reply, peer, answerMs };
   }
@@ -397,7 +396,7 @@ describe('web phone abuse over HTTP and the direct WebRTC door', () => {
     let honestPostedAt = Infinity;
     const honestDuringFlood = async (): Promise<Awaited<ReturnType<typeof honestCall>>> => {
       // The flood is under way (its first refusals are back) before the honest caller posts.
-      for (let i = 0; i < 400 && !flood.some((f) => f.at > 0); i++) await sleep(5);
+      await pollUntil(() => flood.some((f) => f.at > 0), (seen) => seen, 2000, 5);
       honestPostedAt = performance.now();
       const honest = await honestCall(base);
       answeredAt = performance.now();

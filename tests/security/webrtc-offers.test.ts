@@ -2,12 +2,11 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { connectRedis, deletePrefix, testPrefix } from '../../src/tenants/redisClient.js';
-import { pollUntil } from '../../src/util/pollUntil.js';
-import { within } from '../../src/util/within.js';
 import { BrowserPeer } from '../../src/webrtc/testing/BrowserPeer.js';
 import { defaultWebRtcDoorOptions } from '../../src/webrtc/WebRtcDoor.js';
 import { GatewayProcesses, type GatewayProcess } from '../app/gatewayProcess.js';
 import { asks, DEMO, hears, SPEECH_MATCH } from '../support/heard.js';
+import { pollUntil, within } from '../../src/util/testing/wait.js';
 
 /**
  * Issue 24, finding 1: offers that pass our SDP check but that libdatachannel refuses once stopped the

@@ -13,7 +13,7 @@ import { NumberStore } from '../../src/tenants/NumberStore.js';
 import { connectRedis, deletePrefix, testPrefix, type Redis } from '../../src/tenants/redisClient.js';
 import { SecretBox } from '../../src/tenants/secrets.js';
 import { TenantStore } from '../../src/tenants/TenantStore.js';
-import { pollUntil } from '../../src/util/pollUntil.js';
+import { pollUntil } from '../../src/util/testing/wait.js';
 import { describeWith } from '../support/tools.js';
 
 /**

@@ -9,10 +9,9 @@ import { startDrachtio, type RunningDrachtio } from '../../src/sip/testing/Drach
 import { RtpCaller } from '../../src/media/testing/RtpCaller.js';
 import { startSipHarness, type SipHarness } from '../../src/sip/testing/SipHarness.js';
 import type { CallRecord } from '../../src/tenants/CallRecordStore.js';
-import { waitFor } from '../../src/media/testing/waitFor.js';
-import { pollUntil } from '../../src/util/pollUntil.js';
 import { BOOKING, bargeInTenant, CALLER_WAV, expectGreetingCutAndQuestionAnswered, GREETING, HOURS, INTERRUPT_AFTER_MS, SILENT_WITHIN_MS } from '../support/bargein.js';
 import { missingTool, testMissing } from '../support/tools.js';
+import { pollUntil, until } from '../../src/util/testing/wait.js';
 
 /**
  * Barge-in through the SIP door: a caller UAC (drachtio-srf on a drachtio-server of its own) whose
@@ -76,7 +75,7 @@ if (MISSING) {
         caller.start({ address: answer.remote.address, port: answer.remote.port });
 
         // The greeting (flite, ~10 s) is playing when the caller starts talking.
-        await waitFor(() => caller.firstSoundAfter(0) !== undefined, 10_000, 'the greeting at the caller');
+        await until(() => caller.firstSoundAfter(0) !== undefined, 10_000, 'the greeting at the caller');
         const greetingAt = caller.firstSoundAfter(0)!;
         await sleep(INTERRUPT_AFTER_MS);
         const sent = await caller.speak(question.samples);
@@ -86,9 +85,9 @@ if (MISSING) {
         expect(caller.heard.some((p) => p.sound && p.at > onset - 300 && p.at <= onset)).toBe(true);
 
         // The answer follows the caller's question (endpointing, pocketsphinx, flite), then plays out.
-        await waitFor(() => caller.firstSoundAfter(speechEnd) !== undefined, 15_000, "the agent's reply");
+        await until(() => caller.firstSoundAfter(speechEnd) !== undefined, 15_000, "the agent's reply");
         const replyAt = caller.firstSoundAfter(speechEnd)!;
-        await waitFor(() => performance.now() - (caller.lastSoundBefore() ?? 0) > 1000, 15_000, 'the reply to end');
+        await until(() => performance.now() - (caller.lastSoundBefore() ?? 0) > 1000, 15_000, 'the reply to end');
 
         // Silent at the caller soon after the onset, and silent all the while the caller went on talking.
         const lastGreetingSound = caller.lastSoundBefore(speechEnd)!;

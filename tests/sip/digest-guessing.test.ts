@@ -7,12 +7,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ProviderRegistry } from '../../src/agent/ProviderRegistry.js';
 import { CallMetrics } from '../../src/app/CallMetrics.js';
 import { loggerTo } from '../../src/log.js';
-import { FakeLlm, FakeStt, FakeTts } from '../../src/providers/fake/FakeProviders.js';
+import { FakeLlm, FakeStt, FakeTts } from '../../src/providers/testing/FakeProviders.js';
 import type { SipRefusal } from '../../src/sip/SipGateway.js';
 import type { AuthLockout } from '../../src/sip/invite/steps.js';
 import { startSipHarness, type SipHarness } from '../../src/sip/testing/SipHarness.js';
 import { runSipp, type SippResult } from '../../src/sip/testing/Sipp.js';
-import { pollUntil } from '../../src/util/pollUntil.js';
+import { pollUntil } from '../../src/util/testing/wait.js';
 import { missingTool, testMissing } from '../support/tools.js';
 
 /**

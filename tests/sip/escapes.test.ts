@@ -3,10 +3,10 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ProviderRegistry } from '../../src/agent/ProviderRegistry.js';
 import { loggerTo } from '../../src/log.js';
-import { FakeLlm, FakeStt, FakeTts } from '../../src/providers/fake/FakeProviders.js';
+import { FakeLlm, FakeStt, FakeTts } from '../../src/providers/testing/FakeProviders.js';
 import { startSipHarness, type SipHarness } from '../../src/sip/testing/SipHarness.js';
 import { runSipp } from '../../src/sip/testing/Sipp.js';
-import { pollUntil } from '../../src/util/pollUntil.js';
+import { pollUntil } from '../../src/util/testing/wait.js';
 import { missingTool, testMissing } from '../support/tools.js';
 
 /**

@@ -12,7 +12,7 @@ import { sharedMediaClock } from '../../src/media/MediaClock.js';
 import type { MediaWatchdogOptions } from '../../src/media/MediaWatchdog.js';
 import { buildSdp, negotiate, offerCodecs, parseRemoteSdp } from '../../src/media/sdp.js';
 import { concatSamples, dbfs } from '../../src/media/signal.js';
-import { FakeLlm, FakeStt, FakeTts, voiceLike } from '../../src/providers/fake/FakeProviders.js';
+import { FakeLlm, FakeStt, FakeTts, voiceLike } from '../../src/providers/testing/FakeProviders.js';
 import { MediaAnchor } from '../../src/sip/rtpengine/MediaAnchor.js';
 import { RtpengineProcess } from '../../src/sip/rtpengine/RtpengineProcess.js';
 import { BYE_WAIT_MS } from '../../src/sip/answeredCall.js';
@@ -26,10 +26,9 @@ import { connectRedis, deletePrefix, keys, testPrefix, type Redis } from '../../
 import { SecretBox } from '../../src/tenants/secrets.js';
 import { TenantCache } from '../../src/tenants/TenantCache.js';
 import { TenantStore } from '../../src/tenants/TenantStore.js';
-import { pollUntil } from '../../src/util/pollUntil.js';
-import { within } from '../../src/util/within.js';
 import { FAKE_VOICE_SHARE, fakeVoiceShare } from '../support/heard.js';
 import { missingTool, testMissing } from '../support/tools.js';
+import { pollUntil, within } from '../../src/util/testing/wait.js';
 
 /**
  * SIP calls when something breaks mid-call, on loopback, set up as in gateway.test.ts (our own

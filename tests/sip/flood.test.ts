@@ -13,7 +13,7 @@ import { openAudioLeg } from '../../src/media/AudioLeg.js';
 import { sharedMediaClock } from '../../src/media/MediaClock.js';
 import { buildSdp, negotiate, offerCodecs, parseRemoteSdp } from '../../src/media/sdp.js';
 import { activeSpan, concatSamples } from '../../src/media/signal.js';
-import { FakeLlm, FakeStt, FakeTts } from '../../src/providers/fake/FakeProviders.js';
+import { FakeLlm, FakeStt, FakeTts } from '../../src/providers/testing/FakeProviders.js';
 import { defaultSourceLimiterOptions } from '../../src/sip/invite/SourceLimiter.js';
 import { MediaAnchor } from '../../src/sip/rtpengine/MediaAnchor.js';
 import { RtpengineProcess } from '../../src/sip/rtpengine/RtpengineProcess.js';
@@ -27,7 +27,7 @@ import { connectRedis, deletePrefix, testPrefix, type Redis } from '../../src/te
 import { SecretBox } from '../../src/tenants/secrets.js';
 import { TenantCache } from '../../src/tenants/TenantCache.js';
 import { TenantStore } from '../../src/tenants/TenantStore.js';
-import { pollUntil } from '../../src/util/pollUntil.js';
+import { pollUntil } from '../../src/util/testing/wait.js';
 import { FAKE_VOICE_SHARE, fakeVoiceShare } from '../support/heard.js';
 import { missingTool, testMissing } from '../support/tools.js';
 

@@ -10,7 +10,7 @@ import { dtmfPayloads } from '../../src/media/codecs/telephoneEvent.js';
 import { serializeRtp } from '../../src/media/rtp/RtpPacket.js';
 import { buildSdp, negotiate, offerCodecs, parseRemoteSdp } from '../../src/media/sdp.js';
 import { concatSamples } from '../../src/media/signal.js';
-import { FakeLlm, FakeStt, FakeTts, voiceLike } from '../../src/providers/fake/FakeProviders.js';
+import { FakeLlm, FakeStt, FakeTts, voiceLike } from '../../src/providers/testing/FakeProviders.js';
 import { MediaAnchor } from '../../src/sip/rtpengine/MediaAnchor.js';
 import { RtpengineProcess } from '../../src/sip/rtpengine/RtpengineProcess.js';
 import { buildAdminApp } from '../../src/http/adminApp.js';
@@ -25,7 +25,7 @@ import { connectRedis, deletePrefix, testPrefix, type Redis } from '../../src/te
 import { SecretBox } from '../../src/tenants/secrets.js';
 import { TenantCache } from '../../src/tenants/TenantCache.js';
 import { TenantStore } from '../../src/tenants/TenantStore.js';
-import { pollUntil } from '../../src/util/pollUntil.js';
+import { pollUntil } from '../../src/util/testing/wait.js';
 import { FAKE_VOICE_SHARE, fakeVoiceShare, soundMs } from '../support/heard.js';
 import { missingTool, testMissing } from '../support/tools.js';
 
@@ -291,7 +291,7 @@ if (MISSING) {
           .createUAC(target('+15005550103'.replace('103', '100')), { localSdp: sdp }, { cbRequest: (_err: unknown, req: { cancel(): void }) => (sent = req) } as never)
           .catch((e: { status?: number }) => e);
         // Setup is held before the answer: the gateway has the INVITE, anchored media, and waits.
-        for (let i = 0; i < 100 && (await anchor.sessionCount()) === 0; i++) await new Promise((r) => setTimeout(r, 20));
+        await pollUntil(() => anchor.sessionCount(), (n) => n > 0, 2000, 20);
         expect(await anchor.sessionCount()).toBe(1);
         sent!.cancel();
         expect(((await attempt) as { status?: number }).status).toBe(487);
@@ -393,7 +393,7 @@ if (MISSING) {
         expect(res.statusCode).toBe(202);
         const callId = (res.json() as { callId: string }).callId;
         const started = { callId, done: gateway.drain() };
-        for (let i = 0; i < 100 && !answeredDialog; i++) await new Promise((r) => setTimeout(r, 20));
+        await pollUntil(() => answeredDialog, (d) => d !== undefined, 2000, 20);
         expect(answeredDialog).toBeDefined();
         expect(callerIdSeen).toContain('+15005550100');
         await new Promise((r) => setTimeout(r, 1200));

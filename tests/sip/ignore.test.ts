@@ -5,11 +5,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ProviderRegistry } from '../../src/agent/ProviderRegistry.js';
 import { CallMetrics } from '../../src/app/CallMetrics.js';
 import { loggerTo } from '../../src/log.js';
-import { FakeLlm, FakeStt, FakeTts } from '../../src/providers/fake/FakeProviders.js';
+import { FakeLlm, FakeStt, FakeTts } from '../../src/providers/testing/FakeProviders.js';
 import { pendingInviteCount } from '../../src/sip/drachtioPending.js';
 import type { SipRefusal } from '../../src/sip/SipGateway.js';
 import { startSipHarness, type SipHarness } from '../../src/sip/testing/SipHarness.js';
-import { pollUntil } from '../../src/util/pollUntil.js';
+import { pollUntil } from '../../src/util/testing/wait.js';
 import { missingTool, testMissing } from '../support/tools.js';
 
 /**

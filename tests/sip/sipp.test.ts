@@ -9,6 +9,7 @@ import { startSipHarness, type SipHarness } from '../../src/sip/testing/SipHarne
 import { freeUdpPort, runSipp, type SippResult } from '../../src/sip/testing/Sipp.js';
 import type { CallRecord } from '../../src/tenants/CallRecordStore.js';
 import { missingTool, testMissing } from '../support/tools.js';
+import { pollUntil } from '../../src/util/testing/wait.js';
 
 /**
  * The SIP door driven by sipp, as a carrier or a load tester would: sipp's scenarios
@@ -228,7 +229,7 @@ if (MISSING) {
         links: { 'caller.pcap': join(FIXTURES, 'caller-book-table.pcmu.pcap') },
       });
       try {
-        for (let i = 0; i < 100 && (await h.limiter.active('solo')) === 0; i++) await new Promise((r) => setTimeout(r, 20));
+        await pollUntil(() => h.limiter.active('solo'), (n) => n > 0, 2000, 20);
         expect(await h.limiter.active('solo')).toBe(1);
         const busy = await runSipp({ scenario: join(SCENARIOS, 'uac-486.xml'), target: target(), service: SOLO, calls: 1, timeoutMs: 10_000 });
         expect(busy.successful, report(busy)).toBe(1);

@@ -8,12 +8,12 @@ import { openAudioLeg, type AudioLeg } from '../../src/media/AudioLeg.js';
 import { sharedMediaClock } from '../../src/media/MediaClock.js';
 import { buildSdp, negotiate, offerCodecs, parseRemoteSdp } from '../../src/media/sdp.js';
 import { concatSamples } from '../../src/media/signal.js';
-import { FakeLlm, FakeStt, FakeTts } from '../../src/providers/fake/FakeProviders.js';
+import { FakeLlm, FakeStt, FakeTts } from '../../src/providers/testing/FakeProviders.js';
 import type { SipRefusal } from '../../src/sip/SipGateway.js';
 import { startDrachtio, type RunningDrachtio } from '../../src/sip/testing/DrachtioProcess.js';
 import { startSipHarness, type SipHarness } from '../../src/sip/testing/SipHarness.js';
 import type { CallRecord } from '../../src/tenants/CallRecordStore.js';
-import { pollUntil } from '../../src/util/pollUntil.js';
+import { pollUntil } from '../../src/util/testing/wait.js';
 import { FAKE_VOICE_SHARE, fakeVoiceShare, soundMs } from '../support/heard.js';
 import { missingTool, testMissing } from '../support/tools.js';
 

@@ -6,7 +6,7 @@ import { buildAdminApp, type AdminApp } from '../../src/http/adminApp.js';
 import { startSipHarness, type SipHarness } from '../../src/sip/testing/SipHarness.js';
 import { SecretBox } from '../../src/tenants/secrets.js';
 import { callerWav, inboundBytes, launchChromium, loudestWithin } from '../webrtc/browserKit.js';
-import { pollUntil } from '../../src/util/pollUntil.js';
+import { pollUntil } from '../../src/util/testing/wait.js';
 import { missingTool, testMissing } from '../support/tools.js';
 
 /**

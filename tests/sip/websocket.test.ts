@@ -1,13 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ProviderRegistry } from '../../src/agent/ProviderRegistry.js';
 import { activeSpan, dbfs } from '../../src/media/signal.js';
-import { FakeLlm, FakeStt, FakeTts } from '../../src/providers/fake/FakeProviders.js';
+import { FakeLlm, FakeStt, FakeTts } from '../../src/providers/testing/FakeProviders.js';
 import { CALL_TOKEN_HEADER } from '../../src/sip/invite/steps.js';
 import { startSipHarness, type SipHarness } from '../../src/sip/testing/SipHarness.js';
 import { SipCallRefusedError, SipJsPhone, type SipJsCall } from '../../src/sip/testing/SipJsPhone.js';
 import type { CallRecord } from '../../src/tenants/CallRecordStore.js';
 import type { BrowserPeer } from '../../src/webrtc/testing/BrowserPeer.js';
-import { within } from '../../src/util/within.js';
+import { within } from '../../src/util/testing/wait.js';
 import { missingTool, testMissing } from '../support/tools.js';
 
 /**

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { concatSamples, harmonicShare, tone } from '../../src/media/signal.js';
-import { voiceLike } from '../../src/providers/fake/FakeProviders.js';
+import { voiceLike } from '../../src/providers/testing/FakeProviders.js';
 import { linearToMulaw, mulawToLinear } from '../../src/media/codecs/g711.js';
 import { resample } from '../../src/media/Resampler.js';
 import { FAKE_VOICE_SHARE, fakeVoiceShare, fliteSays, SPEECH_MATCH, speechMatch } from './heard.js';

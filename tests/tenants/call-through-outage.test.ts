@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
 import { concatSamples } from '../../src/media/signal.js';
-import { FakeStt, FakeTts, voiceLike } from '../../src/providers/fake/FakeProviders.js';
+import { FakeStt, FakeTts, voiceLike } from '../../src/providers/testing/FakeProviders.js';
 import { ScriptedResponder } from '../../src/providers/scripted.js';
 import { CallLimiter } from '../../src/tenants/CallLimiter.js';
 import { CallRecorder } from '../../src/tenants/CallRecorder.js';
@@ -12,7 +12,7 @@ import { SecretBox } from '../../src/tenants/secrets.js';
 import { TenantCache } from '../../src/tenants/TenantCache.js';
 import { agentConfigFor, TenantStore } from '../../src/tenants/TenantStore.js';
 import { startRedis } from '../../src/tenants/testing/ownRedis.js';
-import { pollUntil } from '../../src/util/pollUntil.js';
+import { pollUntil } from '../../src/util/testing/wait.js';
 import { TestCall } from '../agent/harness.js';
 import { FAKE_VOICE_SHARE, fakeVoiceShare, soundMs } from '../support/heard.js';
 import { describeWith } from '../support/tools.js';
@@ -85,8 +85,7 @@ describeWith(['redis-server'], 'a call through a Redis outage', () => {
       expect(records.stats().queued).toBe(1);
 
       restarted = await startRedis(server.port);
-      const deadline = performance.now() + 5000;
-      while (records.stats().queued > 0 && performance.now() < deadline) await sleep(25);
+      await pollUntil(() => records.stats().queued, (n) => n === 0, 5000, 25);
       expect(records.stats()).toMatchObject({ queued: 0, dropped: 0, written: 1 });
       const saved = await records.get('joes', call.call.callId);
       expect(saved.outcome).toBe('caller-hangup');

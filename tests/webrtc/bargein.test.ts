@@ -4,13 +4,12 @@ import { concatSamples, dbfs } from '../../src/media/signal.js';
 import { readWavFile } from '../../src/media/wav.js';
 import { recognizePcm } from '../../src/providers/pocketsphinx/index.js';
 import type { CallRecord } from '../../src/tenants/CallRecordStore.js';
-import { waitFor } from '../../src/media/testing/waitFor.js';
-import { pollUntil } from '../../src/util/pollUntil.js';
 import type { BrowserPeer } from '../../src/webrtc/testing/BrowserPeer.js';
 import { startWebRtcHarness, type WebRtcHarness } from '../../src/webrtc/testing/WebRtcHarness.js';
 import type { WebPhoneEvent } from '../../src/webrtc/WebRtcDoor.js';
 import { BOOKING, bargeInTenant, CALLER_SAYS, CALLER_WAV, expectGreetingCutAndQuestionAnswered, GREETING, HOURS, INTERRUPT_AFTER_MS, SILENT_WITHIN_MS } from '../support/bargein.js';
 import { missingTool, testMissing } from '../support/tools.js';
+import { pollUntil, until } from '../../src/util/testing/wait.js';
 
 /**
  * Barge-in through the direct WebRTC door: a node-datachannel page (src/webrtc/testing/BrowserPeer.ts,
@@ -61,7 +60,7 @@ if (MISSING) {
       peer.startSending();
 
       // The greeting (flite, ~10 s) is playing when the page starts talking.
-      await waitFor(() => soundTimes(peer).length > 0, 10_000, 'the greeting at the page');
+      await until(() => soundTimes(peer).length > 0, 10_000, 'the greeting at the page');
       const greetingAt = soundTimes(peer)[0]!;
       await sleep(INTERRUPT_AFTER_MS);
       const sent = await peer.playTimed(question.samples);
@@ -72,9 +71,9 @@ if (MISSING) {
 
       // The answer follows the question (endpointing, pocketsphinx, flite), then plays out.
       const replyStart = (): number | undefined => soundTimes(peer).find((t) => t > speechEnd);
-      await waitFor(() => replyStart() !== undefined, 15_000, "the agent's reply");
+      await until(() => replyStart() !== undefined, 15_000, "the agent's reply");
       const replyAt = replyStart()!;
-      await waitFor(() => performance.now() - soundTimes(peer).at(-1)! > 1000, 15_000, 'the reply to end');
+      await until(() => performance.now() - soundTimes(peer).at(-1)! > 1000, 15_000, 'the reply to end');
 
       // Silent at the page soon after the onset, and silent all the while the page went on talking.
       const lastGreetingSound = soundTimes(peer).filter((t) => t < speechEnd).at(-1)!;

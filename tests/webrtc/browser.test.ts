@@ -17,7 +17,7 @@ import { TenantCache } from '../../src/tenants/TenantCache.js';
 import { TenantStore } from '../../src/tenants/TenantStore.js';
 import { WebRtcDoor } from '../../src/webrtc/WebRtcDoor.js';
 import { callerWav, inboundBytes, launchChromium, loudestWithin } from './browserKit.js';
-import { pollUntil } from '../../src/util/pollUntil.js';
+import { pollUntil } from '../../src/util/testing/wait.js';
 import { missingTool, testMissing } from '../support/tools.js';
 
 /**

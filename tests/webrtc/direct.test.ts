@@ -4,7 +4,7 @@ import { PromptCache } from '../../src/agent/PromptCache.js';
 import { ProviderRegistry } from '../../src/agent/ProviderRegistry.js';
 import { createVad } from '../../src/agent/vad/createVad.js';
 import { sharedMediaClock } from '../../src/media/MediaClock.js';
-import { FakeLlm, FakeStt, FakeTts, voiceLike } from '../../src/providers/fake/FakeProviders.js';
+import { FakeLlm, FakeStt, FakeTts, voiceLike } from '../../src/providers/testing/FakeProviders.js';
 import { CallLimiter } from '../../src/tenants/CallLimiter.js';
 import { CallRecordStore, type CallRecord } from '../../src/tenants/CallRecordStore.js';
 import { CallTokenStore } from '../../src/tenants/CallTokenStore.js';
@@ -14,11 +14,10 @@ import { SecretBox } from '../../src/tenants/secrets.js';
 import { TenantCache } from '../../src/tenants/TenantCache.js';
 import { TenantStore } from '../../src/tenants/TenantStore.js';
 import { buildAdminApp } from '../../src/http/adminApp.js';
-import { within } from '../../src/util/within.js';
 import { BrowserPeer } from '../../src/webrtc/testing/BrowserPeer.js';
 import { WebRtcDoor, type WebPhoneEvent } from '../../src/webrtc/WebRtcDoor.js';
-import { pollUntil } from '../../src/util/pollUntil.js';
 import { FAKE_VOICE_SHARE, fakeVoiceShare, soundMs } from '../support/heard.js';
+import { pollUntil, within } from '../../src/util/testing/wait.js';
 
 /**
  * The direct WebRTC door end to end on loopback: a node-datachannel "browser" posts its offer with a
@@ -128,7 +127,7 @@ describe('direct WebRTC door', () => {
     await expect(door.answer({ token: second, sdp: offer, origin: 'https://shop.example' })).rejects.toMatchObject({ code: 'CG_CALL_TOKEN_INVALID' });
     await within(peer.connected, 5000, 'DTLS-SRTP to the gateway');
     // Hang up once the greeting is playing, as a person would (the page's channel is up by then).
-    for (let i = 0; i < 100 && peer.receivedAudio().length < 3200; i++) await new Promise((r) => setTimeout(r, 20));
+    await pollUntil(() => peer.receivedAudio().length, (n) => n >= 3200, 2000, 20);
     peer.close();
     expect(await linesAfterRelease()).toBe(0);
   }, 20_000);
@@ -162,7 +161,7 @@ describe('direct WebRTC door', () => {
       expect(body.type).toBe('answer');
       await peer.setAnswer(body.sdp);
       await within(peer.connected, 5000, 'DTLS-SRTP to the gateway');
-      for (let i = 0; i < 100 && peer.receivedAudio().length < 16000; i++) await new Promise((r) => setTimeout(r, 20));
+      await pollUntil(() => peer.receivedAudio().length, (n) => n >= 16000, 2000, 20);
       expect(fakeVoiceShare(peer.receivedAudio())).toBeGreaterThan(FAKE_VOICE_SHARE);
       // The token is spent.
       const other = new BrowserPeer({ name: 'other-page' });

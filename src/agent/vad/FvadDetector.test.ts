@@ -2,7 +2,7 @@ import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { CallgateError } from '../../errors.js';
 import { synthesize } from '../../providers/fliteTts.js';
 import { FvadDetector, createFvadDetector, loadFvad } from './FvadDetector.js';
-import { FRAME_SAMPLES, silence, toFrames } from './testAudio.js';
+import { FRAME_SAMPLES, silence, toFrames } from './testing/testAudio.js';
 import { concatSamples } from '../../media/signal.js';
 
 let speech: Int16Array[];

@@ -6,7 +6,7 @@ import { CallgateError } from '../../errors.js';
 import { concatSamples } from '../../media/signal.js';
 import { synthesize } from '../../providers/fliteTts.js';
 import { SILERO_WINDOW_SAMPLES, createSileroDetector, loadedSileroSessions, type SileroDetector } from './SileroDetector.js';
-import { FRAME_SAMPLES, silence, toFrames } from './testAudio.js';
+import { FRAME_SAMPLES, silence, toFrames } from './testing/testAudio.js';
 
 let audio: Int16Array;
 let frames: Int16Array[];

@@ -11,7 +11,7 @@ import {
   whiteNoise,
   withNoise,
   type LabelledSpeech,
-} from './testAudio.js';
+} from './testing/testAudio.js';
 import type { VoiceActivityDetector } from './VoiceActivityDetector.js';
 
 /**

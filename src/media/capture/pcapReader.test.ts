@@ -13,7 +13,7 @@ import {
   sll2Frame,
   sllFrame,
   spb,
-} from './fixtureBuilders.js';
+} from '../testing/fixtureBuilders.js';
 import { LinkType } from './frameDecoder.js';
 import { CaptureReader, readUdpDatagrams } from './pcapReader.js';
 

@@ -2,6 +2,7 @@ import { createSocket, type Socket } from 'node:dgram';
 import { afterEach, describe, expect, it } from 'vitest';
 import { serializeRtp } from '../rtp/RtpPacket.js';
 import { replayStream, type ReplayPacket } from './replay.js';
+import { pollUntil } from '../../util/testing/wait.js';
 
 interface Arrival {
   seq: number;
@@ -19,10 +20,8 @@ async function receiver(): Promise<{ port: number; arrivals: Arrival[]; waitFor:
   const arrivals: Arrival[] = [];
   socket.on('message', (msg) => arrivals.push({ seq: msg.readUInt16BE(2), atMs: performance.now() }));
   await new Promise<void>((r) => socket.bind(0, '127.0.0.1', () => r()));
-  const waitFor = async (n: number, timeoutMs: number): Promise<void> => {
-    const deadline = performance.now() + timeoutMs;
-    while (arrivals.length < n && performance.now() < deadline) await new Promise((r) => setTimeout(r, 5));
-  };
+  // Returns at the deadline either way: each test asserts on what arrived.
+  const waitFor = async (n: number, timeoutMs: number): Promise<void> => void (await pollUntil(() => arrivals.length, (count) => count >= n, timeoutMs, 5));
   return { port: socket.address().port, arrivals, waitFor };
 }
 

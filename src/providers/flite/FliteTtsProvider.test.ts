@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { CallgateError } from '../../errors.js';
-import { waitFor } from '../../media/testing/waitFor.js';
+import { until } from '../../util/testing/wait.js';
 import { loadFlite, synthesize } from '../fliteTts.js';
 import type { TtsChunk } from '../types.js';
 import { FliteTtsProvider, type FliteTtsProviderOptions } from './FliteTtsProvider.js';
@@ -122,7 +122,7 @@ describe('FliteTtsProvider', () => {
     controller.abort();
     expect(await next).toEqual({ done: true, value: undefined });
     // The worker cannot stop flite halfway; it finishes, and the pool drops what it sends back.
-    await waitFor(() => tts.stats().discarded === 1, 30_000, 'the aborted result to come back');
+    await until(() => tts.stats().discarded === 1, 30_000, 'the aborted result to come back');
     const chunks = await collect(tts.synthesize({ text: PHRASE, voice: 'slt', signal: live }));
     expect(sha256(chunks.map((c) => c.samples))).toBe(sha256([(await synthesize(PHRASE)).samples]));
     expect(tts.stats()).toMatchObject({ workers: 1, dispatched: 2, completed: 1, discarded: 1 });

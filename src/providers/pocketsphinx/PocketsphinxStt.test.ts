@@ -8,7 +8,7 @@ import { promisify } from 'node:util';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { CallgateError } from '../../errors.js';
 import { createG711Decoder, createG711Encoder } from '../../media/codecs/g711.js';
-import { waitFor } from '../../media/testing/waitFor.js';
+import { until } from '../../util/testing/wait.js';
 import { resample } from '../../media/Resampler.js';
 import { concatSamples } from '../../media/signal.js';
 import { synthesize, type FliteVoice } from '../fliteTts.js';
@@ -211,7 +211,7 @@ describeWith(['pocketsphinx'], 'pocketsphinx STT', () => {
       stream.on('result', (r) => results.push(r));
       // The decoder ends an utterance after 1 s of silence (-vad_postspeech) by itself.
       await pushRealTime(stream, concatSamples([await speech('yes', 'rms'), silence(1300)]));
-      await waitFor(() => results.length > 0, 3000, 'a result before finalize');
+      await until(() => results.length > 0, 3000, 'a result before finalize');
       expect(results).toEqual([{ text: 'yes', final: true }]);
       expect(await stream.finalize()).toBe('yes');
     });
@@ -278,7 +278,7 @@ describeWith(['pocketsphinx'], 'pocketsphinx STT', () => {
       const errors: CallgateError[] = [];
       stream.on('error', (e) => errors.push(e));
       process.kill(stream.pid, 'SIGKILL');
-      await waitFor(() => errors.length > 0, 3000, 'the error event');
+      await until(() => errors.length > 0, 3000, 'the error event');
       expect(errors.map((e) => e.code)).toEqual(['CG_STT_FAILED']);
       pushAll(stream, await speech('yes')); // ignored, not thrown
       expect((await rejection(stream.finalize())).code).toBe('CG_STT_FAILED');
@@ -324,7 +324,7 @@ describeWith(['pocketsphinx'], 'pocketsphinx STT', () => {
         expect(existsSync(`/proc/${decoderPid}`)).toBe(true);
         feeder.kill('SIGKILL');
         // Not killed by anyone (it has its own process group): it read end-of-file and exited.
-        await waitFor(() => processState(decoderPid) === undefined || processState(decoderPid) === 'Z', 3000, 'the orphaned decoder to exit');
+        await until(() => processState(decoderPid) === undefined || processState(decoderPid) === 'Z', 3000, 'the orphaned decoder to exit');
       } finally {
         if (decoderPid > 0 && processState(decoderPid) !== undefined) process.kill(decoderPid, 'SIGKILL');
         rmSync(dir, { recursive: true, force: true });

@@ -3,7 +3,7 @@ import { legCodecFrom, openAudioLeg, type AudioLeg } from '../../media/AudioLeg.
 import { MediaClock } from '../../media/MediaClock.js';
 import { answerFor, buildSdp, negotiate, offerCodecs, parseRemoteSdp } from '../../media/sdp.js';
 import { goertzelPower, powerToDbfs, tone } from '../../media/signal.js';
-import { waitFor } from '../../media/testing/waitFor.js';
+import { until } from '../../util/testing/wait.js';
 import { MediaAnchor } from './MediaAnchor.js';
 import { RtpengineProcess } from './RtpengineProcess.js';
 import { describeWith, missingTool } from '../../../tests/support/tools.js';
@@ -76,7 +76,7 @@ describeWith(['rtpengine'], 'a trunk call anchored in rtpengine', () => {
       const atCaller = record(caller);
       caller.play(tone(400, 600, { amplitude: 8000 }));
       agent.play(tone(400, 600, { amplitude: 8000 }));
-      await waitFor(() => atAgent.length >= 25 && atCaller.length >= 25, 5000, 'audio through rtpengine both ways');
+      await until(() => atAgent.length >= 25 && atCaller.length >= 25, 5000, 'audio through rtpengine both ways');
       // A sine of amplitude 8000 is -15.3 dBFS; G.711 twice and resampling cost a dB or two at most.
       console.log(JSON.stringify({ tone400Dbfs: { atAgent: toneLevel(atAgent, 400), atCaller: toneLevel(atCaller, 400) } }));
       expect(toneLevel(atAgent, 400)).toBeGreaterThan(-18);

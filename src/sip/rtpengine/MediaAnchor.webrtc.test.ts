@@ -4,12 +4,11 @@ import { legCodecFrom, openAudioLeg, type AudioLeg } from '../../media/AudioLeg.
 import { MediaClock } from '../../media/MediaClock.js';
 import { answerFor, buildSdp, offerCodecs } from '../../media/sdp.js';
 import { concatSamples, dbfs, goertzelPower, powerToDbfs, tone } from '../../media/signal.js';
-import { waitFor } from '../../media/testing/waitFor.js';
 import { BrowserPeer } from '../../webrtc/testing/BrowserPeer.js';
 import { MediaAnchor, type AnchoredSdp } from './MediaAnchor.js';
 import { RtpengineProcess } from './RtpengineProcess.js';
-import { within } from '../../util/within.js';
 import { describeWith, missingTool } from '../../../tests/support/tools.js';
+import { until, within } from '../../util/testing/wait.js';
 
 /**
  * The web-phone case end to end: a real WebRTC peer (libdatachannel playing the browser: ICE,
@@ -135,8 +134,8 @@ describeWith(['rtpengine'], 'a WebRTC caller anchored in rtpengine (profile webr
       // Agent → browser: 440 Hz; browser → agent: 660 Hz, so neither can pass for the other (or an echo).
       call.leg.play(tone(440, 1000, { amplitude: 8000 }));
       call.browser.play(tone(660, 1000, { amplitude: 8000, sampleRate: 48000 }));
-      await waitFor(() => loudFrames(call.browser.receivedAudio(), 48000) >= 25, 5000, 'the agent tone at the browser');
-      await waitFor(() => loudFrames(concatSamples(call.atLeg), 16000) >= 25, 5000, 'the browser tone at the agent leg');
+      await until(() => loudFrames(call.browser.receivedAudio(), 48000) >= 25, 5000, 'the agent tone at the browser');
+      await until(() => loudFrames(concatSamples(call.atLeg), 16000) >= 25, 5000, 'the browser tone at the agent leg');
 
       const atBrowser = call.browser.receivedAudio();
       const atLeg = concatSamples(call.atLeg);
@@ -170,8 +169,8 @@ describeWith(['rtpengine'], 'a WebRTC caller anchored in rtpengine (profile webr
         afterAnswerMs.push(call.afterAnswerMs);
         call.leg.play(tone(440, 200, { amplitude: 8000 }));
         call.browser.play(tone(660, 200, { amplitude: 8000, sampleRate: 48000 }));
-        await waitFor(() => loudFrames(call.browser.receivedAudio(), 48000) >= 5, 3000, `${call.callId}: audio at the browser`);
-        await waitFor(() => loudFrames(concatSamples(call.atLeg), 16000) >= 5, 3000, `${call.callId}: audio at the agent leg`);
+        await until(() => loudFrames(call.browser.receivedAudio(), 48000) >= 5, 3000, `${call.callId}: audio at the browser`);
+        await until(() => loudFrames(concatSamples(call.atLeg), 16000) >= 5, 3000, `${call.callId}: audio at the agent leg`);
         await anchor.delete({ callId: call.callId, fromTag: 'browser' });
       } finally {
         await call.close();

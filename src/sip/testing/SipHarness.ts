@@ -23,7 +23,7 @@ import { MediaAnchor } from '../rtpengine/MediaAnchor.js';
 import { RtpengineProcess, type RtpengineProcessOptions } from '../rtpengine/RtpengineProcess.js';
 import { SipGateway, type SipGatewayDeps } from '../SipGateway.js';
 import { startDrachtio, type RunningDrachtio, type StartDrachtioOptions } from './DrachtioProcess.js';
-import { pollUntil } from '../../util/pollUntil.js';
+import { pollUntil } from '../../util/testing/wait.js';
 
 /**
  * The whole SIP door on loopback for tests and benchmarks: a drachtio-server, Debian's rtpengine,

@@ -13,7 +13,7 @@ import { connectRedis, deletePrefix, testPrefix, type Redis } from '../../tenant
 import { SecretBox } from '../../tenants/secrets.js';
 import { TenantCache } from '../../tenants/TenantCache.js';
 import { TenantStore } from '../../tenants/TenantStore.js';
-import { within } from '../../util/within.js';
+import { within } from '../../util/testing/wait.js';
 import { WebRtcDoor } from '../WebRtcDoor.js';
 import { BrowserPeer, type BrowserPeerOptions } from './BrowserPeer.js';
 

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import { connectRedis, deletePrefix, testPrefix, type Redis } from '../tenants/redisClient.js';
-import { SecretBox } from '../tenants/secrets.js';
-import { buildAdminApp, type AdminApp, type AdminAppOptions } from './adminApp.js';
+import { connectRedis, deletePrefix, testPrefix, type Redis } from '../../tenants/redisClient.js';
+import { SecretBox } from '../../tenants/secrets.js';
+import { buildAdminApp, type AdminApp, type AdminAppOptions } from '../adminApp.js';
 
 /** For tests: the admin API listening on 127.0.0.1 (a free port) over the real Redis, under a fresh prefix. */
 export interface TestAdminApp {

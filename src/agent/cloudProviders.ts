@@ -1,11 +1,11 @@
 import { createHash } from 'node:crypto';
-import { OFFLINE_PROVIDERS, ProviderRegistry, registerOfflineProviders, type ProviderRegistryOptions } from '../agent/ProviderRegistry.js';
-import type { ProviderSelection } from '../agent/AgentConfig.js';
-import { DeepgramStt } from './deepgramStt.js';
-import { ElevenLabsTts } from './elevenlabsTts.js';
-import { OpenAiLlm } from './openaiLlm.js';
-import { OpenAiStt } from './openaiStt.js';
-import { OpenAiTts } from './openaiTts.js';
+import { OFFLINE_PROVIDERS, ProviderRegistry, registerOfflineProviders, type ProviderRegistryOptions } from './ProviderRegistry.js';
+import type { ProviderSelection } from './AgentConfig.js';
+import { DeepgramStt } from '../providers/deepgramStt.js';
+import { ElevenLabsTts } from '../providers/elevenlabsTts.js';
+import { OpenAiLlm } from '../providers/openaiLlm.js';
+import { OpenAiStt } from '../providers/openaiStt.js';
+import { OpenAiTts } from '../providers/openaiTts.js';
 
 /**
  * The cloud vendors as registry entries, and what the environment says about them. A tenant's own key

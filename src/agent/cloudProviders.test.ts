@@ -1,8 +1,8 @@
 import { once } from 'node:events';
 import { createServer, type Server } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { resolveAgentConfig } from '../agent/AgentConfig.js';
-import { cloudEnvFrom, demoProviders, envKeys, providerRegistry, type CloudEnv } from './cloud.js';
+import { resolveAgentConfig } from './AgentConfig.js';
+import { cloudEnvFrom, demoProviders, envKeys, providerRegistry, type CloudEnv } from './cloudProviders.js';
 
 /** Which provider a tenant's call gets, with which key: the registry's wiring, against a local chat server. */
 let server: Server;

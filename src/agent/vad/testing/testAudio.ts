@@ -1,7 +1,7 @@
-import { synthesize, type FliteVoice } from '../../providers/fliteTts.js';
-import { FULL_SCALE, concatSamples, dbfs, meanSquare } from '../../media/signal.js';
-import { FRAME_MS, PIPELINE_RATE } from '../../media/types.js';
-import { seededRandom } from '../../util/random.js';
+import { synthesize, type FliteVoice } from '../../../providers/fliteTts.js';
+import { FULL_SCALE, concatSamples, dbfs, meanSquare } from '../../../media/signal.js';
+import { FRAME_MS, PIPELINE_RATE } from '../../../media/types.js';
+import { seededRandom } from '../../../util/random.js';
 
 /**
  * Audio for judging voice activity detectors, all of it made here and the same on every run: flite
