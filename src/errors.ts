@@ -230,3 +230,8 @@ export function toError(failure: { code: ErrorCode; detail?: string }): Callgate
 export function isCallgateError(err: unknown): err is CallgateError {
   return err instanceof CallgateError;
 }
+
+/** The catalogue code of any thrown value: its own for a CallgateError, CG_INTERNAL for anything else. */
+export function errorCode(err: unknown): ErrorCode {
+  return isCallgateError(err) ? err.code : 'CG_INTERNAL';
+}

@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import type { AgentConfig } from '../agent/AgentConfig.js';
 import { AgentSession, type AgentSessionOptions } from '../agent/AgentSession.js';
-import { CallSession, type CallMetadata } from '../agent/CallSession.js';
+import { CallSession } from '../agent/CallSession.js';
 import type { AgentEvent, EndReason } from '../agent/events.js';
 import type { LiveSessions } from '../agent/LiveSessions.js';
 import type { PromptCache } from '../agent/PromptCache.js';
@@ -39,7 +39,7 @@ export interface CallAgent {
   readonly config: AgentConfig;
   readonly variables: Readonly<Record<string, string>>;
   readonly providers: AgentProviders;
-  /** Owned by the session from `run()` on: it closes it. */
+  /** The session closes it when it ends; the door also closes it at teardown (close is idempotent). */
   readonly vad: VoiceActivityDetector;
 }
 
@@ -137,26 +137,19 @@ export class RunningCall {
    * Runs the tenant's agent on the door's audio until the call ends, from either side; resolves with
    * why it ended. The only place a production AgentSession is made. The record is written at `close()`.
    */
-  async run(door: Door, agent: CallAgent, metadata: CallMetadata): Promise<EndReason> {
+  async run(door: Door, agent: CallAgent): Promise<EndReason> {
     if (this.session) throw new CallgateError('CG_INTERNAL', 'a call runs its agent once');
-    let open = true;
+    // CallSession ends once, from either side: a remote hang-up after ours (or ours after it) is a no-op.
     const call = new CallSession({
       callId: this.start.callId,
       config: agent.config,
       media: door.leg,
       variables: agent.variables,
-      metadata,
-      hangup: (reason) => {
-        open = false;
-        return door.hangup(reason);
-      },
+      metadata: { from: this.start.from, to: this.start.to },
+      hangup: (reason) => door.hangup(reason),
     });
     this.session = call;
-    door.onRemoteHangup(() => {
-      if (!open) return;
-      open = false;
-      call.remoteHangup();
-    });
+    door.onRemoteHangup(() => call.remoteHangup());
     const { deps } = this.runner;
     const session = new AgentSession({ call, providers: agent.providers, vad: agent.vad, prompts: deps.prompts, options: deps.agent ?? {}, logger: this.log });
     this.scope.defer('agent session', () => session.close());

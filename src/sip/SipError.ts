@@ -1,4 +1,4 @@
-import { errorCatalogue, isCallgateError, type ErrorCode } from '../errors.js';
+import { errorCatalogue, errorCode, type ErrorCode } from '../errors.js';
 
 /**
  * A SIP final response for a call we will not take. Every failure of the INVITE chain becomes one of
@@ -42,7 +42,7 @@ const RETRY_AFTER_S_BY_CODE: Partial<Record<ErrorCode, number>> = {
 export function sipErrorFrom(err: unknown): SipError {
   // A SipError was decided where it was thrown (a digest challenge, a silent drop): sent as it is.
   if (err instanceof SipError) return err;
-  const code: ErrorCode = isCallgateError(err) ? err.code : 'CG_INTERNAL';
+  const code = errorCode(err);
   const [status, reason] = errorCatalogue[code].sip;
   const retryAfterS = RETRY_AFTER_S_BY_CODE[code];
   return new SipError(status, reason, retryAfterS === undefined ? {} : { 'Retry-After': String(retryAfterS) }, false, code);

@@ -2,7 +2,6 @@ import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import Srf from 'drachtio-srf';
 import type { Logger } from 'pino';
-import type { VoiceActivityDetector } from '../agent/vad/VoiceActivityDetector.js';
 import { LiveSessions } from '../agent/LiveSessions.js';
 import { CallRunner, type RunningCall } from '../call/CallRunner.js';
 import { CallgateError, isCallgateError, type ErrorCode } from '../errors.js';
@@ -310,9 +309,8 @@ export class SipGateway extends EventEmitter<SipGatewayEvents> {
       // silent answered call.
       const { config, variables } = agentConfigFor(tenant, source.kind === 'web' ? source.callUrl.variables : {});
       const providers = deps.providers.forCall(config, tenant.providerKeys, log.child({ tenant: tenant.id }));
-      let vad: VoiceActivityDetector | undefined = await deps.createVad();
-      // The session closes the VAD once it owns it; until then (a failure before), it is ours to close.
-      scope.defer('VAD close', () => vad?.close());
+      const vad = await deps.createVad();
+      scope.defer('VAD close', () => vad.close());
       if (canceled) throw new Error('canceled');
       const answeredDialog = await this.srf.createUAS(req, res, { localSdp: answered.sdp });
       const answeredAt = performance.now();
@@ -349,15 +347,12 @@ export class SipGateway extends EventEmitter<SipGatewayEvents> {
         const firstPacketAt = performance.now();
         contained(log, 'call-timing listener', () => this.emit('call-timing', { callId: invite.callId, tenantId: tenant.id, inviteAt, answeredAt, ackAt, firstPacketAt }));
       });
-      const sessionVad = vad;
-      vad = undefined; // the session closes it
       await runAnsweredCall(
         {
           call,
           dialog: answeredDialog,
           leg,
-          agent: { config, variables, providers, vad: sessionVad },
-          metadata: { from, to: route.number },
+          agent: { config, variables, providers, vad },
           anchor: deps.anchor,
           profile,
           remoteTag: fromTag,

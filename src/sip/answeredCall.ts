@@ -17,9 +17,8 @@ export interface AnsweredCall {
   readonly call: RunningCall;
   readonly dialog: Srf.Dialog;
   readonly leg: AudioLeg;
-  /** The tenant's agent; its VAD is owned by the session from here. */
+  /** The tenant's agent. */
   readonly agent: CallAgent;
-  readonly metadata: { readonly from: string; readonly to: string };
   readonly anchor: MediaAnchor;
   readonly profile: AnchorProfile;
   /** rtpengine's view of the dialog: the remote party's tag and ours. */
@@ -130,7 +129,7 @@ export async function runAnsweredCall(c: AnsweredCall, state: { open: boolean })
       modRes.send(200, { body: answer.sdp });
     });
   });
-  await call.run(door, c.agent, c.metadata);
+  await call.run(door, c.agent);
 }
 
 /**

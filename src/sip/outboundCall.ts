@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import type { AgentConfig } from '../agent/AgentConfig.js';
 import type { VoiceActivityDetector } from '../agent/vad/VoiceActivityDetector.js';
 import type { AgentProviders } from '../providers/types.js';
-import { CallgateError } from '../errors.js';
+import { CallgateError, errorCode } from '../errors.js';
 import { audioLegOn, legCodecFrom, openLegEndpoint, type AudioLeg } from '../media/AudioLeg.js';
 import type { RtpEndpoint } from '../media/RtpEndpoint.js';
 import { buildSdp, offerCodecs } from '../media/sdp.js';
@@ -72,14 +72,12 @@ export async function startOutboundCall(
     const { config, variables } = agentConfigFor(tenant, req.variables ?? {});
     const providers = deps.providers.forCall(config, tenant.providerKeys, callLog);
     const vad = await deps.createVad();
-    const owned = { vad: vad as VoiceActivityDetector | undefined };
-    // The session closes the VAD once it owns it; until then (a failure before), it is ours to close.
-    call.scope.defer('VAD close', () => owned.vad?.close());
+    call.scope.defer('VAD close', () => vad.close());
     const endpoint = await openLegEndpoint({ callId, legId: 'agent', clockRate: 8000, ...(deps.endpoint ? { endpoint: deps.endpoint } : {}) });
-    prepared = { owned, endpoint, config, variables, providers };
+    prepared = { vad, endpoint, config, variables, providers };
   } catch (err) {
     // Refused to the API before anything rang: the requester gets the error, and no call record is kept.
-    call.end({ outcome: 'rejected', error: { code: err instanceof CallgateError ? err.code : 'CG_INTERNAL' } });
+    call.end({ outcome: 'rejected', error: { code: errorCode(err) } });
     await call.close({ record: false });
     throw err;
   }
@@ -89,8 +87,7 @@ export async function startOutboundCall(
 
 /** What is made before dialling, so a failure is an API error and not a ringing phone with no agent. */
 interface Prepared {
-  /** Handed to the session at the answer (then `vad` is cleared). */
-  owned: { vad: VoiceActivityDetector | undefined };
+  vad: VoiceActivityDetector;
   endpoint: RtpEndpoint;
   config: AgentConfig;
   variables: Record<string, string>;
@@ -149,16 +146,12 @@ async function dial(d: Dialling): Promise<void> {
     leg.once('closing', (stats) => contained(log, 'leg statistics hook', () => deps.legStats?.(stats)));
     endpoint.setRemote({ address: answered.media.remote.address, port: answered.media.remote.port });
     log.info({ trunk: d.trunkName }, 'outbound call answered');
-    const vad = d.owned.vad;
-    d.owned.vad = undefined; // the session closes it
-    if (!vad) throw new CallgateError('CG_VAD_UNAVAILABLE', 'the call was closed before it was answered');
     await runAnsweredCall(
       {
         call,
         dialog: up,
         leg,
-        agent: { config: d.config, variables: d.variables, providers: d.providers, vad },
-        metadata: { from: callerId ?? `trunk:${d.trunkName}`, to: d.req.to },
+        agent: { config: d.config, variables: d.variables, providers: d.providers, vad: d.vad },
         anchor: deps.anchor,
         profile: 'trunk',
         remoteTag,

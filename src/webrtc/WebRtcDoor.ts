@@ -2,24 +2,18 @@ import { randomInt, randomUUID } from 'node:crypto';
 import { Audio, PeerConnection, type DataChannel, type Track } from 'node-datachannel';
 import type { Logger } from 'pino';
 import { LiveSessions } from '../agent/LiveSessions.js';
-import type { AgentSessionOptions } from '../agent/AgentSession.js';
 import type { AgentEvent } from '../agent/events.js';
-import type { PromptCache } from '../agent/PromptCache.js';
 import type { ProviderRegistry } from '../agent/ProviderRegistry.js';
 import type { VoiceActivityDetector } from '../agent/vad/VoiceActivityDetector.js';
 import { CallRunner, type Door, type RunningCall } from '../call/CallRunner.js';
+import type { DoorDeps } from '../call/DoorDeps.js';
 import type { CallScope } from '../call/CallScope.js';
-import { CallgateError } from '../errors.js';
+import { CallgateError, errorCode } from '../errors.js';
 import { callLogger, rootLogger } from '../log.js';
-import { openAudioLeg, type AudioLeg, type AudioLegStats } from '../media/AudioLeg.js';
-import type { MediaClock } from '../media/MediaClock.js';
+import { openAudioLeg, type AudioLeg } from '../media/AudioLeg.js';
 import { MediaWatchdog } from '../media/MediaWatchdog.js';
-import type { RtpEndpointOptions } from '../media/RtpEndpoint.js';
-import type { CallLimiter } from '../tenants/CallLimiter.js';
 import { CallRecorder } from '../tenants/CallRecorder.js';
 import { refusedCallAttempt } from '../tenants/CallTokenStore.js';
-import type { CallRecordStore } from '../tenants/CallRecordStore.js';
-import type { TenantCache } from '../tenants/TenantCache.js';
 import { agentConfigFor } from '../tenants/TenantStore.js';
 import { stripUndefined } from '../util/options.js';
 import { parseBrowserOffer } from './browserOffer.js';
@@ -72,22 +66,8 @@ export interface WebCallTokens {
   redeem(token: string, bind?: { origin?: string }): Promise<{ slug: string; tenantId: string; variables: Readonly<Record<string, string>> }>;
 }
 
-export interface WebRtcDoorDeps {
+export interface WebRtcDoorDeps extends DoorDeps {
   readonly tokens: WebCallTokens;
-  readonly tenants: TenantCache;
-  readonly limiter: CallLimiter;
-  readonly records: CallRecordStore;
-  readonly providers: ProviderRegistry;
-  readonly prompts: PromptCache;
-  readonly createVad: () => Promise<VoiceActivityDetector>;
-  readonly clock: MediaClock;
-  readonly endpoint?: Partial<RtpEndpointOptions>;
-  readonly agent?: Partial<AgentSessionOptions>;
-  readonly logger?: Logger;
-  /** Told each call's media statistics as its leg closes (metrics: RTP loss and jitter). */
-  readonly legStats?: (stats: AudioLegStats) => void;
-  /** The gateway's call runner (its call events feed metrics and webhooks); default: one of this door's own. */
-  readonly runner?: CallRunner;
 }
 
 export interface WebRtcOffer {
@@ -170,8 +150,8 @@ export class WebRtcDoor {
       }
       const { config, variables } = agentConfigFor(tenant, url.variables);
       const providers = deps.providers.forCall(config, tenant.providerKeys, log);
-      const vad = new Owned(await deps.createVad());
-      scope.defer('vad', () => vad.take()?.close());
+      const vad = await deps.createVad();
+      scope.defer('VAD close', () => vad.close());
       const leg = await openAudioLeg({
         callId,
         legId: 'agent',
@@ -228,7 +208,7 @@ export class WebRtcDoor {
       return { callId, sdp };
     } catch (err) {
       // Refused before the answer (limits, bad SDP, no port): a record like the SIP door's.
-      call.end({ outcome: 'rejected', error: { code: err instanceof CallgateError ? err.code : 'CG_INTERNAL' } });
+      call.end({ outcome: 'rejected', error: { code: errorCode(err) } });
       await call.close();
       throw err;
     }
@@ -282,7 +262,7 @@ export class WebRtcDoor {
     pc: PeerConnection;
     track: Track;
     connected: Promise<void>;
-    vad: Owned<VoiceActivityDetector>;
+    vad: VoiceActivityDetector;
     providers: ReturnType<ProviderRegistry['forCall']>;
     config: ReturnType<typeof agentConfigFor>['config'];
     variables: Record<string, string>;
@@ -297,7 +277,7 @@ export class WebRtcDoor {
         await c.connected;
       } catch (err) {
         // The page never connected its media: nothing was said and no line was used.
-        const code = err instanceof CallgateError ? err.code : 'CG_INTERNAL';
+        const code = errorCode(err);
         log.info({ code }, 'web call never connected');
         call.end({ outcome: 'abandoned', error: { code } });
         return;
@@ -307,7 +287,7 @@ export class WebRtcDoor {
         await call.takeLine(c.tenant.maxConcurrentCalls);
       } catch (err) {
         // The tenant filled up between the offer and the connection.
-        call.end({ outcome: 'rejected', error: { code: err instanceof CallgateError ? err.code : 'CG_INTERNAL' } });
+        call.end({ outcome: 'rejected', error: { code: errorCode(err) } });
         return;
       }
       const watchdog = new MediaWatchdog(c.leg.endpoint, (silentForMs) => {
@@ -315,8 +295,6 @@ export class WebRtcDoor {
         call.hangup('media-timeout');
       }, { timeoutMs: this.options.mediaTimeoutMs });
       scope.defer('media watchdog', () => watchdog.close());
-      const vad = c.vad.take();
-      if (!vad) throw new CallgateError('CG_VAD_UNAVAILABLE', 'the call was closed before it started');
       const door: Door = {
         leg: c.leg,
         // Let the goodbye's last packets leave before the peer connection goes.
@@ -330,22 +308,12 @@ export class WebRtcDoor {
         },
         agentEvent: (e) => c.channel.send(e),
       };
-      await call.run(door, { config: c.config, variables: c.variables, providers: c.providers, vad }, { from: `web:${c.slug}`, to: `callurl:${c.slug}` });
+      await call.run(door, { config: c.config, variables: c.variables, providers: c.providers, vad: c.vad });
     } catch (err) {
-      call.end({ outcome: 'failed', error: { code: err instanceof CallgateError ? err.code : 'CG_INTERNAL' } });
+      call.end({ outcome: 'failed', error: { code: errorCode(err) } });
     } finally {
       await call.close();
     }
-  }
-}
-
-/** A resource handed from one owner to another: whoever `take`s it closes it, and nobody else does. */
-class Owned<T> {
-  constructor(private value: T | undefined) {}
-  take(): T | undefined {
-    const v = this.value;
-    this.value = undefined;
-    return v;
   }
 }
 

@@ -11,7 +11,7 @@ import { SipAuthFailureStore } from '../../tenants/SipAuthFailureStore.js';
 import { sipErrorFrom, SipError } from '../SipError.js';
 import { uriOf, userOf, type InviteRequest } from './InviteRequest.js';
 import { DigestAuth, digestResponse } from './DigestAuth.js';
-import { identifySource, rejectScanners, reserveLine, routeToNumber, tenantFor, type AuthLockout, type SourceDeps } from './steps.js';
+import { identifySource, rejectScanners, routeToNumber, tenantFor, type AuthLockout, type SourceDeps } from './steps.js';
 
 /** The INVITE steps one by one, against the real Redis stores (per-run prefix). */
 function invite(over: Partial<InviteRequest> & { headers?: Record<string, string> } = {}): InviteRequest {
@@ -164,13 +164,15 @@ describe('INVITE steps', () => {
   });
 
   it('holds a line per call up to the tenant limit; the next caller hears 486 Busy Here with Retry-After', async () => {
+    // The line is taken by the call runner (RunningCall.takeLine), as here: one lease per call under the tenant's limit.
     const tenant = await tenantFor({ number: '+15005550100', tenantId: 'joes' }, cache);
-    const a = await reserveLine(invite({ callId: 'a' }), tenant, limiter);
-    const b = await reserveLine(invite({ callId: 'b' }), tenant, limiter);
-    const busy = await rejection(reserveLine(invite({ callId: 'c' }), tenant, limiter));
+    const line = (callId: string) => limiter.lease(tenant.id, callId, { limit: tenant.maxConcurrentCalls });
+    const a = await line('a');
+    const b = await line('b');
+    const busy = await rejection(line('c'));
     expect(busy).toMatchObject({ status: 486, reason: 'Busy Here', headers: { 'Retry-After': '30' }, code: 'CG_CALL_LIMIT_REACHED' });
     await a.release();
-    const c = await reserveLine(invite({ callId: 'c' }), tenant, limiter);
+    const c = await line('c');
     await Promise.all([b.release(), c.release()]);
   });
 

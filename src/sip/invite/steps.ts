@@ -1,5 +1,4 @@
 import { CallgateError } from '../../errors.js';
-import type { CallLease, CallLimiter } from '../../tenants/CallLimiter.js';
 import type { NumberRoute } from '../../tenants/schema.js';
 import type { NumberStore, PublicTrunk } from '../../tenants/NumberStore.js';
 import type { Trunk } from '../../tenants/schema.js';
@@ -151,9 +150,4 @@ export async function routeToNumber(req: InviteRequest, source: CallSource, numb
 /** The tenant, from this process's cache (served through a Redis outage when cached). */
 export function tenantFor(route: NumberRoute, tenants: TenantCache): Promise<Tenant> {
   return tenants.get(route.tenantId);
-}
-
-/** A slot under the tenant's cluster-wide call limit, held (and renewed) for the whole call. */
-export function reserveLine(req: InviteRequest, tenant: Tenant, limiter: CallLimiter): Promise<CallLease> {
-  return limiter.lease(tenant.id, req.callId, { limit: tenant.maxConcurrentCalls });
 }
