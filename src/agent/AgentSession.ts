@@ -135,6 +135,11 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
     return this.endedPromise;
   }
 
+  /** Ms since the session started, on its events' clock. */
+  get elapsedMs(): number {
+    return performance.now() - this.events.startedAt;
+  }
+
   /** The conversation so far (system prompt excluded), as the model sees it. */
   get transcript(): readonly ChatMessage[] {
     return this.replies.history;

@@ -173,6 +173,7 @@ export class ReplyPipeline {
             reply.hangupAfter = true;
             continue;
           }
+          if (ev.type !== 'text') continue;
           this.events.mark('llmFirstToken');
           for (const p of splitter.push(ev.text)) pieces.push(p);
         }

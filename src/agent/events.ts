@@ -18,7 +18,9 @@ export type EndReason =
   /** The caller's media stopped without a hang-up (no RTP for the door's media timeout): the door hung up. */
   | 'media-timeout'
   /** The front door closed the session (shutdown, transport failure). */
-  | 'closed';
+  | 'closed'
+  /** The caller was handed to a person (transfer_call): the agent's part of the call is over. */
+  | 'transferred';
 
 /**
  * Latency marks of one turn, each measured from the end of the caller's speech (the last speech frame

@@ -1,4 +1,5 @@
 import { EventEmitter } from 'node:events';
+import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import type { AgentConfig } from '../agent/AgentConfig.js';
 import { AgentSession, type AgentSessionOptions } from '../agent/AgentSession.js';
@@ -12,7 +13,12 @@ import type { AudioLeg } from '../media/AudioLeg.js';
 import type { AgentProviders } from '../providers/types.js';
 import type { CallLimiter } from '../tenants/CallLimiter.js';
 import { CallRecorder, type CallEnd, type CallRecordSink } from '../tenants/CallRecorder.js';
-import type { CallDoor as DoorKind, CallOutcome } from '../tenants/CallRecordStore.js';
+import type { CallDoor as DoorKind, CallOutcome, CallRecord } from '../tenants/CallRecordStore.js';
+import type { CallTools } from '../agent/CallTools.js';
+import type { ChatMessage } from '../providers/types.js';
+import type { Tenant } from '../tenants/schema.js';
+import type { CallControls, TransferResult } from '../tools/controls.js';
+import type { ToolBoxFactory } from '../tools/ToolBox.js';
 import { CallScope } from './CallScope.js';
 
 /**
@@ -32,6 +38,10 @@ export interface Door {
   readonly ready?: Promise<void>;
   /** The agent's events as they happen, for a door that shows them to its caller (the web page's transcript). */
   agentEvent?(event: AgentEvent): void;
+  /** Hands the caller to a person (the `transfer_call` tool); see TransferResult for what each outcome means. */
+  transfer?: CallControls['transfer'];
+  /** Sends keypad tones to the remote party (the `send_dtmf` tool). */
+  sendDtmf?: CallControls['sendDtmf'];
 }
 
 /** The agent a running call gets: the tenant's resolved config and the providers and VAD made for it. */
@@ -41,6 +51,8 @@ export interface CallAgent {
   readonly providers: AgentProviders;
   /** The session closes it when it ends; the door also closes it at teardown (close is idempotent). */
   readonly vad: VoiceActivityDetector;
+  /** The tenant as stored, secrets readable: its tools, call webhooks and transfer targets. */
+  readonly tenant?: Tenant;
 }
 
 /** What a door knows when it takes a call for a tenant. */
@@ -67,13 +79,35 @@ export type CallEvent =
       readonly door: DoorKind;
       readonly outcome: CallOutcome;
       readonly error?: { readonly code: ErrorCode };
-    };
+      /** The call's record as written (transcript, times, transfer). */
+      readonly record: CallRecord;
+    }
+  /** A hand-over to a person ended with `result` (metrics count them). */
+  | { readonly type: 'call.transferred'; readonly callId: string; readonly tenantId: string; readonly door: DoorKind; readonly result: TransferResult['result'] };
+
+/** What a call-start hook (the tenant's callStart webhook) is told when a call is answered. */
+export interface AnsweredCall {
+  readonly callId: string;
+  readonly tenant: Tenant;
+  readonly door: DoorKind;
+  readonly from: string;
+  readonly to: string;
+  readonly variables: Readonly<Record<string, string>>;
+  readonly log: Logger;
+}
 
 export interface CallRunnerDeps {
   readonly records: CallRecordSink;
   readonly limiter: CallLimiter;
   readonly prompts: PromptCache;
   readonly agent?: Partial<AgentSessionOptions>;
+  /** Builds each call's tools from its tenant (webhooks, MCP, built-ins); none: the model can only end the call. */
+  readonly tools?: ToolBoxFactory;
+  /**
+   * Told when a call is answered, before the greeting; may return variables for the greeting and prompt
+   * (the callStart webhook). Its own deadline keeps the caller from waiting; a failure is logged and ignored.
+   */
+  readonly callAnswered?: (call: AnsweredCall) => Promise<Readonly<Record<string, string>> | undefined>;
 }
 
 /**
@@ -108,6 +142,10 @@ export class RunningCall {
   readonly scope: CallScope;
   readonly recorder: CallRecorder;
   private session: CallSession | undefined;
+  private agentSession: AgentSession | undefined;
+  private running = false;
+  /** Settles when a call the agent bridged to a person has ended. */
+  private bridge: Promise<void> | undefined;
   private ending: CallEnd | undefined;
   private closing: Promise<void> | undefined;
 
@@ -138,20 +176,37 @@ export class RunningCall {
    * why it ended. The only place a production AgentSession is made. The record is written at `close()`.
    */
   async run(door: Door, agent: CallAgent): Promise<EndReason> {
-    if (this.session) throw new CallgateError('CG_INTERNAL', 'a call runs its agent once');
+    if (this.running) throw new CallgateError('CG_INTERNAL', 'a call runs its agent once');
+    this.running = true;
+    const { deps } = this.runner;
+    let goneEarly = false;
+    door.onRemoteHangup(() => {
+      if (this.session) this.session.remoteHangup();
+      else goneEarly = true;
+    });
+    this.recorder.answered();
+    this.runner.publish({ type: 'call.answered', callId: this.start.callId, tenantId: this.start.tenantId, door: this.start.door }, this.log);
+    // The tenant's call-start hook and tool listing (MCP) run while the caller's side sends its ACK.
+    const [extra, tools] = await Promise.all([this.callStartVariables(agent), this.tools(door, agent), door.ready]);
+    // The tenant's own names win over anything a call brings, as they do over a call URL's variables.
+    const variables: Record<string, string> = { ...agent.variables, ...extra };
+    for (const own of ['agentName', 'business']) {
+      const value = agent.variables[own];
+      if (value !== undefined) variables[own] = value;
+    }
     // CallSession ends once, from either side: a remote hang-up after ours (or ours after it) is a no-op.
     const call = new CallSession({
       callId: this.start.callId,
       config: agent.config,
       media: door.leg,
-      variables: agent.variables,
+      variables,
       metadata: { from: this.start.from, to: this.start.to },
-      hangup: (reason) => door.hangup(reason),
+      // Bridged to a person, the legs stay up after the agent leaves: the bridge's end hangs up.
+      hangup: (reason) => (this.bridge ? undefined : door.hangup(reason)),
     });
     this.session = call;
-    door.onRemoteHangup(() => call.remoteHangup());
-    const { deps } = this.runner;
-    const session = new AgentSession({ call, providers: agent.providers, vad: agent.vad, prompts: deps.prompts, options: deps.agent ?? {}, logger: this.log });
+    const session = new AgentSession({ call, providers: agent.providers, vad: agent.vad, prompts: deps.prompts, options: deps.agent ?? {}, logger: this.log, ...(tools ? { tools } : {}) });
+    this.agentSession = session;
     this.scope.defer('agent session', () => session.close());
     if (door.agentEvent) {
       const show = door.agentEvent.bind(door);
@@ -165,11 +220,88 @@ export class RunningCall {
     }
     this.recorder.attach(session);
     this.start.sessions?.add(session);
-    this.recorder.answered();
-    this.runner.publish({ type: 'call.answered', callId: this.start.callId, tenantId: this.start.tenantId, door: this.start.door }, this.log);
-    await door.ready;
+    if (goneEarly) call.remoteHangup();
     await session.start();
-    return session.ended;
+    const reason = await session.ended;
+    // The agent left a bridged call: it runs until one of the two people hangs up.
+    if (this.bridge) await this.bridge.catch((err: unknown) => this.log.warn({ err: err instanceof Error ? err.message : String(err) }, 'bridged call failed'));
+    return reason;
+  }
+
+  /** The conversation so far, as the model saw it (a warm transfer's summary is made from it). */
+  get transcript(): readonly ChatMessage[] {
+    return this.agentSession?.transcript ?? [];
+  }
+
+  private async callStartVariables(agent: CallAgent): Promise<Readonly<Record<string, string>> | undefined> {
+    const hook = this.runner.deps.callAnswered;
+    if (!hook || !agent.tenant) return undefined;
+    const { callId, door, from, to } = this.start;
+    try {
+      return await hook({ callId, tenant: agent.tenant, door, from, to, variables: agent.variables, log: this.log });
+    } catch (err) {
+      this.log.warn({ err: err instanceof Error ? err.message : String(err) }, 'call-start hook failed; the call goes on without it');
+      return undefined;
+    }
+  }
+
+  private async tools(door: Door, agent: CallAgent): Promise<CallTools | undefined> {
+    const factory = this.runner.deps.tools;
+    if (!factory || !agent.tenant) return undefined;
+    try {
+      const box = await factory.forCall({
+        tenant: agent.tenant,
+        call: { callId: this.start.callId, door: this.start.door, from: this.start.from, to: this.start.to, variables: agent.variables },
+        controls: this.controls(door),
+        providers: agent.providers,
+        voice: agent.config.voice,
+        transcript: () => this.transcript,
+        log: this.log,
+      });
+      this.scope.defer('tools', () => box.close());
+      return box;
+    } catch (err) {
+      this.log.warn({ err: err instanceof Error ? err.message : String(err) }, 'tools unavailable for this call; the agent can only talk');
+      return undefined;
+    }
+  }
+
+  /** The door's in-call abilities as the built-in tools see them, with what follows a hand-over. */
+  private controls(door: Door): CallControls {
+    const transfer = door.transfer?.bind(door);
+    return {
+      ...(door.sendDtmf ? { sendDtmf: door.sendDtmf.bind(door) } : {}),
+      ...(transfer
+        ? {
+            transfer: async (request) => {
+              const atMs = this.agentSession?.elapsedMs ?? 0;
+              const started = performance.now();
+              const result = await transfer(request);
+              this.recorder.transferred({
+                target: request.target.name,
+                mode: request.target.mode,
+                method: result.method,
+                result: result.result,
+                ...('detail' in result ? { detail: result.detail.slice(0, 300) } : {}),
+                atMs,
+                setupMs: Math.round(performance.now() - started),
+              });
+              this.runner.publish({ type: 'call.transferred', callId: this.start.callId, tenantId: this.start.tenantId, door: this.start.door, result: result.result }, this.log);
+              if (result.result === 'bridged') {
+                const bridgedAt = performance.now();
+                this.bridge = result.bridge.finally(() => {
+                  const record = this.recorder.build();
+                  if (record.transfer) this.recorder.transferred({ ...record.transfer, bridgedMs: Math.round(performance.now() - bridgedAt) });
+                });
+                void this.session?.hangup('transferred');
+              } else if (result.result === 'transferred') {
+                void this.session?.hangup('transferred');
+              }
+              return result;
+            },
+          }
+        : {}),
+    };
   }
 
   /** Ends a running call from our side (a media timeout, a shutdown). Before `run()`, nothing to end. */
@@ -208,6 +340,7 @@ export class RunningCall {
           door: this.start.door,
           outcome: record.outcome,
           ...(record.error ? { error: { code: record.error.code } } : {}),
+          record,
         },
         this.log,
       );

@@ -2,7 +2,7 @@ import OpenAI from 'openai';
 import { CallgateError } from '../errors.js';
 import { stripUndefined } from '../util/options.js';
 import { FirstByteDeadline, openAiClient, openAiErrorDetails, type OpenAiClientOptions } from './openaiClient.js';
-import type { LlmEvent, LlmProvider, LlmRequest } from './types.js';
+import { END_CALL_TOOL, type ChatMessage, type LlmEvent, type LlmProvider, type LlmRequest, type ToolCall, type ToolSpec } from './types.js';
 
 /**
  * LLM through the official `openai` SDK's streaming chat completions, with `baseURL` so that OpenAI,
@@ -34,15 +34,6 @@ export const defaultOpenAiLlmOptions = {
   temperature: undefined,
 } as const satisfies Partial<OpenAiLlmOptions>;
 
-const END_CALL_TOOL = {
-  type: 'function' as const,
-  function: {
-    name: 'end_call',
-    description: 'End the phone call. Call it only after you have said goodbye to the caller.',
-    parameters: { type: 'object', properties: {}, additionalProperties: false },
-  },
-};
-
 export class OpenAiLlm implements LlmProvider {
   readonly name = 'openai';
   readonly options: OpenAiLlmOptions;
@@ -56,13 +47,16 @@ export class OpenAiLlm implements LlmProvider {
   async *stream(request: LlmRequest): AsyncIterable<LlmEvent> {
     const deadline = new FirstByteDeadline(request.signal, this.options.firstTokenTimeoutMs, this.options.stallTimeoutMs);
     let hangup = false;
+    // Streamed tool calls arrive as deltas keyed by index: the first names the call, later ones append
+    // to its arguments. Each is complete only when the stream ends.
+    const calls = new Map<number, { id: string; name: string; arguments: string }>();
     try {
       const stream = await this.client.chat.completions.create(
         {
           model: this.options.model,
-          messages: request.messages.map((m) => ({ role: m.role, content: m.content })),
+          messages: request.messages.map(toOpenAiMessage),
           stream: true,
-          tools: [END_CALL_TOOL],
+          tools: (request.tools ?? [END_CALL_TOOL]).map(toOpenAiTool),
           ...(this.options.temperature === undefined ? {} : { temperature: this.options.temperature }),
         },
         { signal: deadline.signal },
@@ -71,10 +65,20 @@ export class OpenAiLlm implements LlmProvider {
         deadline.arrived();
         const delta = chunk.choices[0]?.delta;
         if (delta?.content) yield { type: 'text', text: delta.content };
-        if (delta?.tool_calls?.some((t) => t.function?.name === 'end_call')) hangup = true;
+        for (const t of delta?.tool_calls ?? []) {
+          const call = calls.get(t.index) ?? { id: '', name: '', arguments: '' };
+          if (t.id) call.id = t.id;
+          if (t.function?.name) call.name += t.function.name;
+          if (t.function?.arguments) call.arguments += t.function.arguments;
+          calls.set(t.index, call);
+        }
       }
       // The SDK ends its stream quietly when its signal aborts, our deadline's included.
       if (deadline.timedOut) throw new Error('deadline passed');
+      for (const [index, call] of [...calls].sort(([a], [b]) => a - b)) {
+        if (call.name === END_CALL_TOOL.name) hangup = true;
+        else if (call.name) yield { type: 'tool-call', call: { id: call.id || `call_${index}`, name: call.name, arguments: call.arguments || '{}' } satisfies ToolCall };
+      }
       if (hangup) yield { type: 'hangup' };
     } catch (err) {
       if (request.signal.aborted) return; // barge-in or hangup: not a failure
@@ -95,4 +99,21 @@ function toCallgateError(err: unknown, deadline: FirstByteDeadline, o: OpenAiLlm
     return new CallgateError('CG_LLM_FAILED', `${err.status ?? 'connection'}: ${err.message}`.slice(0, 300), { cause: err, details: openAiErrorDetails(err) });
   }
   return new CallgateError('CG_LLM_FAILED', String(err).slice(0, 300), { cause: err });
+}
+
+function toOpenAiTool(tool: ToolSpec): OpenAI.Chat.ChatCompletionFunctionTool {
+  return { type: 'function', function: { name: tool.name, description: tool.description, parameters: { ...tool.parameters } } };
+}
+
+function toOpenAiMessage(m: ChatMessage): OpenAI.Chat.ChatCompletionMessageParam {
+  switch (m.role) {
+    case 'tool':
+      return { role: 'tool', tool_call_id: m.toolCallId, content: m.content };
+    case 'assistant':
+      return m.toolCalls?.length
+        ? { role: 'assistant', content: m.content || null, tool_calls: m.toolCalls.map((c) => ({ id: c.id, type: 'function' as const, function: { name: c.name, arguments: c.arguments } })) }
+        : { role: 'assistant', content: m.content };
+    default:
+      return { role: m.role, content: m.content };
+  }
 }

@@ -56,19 +56,51 @@ export interface SttProvider {
 
 // ─── Language model ──────────────────────────────────────────────────────────────────────────────
 
-export interface ChatMessage {
-  readonly role: 'system' | 'user' | 'assistant';
-  readonly content: string;
+/** A function the model may call: the OpenAI function-tool shape, which MCP's tool listing maps onto. */
+export interface ToolSpec {
+  readonly name: string;
+  readonly description: string;
+  /** JSON Schema of the arguments object. */
+  readonly parameters: Readonly<Record<string, unknown>>;
 }
 
-/** What a language model streams back: text as it is produced, and the decision to end the call. */
-export type LlmEvent = { readonly type: 'text'; readonly text: string } | { readonly type: 'hangup' };
+/** One call the model asked for; `arguments` is the JSON text as the model wrote it. */
+export interface ToolCall {
+  readonly id: string;
+  readonly name: string;
+  readonly arguments: string;
+}
+
+export type ChatMessage =
+  | { readonly role: 'system' | 'user'; readonly content: string }
+  /** `toolCalls`: the model asked for these after saying `content` (often ''). */
+  | { readonly role: 'assistant'; readonly content: string; readonly toolCalls?: readonly ToolCall[] }
+  /** The answer to the tool call `toolCallId`. */
+  | { readonly role: 'tool'; readonly toolCallId: string; readonly content: string };
+
+/**
+ * What a language model streams back: text as it is produced, the decision to end the call (the
+ * built-in `end_call`), and calls of the request's other tools, each once complete (arguments whole).
+ */
+export type LlmEvent =
+  | { readonly type: 'text'; readonly text: string }
+  | { readonly type: 'hangup' }
+  | { readonly type: 'tool-call'; readonly call: ToolCall };
+
+/** The built-in tool a model ends the call with; offered unless the tenant's built-ins leave it out. */
+export const END_CALL_TOOL: ToolSpec = {
+  name: 'end_call',
+  description: 'End the phone call. Call it only after you have said goodbye to the caller.',
+  parameters: { type: 'object', properties: {}, additionalProperties: false },
+};
 
 export interface LlmRequest {
   /** System prompt first, then the conversation so far, the caller's latest turn last. */
   readonly messages: readonly ChatMessage[];
   /** Aborted on barge-in and hangup: the provider stops and releases its connection. */
   readonly signal: AbortSignal;
+  /** Tools offered to the model; absent: `end_call` alone. */
+  readonly tools?: readonly ToolSpec[];
 }
 
 export interface LlmProvider {

@@ -35,6 +35,8 @@ export const callOutcomes = [
   'provider-failure',
   'shutdown',
   'media-timeout',
+  /** The caller was handed to a person (a REFER the carrier followed, or a bridge that has ended). */
+  'transferred',
   /** The gateway carrying the call stopped (killed, crashed, cut off from Redis) before it ended; written by another gateway. */
   'lost',
   'closed',
@@ -71,6 +73,21 @@ export const transcriptEntrySchema = z.object({
   dtmf: z.literal(true).optional(),
 });
 
+export const transferRecordSchema = z.object({
+  target: z.string().max(64),
+  mode: z.enum(['cold', 'warm']),
+  /** refer: the caller's side was asked to call the target; bridge: the gateway dialled it and joined the legs. */
+  method: z.enum(['refer', 'bridge']),
+  result: z.enum(['transferred', 'bridged', 'refused', 'no-answer', 'busy', 'declined', 'failed']),
+  detail: z.string().max(300).optional(),
+  /** When the agent asked for it: ms since the session started. */
+  atMs: ms,
+  /** From the request to the outcome (REFER accepted and followed, the target answering, or giving up). */
+  setupMs: ms,
+  /** How long the bridged legs talked, for a bridge that ended before the record was written. */
+  bridgedMs: ms.optional(),
+});
+
 export const callRecordSchema = z.object({
   callId: z.string().min(1).max(256),
   tenantId: z.string().min(1).max(64),
@@ -89,6 +106,8 @@ export const callRecordSchema = z.object({
   latency: z.array(z.object({ turn: z.number().int().min(0), marks: latencyMarksSchema })),
   /** Interruptions by the caller's voice: speech onset to the agent going quiet (the VAD's confirmation time). */
   bargeIns: z.array(z.object({ turn: z.number().int().min(0), reactionMs: ms })).optional(),
+  /** A hand-over to a person the agent attempted (transfer_call): the last one, whatever its result. */
+  transfer: transferRecordSchema.optional(),
   /** What was said, in order of `atMs`: final STT results, spoken agent text, keypad digits. */
   transcript: z.array(transcriptEntrySchema),
   /** Provider and session errors the agent reported during the call (codes only; messages stay in logs). */
@@ -99,6 +118,7 @@ export const callRecordSchema = z.object({
 
 export type CallRecord = z.output<typeof callRecordSchema>;
 export type TranscriptEntry = z.output<typeof transcriptEntrySchema>;
+export type TransferRecord = z.output<typeof transferRecordSchema>;
 
 // ─── Options ─────────────────────────────────────────────────────────────────────────────────────
 

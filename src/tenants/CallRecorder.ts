@@ -1,6 +1,6 @@
 import type { AgentEvent, AgentEventOf, LatencyMark } from '../agent/events.js';
 import type { ErrorCode } from '../errors.js';
-import type { CallDoor, CallOutcome, CallRecord, TranscriptEntry, WriteResult } from './CallRecordStore.js';
+import type { CallDoor, CallOutcome, CallRecord, TransferRecord, TranscriptEntry, WriteResult } from './CallRecordStore.js';
 
 /** What a door knows when a call arrives. */
 export interface CallRecorderStart {
@@ -44,6 +44,7 @@ export interface CallRecordSink {
  * `track`), so a call whose gateway is killed still gets a record, written by another gateway.
  */
 export class CallRecorder {
+  private transfer: TransferRecord | undefined;
   private readonly startedAt: Date;
   private answeredAt: Date | undefined;
   private readonly transcript: TranscriptEntry[] = [];
@@ -149,6 +150,11 @@ export class CallRecorder {
     }
   }
 
+  /** A transfer the agent attempted: the record keeps the last one. */
+  transferred(transfer: TransferRecord): void {
+    this.transfer = transfer;
+  }
+
   /** The record as it stands, with `end` applied. Pure: for `finish()` and for a live view. */
   build(end: CallEnd = {}): CallRecord {
     const sessionError = this.errors.findLast((e) => e.during === 'session');
@@ -185,6 +191,7 @@ export class CallRecorder {
       ...(error ? { error: error.message === undefined ? { code: error.code } : { code: error.code, message: error.message } } : {}),
       latency: [...this.latency].sort(([a], [b]) => a - b).map(([turn, marks]) => ({ turn, marks })),
       ...(this.bargeIns.length > 0 ? { bargeIns: this.bargeIns } : {}),
+      ...(this.transfer ? { transfer: this.transfer } : {}),
       transcript,
       ...(this.errors.length > 0 ? { errors: [...this.errors] } : {}),
     };

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { ENDPOINTING_RANGE_MS } from '../agent/AgentConfig.js';
 import { renderTemplate, templateVariables } from '../agent/template.js';
+import { jsonSchemaProblem } from './jsonSchema.js';
 
 /**
  * The data model operators write (API bodies, dialplan YAML) as zod schemas: one definition validates
@@ -94,6 +95,86 @@ export const providersSchema = object({
   models: object({ stt: modelName.optional(), llm: modelName.optional(), tts: modelName.optional() }).optional(),
 });
 
+/** A tool's or MCP server's name: what the model calls it (OpenAI's function-name rule). */
+export const toolName = z.string().regex(/^[a-zA-Z0-9_-]{1,64}$/, 'letters, digits, _ and -, 1–64 characters');
+
+/**
+ * Where the gateway sends a request (a tool's webhook, an MCP server, a call webhook): http(s) only. A
+ * destination on loopback, private or link-local addresses is refused when saved and again when
+ * connecting (src/util/destination.ts), unless CALLGATE_WEBHOOK_ALLOW_PRIVATE=true.
+ */
+export const destinationUrl = z
+  .url({ protocol: /^https?$/, error: 'an http:// or https:// URL' })
+  .max(2000)
+  .refine(wellFormedUrl, 'must be well-formed Unicode (no lone surrogate)');
+
+/** Request headers sent with a webhook or to an MCP server. Their values are secrets: stored encrypted, never returned. */
+export const secretHeaders = z
+  .record(z.string().regex(/^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,100}$/, 'an HTTP header name'), line(1, 4000))
+  .refine((h) => Object.keys(h).length <= 20, 'at most 20 headers');
+
+/** A JSON Schema object describing a tool's arguments; compiled (Ajv) when saved, see refineTenant. */
+const jsonSchemaObject = z.record(z.string(), z.unknown()).refine((v) => v.type === 'object', 'must be a JSON Schema with "type": "object"');
+
+export const toolSchema = object({
+  name: toolName,
+  description: text(1, 1000),
+  parameters: jsonSchemaObject.default({ type: 'object', properties: {} }),
+  webhook: object({
+    url: destinationUrl,
+    method: z.enum(['POST', 'PUT', 'PATCH']).default('POST'),
+    headers: secretHeaders.optional(),
+    /** 3 s: a caller hears the filler after 0.7 s; past 3 s the model should say the tool is not answering. */
+    timeoutMs: z.number().int().min(100).max(30_000).default(3000),
+  }),
+  /** Spoken when the tool has not answered after ~700 ms, so the caller is not left in silence. */
+  filler: text(1, 300).optional(),
+});
+export type ToolDefinition = z.output<typeof toolSchema>;
+
+export const mcpServerSchema = object({
+  name: toolName,
+  url: destinationUrl,
+  headers: secretHeaders.optional(),
+  /** The server's tools the model is offered; all of them when absent. */
+  allowedTools: z.array(toolName).max(100).optional(),
+});
+export type McpServerDefinition = z.output<typeof mcpServerSchema>;
+
+export const webhooksSchema = object({
+  /** Signs every request (X-Callgate-Signature); stored encrypted, never returned. */
+  secret: line(16, 200).optional(),
+  /** Sent when a call is answered; may answer `{"variables": {…}}` within 1.5 s for the greeting and prompt. */
+  callStart: object({ url: destinationUrl }).optional(),
+  /** Sent once a call has ended, at least once (queued in Redis, retried for 24 h). */
+  callEnd: object({ url: destinationUrl }).optional(),
+});
+
+export const transferTargetSchema = object({
+  name: toolName,
+  description: text(1, 500).optional(),
+  uri: z.string().max(300).refine((v) => /^sips?:[^@\s\p{Cc}]+@[^@\s\p{Cc}]+$/u.test(v) || /^tel:\+[1-9]\d{6,14}$/.test(v), 'a SIP URI (sip:user@host) or tel:+E.164'),
+  /** cold: the caller is handed over at once; warm: the agent tells the person who answers first. */
+  mode: z.enum(['cold', 'warm']).default('cold'),
+});
+export type TransferTarget = z.output<typeof transferTargetSchema>;
+
+export const transferSchema = object({
+  targets: z.array(transferTargetSchema).max(20).default([]),
+  /** 30 s: about six rings; a caller on hold for longer would rather hear the agent again. */
+  timeoutMs: z.number().int().min(5000).max(120_000).default(30_000),
+  /** The trunk a transfer to tel: (or to a SIP URI, when set) is dialled through. */
+  trunk: id.optional(),
+});
+
+/** The model's built-in tools; `end_call` is on unless the list leaves it out. */
+export const BUILTIN_TOOLS = ['end_call', 'transfer_call', 'send_dtmf'] as const;
+export type BuiltinTool = (typeof BUILTIN_TOOLS)[number];
+
+function wellFormedUrl(s: string): boolean {
+  return !LONE_SURROGATE.test(s);
+}
+
 /** Variables a tenant's own greeting may use besides the call URL's: the tenant's names. */
 export const TENANT_TEMPLATE_VARIABLES = ['agentName', 'business'] as const;
 
@@ -122,6 +203,13 @@ export const tenantFields = object({
   maxCallDurationMs: z.number().int().min(1000).max(4 * 3600_000).optional(),
   /** Calls in progress at once, cluster-wide. */
   maxConcurrentCalls: z.number().int().min(1).max(10_000).default(10),
+  /** Tools the model may call: webhooks the tenant runs (docs/tools.md). */
+  tools: z.array(toolSchema).max(64).optional(),
+  mcpServers: z.array(mcpServerSchema).max(8).optional(),
+  /** Built-in tools offered to the model; default `["end_call"]`. */
+  builtinTools: z.array(z.enum(BUILTIN_TOOLS)).max(BUILTIN_TOOLS.length).optional(),
+  webhooks: webhooksSchema.optional(),
+  transfer: transferSchema.optional(),
 });
 
 /** Checks across a tenant's fields: intents, keypad keys, the greeting template. */
@@ -137,6 +225,35 @@ export function refineTenant(t: z.output<typeof tenantFields>, ctx: z.Refinement
     }
   });
   if (t.greeting !== undefined) checkTemplate(t.greeting, TENANT_TEMPLATE_VARIABLES, ['greeting'], ctx);
+  refineTools(t, ctx);
+}
+
+/** Tool names unique across the tenant's tools and built-ins, parameter schemas that compile, transfer targets named once. */
+function refineTools(t: z.output<typeof tenantFields>, ctx: z.RefinementCtx): void {
+  const names = new Map<string, string>(BUILTIN_TOOLS.map((b) => [b, 'a built-in tool']));
+  t.tools?.forEach((tool, i) => {
+    const taken = names.get(tool.name);
+    if (taken) ctx.addIssue({ code: 'custom', path: ['tools', i, 'name'], message: `'${tool.name}' is already ${taken}` });
+    names.set(tool.name, 'another tool');
+    const problem = jsonSchemaProblem(tool.parameters);
+    if (problem) ctx.addIssue({ code: 'custom', path: ['tools', i, 'parameters', ...problem.path], message: problem.message });
+  });
+  const servers = new Set<string>();
+  t.mcpServers?.forEach((server, i) => {
+    if (servers.has(server.name)) ctx.addIssue({ code: 'custom', path: ['mcpServers', i, 'name'], message: `'${server.name}' is used by another MCP server` });
+    servers.add(server.name);
+  });
+  const targets = new Set<string>();
+  t.transfer?.targets.forEach((target, i) => {
+    if (targets.has(target.name)) ctx.addIssue({ code: 'custom', path: ['transfer', 'targets', i, 'name'], message: `'${target.name}' is used by another target` });
+    targets.add(target.name);
+  });
+  if (t.builtinTools?.includes('transfer_call') && targets.size === 0) {
+    ctx.addIssue({ code: 'custom', path: ['builtinTools'], message: 'transfer_call needs at least one transfer.targets entry' });
+  }
+  if (t.webhooks && (t.webhooks.callStart || t.webhooks.callEnd) && !t.webhooks.secret) {
+    ctx.addIssue({ code: 'custom', path: ['webhooks', 'secret'], message: 'call webhooks are signed: set a secret (16+ characters)' });
+  }
 }
 
 export const tenantSchema = tenantFields.superRefine(refineTenant);

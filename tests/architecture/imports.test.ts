@@ -21,6 +21,8 @@ const LAYERS: readonly (readonly string[])[] = [
   ['providers'],
   ['agent'],
   ['tenants'],
+  ['webhooks'],
+  ['tools'],
   ['call'],
   ['sip', 'webrtc'],
   ['http'],

@@ -1,0 +1,25 @@
+import { Ajv } from 'ajv';
+
+/**
+ * A tool's `parameters` are JSON Schema the model fills in; a schema that does not compile would fail
+ * every call of the tool, so it is refused when saved. Ajv (the validator the MCP SDK uses too) checks
+ * it against the draft-07 meta-schema and compiles it. `strict: false`: vendors' schemas carry keywords
+ * Ajv does not know (OpenAI's `strict`), which are not errors.
+ */
+
+/** Where a schema is wrong and why, or undefined when it compiles. */
+export function jsonSchemaProblem(schema: Record<string, unknown>): { path: string[]; message: string } | undefined {
+  // One validator per check: Ajv caches compiled schemas by $id, and two tools may share one.
+  const ajv = new Ajv({ strict: false, validateSchema: true });
+  if (!ajv.validateSchema(schema)) {
+    const e = ajv.errors?.[0];
+    const path = (e?.instancePath ?? '').split('/').filter(Boolean);
+    return { path, message: `is not valid JSON Schema: ${e?.instancePath || '(root)'} ${e?.message ?? 'invalid'}` };
+  }
+  try {
+    ajv.compile(schema);
+    return undefined;
+  } catch (err) {
+    return { path: [], message: `is not valid JSON Schema: ${err instanceof Error ? err.message : String(err)}`.slice(0, 300) };
+  }
+}
