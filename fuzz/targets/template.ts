@@ -1,10 +1,10 @@
-import { renderTemplate, templateVariables } from '../../src/agent/template.js';
+import { renderTemplate, templateVariables } from '../../src/util/template.js';
 import { tenantSchema, TENANT_TEMPLATE_VARIABLES } from '../../src/tenants/schema.js';
 import { check, describeText, shorten, type FuzzTarget } from '../engine.js';
 import { INTERESTING_STRINGS, mutateText, randomText, type Rng } from '../mutate.js';
 
 /**
- * Greeting templates (src/agent/template.ts) at the sizes the API lets through: a greeting of up to
+ * Greeting templates (src/util/template.ts) at the sizes the API lets through: a greeting of up to
  * 500 characters, call URL variables of up to 200 characters each. renderTemplate runs while a caller
  * waits, so it must neither throw nor take long; a greeting the tenant schema accepts must render
  * with no variable missing (that is what the save-time check promises).

@@ -16,6 +16,18 @@ export interface Intent {
   readonly reply: string;
   /** A keypad entry that selects this intent (e.g. "1"). */
   readonly dtmf?: string;
+  /**
+   * The offline responder calls this tool for the intent: `say` is spoken first, the tool runs, and
+   * `reply` is spoken with its answer (`{{result}}`, `{{result.field}}`).
+   */
+  readonly tool?: IntentTool;
+}
+
+export interface IntentTool {
+  readonly name: string;
+  /** Fixed values, or `{{utterance}}` / `{{digits}}` for what the caller said or pressed. */
+  readonly arguments: Readonly<Record<string, string | number | boolean>>;
+  readonly say?: string;
 }
 
 /** One provider by name, or a fallback chain of them in order (`['elevenlabs', 'openai']`). */

@@ -8,6 +8,7 @@ import { defaultAgentSessionOptions, type AgentSessionOptions } from './AgentSes
 import { BargeIn } from './BargeIn.js';
 import { CallerInput } from './CallerInput.js';
 import { CallPrompts } from './CallPrompts.js';
+import type { CallTools } from './CallTools.js';
 import type { CallSession } from './CallSession.js';
 import { CallTimers } from './CallTimers.js';
 import { yieldToEventLoop } from './deadlines.js';
@@ -17,7 +18,7 @@ import { Keypad } from './Keypad.js';
 import type { PromptCache } from './PromptCache.js';
 import { ReplyPipeline } from './ReplyPipeline.js';
 import { SessionEvents } from './SessionEvents.js';
-import { renderTemplate } from './template.js';
+import { renderTemplate } from '../util/template.js';
 import { TurnTaking } from './TurnTaking.js';
 import type { VoiceActivityDetector } from './vad/VoiceActivityDetector.js';
 
@@ -37,6 +38,8 @@ export interface AgentSessionDeps {
   readonly prompts: PromptCache;
   readonly options?: Partial<AgentSessionOptions>;
   readonly logger?: Logger;
+  /** What the model may do besides talk (src/tools builds it from the tenant); none: end_call only. */
+  readonly tools?: CallTools;
 }
 
 /**
@@ -100,6 +103,8 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
       providers: this.providers,
       prompts: new CallPrompts(deps.prompts, this.call, this.providers.tts, this.opts.splitter),
       opts: this.opts,
+      tools: deps.tools,
+      log: this.log,
       echo: this.input.echo,
       events: this.events,
       ended: this.endedPromise,

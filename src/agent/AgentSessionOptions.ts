@@ -28,6 +28,10 @@ export interface AgentSessionOptions {
   readonly goodbyeMaxMs: number;
   /** Caller turns in a row left unanswered by provider failures before the agent ends the call politely. */
   readonly maxFailedTurns: number;
+  /** Model requests ending in tool calls per caller turn. */
+  readonly maxToolRounds: number;
+  /** A tool still running after this gets its filler spoken. */
+  readonly toolFillerAfterMs: number;
 }
 
 export const defaultAgentSessionOptions = {
@@ -57,4 +61,8 @@ export const defaultAgentSessionOptions = {
   goodbyeMaxMs: 15_000,
   /** 2: one apology and a second chance; a third "say that again" would only waste the caller's time. */
   maxFailedTurns: 2,
+  /** 5: a lookup, a follow-up and a booking fit; a model looping on tools past that is stuck, not working. */
+  maxToolRounds: 5,
+  /** 700 ms: past the pause a caller reads as thinking (~0.5 s), before one they read as a dropped line. */
+  toolFillerAfterMs: 700,
 } as const satisfies AgentSessionOptions;

@@ -7,8 +7,11 @@ import type { ToolCall, ToolSpec } from '../providers/types.js';
 export interface CallTools {
   /** Offered to the model with every request (the built-in `end_call` included when enabled). */
   readonly specs: readonly ToolSpec[];
-  /** What the agent says when `name` has not answered after a moment (the tool's filler, or a default). */
-  filler(name: string): string;
+  /**
+   * What the agent says when `name` has not answered after a moment (the tool's filler, or a default);
+   * undefined: nothing (a transfer, whose door plays ringback instead).
+   */
+  filler(name: string): string | undefined;
   /**
    * Runs one call the model asked for. Never rejects: a failure (timeout, non-2xx, bad JSON, unknown
    * tool) is an outcome the model is told about, so the call goes on.

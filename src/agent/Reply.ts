@@ -22,6 +22,8 @@ export class Reply {
   readonly prefix: string;
   /** The model asked to end the call after this reply. */
   hangupAfter = false;
+  /** Text of this reply the model's history already holds (what it said before calling tools). */
+  historyHas = '';
   private queuedTotalMs = 0;
 
   constructor(readonly turn: number, prefix = '') {
@@ -49,6 +51,16 @@ export class Reply {
   /** Synthesis of `piece` failed after some of its audio had been queued. */
   cutShort(piece: ReplyPiece): void {
     if (piece.durationMs > 0) piece.cutShort = true;
+  }
+
+  /** What of `spokenText` the history does not hold yet: all of it, less what was said before tool calls. */
+  notInHistory(spokenText: string): string {
+    const had = this.historyHas.trim();
+    if (!had) return spokenText;
+    const squash = (t: string): string => t.replace(/\s+/g, ' ').trim();
+    const spoken = squash(spokenText);
+    const before = squash(had);
+    return spoken.startsWith(before) ? spoken.slice(before.length).trim() : spokenText;
   }
 
   get fullText(): string {

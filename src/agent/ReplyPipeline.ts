@@ -1,11 +1,16 @@
 import { performance } from 'node:perf_hooks';
 import { Resampler } from '../media/Resampler.js';
 import { PIPELINE_RATE } from '../media/types.js';
-import type { AgentProviders, ChatMessage, LlmEvent } from '../providers/types.js';
+import type { Logger } from 'pino';
+import { rootLogger } from '../log.js';
+import type { AgentProviders, ChatMessage } from '../providers/types.js';
 import type { AgentSessionOptions } from './AgentSessionOptions.js';
 import { AsyncQueue } from './AsyncQueue.js';
 import type { CallPrompts } from './CallPrompts.js';
+import type { CallTools } from './CallTools.js';
 import type { CallSession } from './CallSession.js';
+import { renderTemplate } from '../util/template.js';
+import { toolLoop, type ReplyEvent } from './ToolLoop.js';
 import { withTimeouts, yieldToEventLoop } from './deadlines.js';
 import { frameLevels, type EchoGuard } from './EchoGuard.js';
 import type { EndReason } from './events.js';
@@ -19,7 +24,13 @@ export interface ReplyPipelineDeps {
   readonly call: CallSession;
   readonly providers: Pick<AgentProviders, 'llm' | 'tts'>;
   readonly prompts: CallPrompts;
-  readonly opts: Pick<AgentSessionOptions, 'splitter' | 'llmFirstTokenTimeoutMs' | 'llmStallTimeoutMs' | 'ttsFirstAudioTimeoutMs' | 'ttsStallTimeoutMs' | 'goodbyeMaxMs' | 'maxFailedTurns'>;
+  readonly opts: Pick<
+    AgentSessionOptions,
+    'splitter' | 'llmFirstTokenTimeoutMs' | 'llmStallTimeoutMs' | 'ttsFirstAudioTimeoutMs' | 'ttsStallTimeoutMs' | 'goodbyeMaxMs' | 'maxFailedTurns' | 'maxToolRounds' | 'toolFillerAfterMs'
+  >;
+  /** What the model may call besides end_call; none: the model can only talk and end the call. */
+  readonly tools?: CallTools | undefined;
+  readonly log?: Logger;
   /** Told what is played and what a barge-in dropped, so the agent does not hear itself. */
   readonly echo: EchoGuard;
   readonly events: SessionEvents;
@@ -57,6 +68,9 @@ export class ReplyPipeline {
   private readonly echo: EchoGuard;
   private readonly events: SessionEvents;
   private readonly host: ReplyHost;
+  private readonly tools: CallTools | undefined;
+  private readonly log: Logger;
+  private readonly systemPrompt: string;
   private readonly ended: Promise<unknown>;
   private current: Reply | undefined;
   private currentAbort: AbortController | undefined;
@@ -70,6 +84,10 @@ export class ReplyPipeline {
 
   constructor(deps: ReplyPipelineDeps) {
     ({ call: this.call, providers: this.providers, prompts: this.prompts, opts: this.opts, echo: this.echo, events: this.events, host: this.host, ended: this.ended } = deps);
+    this.log = deps.log ?? rootLogger;
+    this.tools = deps.tools;
+    // The prompt, like the greeting, may use the call's variables ({{name|fallback}}): a callStart webhook's among them.
+    this.systemPrompt = renderTemplate(this.call.config.systemPrompt, this.call.variables).text;
   }
 
   /** A reply is under way, or its audio is still queued. */
@@ -81,15 +99,22 @@ export class ReplyPipeline {
   async respond(text: string, turn: number): Promise<void> {
     this.history.push({ role: 'user', content: text });
     const abort = new AbortController();
-    const messages: ChatMessage[] = [{ role: 'system', content: this.call.config.systemPrompt }, ...this.history];
-    let events: AsyncIterable<LlmEvent>;
-    try {
-      events = this.providers.llm.stream({ messages, signal: abort.signal });
-    } catch (err) {
-      this.events.error(err, 'llm', 'CG_LLM_FAILED');
-      return this.failTurn(turn);
-    }
-    await this.speak(new Reply(turn), withTimeouts(events, this.opts.llmFirstTokenTimeoutMs, this.opts.llmStallTimeoutMs, 'CG_LLM_TIMEOUT'), abort);
+    const reply = new Reply(turn);
+    const events = toolLoop(
+      {
+        llm: this.providers.llm,
+        tools: this.tools,
+        systemPrompt: this.systemPrompt,
+        history: this.history,
+        opts: { maxToolRounds: this.opts.maxToolRounds, fillerAfterMs: this.opts.toolFillerAfterMs, llmFirstTokenTimeoutMs: this.opts.llmFirstTokenTimeoutMs, llmStallTimeoutMs: this.opts.llmStallTimeoutMs },
+        events: this.events,
+        turn,
+        log: this.log,
+        saidBeforeTools: (said) => (reply.historyHas = said),
+      },
+      abort.signal,
+    );
+    await this.speak(reply, events, abort);
   }
 
   /**
@@ -158,7 +183,7 @@ export class ReplyPipeline {
    * Streams a reply: model text → pieces → TTS → the leg, piece by piece, so the first sentence plays
    * while the model is still writing the rest. Returns when everything is queued (not played).
    */
-  async speak(reply: Reply, events: AsyncIterable<LlmEvent>, abort = new AbortController()): Promise<void> {
+  async speak(reply: Reply, events: AsyncIterable<ReplyEvent>, abort = new AbortController()): Promise<void> {
     if (this.host.isClosed()) return;
     this.beginReply(reply, abort);
     const pieces = new AsyncQueue<string>();
@@ -299,7 +324,8 @@ export class ReplyPipeline {
     this.current = undefined;
     this.currentAbort = undefined;
     const spokenText = interrupted ? reply.spokenText(playedMs ?? 0) : reply.fullText;
-    if (spokenText) this.history.push({ role: 'assistant', content: spokenText });
+    const unrecorded = reply.notInHistory(spokenText);
+    if (unrecorded) this.history.push({ role: 'assistant', content: unrecorded });
     this.events.emit({ type: 'agent-done', turn: reply.turn, spokenText, interrupted });
   }
 

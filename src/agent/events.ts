@@ -44,6 +44,8 @@ export type AgentEvent =
   /** No words followed a barge-in: the agent resumes the interrupted sentence. */
   | { readonly type: 'barge-in-resumed'; readonly atMs: number; readonly turn: number; readonly fromText: string }
   | { readonly type: 'dtmf'; readonly atMs: number; readonly digit: string }
+  /** A tool the model called has answered (or failed, or was dropped because the caller interrupted). */
+  | { readonly type: 'tool'; readonly atMs: number; readonly turn: number; readonly name: string; readonly ok: boolean; readonly durationMs: number }
   | { readonly type: 'reprompt'; readonly atMs: number; readonly count: number }
   | { readonly type: 'latency'; readonly atMs: number; readonly turn: number; readonly mark: LatencyMark; readonly sinceSpeechEndMs: number }
   | { readonly type: 'error'; readonly atMs: number; readonly code: ErrorCode; readonly message: string; readonly during: 'stt' | 'llm' | 'tts' | 'greeting' | 'session' }

@@ -3,7 +3,7 @@ import { Audio, PeerConnection } from 'node-datachannel';
 import { fixedPhrases, promptPieces } from '../agent/fixedPhrases.js';
 import type { PromptCache } from '../agent/PromptCache.js';
 import type { ProviderRegistry } from '../agent/ProviderRegistry.js';
-import { renderTemplate } from '../agent/template.js';
+import { renderTemplate } from '../util/template.js';
 import type { VoiceActivityDetector } from '../agent/vad/VoiceActivityDetector.js';
 import type { CodecName } from '../media/codecs/AudioCodec.js';
 import { createDecoder, createEncoder } from '../media/codecs/registry.js';

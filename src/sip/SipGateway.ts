@@ -352,7 +352,7 @@ export class SipGateway extends EventEmitter<SipGatewayEvents> {
           call,
           dialog: answeredDialog,
           leg,
-          agent: { config, variables, providers, vad },
+          agent: { config, variables, providers, vad, tenant },
           anchor: deps.anchor,
           profile,
           remoteTag: fromTag,

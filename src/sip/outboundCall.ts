@@ -10,7 +10,7 @@ import type { RtpEndpoint } from '../media/RtpEndpoint.js';
 import { buildSdp, offerCodecs } from '../media/sdp.js';
 import type { LiveSessions } from '../agent/LiveSessions.js';
 import type { CallRunner, RunningCall } from '../call/CallRunner.js';
-import type { Trunk } from '../tenants/schema.js';
+import type { Tenant, Trunk } from '../tenants/schema.js';
 import { invalid } from '../tenants/storeUtil.js';
 import { agentConfigFor } from '../tenants/TenantStore.js';
 import { contained, runAnsweredCall, sendBye } from './answeredCall.js';
@@ -74,7 +74,7 @@ export async function startOutboundCall(
     const vad = await deps.createVad();
     call.scope.defer('VAD close', () => vad.close());
     const endpoint = await openLegEndpoint({ callId, legId: 'agent', clockRate: 8000, ...(deps.endpoint ? { endpoint: deps.endpoint } : {}) });
-    prepared = { vad, endpoint, config, variables, providers };
+    prepared = { vad, endpoint, config, variables, providers, tenant };
   } catch (err) {
     // Refused to the API before anything rang: the requester gets the error, and no call record is kept.
     call.end({ outcome: 'rejected', error: { code: errorCode(err) } });
@@ -92,6 +92,7 @@ interface Prepared {
   config: AgentConfig;
   variables: Record<string, string>;
   providers: AgentProviders;
+  tenant: Tenant;
 }
 
 interface Dialling extends Prepared {
@@ -151,7 +152,7 @@ async function dial(d: Dialling): Promise<void> {
         call,
         dialog: up,
         leg,
-        agent: { config: d.config, variables: d.variables, providers: d.providers, vad: d.vad },
+        agent: { config: d.config, variables: d.variables, providers: d.providers, vad: d.vad, tenant: d.tenant },
         anchor: deps.anchor,
         profile: 'trunk',
         remoteTag,

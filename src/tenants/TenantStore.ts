@@ -4,6 +4,8 @@ import { stripUndefined } from '../util/options.js';
 import { defaultRedisOptions, keys, type Keys, type Redis } from './redisClient.js';
 import { tenantSchema, type Tenant, type TenantInput } from './schema.js';
 import { maskSecret, SecretBox, type MaskedSecret } from './secrets.js';
+import { maskSecrets, openSecrets, restoreMasked, sealSecrets } from './tenantSecrets.js';
+import { checkDestination, privateDestinationsAllowed } from '../util/destination.js';
 import { compact, invalid, LuaScript, mergePatch, parseOrThrow } from './storeUtil.js';
 
 /**
@@ -16,12 +18,16 @@ export interface TenantStoreOptions {
   readonly prefix: string;
   /** Page size of `list()` when the caller gives none. */
   readonly pageSize: number;
+  /** Tool, MCP and call webhook URLs may point at private addresses (CALLGATE_WEBHOOK_ALLOW_PRIVATE). */
+  readonly allowPrivateDestinations: boolean;
 }
 
 export const defaultTenantStoreOptions = {
   prefix: defaultRedisOptions.prefix,
   /** 50: one screen of an admin list; `list({ limit: Infinity })` gives all. */
   pageSize: 50,
+  /** Off: a tenant must not aim the gateway at its own network (SSRF); the environment decides. */
+  allowPrivateDestinations: privateDestinationsAllowed(),
 } as const satisfies TenantStoreOptions;
 
 /** A stored provider key: the ciphertext and, for the admin UI, its last four characters. */
@@ -97,6 +103,7 @@ export class TenantStore {
 
   async create(input: TenantInput): Promise<PublicTenant> {
     const tenant = parseOrThrow(tenantSchema, input, 'tenant');
+    await this.#checkDestinations(tenant);
     const stored = this.#seal(tenant, undefined, tenant.providerKeys ?? {});
     const [set] = await this.#redis
       .multi()
@@ -118,7 +125,8 @@ export class TenantStore {
   /** The tenant with provider keys decrypted: for the gateway's provider calls only, never for the API. */
   async getWithSecrets(id: string): Promise<Tenant> {
     const stored = await this.#load(id);
-    const { providerKeys, ...rest } = stored;
+    const { providerKeys, ...sealed } = stored;
+    const rest = openSecrets<Omit<Tenant, 'providerKeys'>>(sealed, this.#secrets);
     if (!providerKeys) return rest as Tenant;
     const plain = Object.fromEntries(Object.entries(providerKeys).map(([name, s]) => [name, this.#secrets.decrypt(s.enc)]));
     return { ...rest, providerKeys: plain } as Tenant;
@@ -142,8 +150,10 @@ export class TenantStore {
     }
     const newKeys: Record<string, string> = {};
     for (const [name, value] of Object.entries(keyPatch ?? {})) if (typeof value === 'string') newKeys[name] = value;
-    const candidate = mergePatch(fields, fieldPatch) as Record<string, unknown>;
+    // Secrets the API showed masked and the client sent back unchanged keep their stored values.
+    const candidate = restoreMasked<Record<string, unknown>>(mergePatch(openSecrets<object>(fields, this.#secrets), fieldPatch) as object, openSecrets<object>(fields, this.#secrets));
     const tenant = parseOrThrow(tenantSchema, { ...candidate, id, providerKeys: newKeys }, 'tenant');
+    await this.#checkDestinations(tenant);
 
     const kept: Record<string, StoredSecret> = keyPatch === null ? {} : { ...storedKeys };
     for (const [name, value] of Object.entries(keyPatch ?? {})) if (value === null) delete kept[name];
@@ -188,8 +198,26 @@ export class TenantStore {
     return JSON.parse(raw) as StoredTenant;
   }
 
+  /** Every URL the gateway would call for this tenant must be public (unless allowed): 400 naming the field. */
+  async #checkDestinations(tenant: Tenant): Promise<void> {
+    if (this.#options.allowPrivateDestinations) return;
+    const urls: [string, string][] = [
+      ...(tenant.tools ?? []).map((t, i): [string, string] => [`tools.${i}.webhook.url`, t.webhook.url]),
+      ...(tenant.mcpServers ?? []).map((m, i): [string, string] => [`mcpServers.${i}.url`, m.url]),
+      ...(['callStart', 'callEnd'] as const).flatMap((k): [string, string][] => (tenant.webhooks?.[k] ? [[`webhooks.${k}.url`, tenant.webhooks[k].url]] : [])),
+    ];
+    await Promise.all(
+      urls.map(([path, url]) =>
+        checkDestination(url, false).catch((err: unknown) => {
+          throw invalid('tenant', path, err instanceof CallgateError ? err.details?.reason === undefined ? err.message : String(err.details.reason) : String(err));
+        }),
+      ),
+    );
+  }
+
   #seal(tenant: Tenant, kept: Record<string, StoredSecret> | undefined, plain: Record<string, string>): StoredTenant {
-    const { providerKeys: _plain, ...rest } = tenant;
+    const { providerKeys: _plain, ...open } = tenant;
+    const rest = sealSecrets<typeof open>(open, this.#secrets);
     const sealed: Record<string, StoredSecret> = { ...kept };
     for (const [name, value] of Object.entries(plain)) sealed[name] = { enc: this.#secrets.encrypt(value), last4: maskSecret(value).last4 };
     const stored: StoredTenant = Object.keys(sealed).length > 0 ? { ...rest, providerKeys: sealed } : rest;
@@ -202,7 +230,8 @@ function notFound(id: string): CallgateError {
 }
 
 function toPublic(stored: StoredTenant): PublicTenant {
-  const { providerKeys, ...rest } = stored;
+  const { providerKeys, ...sealed } = stored;
+  const rest = maskSecrets<typeof sealed>(sealed);
   if (!providerKeys) return rest;
   return { ...rest, providerKeys: Object.fromEntries(Object.entries(providerKeys).map(([name, s]) => [name, { set: true, last4: s.last4 }])) };
 }

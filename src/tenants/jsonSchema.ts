@@ -23,3 +23,14 @@ export function jsonSchemaProblem(schema: Record<string, unknown>): { path: stri
     return { path: [], message: `is not valid JSON Schema: ${err instanceof Error ? err.message : String(err)}`.slice(0, 300) };
   }
 }
+
+/**
+ * Checks a model's arguments against a tool's `parameters` before the tool is called: a model that
+ * leaves out a required field is told so (and usually asks the caller), rather than the tenant's
+ * server getting a request it cannot serve. Returns the first problem, or undefined.
+ */
+export function argumentChecker(schema: Record<string, unknown>): (args: unknown) => string | undefined {
+  const ajv = new Ajv({ strict: false });
+  const validate = ajv.compile(schema);
+  return (args) => (validate(args) ? undefined : `${validate.errors?.[0]?.instancePath || 'arguments'} ${validate.errors?.[0]?.message ?? 'do not match'}`);
+}

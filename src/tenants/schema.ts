@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { ENDPOINTING_RANGE_MS } from '../agent/AgentConfig.js';
-import { renderTemplate, templateVariables } from '../agent/template.js';
+import { renderTemplate, templateVariables } from '../util/template.js';
 import { jsonSchemaProblem } from './jsonSchema.js';
 
 /**
@@ -74,6 +74,12 @@ export const intentSchema = object({
     .string()
     .regex(/^[0-9*A-D]+$/, "keypad keys 0-9, *, A-D ('#' ends an entry)")
     .optional(),
+  /** The offline responder calls this tool: says `say`, runs it, then says `reply` with `{{result…}}` filled in. */
+  tool: object({
+    name: z.string().regex(/^[a-zA-Z0-9_-]{1,64}$/, 'letters, digits, _ and -, 1–64 characters'),
+    arguments: z.record(z.string().max(64), z.union([line(0, 500), z.number(), z.boolean()])).default({}),
+    say: text(1, 500).optional(),
+  }).optional(),
 });
 
 export const turnSchema = object({

@@ -15,6 +15,7 @@ import { MediaWatchdog } from '../media/MediaWatchdog.js';
 import { CallRecorder } from '../tenants/CallRecorder.js';
 import { refusedCallAttempt } from '../tenants/CallTokenStore.js';
 import { agentConfigFor } from '../tenants/TenantStore.js';
+import type { Tenant } from '../tenants/schema.js';
 import { stripUndefined } from '../util/options.js';
 import { parseBrowserOffer } from './browserOffer.js';
 import { PendingOffers } from './PendingOffers.js';
@@ -257,7 +258,7 @@ export class WebRtcDoor {
 
   private async run(c: {
     call: RunningCall;
-    tenant: { readonly id: string; readonly maxConcurrentCalls: number };
+    tenant: Tenant;
     leg: AudioLeg;
     pc: PeerConnection;
     track: Track;
@@ -308,7 +309,7 @@ export class WebRtcDoor {
         },
         agentEvent: (e) => c.channel.send(e),
       };
-      await call.run(door, { config: c.config, variables: c.variables, providers: c.providers, vad: c.vad });
+      await call.run(door, { config: c.config, variables: c.variables, providers: c.providers, vad: c.vad, tenant: c.tenant });
     } catch (err) {
       call.end({ outcome: 'failed', error: { code: errorCode(err) } });
     } finally {

@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
-import { renderTemplate } from '../../agent/template.js';
+import { renderTemplate } from '../../util/template.js';
 import { CallgateError, isCallgateError } from '../../errors.js';
 import { PIPELINE_RATE } from '../../media/types.js';
 import { encodeWav } from '../../media/wav.js';

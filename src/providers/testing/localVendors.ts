@@ -44,11 +44,15 @@ export interface LocalLlmReply {
   readonly text: string;
   /** Ends the answer with an `end_call` tool call, as a model does after saying goodbye. */
   readonly hangup?: boolean;
+  /** Tool calls after the text, streamed as OpenAI does: the name first, the arguments in pieces. */
+  readonly toolCalls?: readonly { readonly name: string; readonly arguments: string }[];
 }
 
 export interface LocalOpenAiOptions extends CommonOptions {
-  /** The "model": the reply to the conversation so far (system prompt first, caller's turn last). */
-  readonly respond: (messages: readonly ChatMessage[]) => LocalLlmReply | Promise<LocalLlmReply>;
+  /** The "model": the reply to the conversation so far (system prompt first, caller's turn last), and the request's tools. */
+  readonly respond: (messages: readonly ChatMessage[], request: { readonly tools: readonly { readonly name: string }[] }) => LocalLlmReply | Promise<LocalLlmReply>;
+  /** Told when a streamed answer's last byte (`[DONE]`) is written: for timing the gateway's turnaround. */
+  readonly onDone?: (at: number) => void;
   /** Words per SSE chunk and the pause between chunks, so the client really reads a stream. */
   readonly wordsPerChunk?: number;
   readonly chunkDelayMs?: number;
@@ -97,7 +101,8 @@ export async function startLocalOpenAi(options: LocalOpenAiOptions): Promise<Loc
 
   async function chat(body: Record<string, unknown>, res: ServerResponse): Promise<void> {
     const messages = (Array.isArray(body['messages']) ? body['messages'] : []).map(toChatMessage);
-    const reply = await options.respond(messages);
+    const tools = (Array.isArray(body['tools']) ? body['tools'] : []).map((t) => ({ name: String((t as { function?: { name?: unknown } }).function?.name ?? '') }));
+    const reply = await options.respond(messages, { tools });
     const model = String(body['model'] ?? 'local');
     const id = `chatcmpl-local-${requests.chat}`;
     const chunk = (delta: Record<string, unknown>, finish: string | null = null): Record<string, unknown> => ({
@@ -124,9 +129,16 @@ export async function startLocalOpenAi(options: LocalOpenAiOptions): Promise<Loc
       await delay(chunkDelayMs);
     }
     if (res.destroyed) return;
-    if (reply.hangup) send(chunk({ tool_calls: [toolCall] }));
-    send(chunk({}, reply.hangup ? 'tool_calls' : 'stop'));
+    const calls = reply.toolCalls ?? [];
+    calls.forEach((call, i) => {
+      const cut = Math.ceil(call.arguments.length / 2);
+      send(chunk({ tool_calls: [{ index: i, id: `call_local_${requests.chat}_${i}`, type: 'function', function: { name: call.name, arguments: call.arguments.slice(0, cut) } }] }));
+      send(chunk({ tool_calls: [{ index: i, function: { arguments: call.arguments.slice(cut) } }] }));
+    });
+    if (reply.hangup) send(chunk({ tool_calls: [{ ...toolCall, index: calls.length }] }));
+    send(chunk({}, reply.hangup || calls.length > 0 ? 'tool_calls' : 'stop'));
     res.end('data: [DONE]\n\n');
+    options.onDone?.(performance.now());
   }
 
   const baseURL = `${await listen(server)}/v1`;
@@ -446,9 +458,17 @@ function le16(samples: Int16Array): Buffer {
 }
 
 function toChatMessage(m: unknown): ChatMessage {
-  const { role, content } = (m ?? {}) as { role?: unknown; content?: unknown };
+  const { role, content, tool_call_id, tool_calls } = (m ?? {}) as { role?: unknown; content?: unknown; tool_call_id?: unknown; tool_calls?: unknown };
   // Content may be a string or an array of parts; only text parts matter here.
   const text = typeof content === 'string' ? content : Array.isArray(content) ? content.map((p) => String((p as { text?: unknown }).text ?? '')).join('') : '';
+  if (role === 'tool') return { role: 'tool', toolCallId: String(tool_call_id ?? ''), content: text };
+  if (role === 'assistant' && Array.isArray(tool_calls)) {
+    const toolCalls = tool_calls.map((c) => {
+      const call = c as { id?: unknown; function?: { name?: unknown; arguments?: unknown } };
+      return { id: String(call.id ?? ''), name: String(call.function?.name ?? ''), arguments: String(call.function?.arguments ?? '') };
+    });
+    return { role: 'assistant', content: text, toolCalls };
+  }
   return { role: role === 'system' || role === 'assistant' ? role : 'user', content: text };
 }
 
