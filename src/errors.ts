@@ -119,7 +119,6 @@ export const errorCatalogue = {
   // ── Tenants, call URLs, numbers, trunks (src/tenants) ─────────────────────────────────────────
   CG_TENANT_NOT_FOUND: { status: 404, sip: SIP.notFound, retryable: false, message: 'no tenant with that id' },
   CG_TENANT_EXISTS: { status: 409, sip: SIP.forbidden, retryable: false, message: 'a tenant with that id already exists' },
-  CG_DESTINATION_REFUSED: { status: 400, sip: SIP.forbidden, retryable: false, message: 'the URL points at a loopback, private or link-local address, which the gateway does not call' },
   CG_TENANT_INVALID: { status: 400, sip: SIP.forbidden, retryable: false, message: 'tenant, call URL, number or trunk is invalid' },
   CG_CALL_URL_NOT_FOUND: { status: 404, sip: SIP.forbidden, retryable: false, message: 'no call URL with that slug' },
   CG_CALL_URL_EXISTS: { status: 409, sip: SIP.forbidden, retryable: false, message: 'a call URL with that slug already exists' },

@@ -5,7 +5,7 @@ import { defaultRedisOptions, keys, type Keys, type Redis } from './redisClient.
 import { tenantSchema, type Tenant, type TenantInput } from './schema.js';
 import { maskSecret, SecretBox, type MaskedSecret } from './secrets.js';
 import { maskSecrets, openSecrets, restoreMasked, sealSecrets } from './tenantSecrets.js';
-import { checkDestination, privateDestinationsAllowed } from '../util/destination.js';
+import { checkDestination, DestinationRefused, privateDestinationsAllowed } from '../util/destination.js';
 import { compact, invalid, LuaScript, mergePatch, parseOrThrow } from './storeUtil.js';
 
 /**
@@ -209,7 +209,7 @@ export class TenantStore {
     await Promise.all(
       urls.map(([path, url]) =>
         checkDestination(url, false).catch((err: unknown) => {
-          throw invalid('tenant', path, err instanceof CallgateError ? err.details?.reason === undefined ? err.message : String(err.details.reason) : String(err));
+          throw err instanceof DestinationRefused ? invalid('tenant', path, err.reason) : err;
         }),
       ),
     );

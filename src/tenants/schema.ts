@@ -125,7 +125,8 @@ const jsonSchemaObject = z.record(z.string(), z.unknown()).refine((v) => v.type 
 export const toolSchema = object({
   name: toolName,
   description: text(1, 1000),
-  parameters: jsonSchemaObject.default({ type: 'object', properties: {} }),
+  /** The arguments' JSON Schema; absent: the tool takes none. */
+  parameters: jsonSchemaObject.optional(),
   webhook: object({
     url: destinationUrl,
     method: z.enum(['POST', 'PUT', 'PATCH']).default('POST'),
@@ -241,7 +242,7 @@ function refineTools(t: z.output<typeof tenantFields>, ctx: z.RefinementCtx): vo
     const taken = names.get(tool.name);
     if (taken) ctx.addIssue({ code: 'custom', path: ['tools', i, 'name'], message: `'${tool.name}' is already ${taken}` });
     names.set(tool.name, 'another tool');
-    const problem = jsonSchemaProblem(tool.parameters);
+    const problem = tool.parameters && jsonSchemaProblem(tool.parameters);
     if (problem) ctx.addIssue({ code: 'custom', path: ['tools', i, 'parameters', ...problem.path], message: problem.message });
   });
   const servers = new Set<string>();

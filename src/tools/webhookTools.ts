@@ -24,14 +24,16 @@ export interface ToolCallContext {
  */
 const MAX_ANSWER_BYTES = 1024 * 1024;
 
+const NO_PARAMETERS = { type: 'object', properties: {} } as const;
+
 /**
  * A tenant's webhook tools: each call is an HTTP request to the tenant's server, signed, with the
  * model's arguments, whose JSON answer goes back to the model as the tool message.
  */
 export function webhookTools(tools: readonly ToolDefinition[], ctx: ToolCallContext): ToolSource {
-  const byName = new Map(tools.map((t) => [t.name, { tool: t, check: argumentChecker(t.parameters) }]));
+  const byName = new Map(tools.map((t) => [t.name, { tool: t, check: argumentChecker(t.parameters ?? NO_PARAMETERS) }]));
   return {
-    specs: tools.map((t) => ({ name: t.name, description: t.description, parameters: t.parameters })),
+    specs: tools.map((t) => ({ name: t.name, description: t.description, parameters: t.parameters ?? NO_PARAMETERS })),
     filler: (name) => byName.get(name)?.tool.filler,
     async run(call: ToolCall, args: Record<string, unknown>, signal: AbortSignal): Promise<ToolOutcome> {
       const entry = byName.get(call.name);

@@ -1,6 +1,5 @@
 import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
 import { BlockList, isIP } from 'node:net';
-import { CallgateError } from '../errors.js';
 
 /**
  * Where the gateway may send a request an operator configured (tool webhooks, MCP servers, call
@@ -51,12 +50,27 @@ export function isPublicAddress(address: string): boolean {
   return !NOT_PUBLIC.check(address, family === 4 ? 'ipv4' : 'ipv6');
 }
 
-function refused(url: string, why: string): CallgateError {
-  return new CallgateError('CG_DESTINATION_REFUSED', `${url}: ${why}`, { details: { reason: why } });
+/**
+ * A destination that is not allowed. Not a CallgateError: util sits below the catalogue's layer; whoever
+ * catches it says what it means there (a 400 naming the field when saved, a failed tool when called).
+ */
+export class DestinationRefused extends Error {
+  readonly code = 'DESTINATION_REFUSED';
+  constructor(
+    readonly url: string,
+    readonly reason: string,
+  ) {
+    super(`${url}: ${reason}`);
+    this.name = 'DestinationRefused';
+  }
+}
+
+function refused(url: string, why: string): DestinationRefused {
+  return new DestinationRefused(url, why);
 }
 
 /**
- * Resolves `url`'s host and refuses it (CG_DESTINATION_REFUSED) when any address it resolves to is not
+ * Resolves `url`'s host and refuses it (DestinationRefused) when any address it resolves to is not
  * public. For saving a URL: the check that matters is `guardedLookup`, on every connection.
  */
 export async function checkDestination(url: string, allowPrivate = privateDestinationsAllowed()): Promise<void> {
@@ -91,8 +105,7 @@ export function guardedLookup(allowPrivate = privateDestinationsAllowed()) {
       if (err) return callback(err, []);
       const bad = list.find((a) => !allowPrivate && !isPublicAddress(a.address));
       if (bad) {
-        const e = refused(hostname, `resolves to ${bad.address}, a loopback, private or link-local address`) as CallgateError & NodeJS.ErrnoException;
-        return callback(e, []);
+        return callback(refused(hostname, `resolves to ${bad.address}, a loopback, private or link-local address`) as NodeJS.ErrnoException, []);
       }
       if (options.all) return callback(null, list);
       const first = list[0];

@@ -1,6 +1,6 @@
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
-import { guardedLookup, privateDestinationsAllowed } from '../util/destination.js';
+import { DestinationRefused, guardedLookup, privateDestinationsAllowed } from '../util/destination.js';
 
 /**
  * One outgoing request to a tenant's server: a tool webhook, a call webhook. Written over node:http
@@ -96,7 +96,7 @@ export function send(url: string, o: SendOptions): Promise<SendResult> {
     if (o.signal?.aborted) return onAbort();
     o.signal?.addEventListener('abort', onAbort, { once: true });
     req.on('error', (err: Error & { code?: string }) => {
-      if (err.code === 'CG_DESTINATION_REFUSED') finish(new SendError('refused', err.message));
+      if (err instanceof DestinationRefused) finish(new SendError('refused', err.message));
       else finish(new SendError('network', `${err.code ?? 'error'}: ${err.message}`.slice(0, 200)));
     });
     req.end(o.body);
