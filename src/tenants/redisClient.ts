@@ -72,6 +72,10 @@ export function keys(prefix: string) {
     invalidations: () => `${prefix}invalidate`,
     /** Failed SIP digest attempts and lockouts of one username (hashed) or one source address. */
     sipAuth: (scope: 'user' | 'source', id: string) => `${prefix}sipauth:${scope}:${id}`,
+    /** Webhook deliveries waiting or being sent (all tenants), scored by when each is due (src/webhooks/DeliveryQueue.ts). */
+    webhookDue: () => `${prefix}webhooks:due`,
+    /** One delivery: tenant, call, URL, body, created, attempts; never a secret. */
+    webhookDelivery: (id: string) => `${prefix}webhooks:delivery:${id}`,
   };
 }
 
