@@ -70,6 +70,40 @@ describe('OpenAiLlm (openai SDK) against a local chat-completions server', () =>
     expect(JSON.stringify(last.body!['tools'])).toContain('end_call');
   });
 
+  it('offers the request\'s tools, assembles streamed tool_calls deltas by index, and sends tool messages back', async () => {
+    handler = (_req, _body, res) => {
+      sse(res);
+      res.write(chunk({ content: 'Let me check.' }));
+      // Two calls interleaved, each arguments string in pieces, as OpenAI streams parallel calls.
+      res.write(chunk({ tool_calls: [{ index: 0, id: 'call_a', type: 'function', function: { name: 'get_hours', arguments: '{"da' } }] }));
+      res.write(chunk({ tool_calls: [{ index: 1, id: 'call_b', type: 'function', function: { name: 'get_menu', arguments: '' } }] }));
+      res.write(chunk({ tool_calls: [{ index: 0, function: { arguments: 'y":"sat"}' } }] }));
+      res.write(chunk({ tool_calls: [{ index: 1, function: { arguments: '{}' } }] }, 'tool_calls'));
+      res.end('data: [DONE]\n\n');
+    };
+    const llm = new OpenAiLlm({ baseURL, apiKey: 'sk-test-123', model: 'local-model' });
+    const events: LlmEvent[] = [];
+    const tools = [{ name: 'get_hours', description: 'Hours', parameters: { type: 'object', properties: { day: { type: 'string' } } } }];
+    const messages = [
+      { role: 'system' as const, content: 'Be brief.' },
+      { role: 'user' as const, content: 'Hours?' },
+      { role: 'assistant' as const, content: '', toolCalls: [{ id: 'call_0', name: 'get_hours', arguments: '{"day":"mon"}' }] },
+      { role: 'tool' as const, toolCallId: 'call_0', content: '{"open":"9"}' },
+    ];
+    for await (const e of llm.stream({ messages, signal: new AbortController().signal, tools })) events.push(e);
+    expect(events).toEqual([
+      { type: 'text', text: 'Let me check.' },
+      { type: 'tool-call', call: { id: 'call_a', name: 'get_hours', arguments: '{"day":"sat"}' } },
+      { type: 'tool-call', call: { id: 'call_b', name: 'get_menu', arguments: '{}' } },
+    ]);
+    const body = seen.at(-1)!.body!;
+    expect(body['tools']).toEqual([{ type: 'function', function: { name: 'get_hours', description: 'Hours', parameters: tools[0]!.parameters } }]);
+    expect((body['messages'] as unknown[]).slice(2)).toEqual([
+      { role: 'assistant', content: null, tool_calls: [{ id: 'call_0', type: 'function', function: { name: 'get_hours', arguments: '{"day":"mon"}' } }] },
+      { role: 'tool', tool_call_id: 'call_0', content: '{"open":"9"}' },
+    ]);
+  });
+
   it('turns an end_call tool call into a hangup after the goodbye text', async () => {
     handler = (_req, _body, res) => {
       sse(res);

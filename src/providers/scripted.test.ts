@@ -126,3 +126,43 @@ describe('ScriptedResponder.stream', () => {
     }
   });
 });
+
+describe('ScriptedResponder: intents that call tools (issue 19)', () => {
+  const responder = new ScriptedResponder({
+    intents: [
+      { name: 'hours', phrases: ['what are your hours'], reply: 'We are open {{result.open}} on {{result.day|that day}}.', tool: { name: 'get_hours', arguments: { day: 'today', heard: '{{utterance}}' }, say: 'Let me check.' } },
+      { name: 'plain', phrases: ['where are you'], reply: 'On Main Street.' },
+    ],
+    fallbackReply: 'Sorry?',
+    goodbye: { phrases: ['goodbye'], reply: 'Bye.' },
+  });
+  const tools = [{ name: 'get_hours', description: 'd', parameters: {} }];
+  const run = async (messages: ChatMessage[], offered = tools): Promise<LlmEvent[]> => {
+    const out: LlmEvent[] = [];
+    for await (const e of responder.stream({ messages, signal: new AbortController().signal, tools: offered })) out.push(e);
+    return out;
+  };
+
+  it('says its line, then calls the tool with the mapped arguments', async () => {
+    const events = await run([{ role: 'user', content: 'what are your hours' }]);
+    expect(events.filter((e) => e.type === 'text').map((e) => (e.type === 'text' ? e.text : '')).join('')).toBe('Let me check.');
+    const call = events.find((e) => e.type === 'tool-call');
+    expect(call?.type === 'tool-call' && call.call.name).toBe('get_hours');
+    expect(call?.type === 'tool-call' && JSON.parse(call.call.arguments)).toEqual({ day: 'today', heard: 'what are your hours' });
+  });
+
+  it('answers with the tool result filled into the reply, or says the tool failed', async () => {
+    const first = await run([{ role: 'user', content: 'what are your hours' }]);
+    const call = first.find((e) => e.type === 'tool-call');
+    if (call?.type !== 'tool-call') throw new Error('no tool call');
+    const asked: ChatMessage[] = [{ role: 'user', content: 'what are your hours' }, { role: 'assistant', content: 'Let me check.', toolCalls: [call.call] }];
+    const text = (evs: LlmEvent[]): string => evs.map((e) => (e.type === 'text' ? e.text : '')).join('');
+    expect(text(await run([...asked, { role: 'tool', toolCallId: call.call.id, content: '{"open":"nine to five","day":"Monday"}' }]))).toBe('We are open nine to five on Monday.');
+    expect(text(await run([...asked, { role: 'tool', toolCallId: call.call.id, content: '{"error":"get_hours failed: HTTP 500"}' }]))).toBe("Sorry, I couldn't check that just now.");
+  });
+
+  it('answers with the plain reply when the tool is not offered', async () => {
+    const events = await run([{ role: 'user', content: 'what are your hours' }], []);
+    expect(events.some((e) => e.type === 'tool-call')).toBe(false);
+  });
+});

@@ -188,3 +188,55 @@ describe('TenantStore', () => {
     expect(variables).toEqual({ name: 'Sam', agentName: 'Mia', business: 'Bella Salon' });
   });
 });
+
+describe('TenantStore: tools, MCP servers and webhooks (issue 19)', () => {
+  const HEADER = 'Bearer tool-secret-value-9876';
+  const HOOK_SECRET = 'webhook-signing-secret-5555';
+  const toolsTenant = {
+    id: 'tools-tenant',
+    displayName: 'Tools',
+    tools: [{ name: 'get_hours', description: 'Hours', parameters: { type: 'object', properties: { day: { type: 'string' } } }, webhook: { url: 'https://93.184.216.34/hours', headers: { Authorization: HEADER } } }],
+    mcpServers: [{ name: 'crm', url: 'https://93.184.216.34/mcp', headers: { 'X-Key': 'mcp-secret-key-4321' } }],
+    webhooks: { secret: HOOK_SECRET, callEnd: { url: 'https://93.184.216.34/end' } },
+  };
+
+  it('seals header values and the webhook secret: masked in the API, encrypted in Redis, plain for the gateway', async () => {
+    const created = await tenants.create(toolsTenant);
+    const shown = JSON.stringify(created) + JSON.stringify(await tenants.get('tools-tenant')) + JSON.stringify((await tenants.list()).items);
+    for (const secret of [HEADER, HOOK_SECRET, 'mcp-secret-key-4321']) expect(shown).not.toContain(secret);
+    expect(created.webhooks?.secret).toEqual({ set: true, last4: '5555' });
+    const raw = (await redis.get(k.tenant('tools-tenant')))!;
+    for (const secret of [HEADER, HOOK_SECRET, 'mcp-secret-key-4321']) expect(raw).not.toContain(secret);
+    const full = await tenants.getWithSecrets('tools-tenant');
+    expect(full.tools?.[0]?.webhook.headers).toEqual({ Authorization: HEADER });
+    expect(full.mcpServers?.[0]?.headers).toEqual({ 'X-Key': 'mcp-secret-key-4321' });
+    expect(full.webhooks?.secret).toBe(HOOK_SECRET);
+  });
+
+  it('keeps a stored secret when the masked value is sent back, and replaces it when a new one is', async () => {
+    const shown = await tenants.get('tools-tenant');
+    await tenants.update('tools-tenant', { tools: shown.tools as never, webhooks: shown.webhooks as never, displayName: 'Tools 2' });
+    let full = await tenants.getWithSecrets('tools-tenant');
+    expect(full.tools?.[0]?.webhook.headers).toEqual({ Authorization: HEADER });
+    expect(full.webhooks?.secret).toBe(HOOK_SECRET);
+    await tenants.update('tools-tenant', { webhooks: { secret: 'a-brand-new-secret-0000' } });
+    full = await tenants.getWithSecrets('tools-tenant');
+    expect(full.webhooks?.secret).toBe('a-brand-new-secret-0000');
+    expect(full.webhooks?.callEnd?.url).toBe('https://93.184.216.34/end');
+  });
+
+  it('refuses a tool, MCP or webhook URL on a private address (400 naming the field) and a bad parameters schema', async () => {
+    const privateTool = await caught(tenants.create({ ...toolsTenant, id: 'private-tool', tools: [{ ...toolsTenant.tools[0]!, webhook: { url: 'http://10.0.0.8/hours' } }] }));
+    expect(privateTool.status).toBe(400);
+    expect(privateTool.message).toMatch(/tools\.0\.webhook\.url .*10\.0\.0\.8/);
+    const metadata = await caught(tenants.update('tools-tenant', { webhooks: { callStart: { url: 'http://169.254.169.254/latest' } } }));
+    expect(metadata.message).toMatch(/webhooks\.callStart\.url/);
+    const badSchema = await caught(tenants.create({ ...toolsTenant, id: 'bad-schema', tools: [{ ...toolsTenant.tools[0]!, parameters: { type: 'object', properties: { day: { type: 'text' } } } }] }));
+    expect(badSchema.status).toBe(400);
+    expect(JSON.stringify(badSchema.details)).toContain('tools.0.parameters.properties.day.type');
+    const allowed = new TenantStore(redis, secrets, { prefix, allowPrivateDestinations: true });
+    await allowed.create({ ...toolsTenant, id: 'private-ok', tools: [{ ...toolsTenant.tools[0]!, webhook: { url: 'http://127.0.0.1:9/hours' } }] });
+    await allowed.delete('private-ok');
+    await tenants.delete('tools-tenant');
+  });
+});
