@@ -186,6 +186,19 @@ describe('DeliveryQueue', () => {
     }
   });
 
+  it('a backlog is not paced by the poll: 200 due entries, 4 at a time, a 1 s poll, all delivered within a second', async () => {
+    const results: DeliveryResult[] = [];
+    const q = queue({ maxInFlight: 4, pollMs: 1000 }, results);
+    await Promise.all(Array.from({ length: 200 }, (_, i) => q.enqueue({ tenantId: 'acme', callId: `c${i}`, url, body })));
+    const t0 = performance.now();
+    q.start();
+    await pollUntil(() => results.length, (n) => n >= 200, 5000);
+    const took = performance.now() - t0;
+    expect(results.filter((r) => r.outcome === 'delivered')).toHaveLength(200);
+    expect(took).toBeLessThan(1000);
+    expect(new Set(received.map((r) => r.id)).size).toBe(200);
+  });
+
   it('a tenant with no secret any more: dropped, never sent unsigned', async () => {
     const results: DeliveryResult[] = [];
     const q = queue({}, results, async () => undefined);

@@ -53,7 +53,11 @@ export const defaultDeliveryQueueOptions = {
   prefix: defaultRedisOptions.prefix,
   /** 500 ms: a call.ended leaves within half a second of the hang-up, for a ZRANGEBYSCORE per poll. */
   pollMs: 500,
-  /** 16: a slow receiver ties up at most 16 sockets; a healthy one answers in ms, so 16 clears hundreds a second. */
+  /**
+   * 16: a slow receiver ties up at most 16 sockets. With a backlog (a receiver back from an outage), each
+   * finished try claims the next at once rather than waiting for the poll, so a healthy receiver is sent
+   * hundreds a second.
+   */
   maxInFlight: 16,
   /** 60 s: six times `timeoutMs`, so an entry is never sent twice at once by a slow but living gateway. */
   leaseMs: 60_000,
@@ -194,6 +198,8 @@ export class DeliveryQueue {
   private polling: Promise<void> | undefined;
   private running = false;
   private lastPollError = 0;
+  /** The last poll filled every free slot: more may be due, so a finished try polls again at once. */
+  private backlog = false;
 
   constructor(
     private readonly redis: Redis,
@@ -298,6 +304,13 @@ export class DeliveryQueue {
     this.timer.unref();
   }
 
+  /** Polls now instead of at the next tick, when the last poll left entries behind. */
+  private kick(): void {
+    if (!this.running || this.polling || !this.backlog) return;
+    clearTimeout(this.timer);
+    this.schedule(0);
+  }
+
   private async poll(): Promise<void> {
     try {
       while (this.pending.length > 0) {
@@ -306,10 +319,15 @@ export class DeliveryQueue {
       }
       const room = this.o.maxInFlight - this.inFlight.size;
       if (room <= 0) return;
-      for (const claimed of await this.claimDue(room)) {
+      const claimed = await this.claimDue(room);
+      this.backlog = claimed.length === room;
+      for (const c of claimed) {
         const abort = new AbortController();
-        const done = this.attempt(claimed, abort.signal).finally(() => this.inFlight.delete(claimed.id));
-        this.inFlight.set(claimed.id, { done, abort });
+        const done = this.attempt(c, abort.signal).finally(() => {
+          this.inFlight.delete(c.id);
+          this.kick();
+        });
+        this.inFlight.set(c.id, { done, abort });
       }
     } catch (err) {
       // A Redis outage: the next poll tries again; one warning a minute is enough to see it.

@@ -77,12 +77,13 @@ describeWith(['pocketsphinx'], 'call.ended webhook across a gateway restart', ()
 
     const { peer, callId } = await webCall(gw1.base, 'hooked', 'hooked-call');
     try {
-      await pollUntil(() => peer.receivedAudio().length, (n) => n >= 16000, 10_000); // a second of the greeting
+      // A second of the greeting.
+      expect(await pollUntil(() => peer.receivedAudio().length, (n) => n >= 16000, 10_000), 'greeting samples').toBeGreaterThanOrEqual(16000);
     } finally {
       peer.close(); // the caller hangs up
     }
     // The first call.ended try (500); the gateway dies before its retry.
-    await pollUntil(() => received.length, (n) => n >= 1, 10_000);
+    expect(await pollUntil(() => received.length, (n) => n >= 1, 10_000), `a first call.ended try; gateway said:\n${gw1.output().slice(-3000)}`).toBe(1);
     const redis = await connectRedis({ prefix });
     try {
       const k = keys(prefix);
@@ -93,7 +94,7 @@ describeWith(['pocketsphinx'], 'call.ended webhook across a gateway restart', ()
       expect(received).toHaveLength(1);
 
       const gw2 = await gateways.start();
-      await pollUntil(() => received.length, (n) => n >= 2, 30_000);
+      expect(await pollUntil(() => received.length, (n) => n >= 2, 30_000), `a second try; the new gateway said:\n${gw2.output().slice(-3000)}`).toBe(2);
       const [first, second] = [received[0]!, received[1]!];
       expect(second.status).toBe(200);
       expect(second.id).toBe(first.id);
