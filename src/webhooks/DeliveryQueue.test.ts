@@ -199,6 +199,35 @@ describe('DeliveryQueue', () => {
     expect(new Set(received.map((r) => r.id)).size).toBe(200);
   });
 
+  it('stop() lets a try finish for stopTimeoutMs, then aborts it; the entry is due again at once for the next gateway', async () => {
+    const hold: (() => void)[] = [];
+    const slow = createServer((_req, res) => hold.push(() => res.end()));
+    slow.listen(0, '127.0.0.1');
+    await once(slow, 'listening');
+    try {
+      const first = queue({ stopTimeoutMs: 200, baseDelayMs: 5000 });
+      const id = await first.enqueue({ tenantId: 'acme', callId: 'c1', url: `http://127.0.0.1:${(slow.address() as { port: number }).port}/`, body });
+      first.start();
+      await pollUntil(() => hold.length, (n) => n >= 1, 2000);
+      const t0 = performance.now();
+      await first.stop();
+      expect(performance.now() - t0).toBeGreaterThanOrEqual(195);
+      const due = await redis.zScore(k.webhookDue(), id);
+      const [seconds] = await redis.time();
+      expect(Number(due)).toBeLessThanOrEqual(Number(seconds) * 1000 + 1000); // not a lease (60 s) away
+      const results: DeliveryResult[] = [];
+      const next = queue({}, results);
+      await redis.hSet(k.webhookDelivery(id), 'url', url); // the receiver is healthy again
+      next.start();
+      await pollUntil(() => results.length, (n) => n >= 1, 2000);
+      expect(results[0]).toMatchObject({ outcome: 'delivered', attempt: 2, deliveryId: id });
+    } finally {
+      for (const h of hold.splice(0)) h();
+      slow.closeAllConnections();
+      await new Promise((r) => slow.close(r));
+    }
+  });
+
   it('a tenant with no secret any more: dropped, never sent unsigned', async () => {
     const results: DeliveryResult[] = [];
     const q = queue({}, results, async () => undefined);

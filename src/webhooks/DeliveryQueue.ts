@@ -247,7 +247,16 @@ export class DeliveryQueue {
       for (const f of this.inFlight.values()) f.abort.abort();
       await all();
     }
-    if (this.pending.length > 0) this.log.error({ deliveries: this.pending.length }, 'webhook deliveries never reached Redis: lost at shutdown');
+    // One last chance for what waited in memory for Redis.
+    while (this.pending.length > 0) {
+      try {
+        await this.store(this.pending[0]!);
+        this.pending.shift();
+      } catch {
+        this.log.error({ deliveries: this.pending.length }, 'webhook deliveries never reached Redis: lost at shutdown');
+        break;
+      }
+    }
   }
 
   /** Entries in memory waiting for Redis, and tries in flight. */
