@@ -1,5 +1,5 @@
-import { request as httpRequest, type IncomingMessage } from 'node:http';
-import { request as httpsRequest } from 'node:https';
+import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { isIP } from 'node:net';
 import { DestinationRefused, guardedLookup, isPublicAddress, privateDestinationsAllowed } from '../util/destination.js';
 
@@ -40,6 +40,11 @@ export class SendError extends Error {
   }
 }
 
+/** Idle sockets are kept briefly: long enough for the next turn's tool call, short enough to hold little. */
+const KEEP_ALIVE = { keepAlive: true, keepAliveMsecs: 1000, maxSockets: 64, maxFreeSockets: 16, timeout: 30_000 } as const;
+const HTTP_AGENT = new HttpAgent(KEEP_ALIVE);
+const HTTPS_AGENT = new HttpsAgent(KEEP_ALIVE);
+
 export function send(url: string, o: SendOptions): Promise<SendResult> {
   const started = performance.now();
   const target = new URL(url);
@@ -65,8 +70,9 @@ export function send(url: string, o: SendOptions): Promise<SendResult> {
         method: o.method,
         headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(o.body), 'user-agent': 'callgate', ...o.headers },
         lookup: guardedLookup(o.allowPrivate ?? privateDestinationsAllowed()) as never,
-        // No connection reuse: each webhook is its own short exchange, and a pooled socket would skip the lookup check.
-        agent: false,
+        // Kept-alive connections: a tool called on every turn skips the TCP (and TLS) handshake. A pooled
+        // socket was checked when it connected, and its address cannot change afterwards.
+        agent: target.protocol === 'https:' ? HTTPS_AGENT : HTTP_AGENT,
       },
       (res: IncomingMessage) => {
         const chunks: Buffer[] = [];
