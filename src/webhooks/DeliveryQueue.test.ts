@@ -103,13 +103,13 @@ describe('DeliveryQueue', () => {
     secret = 'rotated-secret-0123456789abcdef'; // rotated between tries
     await pollUntil(() => results.length, (n) => n >= 4, 5000);
     const gaps = received.slice(1).map((r, i) => r.at - received[i]!.at);
-    // Each gap is the backoff plus up to one poll (20 ms) and the scripts' round trips.
+    // Each gap is the backoff plus up to one poll (20 ms) and the scripts' round trips; the slack is for a busy machine.
     expect(gaps[0]).toBeGreaterThanOrEqual(195);
-    expect(gaps[0]).toBeLessThan(200 + 120);
+    expect(gaps[0]).toBeLessThan(200 + 200);
     expect(gaps[1]).toBeGreaterThanOrEqual(395);
-    expect(gaps[1]).toBeLessThan(400 + 120);
+    expect(gaps[1]).toBeLessThan(400 + 200);
     expect(gaps[2]).toBeGreaterThanOrEqual(795);
-    expect(gaps[2]).toBeLessThan(800 + 120);
+    expect(gaps[2]).toBeLessThan(800 + 200);
     expect(results.map((r) => r.nextInMs)).toEqual([200, 400, 800, undefined]);
     expect(verifySignature(SECRET, body, received[0]!.signature)).toBe(true);
     expect(verifySignature('rotated-secret-0123456789abcdef', body, received[3]!.signature)).toBe(true);
@@ -127,7 +127,7 @@ describe('DeliveryQueue', () => {
     await pollUntil(() => results.length, (n) => n >= 1, 3000);
     const waited = received[0]!.at - t0;
     expect(waited).toBeGreaterThanOrEqual(395);
-    expect(waited).toBeLessThan(400 + 150);
+    expect(waited).toBeLessThan(400 + 250);
     expect(results[0]).toMatchObject({ outcome: 'delivered', attempt: 2, deliveryId: id });
     expect(received.map((r) => r.id)).toEqual([id]);
   });
