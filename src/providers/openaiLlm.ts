@@ -56,7 +56,8 @@ export class OpenAiLlm implements LlmProvider {
           model: this.options.model,
           messages: request.messages.map(toOpenAiMessage),
           stream: true,
-          tools: (request.tools ?? [END_CALL_TOOL]).map(toOpenAiTool),
+          // An empty list is refused by the API ("expected an array with minimum length 1"): none is omitted.
+          ...((request.tools ?? [END_CALL_TOOL]).length > 0 ? { tools: (request.tools ?? [END_CALL_TOOL]).map(toOpenAiTool) } : {}),
           ...(this.options.temperature === undefined ? {} : { temperature: this.options.temperature }),
         },
         { signal: deadline.signal },
