@@ -27,6 +27,11 @@ import { SecretBox } from '../tenants/secrets.js';
 import { TenantCache } from '../tenants/TenantCache.js';
 import { TenantStore } from '../tenants/TenantStore.js';
 import { CallRunner } from '../call/CallRunner.js';
+import { callEndListener, currentSecret } from '../webhooks/callEnd.js';
+import { callStartHook } from '../webhooks/callStart.js';
+import { ToolBoxes } from '../tools/ToolBox.js';
+import { privateDestinationsAllowed } from '../util/destination.js';
+import { DeliveryQueue } from '../webhooks/DeliveryQueue.js';
 import { WebRtcDoor } from '../webrtc/WebRtcDoor.js';
 import { resolveAdminToken } from './adminToken.js';
 import { CallMetrics } from './CallMetrics.js';
@@ -61,6 +66,7 @@ export class Gateway {
   private cache: TenantCache | undefined;
   private records: CallRecordStore | undefined;
   private reaper: NodeJS.Timeout | undefined;
+  private deliveries: DeliveryQueue | undefined;
   private providers: ProviderRegistry | undefined;
   private webrtc: WebRtcDoor | undefined;
   private sip: SipGateway | undefined;
@@ -128,7 +134,14 @@ export class Gateway {
     const prompts = new PromptCache();
     const clock = sharedMediaClock();
     // One runner for both doors: every call's record, line, agent and events go through it.
-    const runner = new CallRunner({ records, limiter, prompts });
+    // Each call's tools: the tenant's webhooks, MCP servers and the built-ins (src/tools).
+    const tools = new ToolBoxes({ allowPrivate: privateDestinationsAllowed() });
+    const runner = new CallRunner({ records, limiter, prompts, tools, callAnswered: callStartHook() });
+    // call.ended webhooks: queued in Redis, sent by whichever gateway polls first, each try signed with
+    // the tenant's current secret.
+    const deliveries = (this.deliveries = new DeliveryQueue(redis, { secretFor: currentSecret((id) => cache.get(id)), logger: this.log }, { prefix }));
+    runner.on('call', callEndListener({ queue: deliveries, tenant: (id) => cache.get(id), logger: this.log }));
+    deliveries.start();
     this.webrtc = new WebRtcDoor({
       runner,
       tokens,
@@ -282,6 +295,7 @@ export class Gateway {
     await this.providers?.close();
     await this.cache?.close();
     clearInterval(this.reaper);
+    await this.deliveries?.stop();
     await this.records?.close(500);
     await this.redis?.quit().catch(() => undefined);
     await this.embeddedRedis?.stop();
