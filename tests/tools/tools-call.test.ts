@@ -37,6 +37,7 @@ const hits: Hit[] = [];
 let llm: LocalOpenAi;
 const llmRequests: { messages: readonly ChatMessage[]; tools: readonly { name: string }[] }[] = [];
 let gateways: GatewayProcesses;
+let gw: Awaited<ReturnType<GatewayProcesses['start']>> | undefined;
 
 beforeAll(async () => {
   receiver = createServer((req, res) => {
@@ -86,9 +87,9 @@ afterAll(async () => {
 
 describeWith(['pocketsphinx'], 'a webhook tool and call webhooks on a browser call (issue 19)', () => {
   it('the model asks for the tool, the signed webhook answers, the caller hears it, call.ended arrives signed', async () => {
-    const gw = await gateways.start();
+    const g = (gw ??= await gateways.start());
     const api = async (method: string, path: string, body: unknown): Promise<Response> =>
-      fetch(`${gw.base}${path}`, { method, headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+      fetch(`${g.base}${path}`, { method, headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
     const created = await api('POST', '/v1/tenants', {
       id: 'hours-line',
       displayName: 'Hours Line',
@@ -114,11 +115,11 @@ describeWith(['pocketsphinx'], 'a webhook tool and call webhooks on a browser ca
     const url = await api('POST', '/v1/tenants/hours-line/call-urls', { slug: 'hours-line' });
     expect(url.status, await url.clone().text()).toBe(201);
 
-    const { peer, callId } = await webCall(gw.base, 'hours-line', 'tools-caller');
+    const { peer, callId } = await webCall(g.base, 'hours-line', 'tools-caller');
     try {
       expect((await hears(() => peer.receivedAudio(), GREETING, { timeoutMs: 15_000 })).score).toBeGreaterThanOrEqual(0.8);
       const heard = await asks(peer, 'caller-open-today', ANSWER, 20_000);
-      expect(heard.score, `the answer built from the tool result; model saw ${JSON.stringify(llmRequests.map((r) => r.messages.at(-1)))}, webhook hits ${hits.map((h) => h.path).join(' ')}\n${gw.output().slice(-3000)}`).toBeGreaterThanOrEqual(0.8);
+      expect(heard.score, `the answer built from the tool result; model saw ${JSON.stringify(llmRequests.map((r) => r.messages.at(-1)))}, webhook hits ${hits.map((h) => h.path).join(' ')}\n${g.output().slice(-3000)}`).toBeGreaterThanOrEqual(0.8);
     } finally {
       peer.close();
     }
@@ -127,7 +128,7 @@ describeWith(['pocketsphinx'], 'a webhook tool and call webhooks on a browser ca
     const toolHits = hits.filter((h) => h.path === '/tools/get_hours');
     expect(toolHits).toHaveLength(1);
     const toolHit = toolHits[0]!;
-    expect(verifySignature(SECRET, toolHit.body, toolHit.headers[SIGNATURE_HEADER.toLowerCase()] as string)).toBe(true);
+    expect(verifySignature(SECRET, toolHit.body, toolHit.headers[SIGNATURE_HEADER.toLowerCase()] as string), `tool signature ${String(toolHit.headers[SIGNATURE_HEADER.toLowerCase()])}`).toBe(true);
     expect(verifySignature('another-secret-0000000000', toolHit.body, toolHit.headers[SIGNATURE_HEADER.toLowerCase()] as string)).toBe(false);
     expect(toolHit.headers[DELIVERY_HEADER.toLowerCase()]).toMatch(/^[0-9a-f-]{36}$/);
     expect(toolHit.headers.authorization).toBe(TOOL_AUTH);
@@ -141,19 +142,51 @@ describeWith(['pocketsphinx'], 'a webhook tool and call webhooks on a browser ca
     const toolMessage = second!.messages.at(-1)!;
     const asked = second!.messages.at(-2)!;
     expect(asked.role === 'assistant' && asked.toolCalls?.[0]?.name).toBe('get_hours');
-    expect(toolMessage.role === 'tool' && asked.role === 'assistant' && toolMessage.toolCallId === asked.toolCalls?.[0]?.id).toBe(true);
+    expect(toolMessage.role === 'tool' && asked.role === 'assistant' && toolMessage.toolCallId === asked.toolCalls?.[0]?.id, `tool message answers the call: ${JSON.stringify(second!.messages.slice(-2))}`).toBe(true);
     expect(JSON.parse(toolMessage.content)).toEqual({ day: 'saturday', hours: 'nine to five' });
 
     // After the hang-up: call.ended, signed, with the transcript.
     const ended = await pollUntil(() => hits.find((h) => h.path === '/call-ended'), (h) => h !== undefined, 20_000);
     expect(ended, 'call.ended delivery').toBeDefined();
-    expect(verifySignature(SECRET, ended!.body, ended!.headers[SIGNATURE_HEADER.toLowerCase()] as string)).toBe(true);
+    expect(verifySignature(SECRET, ended!.body, ended!.headers[SIGNATURE_HEADER.toLowerCase()] as string), 'call.ended signature').toBe(true);
     const payload = JSON.parse(ended!.body) as { type: string; callId: string; call: { door: string; transcript: { role: string; text: string }[]; durationMs: number } };
     expect(payload).toMatchObject({ type: 'call.ended', callId, tenantId: 'hours-line', call: { door: 'webrtc' } });
-    expect(payload.call.transcript.some((t) => t.role === 'agent' && /nine to five/.test(t.text))).toBe(true);
+    expect(payload.call.transcript.some((t) => t.role === 'agent' && /nine to five/.test(t.text)), `the answer in the transcript: ${JSON.stringify(payload.call.transcript)}`).toBe(true);
     expect(payload.call.durationMs).toBeGreaterThan(0);
     // Nothing of the secrets in the gateway's logs.
-    expect(gw.output()).not.toContain(SECRET);
-    expect(gw.output()).not.toContain('tool-header-secret');
+    expect(g.output()).not.toContain(SECRET);
+    expect(g.output()).not.toContain('tool-header-secret');
+  }, 90_000);
+
+  it('offline, with no model at all: a scripted intent calls the tool and answers from its result', async () => {
+    gw ??= await gateways.start();
+    const base = gw.base;
+    const api = async (method: string, path: string, body: unknown): Promise<Response> =>
+      fetch(`${base}${path}`, { method, headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    const before = hits.filter((h) => h.path === '/tools/get_hours').length;
+    const requestsBefore = llmRequests.length;
+    const created = await api('POST', '/v1/tenants', {
+      id: 'offline-hours',
+      displayName: 'Offline Hours',
+      greeting: GREETING,
+      providers: { stt: 'pocketsphinx', llm: 'scripted', tts: 'flite' },
+      intents: [{ name: 'hours', phrases: ['what time do you open today'], tool: { name: 'get_hours', arguments: { day: 'today' } }, reply: 'Today we are open {{result.hours}}.' }],
+      tools: [{ name: 'get_hours', description: 'Opening hours', webhook: { url: `${receiverUrl}/tools/get_hours` } }],
+    });
+    expect(created.status, await created.clone().text()).toBe(201);
+    expect((await api('POST', '/v1/tenants/offline-hours/call-urls', { slug: 'offline-hours' })).status).toBe(201);
+    const { peer } = await webCall(base, 'offline-hours', 'offline-caller');
+    try {
+      await hears(() => peer.receivedAudio(), GREETING, { timeoutMs: 15_000 });
+      const heard = await asks(peer, 'caller-open-today', 'Today we are open nine to five.', 20_000);
+      expect(heard.score, 'the scripted answer filled from the webhook').toBeGreaterThanOrEqual(0.8);
+    } finally {
+      peer.close();
+    }
+    const calls = hits.filter((h) => h.path === '/tools/get_hours');
+    expect(calls.length).toBe(before + 1);
+    expect(JSON.parse(calls.at(-1)!.body)).toMatchObject({ tool: 'get_hours', arguments: { day: 'today' }, tenantId: 'offline-hours' });
+    // No model server was asked anything.
+    expect(llmRequests.length).toBe(requestsBefore);
   }, 90_000);
 });
