@@ -54,3 +54,22 @@ describe('CallMetrics', () => {
     expect(text).toContain('callgate_sip_refused_total{code="CG_NUMBER_NOT_FOUND"} 1');
   });
 });
+
+describe('CallMetrics: transfers and webhook deliveries (issue 19)', () => {
+  it('counts transfers by result and call.ended delivery tries by outcome', async () => {
+    const registry = new Registry();
+    const metrics = new CallMetrics(registry, { active: async () => 0 });
+    const transferred = (result: 'bridged' | 'busy') => metrics.callEvent({ type: 'call.transferred', callId: 'c1', tenantId: 'joes', door: 'sip', result });
+    transferred('bridged');
+    transferred('busy');
+    transferred('busy');
+    metrics.callEvent({ type: 'call.answered', callId: 'c1', tenantId: 'joes', door: 'sip' });
+    metrics.webhookDelivery({ outcome: 'retry' });
+    metrics.webhookDelivery({ outcome: 'delivered' });
+    const text = await registry.metrics();
+    expect(text).toContain('callgate_transfers_total{result="bridged"} 1');
+    expect(text).toContain('callgate_transfers_total{result="busy"} 2');
+    expect(text).toContain('callgate_webhook_deliveries_total{outcome="retry"} 1');
+    expect(text).toContain('callgate_webhook_deliveries_total{outcome="delivered"} 1');
+  });
+});

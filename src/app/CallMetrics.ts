@@ -1,4 +1,6 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import type { CallEvent } from '../call/CallRunner.js';
+import type { DeliveryResult } from '../webhooks/DeliveryQueue.js';
 import type { LatencyMark } from '../agent/events.js';
 import type { SipCallTiming, SipGateway } from '../sip/SipGateway.js';
 import type { ErrorCode } from '../errors.js';
@@ -35,6 +37,8 @@ export class CallMetrics {
   private readonly sipRefusedTotal: Counter<'code'>;
   private readonly sipAuthLockouts: Counter<'scope'>;
   private readonly sipIgnoredSources: Counter;
+  private readonly transfers: Counter<'result'>;
+  private readonly webhookDeliveries: Counter<'outcome'>;
   private readonly tenantsSeen = new Set<string>();
 
   constructor(registry: Registry, lines: ActiveLines) {
@@ -65,6 +69,18 @@ export class CallMetrics {
       help: "Each call's interarrival jitter from the caller at its end (RFC 3550 A.8), by door",
       labelNames: ['door'],
       buckets: [0.001, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.2],
+      registers: [registry],
+    });
+    this.transfers = new Counter({
+      name: 'callgate_transfers_total',
+      help: 'Hand-overs to a person the agent attempted (transfer_call), by result: transferred (REFER followed), bridged, refused, no-answer, busy, declined, failed',
+      labelNames: ['result'],
+      registers: [registry],
+    });
+    this.webhookDeliveries = new Counter({
+      name: 'callgate_webhook_deliveries_total',
+      help: 'Tries to deliver call.ended webhooks, by outcome: delivered (2xx), retry (failed, due again), dropped (given up after 25 h, or the tenant is gone)',
+      labelNames: ['outcome'],
       registers: [registry],
     });
     this.sipRefusedTotal = new Counter({
@@ -151,5 +167,15 @@ export class CallMetrics {
   sipTiming(t: SipCallTiming): void {
     this.tenantsSeen.add(t.tenantId);
     if (t.ackAt !== undefined) this.ackToFirstPacket.observe((t.firstPacketAt - t.ackAt) / 1000);
+  }
+
+  /** The call runner's events: transfers by result. */
+  callEvent(event: CallEvent): void {
+    if (event.type === 'call.transferred') this.transfers.inc({ result: event.result });
+  }
+
+  /** One try of a call.ended delivery. */
+  webhookDelivery(result: Pick<DeliveryResult, 'outcome'>): void {
+    this.webhookDeliveries.inc({ outcome: result.outcome });
   }
 }

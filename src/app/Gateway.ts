@@ -139,7 +139,8 @@ export class Gateway {
     const runner = new CallRunner({ records, limiter, prompts, tools, callAnswered: callStartHook() });
     // call.ended webhooks: queued in Redis, sent by whichever gateway polls first, each try signed with
     // the tenant's current secret.
-    const deliveries = (this.deliveries = new DeliveryQueue(redis, { secretFor: currentSecret((id) => cache.get(id)), logger: this.log }, { prefix }));
+    const deliveries = (this.deliveries = new DeliveryQueue(redis, { secretFor: currentSecret((id) => cache.get(id)), logger: this.log, onResult: (r) => callMetrics.webhookDelivery(r) }, { prefix }));
+    runner.on('call', (e) => callMetrics.callEvent(e));
     runner.on('call', callEndListener({ queue: deliveries, tenant: (id) => cache.get(id), logger: this.log }));
     deliveries.start();
     this.webrtc = new WebRtcDoor({
