@@ -29,6 +29,7 @@ import { TenantStore } from '../tenants/TenantStore.js';
 import { CallRunner } from '../call/CallRunner.js';
 import { callEndListener, currentSecret } from '../webhooks/callEnd.js';
 import { callStartHook } from '../webhooks/callStart.js';
+import { McpTools } from '../tools/mcp/McpTools.js';
 import { ToolBoxes } from '../tools/ToolBox.js';
 import { privateDestinationsAllowed } from '../util/destination.js';
 import { DeliveryQueue } from '../webhooks/DeliveryQueue.js';
@@ -135,7 +136,8 @@ export class Gateway {
     const clock = sharedMediaClock();
     // One runner for both doors: every call's record, line, agent and events go through it.
     // Each call's tools: the tenant's webhooks, MCP servers and the built-ins (src/tools).
-    const tools = new ToolBoxes({ allowPrivate: privateDestinationsAllowed() });
+    const allowPrivate = privateDestinationsAllowed();
+    const tools = new ToolBoxes({ allowPrivate, mcp: new McpTools({ allowPrivate, logger: this.log }) });
     const runner = new CallRunner({ records, limiter, prompts, tools, callAnswered: callStartHook() });
     // call.ended webhooks: queued in Redis, sent by whichever gateway polls first, each try signed with
     // the tenant's current secret.
