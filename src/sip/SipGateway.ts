@@ -19,7 +19,8 @@ import { SourceIgnoreList } from './invite/SourceIgnoreList.js';
 import { forgetUnansweredInvite } from './drachtioPending.js';
 import { drachtioUnparsed, installUnparsedRequestGuard, type UnparsedRequest } from './drachtioUnparsed.js';
 import { drachtioFramingErrors, installDrachtioFramingGuard, type FramingError } from './drachtioFraming.js';
-import { contained, runAnsweredCall, sendBye } from './answeredCall.js';
+import { contained, runAnsweredCall, sendBye, type SipTransfers } from './answeredCall.js';
+import { SipDialer } from './transfer/SipDialer.js';
 import type { SipGatewayDeps } from './SipGatewayDeps.js';
 import { startOutboundCall, type DialRequest, type DialStarted } from './outboundCall.js';
 import { SipError, sipErrorFrom } from './SipError.js';
@@ -101,11 +102,15 @@ export class SipGateway extends EventEmitter<SipGatewayEvents> {
   /** Set by `stopAccepting()` (SIGTERM): new INVITEs get 503 with Retry-After, calls in progress go on. */
   private accepting = true;
 
-  private readonly deps: SipGatewayDeps & { readonly sessions: LiveSessions; readonly runner: CallRunner };
+  private readonly deps: SipGatewayDeps & { readonly sessions: LiveSessions; readonly runner: CallRunner; readonly transfers: SipTransfers };
+  /** Dials transfer targets: this door's own transfers, and the web door's (through the gateway). */
+  readonly transferDialer: SipDialer;
 
   constructor(deps: SipGatewayDeps) {
     super();
-    this.deps = { ...deps, sessions: deps.sessions ?? new LiveSessions(), runner: deps.runner ?? new CallRunner(deps) };
+    this.transferDialer = new SipDialer({ srf: this.srf, anchor: deps.anchor, numbers: deps.numbers, clock: deps.clock, ...(deps.endpoint ? { endpoint: deps.endpoint } : {}) });
+    const transfers: SipTransfers = { dialer: this.transferDialer, ...(deps.transferNotifyTimeoutMs === undefined ? {} : { notifyTimeoutMs: deps.transferNotifyTimeoutMs }) };
+    this.deps = { ...deps, sessions: deps.sessions ?? new LiveSessions(), runner: deps.runner ?? new CallRunner(deps), transfers };
     this.log = (deps.logger ?? rootLogger).child({ door: 'sip' });
     this.sources = new SourceLimiter(deps.sourceLimit);
     this.ignored = new SourceIgnoreList(deps.ignore);
@@ -358,6 +363,7 @@ export class SipGateway extends EventEmitter<SipGatewayEvents> {
           remoteTag: fromTag,
           localTag: toTag,
           startWhen: acked,
+          transfers: deps.transfers,
           ...(deps.mediaWatchdog ? { mediaWatchdog: deps.mediaWatchdog } : {}),
         },
         state,

@@ -14,6 +14,8 @@ import type { MediaAnchor } from './rtpengine/MediaAnchor.js';
  * name it without importing the door itself.
  */
 export interface SipGatewayDeps extends DoorDeps {
+  /** How long a transfer's REFER may go without a final NOTIFY before the gateway bridges instead (default 30 s). */
+  readonly transferNotifyTimeoutMs?: number;
   readonly numbers: NumberStore;
   readonly anchor: MediaAnchor;
   /** Where our RTP endpoints bind (rtpengine sends the agent leg's media there). */

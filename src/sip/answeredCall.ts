@@ -1,11 +1,14 @@
 import type Srf from 'drachtio-srf';
 import type { Logger } from 'pino';
 import type { CallAgent, Door, RunningCall } from '../call/CallRunner.js';
+import { bridgeTransfer, type TransferDialer } from '../call/transfer.js';
+import type { TransferRequest, TransferResult } from '../tools/controls.js';
 import type { AudioLeg } from '../media/AudioLeg.js';
 import { MediaWatchdog, type MediaWatchdogOptions } from '../media/MediaWatchdog.js';
 import { answerFor, buildSdp, type SdpDirection } from '../media/sdp.js';
 import type { AnchorProfile, MediaAnchor } from './rtpengine/MediaAnchor.js';
 import { parseSipInfoDtmf } from './sipInfoDtmf.js';
+import { refer } from './transfer/refer.js';
 
 /**
  * What happens on a SIP dialog once it is up, whichever side dialled: the agent session on the leg,
@@ -28,6 +31,15 @@ export interface AnsweredCall {
   readonly startWhen?: Promise<void>;
   /** When a caller whose RTP stopped without a BYE is hung up on (outcome `media-timeout`). */
   readonly mediaWatchdog?: Partial<MediaWatchdogOptions>;
+  /** How the agent hands this call to a person (transfer_call); absent: it cannot. */
+  readonly transfers?: SipTransfers;
+}
+
+export interface SipTransfers {
+  /** Dials the person for a bridged (or warm) transfer. */
+  readonly dialer: TransferDialer;
+  /** How long a REFER may go without a final NOTIFY before the bridge is tried (30 s). */
+  readonly notifyTimeoutMs?: number;
 }
 
 /**
@@ -95,6 +107,8 @@ export async function runAnsweredCall(c: AnsweredCall, state: { open: boolean })
       }
     },
     ...(c.startWhen ? { ready: c.startWhen } : {}),
+    ...(c.transfers ? { transfer: (request: TransferRequest) => transferSipCall(c, state, c.transfers!, request) } : {}),
+    sendDtmf: (digits: string) => sendInfoDtmf(dialog, digits),
   };
   // rtpengine forwards the caller's RTP, silence included, for as long as the caller sends it; when it
   // stops with no BYE (a phone gone, a BYE lost), we hang up rather than talk to nobody until max duration.
@@ -145,4 +159,39 @@ async function reoffer(c: AnsweredCall, sdp: string): Promise<{ sdp: string; dir
   const ourSdp = buildSdp({ address: leg.endpoint.localAddress.address, port: leg.endpoint.localAddress.port, ...answerFor(offered.media) });
   const answered = await anchor.answer({ callId: c.call.callId, fromTag: c.remoteTag, toTag: c.localTag, sdp: ourSdp, profile: c.profile });
   return { sdp: answered.sdp, direction: offered.media.direction };
+}
+
+/**
+ * transfer_call on a SIP call. Cold: REFER first, and when the caller's side refuses it, reports a
+ * failure or never reports, the bridge; warm: the bridge, with the briefing.
+ */
+async function transferSipCall(c: AnsweredCall, state: { open: boolean }, transfers: SipTransfers, request: TransferRequest): Promise<TransferResult> {
+  const { dialog, call } = c;
+  const log = call.log.child({ transfer: request.target.name, mode: request.target.mode });
+  const callerGone = new Promise<void>((resolve) => {
+    if (!state.open) return resolve();
+    dialog.once('destroy', () => resolve());
+  });
+  if (request.target.mode === 'cold') {
+    const referredBy = (dialog as unknown as { local?: { uri?: string } }).local?.uri ?? 'sip:callgate@localhost';
+    const outcome = await refer(dialog, request.target.uri, referredBy, log, transfers.notifyTimeoutMs);
+    if (outcome.accepted) {
+      log.info('REFER followed: the caller reached the transfer target');
+      return { result: 'transferred', method: 'refer' };
+    }
+    log.info({ detail: outcome.detail }, 'REFER not followed; bridging instead');
+    if (!state.open) return { result: 'failed', method: 'refer', detail: outcome.detail };
+  }
+  return bridgeTransfer({ callerLeg: c.leg, callerGone, dialer: transfers.dialer, request, callId: call.callId, tenantId: call.start.tenantId, log });
+}
+
+/**
+ * Keys to the far end as SIP INFO (application/dtmf-relay, the form carriers and PBXs most often take
+ * in-dialog), one request per key, 160 ms each.
+ */
+async function sendInfoDtmf(dialog: Srf.Dialog, digits: string): Promise<void> {
+  for (const key of digits) {
+    const res = (await dialog.request({ method: 'INFO', headers: { 'Content-Type': 'application/dtmf-relay' }, body: `Signal=${key}\r\nDuration=160\r\n` } as never)) as { status: number };
+    if (res.status >= 300) throw new Error(`INFO for key ${key} answered ${res.status}`);
+  }
 }

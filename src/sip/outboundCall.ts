@@ -13,7 +13,7 @@ import type { CallRunner, RunningCall } from '../call/CallRunner.js';
 import type { Tenant, Trunk } from '../tenants/schema.js';
 import { invalid } from '../tenants/storeUtil.js';
 import { agentConfigFor } from '../tenants/TenantStore.js';
-import { contained, runAnsweredCall, sendBye } from './answeredCall.js';
+import { contained, runAnsweredCall, sendBye, type SipTransfers } from './answeredCall.js';
 import type { SipGatewayDeps } from './SipGatewayDeps.js';
 
 /** `POST /v1/calls`: the agent calls someone through a trunk. */
@@ -53,7 +53,7 @@ const E164 = /^\+[1-9]\d{6,14}$/;
  */
 export async function startOutboundCall(
   srf: Srf,
-  deps: SipGatewayDeps & { readonly runner: CallRunner; readonly sessions: LiveSessions },
+  deps: SipGatewayDeps & { readonly runner: CallRunner; readonly sessions: LiveSessions; readonly transfers?: SipTransfers },
   req: DialRequest,
   log: Logger,
   options: OutboundOptions = defaultOutboundOptions,
@@ -97,7 +97,7 @@ interface Prepared {
 
 interface Dialling extends Prepared {
   srf: Srf;
-  deps: SipGatewayDeps;
+  deps: SipGatewayDeps & { readonly transfers?: SipTransfers };
   req: DialRequest;
   options: OutboundOptions;
   call: RunningCall;
@@ -157,6 +157,7 @@ async function dial(d: Dialling): Promise<void> {
         profile: 'trunk',
         remoteTag,
         localTag: fromTag,
+        ...(deps.transfers ? { transfers: deps.transfers } : {}),
         ...(deps.mediaWatchdog ? { mediaWatchdog: deps.mediaWatchdog } : {}),
       },
       state,

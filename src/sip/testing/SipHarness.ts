@@ -53,6 +53,10 @@ export interface SipHarnessOptions {
   readonly logger?: Logger;
   /** Told each call's media statistics as its leg closes (as the Gateway's metrics are). */
   readonly legStats?: SipGatewayDeps['legStats'];
+  /** Each call's tools (as the Gateway's ToolBoxes); none: the agent can only talk. */
+  readonly tools?: SipGatewayDeps['tools'];
+  /** A transfer's REFER without a final NOTIFY for this long is bridged instead. */
+  readonly transferNotifyTimeoutMs?: number;
 }
 
 export interface SipHarness {
@@ -125,6 +129,8 @@ export async function startSipHarness(options: SipHarnessOptions): Promise<SipHa
       ...(options.agentPorts ? { endpoint: { portRange: options.agentPorts } } : {}),
       ...(options.agent ? { agent: options.agent } : {}),
       ...(options.sourceLimit ? { sourceLimit: options.sourceLimit } : {}),
+      ...(options.tools ? { tools: options.tools } : {}),
+      ...(options.transferNotifyTimeoutMs === undefined ? {} : { transferNotifyTimeoutMs: options.transferNotifyTimeoutMs }),
     });
     await gateway.connect({ host: '127.0.0.1', port: drachtio.adminPort, secret: drachtio.secret });
     started.push({
