@@ -157,6 +157,8 @@ export class Gateway {
       clock,
       logger: this.log,
       legStats: (s) => callMetrics.legClosed('webrtc', s.endpoint.received),
+      // A web caller is transferred through the SIP door's dialer, when there is a SIP door.
+      transferDialer: () => this.sip?.transferDialer,
     }, { connectTimeoutMs: c.webrtcConnectTimeoutMs, maxPendingPerAddress: c.webrtcPendingPerIp });
     const doors = { webrtc: () => this.webrtc, sip: () => this.sip };
     new Gauge({

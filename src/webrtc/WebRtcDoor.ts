@@ -15,6 +15,8 @@ import { MediaWatchdog } from '../media/MediaWatchdog.js';
 import { CallRecorder } from '../tenants/CallRecorder.js';
 import { refusedCallAttempt } from '../tenants/CallTokenStore.js';
 import { agentConfigFor } from '../tenants/TenantStore.js';
+import { bridgeTransfer, type TransferDialer } from '../call/transfer.js';
+import type { TransferRequest, TransferResult } from '../tools/controls.js';
 import type { Tenant } from '../tenants/schema.js';
 import { stripUndefined } from '../util/options.js';
 import { parseBrowserOffer } from './browserOffer.js';
@@ -69,6 +71,11 @@ export interface WebCallTokens {
 
 export interface WebRtcDoorDeps extends DoorDeps {
   readonly tokens: WebCallTokens;
+  /**
+   * Dials a transfer target for a web caller (the SIP door's dialer, when the gateway has one); read
+   * at each transfer, so a SIP door that connects later is used. None: web calls cannot be transferred.
+   */
+  readonly transferDialer?: () => TransferDialer | undefined;
 }
 
 export interface WebRtcOffer {
@@ -296,6 +303,8 @@ export class WebRtcDoor {
         call.hangup('media-timeout');
       }, { timeoutMs: this.options.mediaTimeoutMs });
       scope.defer('media watchdog', () => watchdog.close());
+      let pageGone: () => void = () => undefined;
+      const gone = new Promise<void>((resolve) => (pageGone = resolve));
       const door: Door = {
         leg: c.leg,
         // Let the goodbye's last packets leave before the peer connection goes.
@@ -303,11 +312,24 @@ export class WebRtcDoor {
         onRemoteHangup: (fn) => {
           // A page that hangs up closes its peer connection; a page that vanishes fails ICE consent.
           c.pc.onStateChange((state) => {
-            if (state === 'closed' || state === 'failed' || state === 'disconnected') fn();
+            if (state === 'closed' || state === 'failed' || state === 'disconnected') {
+              pageGone();
+              fn();
+            }
           });
-          c.track.onClosed(fn);
+          c.track.onClosed(() => {
+            pageGone();
+            fn();
+          });
         },
         agentEvent: (e) => c.channel.send(e),
+        // A web caller is handed to a phone by bridging: the gateway dials the target over SIP and
+        // joins the browser's leg (Opus) to the phone's (G.711) here.
+        transfer: (request: TransferRequest): Promise<TransferResult> => {
+          const dialer = this.deps.transferDialer?.();
+          if (!dialer) return Promise.resolve({ result: 'failed', method: 'bridge', detail: 'transfers from the web phone need the SIP door (drachtio) configured' });
+          return bridgeTransfer({ callerLeg: c.leg, callerGone: gone, dialer, request, callId: call.callId, tenantId: c.tenant.id, log });
+        },
       };
       await call.run(door, { config: c.config, variables: c.variables, providers: c.providers, vad: c.vad, tenant: c.tenant });
     } catch (err) {

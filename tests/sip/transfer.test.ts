@@ -11,7 +11,12 @@ import { startDrachtio, type RunningDrachtio } from '../../src/sip/testing/Drach
 import { startSipHarness, type SipHarness } from '../../src/sip/testing/SipHarness.js';
 import type { CallRecord } from '../../src/tenants/CallRecordStore.js';
 import { ToolBoxes } from '../../src/tools/ToolBox.js';
-import { pollUntil } from '../../src/util/testing/wait.js';
+import { PromptCache } from '../../src/agent/PromptCache.js';
+import { createVad } from '../../src/agent/vad/createVad.js';
+import { TenantCache } from '../../src/tenants/TenantCache.js';
+import { BrowserPeer } from '../../src/webrtc/testing/BrowserPeer.js';
+import { WebRtcDoor } from '../../src/webrtc/WebRtcDoor.js';
+import { pollUntil, within } from '../../src/util/testing/wait.js';
 import { FAKE_VOICE_SHARE, fakeVoiceShare, soundMs } from '../support/heard.js';
 import { missingTool, testMissing } from '../support/tools.js';
 
@@ -35,7 +40,8 @@ class TransferBot implements LlmProvider {
       return;
     }
     const digits = last?.role === 'user' ? parseDtmfUserText(last.content) : undefined;
-    const target = { '1': 'sales', '2': 'busy', '3': 'manager' }[digits ?? ''];
+    // The web caller says it (the fake STT hears "a person please").
+    const target = last?.role === 'user' && /person/.test(last.content) ? 'sales' : { '1': 'sales', '2': 'busy', '3': 'manager' }[digits ?? ''];
     if (target && request.tools?.some((t) => t.name === 'transfer_call')) {
       yield { type: 'text', text: 'Transferring you now.' };
       yield { type: 'tool-call', call: { id: `call-${target}`, name: 'transfer_call', arguments: JSON.stringify({ target, reason: 'the caller asked for a person' }) } };
@@ -64,7 +70,7 @@ if (MISSING) {
 
     beforeAll(async () => {
       const providers = new ProviderRegistry({
-        stt: { pocketsphinx: () => new FakeStt({ transcripts: [] }) },
+        stt: { pocketsphinx: () => new FakeStt({ transcripts: ['a person please'] }) },
         llm: { scripted: () => new TransferBot() },
         tts: { flite: () => new FakeTts({ msPerChar: 30 }) },
       });
@@ -231,5 +237,53 @@ if (MISSING) {
     }, 25_000);
     let refersBeforeWarm = 0;
     beforeEach(() => (refersBeforeWarm = refers.length));
+
+    it('a web caller (direct WebRTC door) is transferred to a SIP phone: the gateway dials it and bridges Opus to G.711', async () => {
+      const cache = new TenantCache(sip.tenants, sip.redis, { prefix: sip.prefix });
+      await sip.callUrls.create({ slug: 'xfer-web', tenantId: 'xfer' });
+      const door = new WebRtcDoor({
+        tokens: sip.tokens,
+        tenants: cache,
+        limiter: sip.limiter,
+        records: sip.records,
+        providers: new ProviderRegistry({
+          stt: { pocketsphinx: () => new FakeStt({ transcripts: ['a person please'] }) },
+          llm: { scripted: () => new TransferBot() },
+          tts: { flite: () => new FakeTts({ msPerChar: 30 }) },
+        }),
+        prompts: new PromptCache(),
+        createVad: () => createVad(),
+        clock: sharedMediaClock(),
+        endpoint: { portRange: { min: 38500, max: 38599 } },
+        tools: new ToolBoxes({ allowPrivate: true }),
+        transferDialer: () => sip.gateway.transferDialer,
+      });
+      const peer = new BrowserPeer({ name: 'web-caller', dataChannel: true, sampleRate: 16000 });
+      try {
+        const { token } = await sip.tokens.issue('xfer-web', {});
+        const { callId, sdp } = await door.answer({ token, sdp: await peer.createOffer() });
+        await peer.setAnswer(sdp);
+        await within(peer.connected, 5000, 'DTLS-SRTP to the gateway');
+        await new Promise((r) => setTimeout(r, 800));
+        peer.play(voiceLike(900, -20));
+        await pollUntil(() => personDialog, (d) => d !== undefined, 10_000);
+        expect(personDialog, 'the phone was dialled').toBeDefined();
+        const from = peer.receivedAudio().length;
+        peer.play(voiceLike(3000, -20));
+        await new Promise((r) => setTimeout(r, 2500));
+        const pageHeard = peer.receivedAudio().subarray(from);
+        expect(fakeVoiceShare(pageHeard), 'the web caller hears the phone').toBeGreaterThan(FAKE_VOICE_SHARE);
+        expect(fakeVoiceShare(concatSamples(personHeard)), 'the phone hears the web caller').toBeGreaterThan(FAKE_VOICE_SHARE);
+        const phoneGone = new Promise<void>((resolve) => personDialog!.on('destroy', () => resolve()));
+        peer.close();
+        await Promise.race([phoneGone, new Promise((_, reject) => setTimeout(() => reject(new Error('the phone was not hung up')), 8000))]);
+        const rec = await pollUntil(async () => (await sip.records.list('xfer')).records.find((r) => r.callId === callId), (r) => r !== undefined, 5000);
+        expect(rec).toMatchObject({ door: 'webrtc', outcome: 'transferred', transfer: { target: 'sales', method: 'bridge', result: 'bridged' } });
+      } finally {
+        peer.close();
+        await door.drain();
+        await cache.close();
+      }
+    }, 30_000);
   });
 }
