@@ -56,7 +56,7 @@ describe('CallRunner', () => {
     expect(await records.get('acme', 'c-1')).toMatchObject({ outcome: 'rejected', error: { code: 'CG_SDP_NO_AUDIO' }, door: 'sip', from: '+15550001' });
     expect(events).toEqual([
       { type: 'call.started', callId: 'c-1', tenantId: 'acme', door: 'sip', from: '+15550001', to: '+15550002' },
-      { type: 'call.ended', callId: 'c-1', tenantId: 'acme', door: 'sip', outcome: 'rejected', error: { code: 'CG_SDP_NO_AUDIO' } },
+      { type: 'call.ended', callId: 'c-1', tenantId: 'acme', door: 'sip', outcome: 'rejected', error: { code: 'CG_SDP_NO_AUDIO' }, record: expect.objectContaining({ callId: 'c-1', outcome: 'rejected', from: '+15550001' }) },
     ]);
   });
 

@@ -13,39 +13,52 @@ export interface SealedSecret {
 
 type Json = Record<string, unknown>;
 
-/** One place a secret lives, named by what identifies it across updates (a tool's name, not its index). */
-interface Slot {
-  readonly key: string;
-  readonly value: unknown;
-  set(value: unknown): void;
-}
-
 const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
 
-function headerSlots(owner: unknown, prefix: string): Slot[] {
-  if (!isObject(owner) || !isObject(owner.headers)) return [];
-  const headers = owner.headers;
-  return Object.keys(headers).map((h) => ({ key: `${prefix}/headers/${h.toLowerCase()}`, value: headers[h], set: (v) => (headers[h] = v) }));
+type Mapper = (value: unknown, key: string) => unknown;
+
+/** `headers` with each value mapped, keyed by the owner's name and the header's (lower-cased) name. */
+function mapHeaders(headers: unknown, prefix: string, f: Mapper): unknown {
+  if (!isObject(headers)) return headers;
+  return Object.fromEntries(Object.entries(headers).map(([h, v]) => [h, f(v, `${prefix}/headers/${h.toLowerCase()}`)]));
 }
 
-function slots(tenant: Json): Slot[] {
-  const out: Slot[] = [];
-  if (Array.isArray(tenant.tools)) {
-    for (const tool of tenant.tools) if (isObject(tool)) out.push(...headerSlots(tool.webhook, `tools/${String(tool.name)}`));
+/**
+ * A copy of `tenant` with every secret replaced by `f(value, key)`; the key names a secret by what
+ * identifies it across updates (a tool's name, not its index). Only the objects on the way to a
+ * secret are copied, and only where the shape is the expected one: this runs before validation, on
+ * whatever a request sent (a deep clone of a hostile body would overflow the stack).
+ */
+function mapSecrets<T>(tenant: object, f: Mapper): T {
+  const t = { ...(tenant as Json) };
+  if (Array.isArray(t.tools)) {
+    t.tools = t.tools.map((tool: unknown) =>
+      isObject(tool) && isObject(tool.webhook) ? { ...tool, webhook: { ...tool.webhook, headers: mapHeaders(tool.webhook.headers, `tools/${String(tool.name)}`, f) } } : tool,
+    );
   }
-  if (Array.isArray(tenant.mcpServers)) {
-    for (const server of tenant.mcpServers) if (isObject(server)) out.push(...headerSlots(server, `mcpServers/${String(server.name)}`));
+  if (Array.isArray(t.mcpServers)) {
+    t.mcpServers = t.mcpServers.map((server: unknown) => (isObject(server) && 'headers' in server ? { ...server, headers: mapHeaders(server.headers, `mcpServers/${String(server.name)}`, f) } : server));
   }
-  const hooks = tenant.webhooks;
-  if (isObject(hooks) && hooks.secret !== undefined) out.push({ key: 'webhooks/secret', value: hooks.secret, set: (v) => (hooks.secret = v) });
-  return out;
+  if (isObject(t.webhooks) && t.webhooks.secret !== undefined) t.webhooks = { ...t.webhooks, secret: f(t.webhooks.secret, 'webhooks/secret') };
+  // Absent stays absent: a mapped `headers: undefined` would be a new key.
+  for (const list of [t.tools, t.mcpServers]) {
+    if (!Array.isArray(list)) continue;
+    for (const item of list) {
+      if (isObject(item) && isObject(item.webhook) && item.webhook.headers === undefined) delete item.webhook.headers;
+      if (isObject(item) && 'headers' in item && item.headers === undefined) delete item.headers;
+    }
+  }
+  return t as T;
 }
 
-/** A deep copy with every secret replaced by `f(value, key)`. */
-function mapSecrets<T>(tenant: object, f: (value: unknown, key: string) => unknown): T {
-  const copy = structuredClone(tenant) as Json;
-  for (const slot of slots(copy)) slot.set(f(slot.value, slot.key));
-  return copy as T;
+/** Every secret of `tenant`, by key. */
+function secretsOf(tenant: object): Map<string, unknown> {
+  const found = new Map<string, unknown>();
+  mapSecrets(tenant, (v, key) => {
+    found.set(key, v);
+    return v;
+  });
+  return found;
 }
 
 const isSealed = (v: unknown): v is SealedSecret => isObject(v) && typeof v.enc === 'string';
@@ -69,6 +82,6 @@ export function maskSecrets<T>(stored: object): T {
  * value with nothing stored behind it stays as it is, and validation names it.
  */
 export function restoreMasked<T>(candidate: object, previousPlain: object): T {
-  const before = new Map(slots(structuredClone(previousPlain) as Json).map((s) => [s.key, s.value]));
+  const before = secretsOf(previousPlain);
   return mapSecrets<T>(candidate, (v, key) => (isMasked(v) && typeof before.get(key) === 'string' ? before.get(key) : v));
 }
