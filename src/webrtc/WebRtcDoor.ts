@@ -348,7 +348,9 @@ export class WebRtcDoor {
 function pageEvent(e: AgentEvent): WebPhoneEvent | undefined {
   if (e.type === 'agent-text') return { type: 'transcript', role: 'agent', turn: e.turn, text: e.text, final: true };
   if (e.type === 'transcript') return { type: 'transcript', role: 'caller', turn: e.turn, text: e.text, final: e.final };
-  if (e.type === 'session-ended') return { type: 'ended', reason: e.reason };
+  // The page hangs up when told the call ended; after a transfer the call goes on without the agent
+  // (the bridge's end closes the peer connection, which the page sees).
+  if (e.type === 'session-ended' && e.reason !== 'transferred') return { type: 'ended', reason: e.reason };
   return undefined;
 }
 

@@ -16,6 +16,10 @@ import { createVad } from '../../src/agent/vad/createVad.js';
 import { TenantCache } from '../../src/tenants/TenantCache.js';
 import { BrowserPeer } from '../../src/webrtc/testing/BrowserPeer.js';
 import { WebRtcDoor } from '../../src/webrtc/WebRtcDoor.js';
+import { randomBytes } from 'node:crypto';
+import { buildAdminApp } from '../../src/http/adminApp.js';
+import { SecretBox } from '../../src/tenants/secrets.js';
+import { callerWav, launchChromium, loudestWithin } from '../webrtc/browserKit.js';
 import { pollUntil, within } from '../../src/util/testing/wait.js';
 import { FAKE_VOICE_SHARE, fakeVoiceShare, soundMs } from '../support/heard.js';
 import { missingTool, testMissing } from '../support/tools.js';
@@ -237,6 +241,57 @@ if (MISSING) {
     }, 25_000);
     let refersBeforeWarm = 0;
     beforeEach(() => (refersBeforeWarm = refers.length));
+
+    const CHROMIUM_MISSING = missingTool('chromium');
+    (CHROMIUM_MISSING && !process.env['CI'] ? it.skip : it)(`the web phone in Chromium is transferred to a SIP phone: the phone hears the caller and the page hears the phone${CHROMIUM_MISSING ? ` (${CHROMIUM_MISSING})` : ''}`, async () => {
+      if (CHROMIUM_MISSING) throw new Error(CHROMIUM_MISSING);
+      const cache = new TenantCache(sip.tenants, sip.redis, { prefix: sip.prefix });
+      await sip.callUrls.create({ slug: 'xfer-page', tenantId: 'xfer' });
+      const door = new WebRtcDoor({
+        tokens: sip.tokens,
+        tenants: cache,
+        limiter: sip.limiter,
+        records: sip.records,
+        providers: new ProviderRegistry({
+          stt: { pocketsphinx: () => new FakeStt({ transcripts: ['a person please'] }) },
+          llm: { scripted: () => new TransferBot() },
+          tts: { flite: () => new FakeTts({ msPerChar: 30 }) },
+        }),
+        prompts: new PromptCache(),
+        createVad: () => createVad(),
+        clock: sharedMediaClock(),
+        endpoint: { portRange: { min: 38600, max: 38699 } },
+        tools: new ToolBoxes({ allowPrivate: true }),
+        transferDialer: () => sip.gateway.transferDialer,
+      });
+      const api = await buildAdminApp({ redis: sip.redis, prefix: sip.prefix, secrets: new SecretBox(randomBytes(32)), adminToken: 'c'.repeat(32), webrtc: door });
+      await api.listen({ host: '127.0.0.1', port: 0 });
+      const base = `http://127.0.0.1:${(api.server.address() as { port: number }).port}`;
+      // The caller asks after 3 s, and again every few seconds (Chromium loops its fake microphone).
+      const browser = await launchChromium(await callerWav(new URL('../fixtures/caller-open-today.wav', import.meta.url), 3, 1));
+      try {
+        const page = await browser.newPage();
+        await page.goto(`${base}/c/xfer-page`);
+        await page.click('#call');
+        await page.waitForSelector('body[data-state="in-call"]', { timeout: 10_000 });
+        await pollUntil(() => personDialog, (d) => d !== undefined, 20_000);
+        expect(personDialog, 'the phone was dialled').toBeDefined();
+        // Bridged: the page hears the phone's voice (the ringback stopped when it answered).
+        expect(await loudestWithin(page, 3000), 'the page hears the phone').toBeGreaterThan(0.01);
+        await new Promise((r) => setTimeout(r, 5000));
+        expect(soundMs(concatSamples(personHeard)), "the phone hears the caller's question").toBeGreaterThan(300);
+        const phoneGone = new Promise<void>((resolve) => personDialog!.on('destroy', () => resolve()));
+        await page.click('#hangup');
+        await Promise.race([phoneGone, new Promise((_, reject) => setTimeout(() => reject(new Error('the phone was not hung up')), 8000))]);
+        const rec = await pollUntil(async () => (await sip.records.list('xfer')).records.find((r) => r.door === 'webrtc' && r.from === 'web:xfer-page'), (r) => r !== undefined, 5000);
+        expect(rec).toMatchObject({ outcome: 'transferred', transfer: { method: 'bridge', result: 'bridged' } });
+      } finally {
+        await browser.close();
+        await api.close();
+        await door.drain();
+        await cache.close();
+      }
+    }, 60_000);
 
     it('a web caller (direct WebRTC door) is transferred to a SIP phone: the gateway dials it and bridges Opus to G.711', async () => {
       const cache = new TenantCache(sip.tenants, sip.redis, { prefix: sip.prefix });
