@@ -110,8 +110,24 @@ await report();
 inside.length = 0;
 for (let i = 0; i < TRIALS; i++) await turn();
 
-const sorted = sortedAscending(await report());
 const round = (v: number): number => Math.round(v * 100) / 100;
+const sorted = sortedAscending(await report());
+
+// The floor: the same two requests through the SDK back to back, no tool loop and no tool in between.
+async function bare(): Promise<void> {
+  const signal = new AbortController().signal;
+  const user: ChatMessage = { role: 'user', content: 'when do you open on saturday' };
+  for await (const _ of openai.stream({ messages: [user], signal, tools: tools.specs })) {
+    // drained
+  }
+  const messages: ChatMessage[] = [user, { role: 'assistant', content: '', toolCalls: [{ id: 'call_1', name: 'get_hours', arguments: '{"day":"saturday"}' }] }, { role: 'tool', toolCallId: 'call_1', content: '{"open":"nine to five"}' }];
+  for await (const _ of openai.stream({ messages, signal, tools: tools.specs })) {
+    // drained
+  }
+}
+for (let i = 0; i < TRIALS; i++) await bare();
+const floor = sortedAscending(await report());
+console.log(`SDK and HTTP alone (the same two requests back to back): p50 ${round(percentile(floor, 0.5))} ms, p95 ${round(percentile(floor, 0.95))} ms`);
 console.log(`tool overhead ([DONE] of the tool call → next model request), ${sorted.length} turns: p50 ${round(percentile(sorted, 0.5))} ms, p95 ${round(percentile(sorted, 0.95))} ms, max ${round(sorted.at(-1) ?? 0)} ms`);
 const loop = sortedAscending(inside);
 console.log(`of which the tool loop and the tool (SDK stream end → next stream()): p50 ${round(percentile(loop, 0.5))} ms, p95 ${round(percentile(loop, 0.95))} ms`);
@@ -129,6 +145,8 @@ console.log(
     toolOverheadP50Ms: round(percentile(sorted, 0.5)),
     toolOverheadP95Ms: round(percentile(sorted, 0.95)),
     toolOverheadMaxMs: round(sorted.at(-1) ?? 0),
+    sdkFloorP50Ms: round(percentile(floor, 0.5)),
+    sdkFloorP95Ms: round(percentile(floor, 0.95)),
     loopAndToolP50Ms: round(percentile(loop, 0.5)),
     loopAndToolP95Ms: round(percentile(loop, 0.95)),
     goalP95Ms: 5,
