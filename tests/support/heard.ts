@@ -163,5 +163,14 @@ export async function asks(peer: BrowserPeer, fixture: string, reply: string, ti
   const { samples, sampleRate } = await readWavFile(fileURLToPath(new URL(`../fixtures/${fixture}.wav`, import.meta.url)));
   if (sampleRate !== 16000) throw new Error(`${fixture}.wav is ${sampleRate} Hz, expected 16000`);
   peer.play(samples);
-  return hears(() => peer.receivedAudio(), reply, { from, timeoutMs, spoken: 'reply' });
+  const heard = await hears(() => peer.receivedAudio(), reply, { from, timeoutMs, spoken: 'reply' });
+  // The match is found before the reply's last words have played; a caller who hangs up now would cut
+  // them off (and the record would keep only what was heard). Wait, bounded, for 600 ms of quiet.
+  const quietFor = 0.6 * 16000;
+  for (let waited = 0; waited < 4000; waited += 100) {
+    const audio = peer.receivedAudio();
+    if (audio.length - from > quietFor && soundMs(audio.subarray(audio.length - quietFor)) === 0) break;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  return heard;
 }
