@@ -13,7 +13,7 @@ import type { AudioLeg } from '../media/AudioLeg.js';
 import type { AgentProviders } from '../providers/types.js';
 import type { CallLimiter } from '../tenants/CallLimiter.js';
 import { CallRecorder, type CallEnd, type CallRecordSink } from '../tenants/CallRecorder.js';
-import type { CallDoor as DoorKind, CallOutcome, CallRecord } from '../tenants/CallRecordStore.js';
+import type { CallDoor as DoorKind, CallOutcome, CallRecord, TransferRecord } from '../tenants/CallRecordStore.js';
 import type { CallTools } from '../agent/CallTools.js';
 import type { ChatMessage } from '../providers/types.js';
 import type { Tenant } from '../tenants/schema.js';
@@ -277,7 +277,7 @@ export class RunningCall {
               const atMs = this.agentSession?.elapsedMs ?? 0;
               const started = performance.now();
               const result = await transfer(request);
-              this.recorder.transferred({
+              const transferred: TransferRecord = {
                 target: request.target.name,
                 mode: request.target.mode,
                 method: result.method,
@@ -285,14 +285,12 @@ export class RunningCall {
                 ...('detail' in result ? { detail: result.detail.slice(0, 300) } : {}),
                 atMs,
                 setupMs: Math.round(performance.now() - started),
-              });
+              };
+              this.recorder.transferred(transferred);
               this.runner.publish({ type: 'call.transferred', callId: this.start.callId, tenantId: this.start.tenantId, door: this.start.door, result: result.result }, this.log);
               if (result.result === 'bridged') {
                 const bridgedAt = performance.now();
-                this.bridge = result.bridge.finally(() => {
-                  const record = this.recorder.build();
-                  if (record.transfer) this.recorder.transferred({ ...record.transfer, bridgedMs: Math.round(performance.now() - bridgedAt) });
-                });
+                this.bridge = result.bridge.finally(() => this.recorder.transferred({ ...transferred, bridgedMs: Math.round(performance.now() - bridgedAt) }));
                 void this.session?.hangup('transferred');
               } else if (result.result === 'transferred') {
                 void this.session?.hangup('transferred');

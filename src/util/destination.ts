@@ -93,6 +93,16 @@ function resolveAll(host: string): Promise<string[]> {
   return new Promise((resolve, reject) => dnsLookup(host, { all: true }, (err, list) => (err ? reject(err) : resolve(list.map((a) => a.address)))));
 }
 
+/**
+ * Node connects to an IP literal without calling `lookup`, so `guardedLookup` never sees one: a URL
+ * whose host is a non-public IP literal is refused here, before connecting. Undefined: go ahead.
+ */
+export function refusedLiteral(url: URL, allowPrivate: boolean): DestinationRefused | undefined {
+  const literal = url.hostname.replace(/^\[|\]$/g, '');
+  if (allowPrivate || !isIP(literal) || isPublicAddress(literal)) return undefined;
+  return refused(url.origin, `${literal} is a loopback, private or link-local address`);
+}
+
 type LookupCallback = (err: NodeJS.ErrnoException | null, address: string | LookupAddress[], family?: number) => void;
 
 /**

@@ -1,8 +1,7 @@
 import { Agent as HttpAgent, request as httpRequest } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
-import { isIP } from 'node:net';
 import { Readable } from 'node:stream';
-import { DestinationRefused, guardedLookup, isPublicAddress } from '../util/destination.js';
+import { guardedLookup, refusedLiteral } from '../util/destination.js';
 
 /**
  * A `fetch` for clients that take one (the MCP SDK's Streamable HTTP transport), over node:http so that
@@ -22,11 +21,8 @@ export function guardedFetch(allowPrivate: boolean): GuardedFetch {
   return (input, init = {}) =>
     new Promise<Response>((resolve, reject) => {
       const url = new URL(String(input));
-      // Node connects to an IP literal without calling `lookup`: such a host is checked here.
-      const literal = url.hostname.replace(/^\[|\]$/g, '');
-      if (isIP(literal) && !allowPrivate && !isPublicAddress(literal)) {
-        return reject(new DestinationRefused(url.origin, `${literal} is a loopback, private or link-local address`));
-      }
+      const literal = refusedLiteral(url, allowPrivate);
+      if (literal) return reject(literal);
       const signal = init.signal ?? undefined;
       if (signal?.aborted) return reject(signal.reason ?? new DOMException('aborted', 'AbortError'));
       const method = (init.method ?? 'GET').toUpperCase();

@@ -1,7 +1,6 @@
 import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
-import { isIP } from 'node:net';
-import { DestinationRefused, guardedLookup, isPublicAddress, privateDestinationsAllowed } from '../util/destination.js';
+import { DestinationRefused, guardedLookup, privateDestinationsAllowed, refusedLiteral } from '../util/destination.js';
 
 /**
  * One outgoing request to a tenant's server: a tool webhook, a call webhook. Written over node:http
@@ -48,11 +47,8 @@ const HTTPS_AGENT = new HttpsAgent(KEEP_ALIVE);
 export function send(url: string, o: SendOptions): Promise<SendResult> {
   const started = performance.now();
   const target = new URL(url);
-  // Node connects to an IP literal without calling `lookup`: such a host is checked here instead.
-  const literal = target.hostname.replace(/^\[|\]$/g, '');
-  if (isIP(literal) && !(o.allowPrivate ?? privateDestinationsAllowed()) && !isPublicAddress(literal)) {
-    return Promise.reject(new SendError('refused', `${literal} is a loopback, private or link-local address`));
-  }
+  const literal = refusedLiteral(target, o.allowPrivate ?? privateDestinationsAllowed());
+  if (literal) return Promise.reject(new SendError('refused', literal.message));
   const request = target.protocol === 'https:' ? httpsRequest : httpRequest;
   return new Promise<SendResult>((resolve, reject) => {
     let settled = false;
