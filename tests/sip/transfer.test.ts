@@ -242,11 +242,10 @@ if (MISSING) {
     let refersBeforeWarm = 0;
     beforeEach(() => (refersBeforeWarm = refers.length));
 
-    const CHROMIUM_MISSING = missingTool('chromium');
-    (CHROMIUM_MISSING && !process.env['CI'] ? it.skip : it)(`the web phone in Chromium is transferred to a SIP phone: the phone hears the caller and the page hears the phone${CHROMIUM_MISSING ? ` (${CHROMIUM_MISSING})` : ''}`, async () => {
-      if (CHROMIUM_MISSING) throw new Error(CHROMIUM_MISSING);
+    /** The direct WebRTC door on the harness's stores, with tools and the SIP door's dialer; a call URL `slug` for tenant xfer. */
+    async function webDoor(slug: string, ports: { min: number; max: number }): Promise<{ door: WebRtcDoor; cache: TenantCache }> {
       const cache = new TenantCache(sip.tenants, sip.redis, { prefix: sip.prefix });
-      await sip.callUrls.create({ slug: 'xfer-page', tenantId: 'xfer' });
+      await sip.callUrls.create({ slug, tenantId: 'xfer' });
       const door = new WebRtcDoor({
         tokens: sip.tokens,
         tenants: cache,
@@ -260,10 +259,17 @@ if (MISSING) {
         prompts: new PromptCache(),
         createVad: () => createVad(),
         clock: sharedMediaClock(),
-        endpoint: { portRange: { min: 38600, max: 38699 } },
+        endpoint: { portRange: ports },
         tools: new ToolBoxes({ allowPrivate: true }),
         transferDialer: () => sip.gateway.transferDialer,
       });
+      return { door, cache };
+    }
+
+    const CHROMIUM_MISSING = missingTool('chromium');
+    (CHROMIUM_MISSING && !process.env['CI'] ? it.skip : it)(`the web phone in Chromium is transferred to a SIP phone: the phone hears the caller and the page hears the phone${CHROMIUM_MISSING ? ` (${CHROMIUM_MISSING})` : ''}`, async () => {
+      if (CHROMIUM_MISSING) throw new Error(CHROMIUM_MISSING);
+      const { door, cache } = await webDoor('xfer-page', { min: 38600, max: 38699 });
       const api = await buildAdminApp({ redis: sip.redis, prefix: sip.prefix, secrets: new SecretBox(randomBytes(32)), adminToken: 'c'.repeat(32), webrtc: door });
       await api.listen({ host: '127.0.0.1', port: 0 });
       const base = `http://127.0.0.1:${(api.server.address() as { port: number }).port}`;
@@ -294,25 +300,7 @@ if (MISSING) {
     }, 60_000);
 
     it('a web caller (direct WebRTC door) is transferred to a SIP phone: the gateway dials it and bridges Opus to G.711', async () => {
-      const cache = new TenantCache(sip.tenants, sip.redis, { prefix: sip.prefix });
-      await sip.callUrls.create({ slug: 'xfer-web', tenantId: 'xfer' });
-      const door = new WebRtcDoor({
-        tokens: sip.tokens,
-        tenants: cache,
-        limiter: sip.limiter,
-        records: sip.records,
-        providers: new ProviderRegistry({
-          stt: { pocketsphinx: () => new FakeStt({ transcripts: ['a person please'] }) },
-          llm: { scripted: () => new TransferBot() },
-          tts: { flite: () => new FakeTts({ msPerChar: 30 }) },
-        }),
-        prompts: new PromptCache(),
-        createVad: () => createVad(),
-        clock: sharedMediaClock(),
-        endpoint: { portRange: { min: 38500, max: 38599 } },
-        tools: new ToolBoxes({ allowPrivate: true }),
-        transferDialer: () => sip.gateway.transferDialer,
-      });
+      const { door, cache } = await webDoor('xfer-web', { min: 38500, max: 38599 });
       const peer = new BrowserPeer({ name: 'web-caller', dataChannel: true, sampleRate: 16000 });
       try {
         const { token } = await sip.tokens.issue('xfer-web', {});
