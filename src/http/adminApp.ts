@@ -116,6 +116,7 @@ export async function buildAdminApp(options: AdminAppOptions): Promise<AdminApp>
       await options.invalidate?.(tenantId);
     },
     previewSpeech: options.previewSpeech ?? (ownPreviewPool as FliteWorkerPool),
+    publicBaseUrl: options.publicBaseUrl,
   };
 
   const app = createFastify(options.logger ?? rootLogger);

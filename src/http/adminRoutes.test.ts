@@ -25,7 +25,11 @@ describe('admin API: call URLs', () => {
     expect(created.status).toBe(201);
     expect(created.body).toMatchObject({ slug: 'spring-sale', tenantId: 'acme', url: 'https://calls.example.com/c/spring-sale', uses: 0, maxUses: 5 });
     const random = await t.call('POST', '/v1/tenants/acme/call-urls', {});
-    expect(random.body!['slug']).toMatch(/^[A-Za-z0-9_-]{22}$/);
+    expect(random.body!['slug']).toMatch(/^[A-Za-z0-9]{22}$/);
+    expect(random.body).toMatchObject({
+      url: `https://calls.example.com/c/${String(random.body!['slug'])}`,
+      embed: `<script src="https://calls.example.com/widget.js" data-call-url="${String(random.body!['slug'])}" async></script>`,
+    });
     expect((await t.call('GET', '/v1/tenants/acme/call-urls/spring-sale')).body).toMatchObject({ variables: { name: 'Sam' } });
     const list = await t.call('GET', '/v1/tenants/acme/call-urls');
     expect((list.body as unknown as { slug: string }[]).map((u) => u.slug).sort()).toEqual([random.body!['slug'], 'spring-sale'].sort());
@@ -35,6 +39,22 @@ describe('admin API: call URLs', () => {
     expect((await t.call('DELETE', '/v1/tenants/acme/call-urls/spring-sale')).status).toBe(204);
     expect((await t.call('GET', '/v1/tenants/acme/call-urls/spring-sale')).body!['code']).toBe('CG_CALL_URL_NOT_FOUND');
     expect(t.invalidated).toEqual(['acme', 'acme', 'acme', 'acme']);
+  });
+
+  it('gives absolute URLs on the address the request came to when PUBLIC_BASE_URL is not set', async () => {
+    const bare = await startAdminApp();
+    try {
+      expect((await bare.call('POST', '/v1/tenants', { id: 'acme', displayName: 'Acme' })).status).toBe(201);
+      const created = await bare.call('POST', '/v1/tenants/acme/call-urls', {});
+      expect(created.status).toBe(201);
+      const slug = String(created.body!['slug']);
+      expect(created.body).toMatchObject({ url: `${bare.base}/c/${slug}`, embed: `<script src="${bare.base}/widget.js" data-call-url="${slug}" async></script>` });
+      expect(((await bare.call('GET', '/v1/tenants/acme/call-urls')).body as unknown as { url: string }[])[0]!.url).toBe(`${bare.base}/c/${slug}`);
+      expect((await bare.call('GET', `/v1/tenants/acme/call-urls/${slug}`)).body!['url']).toBe(`${bare.base}/c/${slug}`);
+      expect((await bare.call('PATCH', `/v1/tenants/acme/call-urls/${slug}`, { enabled: false })).body!['url']).toBe(`${bare.base}/c/${slug}`);
+    } finally {
+      await bare.close();
+    }
   });
 
   it('refuses invalid call URLs, a body naming another tenant, and an unknown tenant', async () => {

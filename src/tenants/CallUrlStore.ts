@@ -26,9 +26,26 @@ export const defaultCallUrlStoreOptions = {
   publicBaseUrl: '',
 } as const satisfies CallUrlStoreOptions;
 
-/** 16 random bytes = 128 bits, 22 base64url characters: not guessable, short enough to paste. */
-const TOKEN_BYTES = 16;
-/** A URL's id: 16 random bytes too, so two URLs never share one however often a slug is re-made. */
+const SLUG_ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
+/** 22 characters of 62: 131 bits, as unguessable as 16 bytes. */
+const SLUG_CHARS = 22;
+
+/**
+ * A random slug of letters and digits only. base64url would be shorter to make, but its `-` and `_`
+ * can start or end a slug, where a mail client or chat app cuts the link or a reader misses them.
+ * Bytes of 248 and above are skipped so every character is equally likely (248 = 4 × 62).
+ */
+export function randomSlug(): string {
+  let slug = '';
+  while (slug.length < SLUG_CHARS) {
+    for (const byte of randomBytes(SLUG_CHARS)) {
+      if (byte < 248 && slug.length < SLUG_CHARS) slug += SLUG_ALPHABET[byte % 62];
+    }
+  }
+  return slug;
+}
+
+/** A URL's id: 16 random bytes (22 base64url characters), so two URLs never share one however often a slug is re-made. */
 const ID_BYTES = 16;
 
 /**
@@ -186,7 +203,7 @@ export class CallUrlStore {
   /** Creates a call URL with a new id; without a slug, a random 22-character token is made. The tenant must exist. */
   async create(input: CallUrlInput): Promise<CallUrlView> {
     const parsed = parseOrThrow(callUrlSchema, input, 'call URL');
-    const slug = parsed.slug ?? randomBytes(TOKEN_BYTES).toString('base64url');
+    const slug = parsed.slug ?? randomSlug();
     const stored = toStored({ ...parsed, slug }, randomBytes(ID_BYTES).toString('base64url'), new Date().toISOString());
     const k = this.#keys;
     try {

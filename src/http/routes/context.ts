@@ -27,6 +27,8 @@ export interface RouteContext {
    * on the main thread a preview would stall every live call's 20 ms media clock.
    */
   readonly previewSpeech: PreviewSpeech;
+  /** PUBLIC_BASE_URL: where call URLs point. Unset: the scheme and host each request came to. */
+  readonly publicBaseUrl: string | undefined;
 }
 
 /** What the greeting preview needs from a FliteWorkerPool (a bench swaps in the old main-thread path). */
