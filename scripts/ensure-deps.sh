@@ -85,7 +85,8 @@ if [ "$(cat node_modules/.callgate-lock-hash 2>/dev/null)" != "$lock_hash" ]; th
   # try to download GPU files from outside the npm registry. Offline that fails, and npm then
   # silently leaves the optional package out.
   export ONNXRUNTIME_NODE_INSTALL=skip
-  if ! npm ci --no-audit --no-fund >>"$LOG" 2>&1; then
+  # --loglevel=warn: the project's .npmrc silences npm, and this log must hold its reasons when it fails.
+  if ! npm ci --no-audit --no-fund --loglevel=warn >>"$LOG" 2>&1; then
     echo "ensure-deps: npm ci failed; its output:" >&2
     tail -n 40 "$LOG" >&2
     exit 1

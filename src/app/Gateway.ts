@@ -59,6 +59,27 @@ export interface GatewayStatus {
 /** How long the agents' shutdown goodbyes may take before the lines are cut (a sentence and the BYE). */
 const SHUTDOWN_GOODBYE_MS = 10_000;
 
+export interface GatewayStartInfo {
+  /** The Redis URL, password removed. */
+  readonly redis: string;
+  /** A redis-server of our own was started (no REDIS_URL, nothing on 127.0.0.1:6379). */
+  readonly redisStarted: boolean;
+  readonly prefix: string;
+  /** The demo seed: what it made, what was already there, and the demo tenant's providers now. */
+  readonly demo?: { readonly made: readonly string[]; readonly kept: readonly string[]; readonly providers: { readonly stt?: string | readonly string[]; readonly llm?: string | readonly string[]; readonly tts?: string | readonly string[] } | undefined };
+}
+
+/** A Redis URL fit to print: its password (and user) dropped. */
+export function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '***';
+    return u.toString().replace(/\/$/, '');
+  } catch {
+    return '(not a URL)';
+  }
+}
+
 export class Gateway {
   readonly metrics = new Registry();
   private readonly log: Logger;
@@ -85,6 +106,8 @@ export class Gateway {
   metricsUrl = '';
   /** Where the admin token was written when it was generated (never logged itself). */
   adminTokenFile: string | undefined;
+  /** What start() connected to and changed, for the start banner. */
+  startInfo: GatewayStartInfo = { redis: '', redisStarted: false, prefix: '' };
 
   constructor(
     readonly config: GatewayConfig,
@@ -119,11 +142,14 @@ export class Gateway {
     this.reaper.unref();
     const cache = (this.cache = new TenantCache(tenants, redis, { prefix }));
     await cache.start();
-    if (c.seedDemo) {
+    this.startInfo = { redis: redactUrl(redisUrl), redisStarted: this.embeddedRedis?.process !== undefined, prefix };
+    if (c.seedDemo && c.demoWriter) {
       const providers = demoProviders(c.cloud);
-      await seedDemoTenant({ tenants, callUrls, numbers }, providers);
-      await cache.invalidate('demo');
-      this.log.info({ providers }, 'demo tenant ready');
+      const demo = await seedDemoTenant({ tenants, callUrls, numbers }, { providers, sip: c.drachtio !== undefined });
+      if (demo.made.length > 0) await cache.invalidate('demo');
+      const current = await tenants.get('demo').catch(() => undefined);
+      this.startInfo = { ...this.startInfo, demo: { made: demo.made, kept: demo.kept, providers: current?.providers } };
+      this.log.info({ made: demo.made, kept: demo.kept }, demo.made.length > 0 ? 'demo objects created' : 'demo objects already there, left unchanged');
     }
 
     collectDefaultMetrics({ register: this.metrics, prefix: 'callgate_' });
@@ -215,6 +241,7 @@ export class Gateway {
       invalidate: (id) => cache.invalidate(id),
       logger: this.log,
       ...(c.publicBaseUrl ? { publicBaseUrl: c.publicBaseUrl } : {}),
+      ...(c.seedDemo ? { demoSlug: 'demo' } : {}),
       webrtc: {
         answer: (offer) => {
           if (this.draining) return Promise.reject(new CallgateError('CG_DRAINING'));

@@ -65,8 +65,9 @@ export async function runPrimary(config: GatewayConfig, workers: number, log: Lo
   const up = new Promise<{ url: string; metricsUrl: string }>((resolve) => (allReady = resolve));
 
   const fork = (index: number): Worker => {
-    // Only the first worker writes the demo tenant: the others would race it for nothing.
-    const worker = cluster.fork({ ...env, CALLGATE_WORKER_INDEX: String(index), ...(index > 0 ? { CALLGATE_SEED_DEMO: '0' } : {}) });
+    // Only the first worker writes the demo tenant: the others would race it for nothing (they still
+    // serve it: its landing link, warm-up and metrics).
+    const worker = cluster.fork({ ...env, CALLGATE_WORKER_INDEX: String(index), ...(index > 0 ? { CALLGATE_DEMO_WRITER: '0' } : {}) });
     worker.on('message', (m: ToPrimary) => {
       if (m.type === 'callgate:ready') {
         ready.set(index, m.url);

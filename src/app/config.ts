@@ -68,8 +68,14 @@ export interface GatewayConfig {
   readonly cloud: CloudEnv;
   /** On SIGTERM, how long calls in progress may go on before the agent says goodbye and hangs up. */
   readonly drainTimeoutMs: number;
-  /** Write the demo tenant (Joe's Pizza at /c/demo) at start. */
+  /**
+   * The demo (Joe's Pizza at /c/demo): made at start when absent, never changed when there (an
+   * operator's edits stay), its loopback trunk and number only with the SIP door. Off: `--no-demo` or
+   * CALLGATE_SEED_DEMO=0.
+   */
   readonly seedDemo: boolean;
+  /** This process writes the demo objects (when absent); in a cluster only the first worker does. */
+  readonly demoWriter: boolean;
   /**
    * Tenants whose greeting and fixed phrases are made before /readyz says ready (the demo tenant too
    * when seeded), so their first call after a start does not wait for TTS. Others' are made on their first call.
@@ -109,6 +115,8 @@ export const defaultGatewayConfig = {
   webrtcConnectTimeoutMs: defaultWebRtcDoorOptions.connectTimeoutMs,
   webrtcPendingPerIp: defaultWebRtcDoorOptions.maxPendingPerAddress,
   seedDemo: true,
+  /** One process, or the first of a cluster's workers (src/app/cluster.ts sets CALLGATE_DEMO_WRITER=0 on the rest). */
+  demoWriter: true,
   /** Loopback, as the HTTP server: carriers on other hosts need the operator to name an interface. */
   rtpengineInterface: defaultRtpengineProcessOptions.address,
   /** 30000–30999, RtpengineProcess's own: clear of 20000–29999, which our agent legs use. */
@@ -212,6 +220,7 @@ export function gatewayConfigFromEnv(env: NodeJS.ProcessEnv = process.env): Gate
     cloud: cloudEnvFrom(env),
     drainTimeoutMs: intFrom(env, 'DRAIN_TIMEOUT_MS', defaultGatewayConfig.drainTimeoutMs, 0, 3_600_000),
     seedDemo: env['CALLGATE_SEED_DEMO'] !== '0',
+    demoWriter: env['CALLGATE_DEMO_WRITER'] !== '0',
     warmTenants: (env['CALLGATE_WARM_TENANTS'] ?? '').split(',').map((id) => id.trim()).filter((id) => id !== ''),
     callLeaseMs: intFrom(env, 'CALLGATE_CALL_LEASE_MS', defaultGatewayConfig.callLeaseMs, 3000, 600_000),
     metricsToken: metricsTokenFrom(env),

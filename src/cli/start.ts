@@ -6,34 +6,21 @@
  * SIGTERM or Ctrl-C drains calls in progress and exits 0.
  */
 import cluster from 'node:cluster';
-import { relative } from 'node:path';
 import { runPrimary, workerBridge, workerCount } from '../app/cluster.js';
 import { gatewayConfigFromEnv, type GatewayConfig } from '../app/config.js';
 import { Gateway } from '../app/Gateway.js';
 import { installProcessGuards } from '../app/processGuards.js';
 import { rootLogger } from '../log.js';
+import { bannerLines, type BannerInput } from './banner.js';
 
-const config = gatewayConfigFromEnv();
+// `npm start -- --no-demo` (or CALLGATE_SEED_DEMO=0): no demo tenant, call URL, number or trunk.
+const fromEnv = gatewayConfigFromEnv();
+const config: GatewayConfig = process.argv.includes('--no-demo') ? { ...fromEnv, seedDemo: false } : fromEnv;
 installProcessGuards(rootLogger);
 const workers = workerCount();
 
-function banner(c: GatewayConfig, url: string, adminTokenFile: string | undefined, processes: number, metricsUrl?: string): void {
-  const base = c.publicBaseUrl ?? `http://localhost:${new URL(url).port}`;
-  // Who may scrape it (src/app/metricsEndpoint.ts); the token itself is never printed.
-  const metrics = c.metricsPort === undefined ? `${base}/metrics` : (metricsUrl ?? `http://${c.metricsHost}:${c.metricsPort}/metrics`);
-  const metricsAccess = c.metricsToken ? 'bearer METRICS_TOKEN' : c.metricsPort !== undefined ? 'its own port' : 'from this host only';
-  const lines = [
-    '',
-    `  callgate is running (${processes === 1 ? 'one process' : `${processes} worker processes`})`,
-    `  web phone (demo agent):  ${base}/c/demo`,
-    `  API docs:                ${base}/docs`,
-    `  health:                  ${base}/healthz, ${base}/readyz`,
-    `  metrics:                 ${metrics} (${metricsAccess})`,
-    adminTokenFile ? `  admin token:             in ${relative(process.cwd(), adminTokenFile)} (set CALLGATE_ADMIN_TOKEN to choose one)` : '  admin token:             CALLGATE_ADMIN_TOKEN',
-    c.drachtio ? `  SIP door:                drachtio-server at ${c.drachtio.host}:${c.drachtio.port}` : '  SIP door:                off (set DRACHTIO_HOST and DRACHTIO_SECRET)',
-    '',
-  ];
-  process.stdout.write(`${lines.join('\n')}\n`);
+function banner(input: BannerInput): void {
+  process.stdout.write(`${bannerLines(input).join('\n')}\n`);
 }
 
 function onSignals(stop: () => Promise<unknown>): void {
@@ -57,7 +44,7 @@ function onSignals(stop: () => Promise<unknown>): void {
 if (workers > 1 && cluster.isPrimary) {
   const log = rootLogger.child({ role: 'primary' });
   const primary = await runPrimary(config, workers, log);
-  banner(config, primary.url, primary.adminTokenFile, workers, primary.metricsUrl);
+  banner({ config, url: primary.url, adminTokenFile: primary.adminTokenFile, processes: workers, metricsUrl: primary.metricsUrl });
   onSignals(() => primary.stop());
 } else {
   const inCluster = cluster.isWorker;
@@ -73,6 +60,6 @@ if (workers > 1 && cluster.isPrimary) {
     process.exit(1);
   }
   if (bridge) bridge.ready(gateway.url, gateway.metricsUrl);
-  else banner(config, gateway.url, gateway.adminTokenFile, 1, gateway.metricsUrl);
+  else banner({ config, url: gateway.url, adminTokenFile: gateway.adminTokenFile, processes: 1, metricsUrl: gateway.metricsUrl, info: gateway.startInfo });
   onSignals(() => gateway.stop());
 }

@@ -25,6 +25,7 @@ import { callUrlRoutes } from './routes/callUrls.js';
 import type { OutboundDialer, PreviewSpeech, RouteContext, WebRtcAnswerer } from './routes/context.js';
 import { webrtcRoutes, type WebRtcRouteOptions } from './routes/webrtc.js';
 import { webPhoneRoutes, type WebPhoneOptions } from './webPhone.js';
+import { landingRoutes } from './landing.js';
 import { keyRoutes } from './routes/keys.js';
 import { numberRoutes } from './routes/numbers.js';
 import { tenantRoutes } from './routes/tenants.js';
@@ -65,6 +66,8 @@ export interface AdminAppOptions {
    * one-worker flite pool on the first preview and closes it with the app.
    */
   readonly previewSpeech?: PreviewSpeech;
+  /** The call URL the landing page's "Try the demo call" opens (`demo` when the demo tenant is seeded); none: no such link. */
+  readonly demoSlug?: string;
 }
 
 /** Shortest admin token accepted: a guessable token would open every tenant. */
@@ -174,6 +177,7 @@ export async function buildAdminApp(options: AdminAppOptions): Promise<AdminApp>
   callTokenRoutes(app, new CallTokenStore(redis, { prefix, ...stripUndefined({ ttlMs: options.callTokens?.ttlMs }) }), options.callTokens);
   if (options.webrtc) webrtcRoutes(app, options.webrtc, options.webrtcRoute);
   webPhoneRoutes(app, ctx, options.webPhone);
+  landingRoutes(app, { demoSlug: options.demoSlug, publicBaseUrl: options.publicBaseUrl });
   // The record store listens on the shared client for reconnects; it must stop when the app does.
   app.addHook('onClose', async () => {
     await ctx.records.close();

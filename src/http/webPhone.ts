@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
+import { escapeHtml } from '../util/html.js';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { build } from 'esbuild';
 import { CallgateError, isCallgateError } from '../errors.js';
@@ -14,21 +15,24 @@ import { setPagePolicy, type ContentSecurityPolicy } from './securityHeaders.js'
  * `GET /web-phone/app.js` serves the script, bundled from web-phone/src by esbuild once per process
  * (about 20 ms; no build step to forget, nothing generated in the repository), and
  * `GET /web-phone/app.css` its styles (a file rather than an inline <style>, so the page's CSP needs
- * no 'unsafe-inline').
+ * no 'unsafe-inline'), and `GET /widget.js` the call button other websites embed.
  */
 const SOURCE_DIR = fileURLToPath(new URL('../../web-phone/src/', import.meta.url));
 
-let bundle: Promise<{ js: string; css: string }> | undefined;
+let bundle: Promise<{ js: string; css: string; widget: string }> | undefined;
 
-export function webPhoneBundle(): Promise<{ js: string; css: string }> {
+export function webPhoneBundle(): Promise<{ js: string; css: string; widget: string }> {
   bundle ??= (async () => {
-    const out = await build({ entryPoints: [`${SOURCE_DIR}app.ts`], bundle: true, write: false, format: 'iife', target: 'es2020', minify: true, logLevel: 'silent' });
-    return { js: out.outputFiles[0]!.text, css: await readFile(`${SOURCE_DIR}style.css`, 'utf8') };
+    const compile = async (entry: string): Promise<string> => {
+      const out = await build({ entryPoints: [`${SOURCE_DIR}${entry}`], bundle: true, write: false, format: 'iife', target: 'es2020', minify: true, logLevel: 'silent' });
+      return out.outputFiles[0]!.text;
+    };
+    const [js, widget, css] = await Promise.all([compile('app.ts'), compile('widget.ts'), readFile(`${SOURCE_DIR}style.css`, 'utf8')]);
+    return { js, css, widget };
   })();
   return bundle;
 }
 
-const escapeHtml = (s: string): string => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
 function page(title: string, body: string): string {
   return `<!doctype html>
@@ -63,10 +67,10 @@ export const defaultWebPhoneOptions = {
 } as const satisfies WebPhoneOptions;
 
 /**
- * Who may frame a page of a call URL: this origin always (only callgate's own pages live here), plus
- * each of the URL's `allowedOrigins` — the sites meant to embed its phone. A URL that lists none, and
- * the pages for links that do not exist, embed nowhere else. Origins are re-serialised (scheme, host,
- * port) and only http(s) ones kept, so nothing stored can add a directive to the header.
+ * Who may frame a page of a call URL: a URL that lists `allowedOrigins` is framed by those sites (and
+ * this origin) only; one that lists none by any site — a call button on any website is what such a URL
+ * is for (the embed snippet, web-phone/src/widget.ts). Origins are re-serialised (scheme, host, port)
+ * and only http(s) ones kept, so nothing stored can add a directive to the header.
  */
 export function frameAncestors(allowedOrigins: readonly string[] = []): string[] {
   const origins = new Set<string>();
@@ -74,6 +78,7 @@ export function frameAncestors(allowedOrigins: readonly string[] = []): string[]
     const origin = normalizeOrigin(o);
     if (origin && /^https?:\/\//.test(origin)) origins.add(origin);
   }
+  if (allowedOrigins.length === 0) return ['*'];
   return ["'self'", ...origins];
 }
 
@@ -195,6 +200,13 @@ export function webPhoneRoutes(app: FastifyInstance, ctx: Pick<RouteContext, 'ca
     config: { access: 'public' },
     schema: { hide: true },
     handler: async (_request, reply) => reply.type('text/javascript; charset=utf-8').header('cache-control', 'no-cache').send((await webPhoneBundle()).js),
+  });
+  // The call button for other websites (web-phone/src/widget.ts). A classic <script src> on another
+  // origin needs no CORS header; the type and nosniff make it run only as the script it is.
+  app.get('/widget.js', {
+    config: { access: 'public' },
+    schema: { hide: true },
+    handler: async (_request, reply) => reply.type('text/javascript; charset=utf-8').header('cache-control', 'public, max-age=300').send((await webPhoneBundle()).widget),
   });
   app.get('/web-phone/app.css', {
     config: { access: 'public' },

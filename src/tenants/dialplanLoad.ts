@@ -13,6 +13,10 @@ export interface DialplanStores {
 export interface LoadSummary {
   readonly created: number;
   readonly updated: number;
+  /** What was made, as `tenant demo`, `call URL demo`, `number +15005550100`, `trunk local-test`. */
+  readonly made: readonly string[];
+  /** What was already there and, with `onlyMissing`, left as it was. */
+  readonly kept: readonly string[];
   /** Tenants whose caches must be dropped everywhere. */
   readonly tenantIds: readonly string[];
 }
@@ -23,9 +27,20 @@ export interface LoadSummary {
  * what the files do not mention, and leaves alone what only the API sets (provider keys, use counts).
  * Call `checkDialplans` first: a set with any problem must load nothing.
  */
-export async function loadDialplans(dialplans: readonly CheckedDialplan[], stores: DialplanStores): Promise<LoadSummary> {
+export interface LoadOptions {
+  /**
+   * Create only what is absent and change nothing that exists: for the demo seeded at start, which
+   * must never undo an operator's edits (or write over a tenant of the same name on a shared Redis).
+   */
+  readonly onlyMissing?: boolean;
+}
+
+export async function loadDialplans(dialplans: readonly CheckedDialplan[], stores: DialplanStores, options: LoadOptions = {}): Promise<LoadSummary> {
   let created = 0;
   let updated = 0;
+  const made: string[] = [];
+  const kept: string[] = [];
+  let what = '';
   const upsert = async (exists: () => Promise<unknown>, create: () => Promise<unknown>, update: () => Promise<unknown>, missing: ErrorCode): Promise<void> => {
     const found = await exists().then(
       () => true,
@@ -34,16 +49,21 @@ export async function loadDialplans(dialplans: readonly CheckedDialplan[], store
         throw err;
       },
     );
-    if (found) {
+    if (found && options.onlyMissing) {
+      kept.push(what);
+    } else if (found) {
       await update();
       updated++;
+      kept.push(what);
     } else {
       await create();
       created++;
+      made.push(what);
     }
   };
   const all = dialplans.map((d) => d.dialplan);
   for (const trunk of all.flatMap((d) => d.trunks)) {
+    what = `trunk ${trunk.name}`;
     await upsert(
       () => stores.numbers.getTrunk(trunk.name),
       () => stores.numbers.createTrunk(trunk),
@@ -55,6 +75,7 @@ export async function loadDialplans(dialplans: readonly CheckedDialplan[], store
   const tenantIds: string[] = [];
   for (const { callUrls, numbers, ...tenant } of all.flatMap((d) => d.tenants)) {
     tenantIds.push(tenant.id);
+    what = `tenant ${tenant.id}`;
     await upsert(
       () => stores.tenants.get(tenant.id),
       () => stores.tenants.create(tenant),
@@ -65,6 +86,7 @@ export async function loadDialplans(dialplans: readonly CheckedDialplan[], store
       // checkDialplans requires a slug in dialplans: a random token would be new on every load.
       const slug = url.slug!;
       const { slug: _slug, ...fields } = url;
+      what = `call URL ${slug}`;
       await upsert(
         () => stores.callUrls.get(slug),
         () => stores.callUrls.create({ ...url, tenantId: tenant.id }),
@@ -73,6 +95,7 @@ export async function loadDialplans(dialplans: readonly CheckedDialplan[], store
       );
     }
     for (const n of numbers) {
+      what = `number ${n.number}`;
       await upsert(
         () => stores.numbers.getNumber(n.number),
         () => stores.numbers.createNumber({ ...n, tenantId: tenant.id }),
@@ -81,5 +104,5 @@ export async function loadDialplans(dialplans: readonly CheckedDialplan[], store
       );
     }
   }
-  return { created, updated, tenantIds };
+  return { created, updated, made, kept, tenantIds };
 }

@@ -286,7 +286,7 @@ export const callUrlSchema = object({
   expiresAt: z.iso.datetime({ offset: true }).optional(),
   /** Calls the URL may start; unlimited when absent. */
   maxUses: z.number().int().min(1).optional(),
-  /** Page origins allowed to start calls with it (CORS / Origin check); any when empty. */
+  /** Sites allowed to start calls with it and to embed its phone (Origin check, CSP frame-ancestors); any when empty. */
   allowedOrigins: z.array(z.url().refine(wellFormed, WELL_FORMED)).default([]),
   enabled: z.boolean().default(true),
 });

@@ -108,7 +108,7 @@ describe("what the image runs: the compiled gateway under plain node", () => {
     let out = '';
     proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
     proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-    const base = await pollUntil(() => /web phone \(demo agent\):\s+(http:\/\/localhost:\d+)\/c\/demo/.exec(out)?.[1], (v) => v !== undefined || proc!.exitCode !== null, 30_000);
+    const base = await pollUntil(() => /callgate is running at (http:\/\/localhost:\d+)/.exec(out)?.[1], (v) => v !== undefined || proc!.exitCode !== null, 30_000);
     if (!base) throw new Error(`no start banner; output:\n${out}`);
     expect((await fetch(`${base}/readyz`)).status).toBe(200);
     expect((await fetch(`${base}/web-phone/app.js`)).status).toBe(200);

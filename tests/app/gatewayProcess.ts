@@ -27,12 +27,17 @@ export class GatewayProcesses {
 
   constructor(private readonly env: Record<string, string>) {}
 
-  async start(env: Record<string, string> = {}): Promise<GatewayProcess> {
+  /**
+   * `args`: what follows `npm start --` (`--no-demo`). `viaNpm`: through `npm start` itself (its
+   * prestart hook and npm's own output included), as a newcomer runs it.
+   */
+  async start(env: Record<string, string> = {}, args: readonly string[] = [], viaNpm = false): Promise<GatewayProcess> {
     const dataDir = await mkdtemp(join(tmpdir(), 'callgate-start-'));
     this.dirs.push(dataDir);
     // As `npm start` runs it: one node process with tsx's loader (not tsx's CLI, whose signal relay
     // SIGKILLs a child that is busy for 30 ms when SIGTERM comes, so the gateway would not drain).
-    const proc = spawn(process.execPath, ['--import', 'tsx', 'src/cli/start.ts'], {
+    const [command, argv] = viaNpm ? ['npm', ['start', '--', ...args]] : [process.execPath, ['--import', 'tsx', 'src/cli/start.ts', ...args]];
+    const proc = spawn(command, argv, {
       cwd: ROOT,
       env: { ...process.env, VITEST: '', LOG_LEVEL: 'info', HTTP_HOST: '127.0.0.1', HTTP_PORT: '0', CALLGATE_DATA_DIR: dataDir, ...this.env, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -40,7 +45,7 @@ export class GatewayProcesses {
     let out = '';
     proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
     proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-    const base = await pollUntil(() => /web phone \(demo agent\):\s+(http:\/\/localhost:\d+)\/c\/demo/.exec(out)?.[1], (v) => v !== undefined || proc.exitCode !== null, 30_000);
+    const base = await pollUntil(() => /callgate is running at (http:\/\/localhost:\d+)/.exec(out)?.[1], (v) => v !== undefined || proc.exitCode !== null, 30_000);
     if (!base) throw new Error(`no start banner; output:\n${out}`);
     const r = { proc, base, output: () => out, dataDir };
     this.running.push(r);

@@ -5,12 +5,13 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { defaultAgentConfig } from '../../src/agent/AgentConfig.js';
 import { localRedis } from '../../src/app/localRedis.js';
-import { connectRedis, deletePrefix, testPrefix } from '../../src/tenants/redisClient.js';
+import { connectRedis, deletePrefix, keys, testPrefix } from '../../src/tenants/redisClient.js';
 import { BrowserPeer } from '../../src/webrtc/testing/BrowserPeer.js';
 import { startDrachtio, type RunningDrachtio } from '../../src/sip/testing/DrachtioProcess.js';
 import { createSocket } from 'node:dgram';
 import { descendants, exitOf, GatewayProcesses, type GatewayProcess } from './gatewayProcess.js';
 import { describeWith } from '../support/tools.js';
+import { duplicateKeys } from '../support/duplicateKeys.js';
 import { asks, DEMO, hears, SPEECH_MATCH } from '../support/heard.js';
 import { pollUntil, within } from '../../src/util/testing/wait.js';
 
@@ -23,12 +24,19 @@ const prefix = testPrefix();
 const gateways = new GatewayProcesses({ CALLGATE_REDIS_PREFIX: prefix });
 const start = (env: Record<string, string> = {}): Promise<GatewayProcess> => gateways.start(env);
 const dirs: string[] = [];
+/** Prefixes of tests that need a Redis of their own (a demo made by an earlier test would be kept). */
+const ownPrefixes: string[] = [];
+const ownPrefix = (): string => {
+  const p = testPrefix();
+  ownPrefixes.push(p);
+  return p;
+};
 
 afterAll(async () => {
   // A failed test must not leave a gateway (or its rtpengine) running.
   await gateways.stopAll();
   const redis = await connectRedis({ prefix });
-  await deletePrefix(redis, prefix);
+  for (const p of [prefix, ...ownPrefixes]) await deletePrefix(redis, p);
   await redis.quit();
   for (const d of dirs) await rm(d, { recursive: true, force: true });
 });
@@ -112,6 +120,10 @@ describeWith(['pocketsphinx'], 'npm start (src/cli/start.ts)', () => {
     }
     expect(await exitOf(gw.proc)).toBe(0);
     expect(gw.output()).toContain('"msg":"stopped"');
+    // One key once per line: pino writes a child's binding again when a child of it binds the same key.
+    const logLines = gw.output().split('\n').filter((l) => l.startsWith('{'));
+    expect(logLines.length).toBeGreaterThan(5);
+    expect(logLines.flatMap((l) => duplicateKeys(l).map((k) => `${k} in ${l}`))).toEqual([]);
     expect(gw.output()).not.toContain('drain deadline reached');
   }, 60_000);
 
@@ -143,7 +155,7 @@ describeWith(['pocketsphinx'], 'npm start (src/cli/start.ts)', () => {
   }, 60_000);
 
   it('with OPENAI_BASE_URL set, the demo tenant answers with the OpenAI-compatible model (offline STT and TTS stay)', async () => {
-    const gw = await start({ OPENAI_BASE_URL: 'http://127.0.0.1:9/v1', CALLGATE_ADMIN_TOKEN: 'admin-token-for-the-start-test-000' });
+    const gw = await start({ OPENAI_BASE_URL: 'http://127.0.0.1:9/v1', CALLGATE_ADMIN_TOKEN: 'admin-token-for-the-start-test-000', CALLGATE_REDIS_PREFIX: ownPrefix() });
     const demo = await fetch(`${gw.base}/v1/tenants/demo`, { headers: { authorization: 'Bearer admin-token-for-the-start-test-000' } });
     expect(((await demo.json()) as { providers: unknown }).providers).toEqual({ stt: 'pocketsphinx', llm: 'openai', tts: 'flite' });
     gw.proc.kill('SIGTERM');
@@ -151,10 +163,75 @@ describeWith(['pocketsphinx'], 'npm start (src/cli/start.ts)', () => {
   }, 60_000);
 });
 
+describeWith(['pocketsphinx'], 'npm start on a Redis an operator already uses (issue 20)', () => {
+  const ADMIN = 'admin-token-for-the-start-test-000';
+  const api = (gw: GatewayProcess, path: string, init: RequestInit = {}): Promise<Response> =>
+    fetch(`${gw.base}${path}`, { ...init, headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json', ...(init.headers as Record<string, string> | undefined) } });
+
+  it("leaves an operator's demo tenant and call URL exactly as they were, and says so; a first start says what it made", async () => {
+    const p = ownPrefix();
+    const first = await start({ CALLGATE_REDIS_PREFIX: p, CALLGATE_ADMIN_TOKEN: ADMIN });
+    expect(first.output()).toMatch(/demo:\s+created tenant demo, call URL demo\n/);
+    expect(first.output()).toContain(`keys under "${p}"`);
+    expect(first.output()).toMatch(/providers:\s+offline/);
+    // The SIP door is off: no trunk trusting 127.0.0.1, no number.
+    expect((await api(first, '/v1/trunks')).status).toBe(200);
+    expect(await (await api(first, '/v1/trunks')).json()).toEqual([]);
+    // The operator makes the demo theirs.
+    expect((await api(first, '/v1/tenants/demo', { method: 'PATCH', body: JSON.stringify({ greeting: 'Welcome to our own pizza place.', voice: 'rms', providers: { llm: 'scripted' } }) })).status).toBe(200);
+    expect((await api(first, '/v1/tenants/demo/call-urls/demo', { method: 'PATCH', body: JSON.stringify({ maxUses: 7 }) })).status).toBe(200);
+    first.proc.kill('SIGTERM');
+    expect(await exitOf(first.proc)).toBe(0);
+    const redis = await connectRedis({ prefix: p });
+    const before = { tenant: await redis.get(keys(p).tenant('demo')), url: await redis.get(keys(p).callUrl('demo')) };
+
+    // Started again, with a cloud model configured this time: nothing of the demo changes.
+    const again = await start({ CALLGATE_REDIS_PREFIX: p, CALLGATE_ADMIN_TOKEN: ADMIN, OPENAI_BASE_URL: 'http://127.0.0.1:9/v1' });
+    try {
+      expect(again.output()).toMatch(/demo:\s+already there, left unchanged \(tenant demo, call URL demo\)/);
+      expect({ tenant: await redis.get(keys(p).tenant('demo')), url: await redis.get(keys(p).callUrl('demo')) }).toEqual(before);
+      expect(before.tenant).toContain('Welcome to our own pizza place.');
+    } finally {
+      await redis.quit();
+      again.proc.kill('SIGTERM');
+      expect(await exitOf(again.proc)).toBe(0);
+    }
+  }, 90_000);
+
+  it('`npm start -- --no-demo`: no npm noise before the banner, nothing written into Redis; the home page and favicon are public, the demo link absent', async () => {
+    const p = ownPrefix();
+    const gw = await gateways.start({ CALLGATE_REDIS_PREFIX: p, CALLGATE_ADMIN_TOKEN: ADMIN }, ['--no-demo'], true);
+    try {
+      // Everything is installed here: the prestart hook says nothing, and npm prints no banner or warning.
+      const beforeBanner = gw.output().slice(0, gw.output().indexOf('callgate is running'));
+      expect(beforeBanner.split('\n').filter((l) => l.trim() !== '' && !l.startsWith('{'))).toEqual([]);
+      expect(gw.output()).toMatch(/demo:\s+off/);
+      expect(gw.output()).not.toContain('/c/demo');
+      const redis = await connectRedis({ prefix: p });
+      // Only what every gateway keeps (webhook queue, limits) may be there: no tenant, URL, number or trunk.
+      const written = await redis.keys(`${p}*`);
+      await redis.quit();
+      expect(written.filter((k) => /:(tenant|callurl|number|trunk):/.test(k.slice(p.length - 1)))).toEqual([]);
+      const home = await fetch(`${gw.base}/`);
+      expect(home.status).toBe(200);
+      expect(home.headers.get('content-type')).toMatch(/^text\/html/);
+      const html = await home.text();
+      expect(html).toContain('callgate');
+      expect(html).not.toContain('href="/c/demo"');
+      const icon = await fetch(`${gw.base}/favicon.ico`);
+      expect(icon.status).toBe(200);
+      expect(icon.headers.get('content-type')).toBe('image/x-icon');
+    } finally {
+      // npm and the gateway under it (npm does not wait for its child on SIGTERM).
+      gateways.kill(gw);
+    }
+  }, 60_000);
+});
+
 describeWith(['pocketsphinx'], 'npm start in cluster mode (CALLGATE_WORKERS)', () => {
   it('runs two workers on one port sharing Redis; /metrics on any of them counts the whole cluster; SIGTERM to the primary drains both and exits 0', async () => {
     const gw = await start({ CALLGATE_WORKERS: '2' });
-    expect(gw.output()).toContain('callgate is running (2 worker processes)');
+    expect(gw.output()).toMatch(/callgate is running at http:\/\/localhost:\d+ \(2 worker processes\)/);
     const origin = gw.base;
     const peers: BrowserPeer[] = [];
     try {

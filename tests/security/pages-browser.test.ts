@@ -85,6 +85,7 @@ if (MISSING) {
       await urls.create({ slug: 'demo', tenantId: 'demo' });
       await urls.create({ slug: 'embeddable', tenantId: 'demo', allowedOrigins: [framerBase] });
       await urls.create({ slug: 'own-origin', tenantId: 'demo', allowedOrigins: [base] });
+      await urls.create({ slug: 'elsewhere', tenantId: 'demo', allowedOrigins: ['https://elsewhere.example'] });
       browser = await launchChromium(await callerWav(CALLER_FIXTURE));
     }, 60_000);
 
@@ -176,10 +177,11 @@ if (MISSING) {
       }
     };
 
-    it("frames a call URL's page on its allowed origin only; /docs nowhere", async () => {
+    it("frames a call URL's page on its allowed origins only, anywhere when it lists none; /docs nowhere", async () => {
       const allowed = await frameState('/c/embeddable');
       expect(allowed).toEqual({ url: `${base}/c/embeddable`, h1: 'Demo Bakery', cspConsole: [] });
-      for (const path of ['/c/demo', '/docs/']) {
+      expect(await frameState('/c/demo')).toEqual({ url: `${base}/c/demo`, h1: 'Demo Bakery', cspConsole: [] });
+      for (const path of ['/c/elsewhere', '/docs/']) {
         const refused = await frameState(path);
         expect(refused.url, path).toMatch(/^chrome-error:/);
         expect(refused.h1, path).not.toBe('Demo Bakery');

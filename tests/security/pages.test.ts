@@ -64,7 +64,7 @@ describe('security headers on every response', () => {
     await api?.close();
   });
 
-  it('the phone page: its script and stylesheet from here, requests to here, framed by this origin only, no inline code', async () => {
+  it('the phone page: its script and stylesheet from here, requests to here, framed anywhere when its URL lists no origins (a call button on any site), no inline code', async () => {
     const page = await get(api.base, '/c/open');
     expect(page.status).toBe(200);
     expect(page.headers['content-type']).toMatch(/^text\/html/);
@@ -75,9 +75,9 @@ describe('security headers on every response', () => {
       'connect-src': ["'self'"],
       'base-uri': ["'none'"],
       'form-action': ["'none'"],
-      'frame-ancestors': ["'self'"],
+      'frame-ancestors': ['*'],
     });
-    expect(page.headers['x-frame-options']).toBe('SAMEORIGIN');
+    expect(page.headers['x-frame-options']).toBeUndefined();
     expect(page.headers['x-content-type-options']).toBe('nosniff');
     expect(page.headers['referrer-policy']).toBe('same-origin');
     // Nothing inline that the policy would have to allow: no <style>, no style="", every <script> a file.
@@ -105,9 +105,34 @@ describe('security headers on every response', () => {
     const missing = await get(api.base, '/c/nope');
     expect(missing.status).toBe(404);
     expect(missing.body).toContain('no call link');
-    expect(csp(missing)['frame-ancestors']).toEqual(["'self'"]);
+    // A call button whose link is gone shows why in its frame, wherever it is.
+    expect(csp(missing)['frame-ancestors']).toEqual(['*']);
     expect(csp(missing)['script-src']).toBeUndefined();
-    expect(missing.headers['x-frame-options']).toBe('SAMEORIGIN');
+    expect(missing.headers['x-frame-options']).toBeUndefined();
+  });
+
+  it('the home page, favicon, admin walkthrough and call button script are public, with their own types and no framing of the home page', async () => {
+    const home = await get(api.base, '/');
+    expect(home.status).toBe(200);
+    expect(home.headers['content-type']).toMatch(/^text\/html/);
+    expect(csp(home)['frame-ancestors']).toEqual(["'none'"]);
+    expect(csp(home)['script-src']).toBeUndefined();
+    expect(home.body).toContain('/docs');
+    expect(home.body).toContain('/guide/admin');
+    expect(home.body).toContain('/healthz');
+    expect(home.body).toContain('/metrics');
+    expect(home.body).toContain('/widget.js');
+    const icon = await get(api.base, '/favicon.ico');
+    expect(icon.status).toBe(200);
+    expect(icon.headers['content-type']).toBe('image/x-icon');
+    const guide = await get(api.base, '/guide/admin');
+    expect(guide.status).toBe(200);
+    expect(guide.headers['content-type']).toMatch(/^text\/plain/);
+    expect(guide.body).toContain('curl');
+    const widget = await get(api.base, '/widget.js');
+    expect(widget.status).toBe(200);
+    expect(widget.headers['content-type']).toMatch(/^text\/javascript/);
+    expect(widget.body).toContain('data-callgate-widget');
   });
 
   it('everything else gets the strictest policy and DENY: API JSON, 404s, refusals, router errors', async () => {

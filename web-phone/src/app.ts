@@ -63,10 +63,29 @@ function explain(code: string | undefined): string {
   return 'The call could not be connected. Please try again.';
 }
 
+/**
+ * In a call button's frame (web-phone/src/widget.ts), the site around the phone: the gateway checks it
+ * against the call URL's allowed origins, since this page's own requests carry the gateway's origin.
+ * ancestorOrigins is filled by the browser; where it is missing (Firefox), the referrer's origin.
+ */
+function embedderOrigin(): string | undefined {
+  if (window.parent === window) return undefined;
+  const ancestors = (location as Location & { ancestorOrigins?: DOMStringList }).ancestorOrigins;
+  if (ancestors && ancestors.length > 0) return ancestors[0] ?? undefined;
+  try {
+    return document.referrer ? new URL(document.referrer).origin : undefined;
+  } catch {
+    return undefined;
+  }
+}
+const embedder = embedderOrigin();
+if (embedder) document.body.classList.add('embedded');
+
 async function post(url: string, body?: unknown): Promise<Record<string, unknown>> {
   let res: Response;
+  const headers: Record<string, string> = embedder ? { 'x-callgate-embedder': embedder } : {};
   try {
-    res = await fetch(url, body === undefined ? { method: 'POST' } : { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    res = await fetch(url, body === undefined ? { method: 'POST', headers } : { method: 'POST', headers: { ...headers, 'content-type': 'application/json' }, body: JSON.stringify(body) });
   } catch {
     throw new Error('The network is unreachable. Check your connection and try again.');
   }

@@ -3,7 +3,7 @@ import type { CallTokenStore } from '../../tenants/CallTokenStore.js';
 import { stripUndefined } from '../../util/options.js';
 import { enforce } from '../auth.js';
 import { objectSchema, params, responses } from '../openapi.js';
-import { param } from './context.js';
+import { pageOrigin, param } from './context.js';
 
 /**
  * The one public API route: the web phone, loaded from a call URL, asks for a call token here before
@@ -60,7 +60,7 @@ export function callTokenRoutes(app: FastifyInstance, store: CallTokenStore, opt
       response: responses({ 201: issued }),
     },
     handler: async (request, reply) => {
-      const { token, expiresAt } = await store.issue(param(request, 'slug'), { origin: request.headers.origin });
+      const { token, expiresAt } = await store.issue(param(request, 'slug'), { origin: pageOrigin(request) });
       return reply.status(201).header('cache-control', 'no-store').send({ token, expiresAt });
     },
   });

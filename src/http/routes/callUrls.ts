@@ -1,5 +1,6 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { CallgateError } from '../../errors.js';
+import { escapeHtml } from '../../util/html.js';
 import type { CallUrlPatch, CallUrlView } from '../../tenants/CallUrlStore.js';
 import { callUrlSchema, type CallUrlInput } from '../../tenants/schema.js';
 import { jsonSchema, params, responses } from '../openapi.js';
@@ -25,8 +26,7 @@ export function publicBase(request: FastifyRequest, configured: string | undefin
 
 /** The copy-paste tag for a website (web-phone/src/widget.ts reads `data-call-url`). */
 export function embedSnippet(base: string, slug: string): string {
-  const attr = (v: string): string => v.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
-  return `<script src="${attr(`${base}/widget.js`)}" data-call-url="${attr(slug)}" async></script>`;
+  return `<script src="${escapeHtml(`${base}/widget.js`)}" data-call-url="${escapeHtml(slug)}" async></script>`;
 }
 
 /** A view as the API returns it: absolute `url`, and its `embed` tag. */

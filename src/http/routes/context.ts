@@ -65,3 +65,29 @@ export function withTenant(body: Record<string, unknown>, tenantId: string): Rec
 export function param(request: FastifyRequest, name: string): string {
   return (request.params as Record<string, string>)[name] ?? '';
 }
+
+/** The header the web phone sets when it runs in a frame: the origin of the page that frames it. */
+export const EMBEDDER_HEADER = 'x-callgate-embedder';
+
+/**
+ * The origin a call-URL request is checked against. Usually the request's `Origin`. The web phone in
+ * a call button's frame runs on this gateway's origin, so its requests carry ours; it reports the site
+ * around it (`location.ancestorOrigins`, which the browser fills and the page cannot change) in
+ * EMBEDDER_HEADER, and that is the origin checked. Only our own origin's claim counts: only our page
+ * runs there, and a browser never lets another site set our Origin. A client outside a browser can
+ * forge either header, as it always could forge Origin; the slug and the per-IP limits guard against it.
+ */
+export function pageOrigin(request: FastifyRequest): string | undefined {
+  const origin = request.headers.origin;
+  const embedder = request.headers[EMBEDDER_HEADER];
+  if (origin && typeof embedder === 'string' && embedder !== '' && sameHost(origin, request.host)) return embedder;
+  return origin;
+}
+
+function sameHost(origin: string, host: string): boolean {
+  try {
+    return new URL(origin).host === host;
+  } catch {
+    return false;
+  }
+}

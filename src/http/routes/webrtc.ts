@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { parseOrThrow } from '../../tenants/storeUtil.js';
 import { enforce } from '../auth.js';
 import { jsonSchema, objectSchema, responses } from '../openapi.js';
-import { objectBody, type WebRtcAnswerer } from './context.js';
+import { objectBody, pageOrigin, type WebRtcAnswerer } from './context.js';
 
 /**
  * The direct WebRTC door's signalling: the web phone posts its offer (ICE gathered, no trickle) with
@@ -71,7 +71,7 @@ export function webrtcRoutes(app: FastifyInstance, door: WebRtcAnswerer, options
       const { token, sdp } = parseOrThrow(offerSchema, objectBody(request), 'offer', 'CG_HTTP_BAD_REQUEST');
       // No Origin header is no origin, not any: a token issued to a page's origin is refused without one
       // ('null', the opaque origin, normalises to none, which matches only a token issued without an Origin).
-      const answer = await door.answer({ token, sdp, origin: request.headers.origin || 'null', clientIp: request.ip });
+      const answer = await door.answer({ token, sdp, origin: pageOrigin(request) || 'null', clientIp: request.ip });
       return reply.status(201).header('cache-control', 'no-store').send({ callId: answer.callId, sdp: answer.sdp, type: 'answer' });
     },
   });
