@@ -108,7 +108,11 @@ export function landingRoutes(app: FastifyInstance, options: LandingOptions): vo
   app.get(ADMIN_GUIDE_PATH, {
     config: { access: 'public' },
     schema: { hide: true },
-    handler: async (_request, reply) => reply.type('text/plain; charset=utf-8').header('cache-control', 'no-cache').send(await readFile(ADMIN_GUIDE_FILE, 'utf8')),
+    handler: async (_request, reply) => {
+      // An install that left docs/ out (a trimmed image) says so rather than failing with a 500.
+      const text = await readFile(ADMIN_GUIDE_FILE, 'utf8').catch(() => 'The admin walkthrough (docs/quickstart-admin.md) is not installed with this gateway.\n');
+      return reply.type('text/plain; charset=utf-8').header('cache-control', 'no-cache').send(text);
+    },
   });
   app.get('/favicon.ico', {
     config: { access: 'public' },
