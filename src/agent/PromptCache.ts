@@ -1,7 +1,7 @@
 import { encodePromptAsync, type EncodedPrompt } from '../media/AudioLeg.js';
 import type { CodecName } from '../media/codecs/AudioCodec.js';
 import { resample } from '../media/Resampler.js';
-import { concatSamples } from '../media/signal.js';
+import { concatSamples, trimLeadingSilence } from '../media/signal.js';
 import { PIPELINE_RATE } from '../media/types.js';
 import type { TtsProvider } from '../providers/types.js';
 import { frameLevels } from './EchoGuard.js';
@@ -119,6 +119,8 @@ async function build(key: PromptKey, tts: TtsProvider, signal: AbortSignal): Pro
   }
   // A provider ends its stream quietly on abort: the audio so far is a cut-off prompt, never to be cached.
   signal.throwIfAborted();
-  const pcm = concatSamples(chunks);
+  // A prompt is a whole utterance heard on its own (the greeting: the call's first sound), so the
+  // TTS's lead-in silence is only a wait; 20 ms of it stay so the first syllable is not clipped.
+  const pcm = trimLeadingSilence(concatSamples(chunks), PIPELINE_RATE);
   return { text: key.text, degraded, encoded: await encodePromptAsync(pcm, key.codec), levels: frameLevels(pcm) };
 }

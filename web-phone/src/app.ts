@@ -226,11 +226,75 @@ async function takeToken(): Promise<string> {
   return (await fetchToken()).token;
 }
 
+/**
+ * The next call's connection, made while the caller reads the page: the peer connection with its audio
+ * transceiver and events channel, its offer, and its ICE candidates gathered. Made at Call, that was
+ * ~75 ms for the offer and ~130 ms of gathering (Chromium, loopback) before the offer could leave;
+ * made ahead, Call sends it at once. A prepared connection older than PREPARED_MAX_AGE_MS is made
+ * again at Call: its candidates name the network the page was on then, and a laptop may have moved.
+ * The page has no STUN or TURN server, so its candidates are its own addresses and gather at once;
+ * with relays (issue 22) this would become trickle ICE.
+ */
+interface Prepared {
+  readonly conn: RTCPeerConnection;
+  readonly sender: RTCRtpSender;
+  readonly outgoing: MediaStream;
+  readonly channel: RTCDataChannel;
+  /** The offer set and its candidates gathered. */
+  readonly ready: Promise<void>;
+  readonly at: number;
+}
+const PREPARED_MAX_AGE_MS = 5 * 60_000;
+let prepared: Prepared | undefined;
+
+function prepare(): Prepared {
+  const conn = new RTCPeerConnection();
+  const outgoing = new MediaStream();
+  const { sender } = conn.addTransceiver('audio', { direction: 'sendrecv', streams: [outgoing] });
+  const events = conn.createDataChannel('events');
+  const ready = (async () => {
+    await conn.setLocalDescription(await conn.createOffer());
+    mark('offer');
+    await gathered(conn);
+  })();
+  // A failure here shows at Call, where `ready` is awaited.
+  ready.catch(() => undefined);
+  return { conn, sender, outgoing, channel: events, ready, at: Date.now() };
+}
+
+function takePrepared(): Prepared {
+  const p = prepared;
+  prepared = undefined;
+  if (p && Date.now() - p.at < PREPARED_MAX_AGE_MS && p.conn.signalingState === 'have-local-offer') return p;
+  p?.conn.close();
+  return prepare();
+}
+
+/** After the page has painted (and after a call), so the next Call finds its connection ready. */
+function prepareSoon(): void {
+  if (sipWs) return;
+  setTimeout(() => {
+    prepared ??= prepare();
+  }, 0);
+}
+
 /** Counts calls and hang-ups, so what finishes opening after a hang-up knows it is too late. */
 let calls = 0;
 
+/**
+ * Marks on the page's performance timeline (`performance.getEntriesByType('mark')`) at each step of a
+ * call's setup: how long the first sound took, and where, is readable in any browser's devtools and by
+ * bench:webphone. Cleared at each Call.
+ */
+const MARKS = ['click', 'token', 'offer', 'gathered', 'answer', 'connected', 'track', 'mic'] as const;
+function mark(name: (typeof MARKS)[number]): void {
+  performance.mark(`callgate:${name}`);
+}
+
 async function call(): Promise<void> {
   calls += 1;
+  for (const m of MARKS) performance.clearMarks(`callgate:${m}`);
+  mark('click');
   startAudio();
   let micReady: Promise<MediaStream | undefined> | undefined;
   ui.error.hidden = true;
@@ -238,6 +302,7 @@ async function call(): Promise<void> {
   setState('connecting');
   try {
     const token = await takeToken();
+    mark('token');
     if (sipWs) {
       await callOverSip(token);
       return;
@@ -250,12 +315,12 @@ async function call(): Promise<void> {
     // A microphone this page may not use is refused at once: then no call is placed at all.
     let micRefused: unknown;
     micReady.catch((err: unknown) => (micRefused = err));
-    const conn = (pc = new RTCPeerConnection());
-    const outgoing = new MediaStream();
-    const { sender } = conn.addTransceiver('audio', { direction: 'sendrecv', streams: [outgoing] });
-    channel = conn.createDataChannel('events');
+    const { conn, sender, outgoing, channel: events, ready } = takePrepared();
+    pc = conn;
+    channel = events;
     channel.onmessage = (m) => onEvent(JSON.parse(String(m.data)) as PhoneEvent);
     conn.ontrack = (e) => {
+      mark('track');
       const stream = e.streams[0] ?? new MediaStream([e.track]);
       ui.audio.srcObject = stream;
       void ui.audio.play().catch(() => undefined);
@@ -263,6 +328,7 @@ async function call(): Promise<void> {
     };
     conn.onconnectionstatechange = () => {
       if (conn.connectionState === 'connected') {
+        mark('connected');
         setState('in-call');
         startTimer();
       } else if (conn.connectionState === 'failed' || conn.connectionState === 'disconnected') {
@@ -270,12 +336,18 @@ async function call(): Promise<void> {
         void hangup('ended');
       }
     };
-    await conn.setLocalDescription(await conn.createOffer());
-    await gathered(conn);
+    await ready;
+    mark('gathered');
+    // A microphone this page may already use opens during the call's setup. Otherwise the browser is
+    // asking the caller (or has been told no): the call waits for that answer, so a refusal places no
+    // call at all.
+    if ((await micPermission()) !== 'granted') await micReady;
     if (micRefused) throw micRefused;
     const answer = (await post('/v1/webrtc/offer', { token, sdp: conn.localDescription?.sdp })) as { sdp: string };
     await conn.setRemoteDescription({ type: 'answer', sdp: answer.sdp });
+    mark('answer');
     const opened = await micReady;
+    mark('mic');
     if (!opened) return; // hung up meanwhile
     mic = opened;
     const [track] = opened.getAudioTracks();
@@ -290,6 +362,15 @@ async function call(): Promise<void> {
     void micReady?.then((s) => s?.getTracks().forEach((t) => t.stop()), () => undefined);
     showError(err instanceof Error ? err.message : String(err));
     await hangup('ended');
+  }
+}
+
+/** The page's microphone permission as the browser keeps it; 'prompt' where it cannot say. */
+async function micPermission(): Promise<PermissionState> {
+  try {
+    return (await navigator.permissions.query({ name: 'microphone' as PermissionName })).state;
+  } catch {
+    return 'prompt';
   }
 }
 
@@ -331,6 +412,7 @@ async function hangup(next: State): Promise<void> {
   remoteLevel = 0;
   ui.level.value = 0;
   setState(next);
+  prepareSoon();
 }
 
 ui.call.addEventListener('click', () => void call());
@@ -372,6 +454,7 @@ setState('idle');
 tokenAhead = fetchToken();
 // After the page has painted, so the page shows before the context's start-up blocks it.
 setTimeout(() => (audioCtx ??= new AudioContext()), 0);
+prepareSoon();
 tokenAhead.catch((err: unknown) => {
   ui.call.disabled = true;
   showError(err instanceof Error ? err.message : String(err));
