@@ -125,7 +125,7 @@ function sorryPolicy(allowedOrigins: readonly string[]): ContentSecurityPolicy {
 function phoneBody(slug: string, business: string, agentName: string, o: WebPhoneOptions): string {
   const keys = ['1', '2', '3', '4', '5', '6', '7', '8', '9', '*', '0', '#'];
   const sip = o.sipWsUrl ? ` data-sip-ws="${escapeHtml(o.sipWsUrl)}" data-sip-target="${escapeHtml(`sip:${slug}@${o.sipDomain}`)}"` : '';
-  return `<body data-slug="${escapeHtml(slug)}" data-state="idle"${sip}>
+  return `<body data-slug="${escapeHtml(slug)}" data-state="idle" data-agent="${escapeHtml(agentName)}"${sip}>
 <main>
 <h1>${escapeHtml(business)}</h1>
 <p class="sub">Talk to ${escapeHtml(agentName)}, ${escapeHtml(business)}'s assistant, right here in your browser.</p>
@@ -133,13 +133,19 @@ function phoneBody(slug: string, business: string, agentName: string, o: WebPhon
 <button id="call" type="button">Call</button>
 <button id="hangup" type="button" disabled>Hang up</button>
 <button id="mute" type="button" aria-pressed="false" disabled>Mute</button>
+<button id="show-keypad" type="button" aria-expanded="false" aria-controls="keypad">Keypad</button>
 </div>
-<div class="meta"><p id="status" role="status" aria-live="polite">Ready</p><span id="timer" aria-label="Call time">0:00</span></div>
-<label class="meta">Agent volume <meter id="level" min="0" max="1" value="0"></meter></label>
+<div class="meta"><p id="status" role="status" aria-live="polite">Ready</p><span id="timer" role="timer" aria-label="Call time">0:00</span></div>
+<p id="hint" class="hint">Press Call and allow the microphone when your browser asks.</p>
+<div class="levels">
+<p id="speaking" class="speaking" aria-hidden="true"><span class="dot"></span> ${escapeHtml(agentName)} is speaking</p>
+<label for="level">${escapeHtml(agentName)}'s voice</label> <meter id="level" min="0" max="1" value="0"></meter>
+<label for="mic-level">Your microphone</label> <meter id="mic-level" min="0" max="1" value="0"></meter>
+</div>
 <p id="error" role="alert" hidden></p>
-<div id="keypad" role="group" aria-label="Keypad">${keys.map((k) => `<button type="button" data-key="${k}" aria-label="Key ${k}" disabled>${k}</button>`).join('')}</div>
+<div id="keypad" role="group" aria-label="Keypad" hidden>${keys.map((k) => `<button type="button" data-key="${k}" aria-label="Key ${k}" disabled>${k}</button>`).join('')}</div>
 <h2>Transcript</h2>
-<ol id="transcript" aria-live="polite"></ol>
+<ol id="transcript" aria-live="polite" aria-label="Transcript"></ol>
 <audio id="remote" autoplay></audio>
 </main>
 <script src="/web-phone/app.js" defer></script>

@@ -19,6 +19,7 @@ import { WebRtcDoor } from '../../src/webrtc/WebRtcDoor.js';
 import { callerWav, inboundBytes, launchChromium, loudestWithin } from './browserKit.js';
 import { pollUntil } from '../../src/util/testing/wait.js';
 import { missingTool, testMissing } from '../support/tools.js';
+import { axeViolations } from './axe.js';
 
 /**
  * The web phone in a real browser: Debian's Chromium, driven by playwright-core, with a fake
@@ -121,8 +122,14 @@ if (MISSING) {
         // Keyboard first: Tab reaches Call, Enter presses it.
         await page.keyboard.press('Tab');
         expect(await page.evaluate(() => (globalThis as unknown as { document: { activeElement: { id: string } | null } }).document.activeElement?.id)).toBe('call');
+        // Hang up is disabled (and looks it) until there is a call to hang up.
+        expect(await page.isDisabled('#hangup')).toBe(true);
         await page.keyboard.press('Enter');
         await page.waitForSelector('body[data-state="in-call"]', { timeout: 10_000 });
+        expect(await page.isEnabled('#hangup')).toBe(true);
+        // The agent is shown speaking while the greeting plays.
+        await page.waitForSelector('body[data-speaking="true"]', { timeout: 5000 });
+        expect(await page.isVisible('#speaking')).toBe(true);
         await shot(page, '2-in-call');
         // The greeting is heard: the analyser on the remote track rises, and inbound RTP bytes grow.
         expect(await loudestWithin(page, 5000)).toBeGreaterThan(0.01);
@@ -135,13 +142,27 @@ if (MISSING) {
         const transcript = await pollUntil(() => page.textContent('#transcript'), (t) => t?.includes(HOURS) ?? false, 25_000, 200);
         expect(transcript).toContain(`Agent: ${GREETING}`);
         expect(transcript).toContain('You: what time do you open today');
+        // Every line has words, and no caller line is left as an interim guess once answered.
+        const lines = await page.$$eval('#transcript li', (lis) => lis.map((li) => ({ text: li.textContent ?? '', interim: li.classList.contains('interim') })));
+        expect(lines.filter((l) => /^(You|Agent):\s*$/.test(l.text))).toEqual([]);
+        expect(lines[0]!.text).toBe(`Agent: ${GREETING}`);
+        expect(lines.filter((l) => l.interim && l.text.includes('what time do you open today'))).toEqual([]);
+        // The caller's own microphone showed in its meter while they asked.
+        expect(await page.evaluate(() => (globalThis as unknown as { callgate: { micPeak(): number } }).callgate.micPeak())).toBeGreaterThan(0.05);
         await shot(page, '3-conversation');
-        // The keypad: a key reaches the agent (over the data channel) and is in the record.
+        // The keypad is shown on demand; a key reaches the agent (over the data channel) and is in the record.
+        expect(await page.isVisible('#keypad')).toBe(false);
+        await page.getByRole('button', { name: 'Keypad' }).click();
+        expect(await page.getAttribute('#show-keypad', 'aria-expanded')).toBe('true');
         await page.getByRole('button', { name: 'Key 5' }).click();
         await page.waitForTimeout(2500);
         await page.getByRole('button', { name: 'Hang up' }).click();
         await page.waitForSelector('body[data-state="ended"]');
+        expect(await page.textContent('#hint')).toContain('You hung up.');
+        expect(await page.isDisabled('#hangup')).toBe(true);
         await shot(page, '4-ended');
+        // Accessibility, in the state a caller ends in: no serious or critical axe-core finding.
+        expect(await axeViolations(page)).toEqual([]);
         const rec = await recordWhere((r) => r.outcome === 'caller-hangup' && r.door === 'webrtc');
         expect(rec).toBeDefined();
         expect(rec!.transcript.map((t) => t.text)).toEqual(expect.arrayContaining([GREETING, 'what time do you open today']));

@@ -26,7 +26,11 @@ const ui = {
   transcript: $<HTMLOListElement>('transcript'),
   audio: $<HTMLAudioElement>('remote'),
   keypad: $<HTMLDivElement>('keypad'),
+  showKeypad: $<HTMLButtonElement>('show-keypad'),
+  hint: $<HTMLParagraphElement>('hint'),
+  micLevel: $<HTMLMeterElement>('mic-level'),
 };
+const agentName = document.body.dataset['agent'] ?? 'The agent';
 
 let pc: RTCPeerConnection | undefined;
 let mic: MediaStream | undefined;
@@ -41,14 +45,37 @@ let inviter: Inviter | undefined;
 
 const STATUS: Record<State, string> = { idle: 'Ready', connecting: 'Connecting…', 'in-call': 'In call', ended: 'Call ended' };
 
-function setState(state: State): void {
+/** What the line under the status says in each state: what to do next, or what just happened. */
+const HINT: Record<State, string> = {
+  idle: 'Press Call and allow the microphone when your browser asks.',
+  connecting: 'Connecting… If your browser asks for the microphone, choose Allow.',
+  'in-call': `Speak as on a phone; you can interrupt ${agentName} at any time.`,
+  ended: 'Press Call to call again.',
+};
+
+function setState(state: State, hint: string = HINT[state]): void {
   document.body.dataset['state'] = state;
   ui.status.textContent = STATUS[state];
+  ui.hint.textContent = hint;
   ui.call.disabled = state === 'connecting' || state === 'in-call';
   ui.hangup.disabled = !(state === 'connecting' || state === 'in-call');
   ui.mute.disabled = state !== 'in-call';
   for (const b of ui.keypad.querySelectorAll('button')) b.disabled = state !== 'in-call';
+  if (state !== 'in-call') document.body.dataset['speaking'] = 'false';
 }
+
+/** Why a call ended, in the caller's words (the gateway's end reasons, src/agent/events.ts). */
+const ENDED: Record<string, string> = {
+  'caller-hangup': 'You hung up.',
+  'agent-goodbye': `${agentName} ended the call.`,
+  'no-input': `${agentName} ended the call after hearing nothing for a while. Check that your microphone is on and not muted.`,
+  'max-duration': 'The call reached its time limit.',
+  'provider-failure': `${agentName} could not continue because of a problem on our side. Please try again in a minute.`,
+  shutdown: 'The service is restarting. Please call again in a minute.',
+  'media-timeout': 'The call stopped receiving your audio (the network may have dropped).',
+  closed: 'The call was closed.',
+};
+let endedWhy: string | undefined;
 
 function showError(message: string): void {
   ui.error.textContent = message;
@@ -94,24 +121,44 @@ async function post(url: string, body?: unknown): Promise<Record<string, unknown
   return json;
 }
 
-/** One line per turn and side: the agent's words arrive a sentence at a time and join their line. */
-function addLine(role: 'agent' | 'caller', turn: number, text: string): void {
-  const last = ui.transcript.lastElementChild as HTMLLIElement | null;
-  if (last && last.className === role && last.dataset['turn'] === String(turn)) {
-    last.textContent = `${last.textContent ?? ''} ${text}`;
+/**
+ * One line per turn and side. The agent's words arrive a sentence at a time and join their line; the
+ * caller's arrive as interim guesses (shown greyed) and then the final words, which replace them. A
+ * turn whose final words are empty (a cough, a noise) leaves no line.
+ */
+function transcriptLine(role: 'agent' | 'caller', turn: number): HTMLLIElement | undefined {
+  for (const li of ui.transcript.querySelectorAll<HTMLLIElement>(`li.${role}`)) if (li.dataset['turn'] === String(turn)) return li;
+  return undefined;
+}
+
+function showWords(role: 'agent' | 'caller', turn: number, text: string, final: boolean): void {
+  const words = text.trim();
+  let li = transcriptLine(role, turn);
+  if (!words) {
+    if (role === 'caller' && final) li?.remove();
     return;
   }
-  const li = document.createElement('li');
-  li.className = role;
-  li.dataset['turn'] = String(turn);
-  li.textContent = `${role === 'agent' ? 'Agent' : 'You'}: ${text}`;
-  ui.transcript.append(li);
+  const who = role === 'agent' ? 'Agent' : 'You';
+  if (!li) {
+    li = document.createElement('li');
+    li.className = role;
+    li.dataset['turn'] = String(turn);
+    li.dataset['text'] = '';
+    ui.transcript.append(li);
+  }
+  if (role === 'agent') li.dataset['text'] = `${li.dataset['text'] ?? ''} ${words}`.trim();
+  else li.dataset['text'] = words;
+  li.textContent = `${who}: ${li.dataset['text']}`;
+  li.classList.toggle('interim', role === 'caller' && !final);
   li.scrollIntoView({ block: 'nearest' });
 }
 
 function onEvent(e: PhoneEvent): void {
-  if (e.type === 'transcript' && e.final) addLine(e.role, e.turn, e.text);
-  if (e.type === 'ended') void hangup('ended');
+  if (e.type === 'transcript') showWords(e.role, e.turn, e.text, e.final);
+  if (e.type === 'ended') {
+    endedWhy = ENDED[e.reason];
+    void hangup('ended');
+  }
 }
 
 function gathered(conn: RTCPeerConnection): Promise<void> {
@@ -139,6 +186,25 @@ function startAudio(): AudioContext {
   return audioCtx;
 }
 
+/** The agent's level above which the page shows it speaking (the tests' "heard" is 0.01). */
+const SPEAKING_LEVEL = 0.01;
+let lastVoiceAt = -Infinity;
+let micAnalyser: AnalyserNode | undefined;
+let micSource: MediaStreamAudioSourceNode | undefined;
+const micBuf = new Float32Array(1024);
+/** The loudest the caller's microphone has been this call (read by tests). */
+let micPeak = 0;
+
+/** The caller's own level in the "Your microphone" meter: proof the page hears them. Read with the agent's, once per frame. */
+function watchMic(stream: MediaStream): void {
+  const ctx = startAudio();
+  micSource?.disconnect();
+  micAnalyser = ctx.createAnalyser();
+  micAnalyser.fftSize = micBuf.length;
+  micSource = ctx.createMediaStreamSource(stream);
+  micSource.connect(micAnalyser);
+}
+
 /** Level of the agent's voice (0–1) from a WebAudio analyser, shown in the meter and read by tests. */
 function watchLevel(stream: MediaStream): void {
   const ctx = startAudio();
@@ -154,6 +220,19 @@ function watchLevel(stream: MediaStream): void {
     for (const v of buf) sum += v * v;
     remoteLevel = Math.sqrt(sum / buf.length);
     ui.level.value = Math.min(1, remoteLevel * 4);
+    // Speaking while the voice is above a whisper, and for 300 ms after (gaps between words).
+    const now = performance.now();
+    if (remoteLevel > SPEAKING_LEVEL) lastVoiceAt = now;
+    const speaking = now - lastVoiceAt < 300 ? 'true' : 'false';
+    if (document.body.dataset['speaking'] !== speaking) document.body.dataset['speaking'] = speaking;
+    if (micAnalyser) {
+      micAnalyser.getFloatTimeDomainData(micBuf);
+      let m = 0;
+      for (const v of micBuf) m += v * v;
+      const level = Math.sqrt(m / micBuf.length);
+      micPeak = Math.max(micPeak, level);
+      ui.micLevel.value = Math.min(1, level * 4);
+    }
     meterFrame = requestAnimationFrame(tick);
   };
   tick();
@@ -295,6 +374,8 @@ async function call(): Promise<void> {
   calls += 1;
   for (const m of MARKS) performance.clearMarks(`callgate:${m}`);
   mark('click');
+  micPeak = 0;
+  endedWhy = undefined;
   startAudio();
   let micReady: Promise<MediaStream | undefined> | undefined;
   ui.error.hidden = true;
@@ -332,7 +413,12 @@ async function call(): Promise<void> {
         setState('in-call');
         startTimer();
       } else if (conn.connectionState === 'failed' || conn.connectionState === 'disconnected') {
-        showError('The connection was lost.');
+        // Failed before it ever connected: the media path is blocked (a firewall, a VPN), not dropped.
+        showError(
+          document.body.dataset['state'] === 'connecting'
+            ? 'Your browser could not reach the call’s audio. A firewall or VPN may be blocking it: try another network.'
+            : 'The connection was lost. Check your network and call again.',
+        );
         void hangup('ended');
       }
     };
@@ -350,6 +436,7 @@ async function call(): Promise<void> {
     mark('mic');
     if (!opened) return; // hung up meanwhile
     mic = opened;
+    watchMic(opened);
     const [track] = opened.getAudioTracks();
     if (track) {
       track.enabled = ui.mute.getAttribute('aria-pressed') !== 'true';
@@ -382,8 +469,11 @@ async function openMic(n: number): Promise<MediaStream | undefined> {
   let stream: MediaStream;
   try {
     stream = await navigator.mediaDevices.getUserMedia({ audio: { echoCancellation: true, noiseSuppression: true, autoGainControl: true } });
-  } catch {
-    throw new Error('The microphone is blocked. Allow microphone access for this page and try again.');
+  } catch (err) {
+    const name = err instanceof DOMException ? err.name : '';
+    if (name === 'NotFoundError' || name === 'OverconstrainedError') throw new Error('No microphone was found. Plug one in (or choose one in your browser’s settings) and try again.');
+    if (name === 'NotReadableError') throw new Error('Your microphone is in use by another program. Close it there and try again.');
+    throw new Error('The microphone is blocked. Allow microphone access for this page (the icon in the address bar) and try again.');
   }
   if (n === calls) return stream;
   for (const t of stream.getTracks()) t.stop();
@@ -397,6 +487,9 @@ async function hangup(next: State): Promise<void> {
   timer = meterFrame = undefined;
   meterSource?.disconnect();
   meterSource = undefined;
+  micSource?.disconnect();
+  micSource = micAnalyser = undefined;
+  ui.micLevel.value = 0;
   channel?.close();
   if (inviter) {
     // SIP mode: a BYE once established, a CANCEL while ringing; SIP.js owns the peer connection.
@@ -411,12 +504,22 @@ async function hangup(next: State): Promise<void> {
   pc = mic = channel = undefined;
   remoteLevel = 0;
   ui.level.value = 0;
-  setState(next);
+  setState(next, next === 'ended' ? `${endedWhy ?? 'The call has ended.'} Press Call to call again.` : undefined);
+  endedWhy = undefined;
   prepareSoon();
 }
 
 ui.call.addEventListener('click', () => void call());
-ui.hangup.addEventListener('click', () => void hangup('ended'));
+ui.hangup.addEventListener('click', () => {
+  endedWhy = ENDED['caller-hangup'];
+  void hangup('ended');
+});
+ui.showKeypad.addEventListener('click', () => {
+  const show = ui.keypad.hidden;
+  ui.keypad.hidden = !show;
+  ui.showKeypad.setAttribute('aria-expanded', String(show));
+  ui.showKeypad.textContent = show ? 'Hide keypad' : 'Keypad';
+});
 ui.mute.addEventListener('click', () => {
   const muted = ui.mute.getAttribute('aria-pressed') !== 'true';
   for (const t of mic?.getAudioTracks() ?? []) t.enabled = !muted;
@@ -431,6 +534,7 @@ ui.keypad.addEventListener('click', (e) => {
 /** For tests and support: what the page sees of the call. */
 (window as unknown as { callgate: unknown }).callgate = {
   level: () => remoteLevel,
+  micPeak: () => micPeak,
   /** The browser's own measure of what it played: inbound-rtp totalAudioEnergy (sum of level² × seconds). */
   energy: async (): Promise<number> => {
     let energy = 0;
