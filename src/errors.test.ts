@@ -35,6 +35,13 @@ describe('error catalogue', () => {
     }
   });
 
+  it('tells API clients what to do: the codes a caller of the API can act on carry a hint, sent beside the message', () => {
+    for (const code of ['CG_HTTP_UNAUTHORIZED', 'CG_HTTP_FORBIDDEN', 'CG_TENANT_NOT_FOUND', 'CG_TENANT_INVALID', 'CG_CALL_URL_ORIGIN', 'CG_CALL_LIMIT_REACHED', 'CG_REDIS_UNAVAILABLE', 'CG_INTERNAL'] as const) {
+      expect((errorCatalogue[code] as ErrorDefinition).hint, code).toMatch(/\w{3,}/);
+    }
+    expect(new CallgateError('CG_TENANT_NOT_FOUND', 'acme').toJSON()).toEqual({ code: 'CG_TENANT_NOT_FOUND', message: 'no tenant with that id: acme', hint: "check the id; GET /v1/tenants lists them" });
+  });
+
   it('builds typed errors carrying code, status, retryability and details', () => {
     const err = new MediaError('CG_PORT_RANGE_EXHAUSTED', '20000-20001', { details: { legs: 1 } });
     expect(err).toBeInstanceOf(CallgateError);

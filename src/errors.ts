@@ -13,6 +13,8 @@ export interface ErrorDefinition {
   readonly sip: SipResponse;
   readonly retryable: boolean;
   readonly message: string;
+  /** What to do about it, in plain words, for the people who read API answers (sent as `hint`). */
+  readonly hint?: string;
 }
 
 /** A SIP final response: status and the reason phrase RFC 3261 §21 gives it. */
@@ -92,7 +94,7 @@ export const errorCatalogue = {
   CG_LLM_FAILED: { status: 502, sip: SIP.serverError, retryable: true, message: 'language model request failed' },
   CG_LLM_TIMEOUT: { status: 504, sip: SIP.serverError, retryable: true, message: 'language model gave no first token in time' },
   CG_TTS_TIMEOUT: { status: 504, sip: SIP.serverError, retryable: true, message: 'speech synthesis gave no audio in time' },
-  CG_PROVIDER_UNKNOWN: { status: 400, sip: SIP.forbidden, retryable: false, message: 'no provider of that name is available' },
+  CG_PROVIDER_UNKNOWN: { status: 400, sip: SIP.forbidden, retryable: false, message: 'no provider of that name is available', hint: 'use one of the providers docs/providers.md lists, or set the vendor\'s API key' },
   CG_VAD_UNAVAILABLE: { status: 503, sip: SIP.serverError, retryable: false, message: 'voice activity detector could not be loaded' },
 
   // ── Media anchor: rtpengine (src/sip/rtpengine) ─────────────────────────────────────────────────
@@ -113,53 +115,53 @@ export const errorCatalogue = {
 
   // ── Agent (src/agent) ───────────────────────────────────────────────────────────────────────────
   CG_AGENT_CONFIG_INVALID: { status: 400, sip: SIP.forbidden, retryable: false, message: 'agent configuration is invalid' },
-  CG_AGENT_TEMPLATE_VARIABLE: { status: 400, sip: SIP.forbidden, retryable: false, message: 'greeting template names a variable the call does not have' },
+  CG_AGENT_TEMPLATE_VARIABLE: { status: 400, sip: SIP.forbidden, retryable: false, message: 'greeting template names a variable the call does not have', hint: 'give the variable a value in the call URL\'s `variables`, or a default in the template: {{name|default}}' },
   CG_AGENT_CLOSED: { status: 409, sip: SIP.forbidden, retryable: false, message: 'the agent session has ended' },
 
   // ── Tenants, call URLs, numbers, trunks (src/tenants) ─────────────────────────────────────────
-  CG_TENANT_NOT_FOUND: { status: 404, sip: SIP.notFound, retryable: false, message: 'no tenant with that id' },
-  CG_TENANT_EXISTS: { status: 409, sip: SIP.forbidden, retryable: false, message: 'a tenant with that id already exists' },
-  CG_TENANT_INVALID: { status: 400, sip: SIP.forbidden, retryable: false, message: 'tenant, call URL, number or trunk is invalid' },
-  CG_CALL_URL_NOT_FOUND: { status: 404, sip: SIP.forbidden, retryable: false, message: 'no call URL with that slug' },
-  CG_CALL_URL_EXISTS: { status: 409, sip: SIP.forbidden, retryable: false, message: 'a call URL with that slug already exists' },
-  CG_CALL_URL_EXPIRED: { status: 410, sip: SIP.forbidden, retryable: false, message: 'the call URL has expired' },
-  CG_CALL_URL_EXHAUSTED: { status: 410, sip: SIP.forbidden, retryable: false, message: 'the call URL has no uses left' },
-  CG_CALL_URL_DISABLED: { status: 403, sip: SIP.forbidden, retryable: false, message: 'the call URL is disabled' },
-  CG_CALL_URL_ORIGIN: { status: 403, sip: SIP.forbidden, retryable: false, message: 'the call URL may not be used from this origin' },
+  CG_TENANT_NOT_FOUND: { status: 404, sip: SIP.notFound, retryable: false, message: 'no tenant with that id', hint: 'check the id; GET /v1/tenants lists them' },
+  CG_TENANT_EXISTS: { status: 409, sip: SIP.forbidden, retryable: false, message: 'a tenant with that id already exists', hint: 'choose another id, or change the existing tenant with PATCH /v1/tenants/{id}' },
+  CG_TENANT_INVALID: { status: 400, sip: SIP.forbidden, retryable: false, message: 'tenant, call URL, number or trunk is invalid', hint: 'fix each field `details.issues` names (path and what is wrong)' },
+  CG_CALL_URL_NOT_FOUND: { status: 404, sip: SIP.forbidden, retryable: false, message: 'no call URL with that slug', hint: 'check the slug; GET /v1/tenants/{id}/call-urls lists a tenant\'s call URLs' },
+  CG_CALL_URL_EXISTS: { status: 409, sip: SIP.forbidden, retryable: false, message: 'a call URL with that slug already exists', hint: 'choose another slug, or leave it out for a random one' },
+  CG_CALL_URL_EXPIRED: { status: 410, sip: SIP.forbidden, retryable: false, message: 'the call URL has expired', hint: 'set a later expiresAt (or null) with PATCH on the call URL, or make a new one' },
+  CG_CALL_URL_EXHAUSTED: { status: 410, sip: SIP.forbidden, retryable: false, message: 'the call URL has no uses left', hint: 'raise maxUses (or set it to null) with PATCH on the call URL, or make a new one' },
+  CG_CALL_URL_DISABLED: { status: 403, sip: SIP.forbidden, retryable: false, message: 'the call URL is disabled', hint: 'switch it on with PATCH {"enabled": true} on the call URL' },
+  CG_CALL_URL_ORIGIN: { status: 403, sip: SIP.forbidden, retryable: false, message: 'the call URL may not be used from this origin', hint: 'add the site\'s origin (https://host[:port]) to the call URL\'s allowedOrigins, or empty the list to allow any site' },
   CG_CALL_TOKEN_INVALID: { status: 401, sip: SIP.forbidden, retryable: false, message: 'call token is unknown, expired or already used; load the call page again' },
-  CG_NUMBER_NOT_FOUND: { status: 404, sip: SIP.notFound, retryable: false, message: 'no route for that number' },
-  CG_NUMBER_EXISTS: { status: 409, sip: SIP.forbidden, retryable: false, message: 'that number is already routed' },
-  CG_TRUNK_NOT_FOUND: { status: 404, sip: SIP.forbidden, retryable: false, message: 'no trunk with that name' },
-  CG_TRUNK_EXISTS: { status: 409, sip: SIP.forbidden, retryable: false, message: 'a trunk with that name already exists' },
+  CG_NUMBER_NOT_FOUND: { status: 404, sip: SIP.notFound, retryable: false, message: 'no route for that number', hint: 'check the number (E.164, `+` URL-encoded as %2B in a path); GET /v1/tenants/{id}/numbers lists a tenant\'s' },
+  CG_NUMBER_EXISTS: { status: 409, sip: SIP.forbidden, retryable: false, message: 'that number is already routed', hint: 'move it with PATCH /v1/tenants/{id}/numbers/{number}, or delete it first' },
+  CG_TRUNK_NOT_FOUND: { status: 404, sip: SIP.forbidden, retryable: false, message: 'no trunk with that name', hint: 'check the name; GET /v1/trunks lists them' },
+  CG_TRUNK_EXISTS: { status: 409, sip: SIP.forbidden, retryable: false, message: 'a trunk with that name already exists', hint: 'choose another name, or change the trunk with PATCH /v1/trunks/{name}' },
   CG_TRUNK_IN_USE: { status: 409, sip: SIP.forbidden, retryable: false, message: 'numbers of a tenant the trunk would no longer list are pinned to it; move or unpin them first' },
-  CG_TRUNK_NO_OUTBOUND: { status: 422, sip: SIP.forbidden, retryable: false, message: 'the trunk has no outbound settings' },
+  CG_TRUNK_NO_OUTBOUND: { status: 422, sip: SIP.forbidden, retryable: false, message: 'the trunk has no outbound settings', hint: 'add `outbound` (host, and credentials if the carrier asks) to the trunk to dial through it' },
   CG_DIAL_FAILED: { status: 502, sip: SIP.serverError, retryable: false, message: 'the outbound call was not answered' },
-  CG_SIP_UNAVAILABLE: { status: 503, sip: SIP.serverError, retryable: false, message: 'the SIP door is not connected' },
-  CG_DRAINING: { status: 503, sip: SIP.unavailable, retryable: true, message: 'the gateway is shutting down and takes no new calls; try another' },
+  CG_SIP_UNAVAILABLE: { status: 503, sip: SIP.serverError, retryable: false, message: 'the SIP door is not connected', hint: 'set DRACHTIO_HOST and DRACHTIO_SECRET and check that drachtio-server is running (docs/sip.md)' },
+  CG_DRAINING: { status: 503, sip: SIP.unavailable, retryable: true, message: 'the gateway is shutting down and takes no new calls; try another', hint: 'send the request to another gateway, or wait for this one to restart' },
   CG_WEBRTC_NOT_CONNECTED: { status: 504, sip: SIP.serverError, retryable: false, message: 'the browser did not connect its media' },
-  CG_CALL_RECORD_NOT_FOUND: { status: 404, sip: SIP.forbidden, retryable: false, message: 'no call record with that call id for this tenant' },
+  CG_CALL_RECORD_NOT_FOUND: { status: 404, sip: SIP.forbidden, retryable: false, message: 'no call record with that call id for this tenant', hint: 'check the call id; GET /v1/tenants/{id}/calls lists the tenant\'s calls' },
   CG_CALL_RECORD_INVALID: { status: 400, sip: SIP.forbidden, retryable: false, message: 'call record, list cursor or page size is invalid' },
   CG_CALL_LOST: { status: 500, sip: SIP.serverError, retryable: false, message: 'the gateway carrying the call stopped before the call ended; the record is its last snapshot' },
-  CG_SECRET_KEY_MISSING: { status: 500, sip: SIP.serverError, retryable: false, message: 'CALLGATE_SECRET_KEY is missing or not 32 bytes (base64 or hex)' },
+  CG_SECRET_KEY_MISSING: { status: 500, sip: SIP.serverError, retryable: false, message: 'CALLGATE_SECRET_KEY is missing or not 32 bytes (base64 or hex)', hint: 'set CALLGATE_SECRET_KEY to 32 random bytes, e.g. `openssl rand -base64 32`' },
   CG_SECRET_UNREADABLE: { status: 500, sip: SIP.serverError, retryable: false, message: 'a stored secret could not be decrypted (wrong key or tampered)' },
   // SIP 486 Busy Here: the tenant's lines are all busy, which is what a caller should hear.
-  CG_CALL_LIMIT_REACHED: { status: 429, sip: SIP.busyHere, retryable: true, message: 'the tenant is at its limit of concurrent calls' },
-  CG_REDIS_UNAVAILABLE: { status: 503, sip: SIP.unavailable, retryable: true, message: 'Redis did not answer in time' },
+  CG_CALL_LIMIT_REACHED: { status: 429, sip: SIP.busyHere, retryable: true, message: 'the tenant is at its limit of concurrent calls', hint: 'wait for a call to end, or raise the tenant\'s maxConcurrentCalls (admin token)' },
+  CG_REDIS_UNAVAILABLE: { status: 503, sip: SIP.unavailable, retryable: true, message: 'Redis did not answer in time', hint: 'check that Redis is running and that REDIS_URL points at it; try again in a few seconds' },
 
   // ── HTTP API (src/http) ───────────────────────────────────────────────────────────────────────
-  CG_HTTP_UNAUTHORIZED: { status: 401, sip: SIP.forbidden, retryable: false, message: 'missing or invalid API token' },
-  CG_HTTP_FORBIDDEN: { status: 403, sip: SIP.forbidden, retryable: false, message: 'this key may not act on that tenant' },
-  CG_HTTP_NOT_FOUND: { status: 404, sip: SIP.forbidden, retryable: false, message: 'no such route' },
-  CG_HTTP_BAD_REQUEST: { status: 400, sip: SIP.forbidden, retryable: false, message: 'request is invalid' },
-  CG_HTTP_BODY_TOO_LARGE: { status: 413, sip: SIP.forbidden, retryable: false, message: 'request body is larger than this route accepts' },
-  CG_HTTP_UNSUPPORTED_MEDIA_TYPE: { status: 415, sip: SIP.forbidden, retryable: false, message: 'request body must be JSON (content-type: application/json)' },
-  CG_HTTP_RATE_LIMITED: { status: 429, sip: SIP.forbidden, retryable: true, message: 'too many requests; retry after the time in the Retry-After header' },
-  CG_API_KEY_NOT_FOUND: { status: 404, sip: SIP.forbidden, retryable: false, message: 'no API key with that id for this tenant' },
-  CG_PREVIEW_UNAVAILABLE: { status: 503, sip: SIP.serverError, retryable: true, message: 'the greeting preview could not be synthesised' },
+  CG_HTTP_UNAUTHORIZED: { status: 401, sip: SIP.forbidden, retryable: false, message: 'missing or invalid API token', hint: 'send `Authorization: Bearer <token>` with the admin token (var/admin-token, or CALLGATE_ADMIN_TOKEN) or a tenant key from POST /v1/tenants/{id}/keys' },
+  CG_HTTP_FORBIDDEN: { status: 403, sip: SIP.forbidden, retryable: false, message: 'this key may not act on that tenant', hint: 'use the admin token, or the key of the tenant named in the path' },
+  CG_HTTP_NOT_FOUND: { status: 404, sip: SIP.forbidden, retryable: false, message: 'no such route', hint: 'check the method and path against the API reference at /docs' },
+  CG_HTTP_BAD_REQUEST: { status: 400, sip: SIP.forbidden, retryable: false, message: 'request is invalid', hint: 'fix what `details` names; /docs shows each route\'s body' },
+  CG_HTTP_BODY_TOO_LARGE: { status: 413, sip: SIP.forbidden, retryable: false, message: 'request body is larger than this route accepts', hint: 'send a smaller body' },
+  CG_HTTP_UNSUPPORTED_MEDIA_TYPE: { status: 415, sip: SIP.forbidden, retryable: false, message: 'request body must be JSON (content-type: application/json)', hint: 'send the body as JSON with `content-type: application/json`' },
+  CG_HTTP_RATE_LIMITED: { status: 429, sip: SIP.forbidden, retryable: true, message: 'too many requests; retry after the time in the Retry-After header', hint: 'wait the seconds in Retry-After, then try again' },
+  CG_API_KEY_NOT_FOUND: { status: 404, sip: SIP.forbidden, retryable: false, message: 'no API key with that id for this tenant', hint: 'check the key id; GET /v1/tenants/{id}/keys lists them' },
+  CG_PREVIEW_UNAVAILABLE: { status: 503, sip: SIP.serverError, retryable: true, message: 'the greeting preview could not be synthesised', hint: 'try again in a minute' },
 
   // ── Configuration ─────────────────────────────────────────────────────────────────────────────
-  CG_CONFIG_INVALID: { status: 500, sip: SIP.serverError, retryable: false, message: 'configuration value is invalid' },
-  CG_INTERNAL: { status: 500, sip: SIP.serverError, retryable: false, message: 'internal error' },
+  CG_CONFIG_INVALID: { status: 500, sip: SIP.serverError, retryable: false, message: 'configuration value is invalid', hint: 'see the configuration table in the README for each setting\'s allowed values' },
+  CG_INTERNAL: { status: 500, sip: SIP.serverError, retryable: false, message: 'internal error', hint: 'try again; if it keeps happening, the gateway\'s log has the details at the time of the request' },
 } as const satisfies Record<string, ErrorDefinition>;
 
 export type ErrorCode = keyof typeof errorCatalogue;
@@ -192,8 +194,9 @@ export class CallgateError extends Error {
     return errorCatalogue[this.code].sip;
   }
 
-  toJSON(): { code: ErrorCode; message: string; details?: Readonly<Record<string, unknown>> } {
-    return this.details ? { code: this.code, message: this.message, details: this.details } : { code: this.code, message: this.message };
+  toJSON(): { code: ErrorCode; message: string; hint?: string; details?: Readonly<Record<string, unknown>> } {
+    const hint = (errorCatalogue[this.code] as ErrorDefinition).hint;
+    return { code: this.code, message: this.message, ...(hint ? { hint } : {}), ...(this.details ? { details: this.details } : {}) };
   }
 }
 

@@ -43,7 +43,7 @@ describe('admin API: tenants', () => {
     for (const token of ['', 'wrong', `${TOKEN}x`]) {
       const res = await call('GET', '/v1/tenants', undefined, token);
       expect(res.status).toBe(401);
-      expect(res.body).toEqual({ code: 'CG_HTTP_UNAUTHORIZED', message: 'missing or invalid API token' });
+      expect(res.body).toEqual({ code: 'CG_HTTP_UNAUTHORIZED', message: 'missing or invalid API token', hint: expect.stringContaining('Authorization: Bearer') });
     }
   });
 
@@ -100,7 +100,7 @@ describe('admin API: tenants', () => {
     expect(number).toMatchObject({ status: 400, body: { code: 'CG_TENANT_INVALID' } });
     // The router's own refusals (a parameter over 100 characters, a broken %-escape) in our shape.
     const long = await call('GET', `/v1/tenants/${'a'.repeat(101)}`);
-    expect(long).toEqual({ status: 400, body: { code: 'CG_HTTP_BAD_REQUEST', message: expect.stringMatching(/^request is invalid: /), details: { reason: 'FST_ERR_MAX_PARAM_LENGTH' } } });
+    expect(long).toEqual({ status: 400, body: { code: 'CG_HTTP_BAD_REQUEST', message: expect.stringMatching(/^request is invalid: /), hint: expect.any(String), details: { reason: 'FST_ERR_MAX_PARAM_LENGTH' } } });
     expect((await call('GET', '/v1/tenants/%E0%A4%A')).body).toMatchObject({ code: 'CG_HTTP_BAD_REQUEST', details: { reason: 'FST_ERR_BAD_URL' } });
     expect((await call('DELETE', '/v1/tenants/fuzzed')).status).toBe(204);
   });
