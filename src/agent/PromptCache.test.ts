@@ -3,7 +3,7 @@ import { CallgateError } from '../errors.js';
 import type { CodecName } from '../media/codecs/AudioCodec.js';
 import { FakeTts } from '../providers/testing/FakeProviders.js';
 import type { TtsChunk, TtsProvider, TtsRequest } from '../providers/types.js';
-import { PromptCache, type PromptKey } from './PromptCache.js';
+import { withoutLeadIn, type CachedPrompt, PromptCache, type PromptKey } from './PromptCache.js';
 
 const key = (text: string, over: Partial<PromptKey> = {}): PromptKey => ({ tenantId: 'acme', text, voice: 'slt', codec: 'PCMU', ...over });
 
@@ -115,5 +115,28 @@ describe('PromptCache', () => {
     const prompt = await new PromptCache().get(key('x'), new Tts24k());
     expect(prompt.levels).toHaveLength(25); // 500 ms at 16 kHz
     expect(prompt.encoded.durationMs).toBe(500);
+  });
+});
+
+describe('withoutLeadIn', () => {
+  const prompt = (levels: number[]): CachedPrompt => ({
+    text: 'hi',
+    degraded: false,
+    encoded: { codec: 'opus', payloads: levels.map((_, i) => new Uint8Array([i])), durationMs: levels.length * 20 },
+    levels: Float32Array.from(levels),
+  });
+
+  it('drops the silent frames before the first sound but one, with their levels and duration', () => {
+    const out = withoutLeadIn(prompt([-80, -70, -65, -60, -50, -30, -20, -70]));
+    expect(out.encoded.payloads.map((p) => p[0])).toEqual([4, 5, 6, 7]);
+    expect(out.encoded.durationMs).toBe(80);
+    expect([...out.levels]).toEqual([-50, -30, -20, -70]);
+  });
+
+  it('leaves a prompt that starts loud, or is silence throughout, as it is', () => {
+    const loud = prompt([-20, -80]);
+    expect(withoutLeadIn(loud)).toBe(loud);
+    const quiet = prompt([-80, -80, -80]);
+    expect(withoutLeadIn(quiet)).toBe(quiet);
   });
 });

@@ -1,7 +1,7 @@
 import { encodePromptAsync, type EncodedPrompt } from '../media/AudioLeg.js';
 import type { CodecName } from '../media/codecs/AudioCodec.js';
 import { resample } from '../media/Resampler.js';
-import { concatSamples, trimLeadingSilence } from '../media/signal.js';
+import { concatSamples } from '../media/signal.js';
 import { PIPELINE_RATE } from '../media/types.js';
 import type { TtsProvider } from '../providers/types.js';
 import { frameLevels } from './EchoGuard.js';
@@ -18,6 +18,28 @@ export interface CachedPrompt {
   readonly encoded: EncodedPrompt;
   /** Per-frame levels, for the echo guard. */
   readonly levels: Float32Array;
+}
+
+/** A frame quieter than this (dBFS) is lead-in silence: flite's sits near −60, its first syllable's onset passes −45 within a frame. */
+const LEAD_IN_DB = -45;
+
+/**
+ * The prompt without its lead-in silence, one 20 ms frame of it kept so the first syllable is not
+ * clipped. flite starts every utterance with ~175 ms of silence, and a call's greeting is its first
+ * sound: that silence was 175 ms more before the caller heard anything. Only for a phrase that starts
+ * what the caller hears: between the pieces of a phrase that silence is the pause a listener expects.
+ * Frames are dropped from the encoded payloads as they are (prompts are one payload per 20 ms frame,
+ * and what is dropped is silence, so the decoder starts from silence either way).
+ */
+export function withoutLeadIn(prompt: CachedPrompt): { readonly encoded: EncodedPrompt; readonly levels: Float32Array } {
+  const { encoded, levels } = prompt;
+  if (encoded.payloads.length !== levels.length) return prompt;
+  let first = 0;
+  while (first < levels.length && levels[first]! < LEAD_IN_DB) first++;
+  const drop = first === levels.length ? 0 : Math.max(0, first - 1);
+  if (drop === 0) return prompt;
+  const frameMs = encoded.durationMs / encoded.payloads.length;
+  return { encoded: { ...encoded, payloads: encoded.payloads.slice(drop), durationMs: encoded.durationMs - drop * frameMs }, levels: levels.subarray(drop) };
 }
 
 export interface PromptCacheOptions {
@@ -119,8 +141,6 @@ async function build(key: PromptKey, tts: TtsProvider, signal: AbortSignal): Pro
   }
   // A provider ends its stream quietly on abort: the audio so far is a cut-off prompt, never to be cached.
   signal.throwIfAborted();
-  // A prompt is a whole utterance heard on its own (the greeting: the call's first sound), so the
-  // TTS's lead-in silence is only a wait; 20 ms of it stay so the first syllable is not clipped.
-  const pcm = trimLeadingSilence(concatSamples(chunks), PIPELINE_RATE);
+  const pcm = concatSamples(chunks);
   return { text: key.text, degraded, encoded: await encodePromptAsync(pcm, key.codec), levels: frameLevels(pcm) };
 }

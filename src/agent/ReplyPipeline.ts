@@ -16,6 +16,7 @@ import { frameLevels, type EchoGuard } from './EchoGuard.js';
 import type { EndReason } from './events.js';
 import { Reply, type ReplyPiece } from './Reply.js';
 import { SentenceSplitter } from './SentenceSplitter.js';
+import { withoutLeadIn } from './PromptCache.js';
 import type { SessionEvents } from './SessionEvents.js';
 
 type PromptKind = 'greeting' | 'apology' | 'reprompt' | 'goodbye';
@@ -300,9 +301,11 @@ export class ReplyPipeline {
       const piece = reply.addPiece(pieceText);
       this.events.emit({ type: 'agent-text', turn: reply.turn, text: pieceText });
       const startAt = performance.now() + this.call.media.queuedMs;
-      if (this.call.media.playEncoded(prompt.encoded)) {
-        this.echo.queued(prompt.levels, startAt);
-        reply.addAudio(piece, prompt.encoded.durationMs);
+      // The greeting's first piece is the call's first sound: it starts without the TTS's lead-in.
+      const { encoded, levels } = kind === 'greeting' && !queued ? withoutLeadIn(prompt) : prompt;
+      if (this.call.media.playEncoded(encoded)) {
+        this.echo.queued(levels, startAt);
+        reply.addAudio(piece, encoded.durationMs);
         queued = true;
       }
     }

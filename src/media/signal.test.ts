@@ -2,7 +2,6 @@ import { describe, expect, it } from 'vitest';
 import {
   FULL_SCALE,
   activeSpan,
-  trimLeadingSilence,
   crossCorrelation,
   dbfs,
   findLag,
@@ -194,16 +193,3 @@ describe('options', () => {
   });
 });
 
-describe('trimLeadingSilence', () => {
-  it('drops the silence before the first loud sample, keeping 20 ms of it; silence alone stays as it was', () => {
-    const rate = 16000;
-    const pcm = new Int16Array(rate); // 1 s
-    pcm.fill(50, 0, 2800); // faint dither first (175 ms)
-    for (let i = 2800; i < rate; i++) pcm[i] = i % 2 ? 4000 : -4000;
-    const trimmed = trimLeadingSilence(pcm, rate);
-    expect(trimmed.length).toBe(rate - 2800 + 320);
-    expect(trimmed[320]).toBe(-4000);
-    expect(trimLeadingSilence(new Int16Array(100), rate).length).toBe(100);
-    expect(trimLeadingSilence(pcm.subarray(2700), rate).length).toBe(rate - 2700);
-  });
-});

@@ -285,16 +285,3 @@ export function harmonicShare(samples: Int16Array, sampleRate: number, fundament
   return total > 0 ? Math.min(1, onHarmonics / total) : 0;
 }
 
-/**
- * `samples` without their leading silence, keeping `keepMs` of it before the first sample louder than
- * `threshold` (absolute, of 32767; 300 ≈ −40 dBFS, well under speech and over a TTS's dither). flite
- * starts every utterance with ~175 ms of silence: at a call's start that is 175 ms more before the
- * caller hears the greeting. Silence throughout returns the samples as they were.
- */
-export function trimLeadingSilence(samples: Int16Array, sampleRate: number, keepMs = 20, threshold = 300): Int16Array {
-  let first = 0;
-  while (first < samples.length && Math.abs(samples[first]!) <= threshold) first++;
-  if (first === samples.length) return samples;
-  const start = Math.max(0, first - Math.round((sampleRate * keepMs) / 1000));
-  return start === 0 ? samples : samples.subarray(start);
-}

@@ -65,7 +65,10 @@ describe('the Dockerfile', () => {
     const text = await readFile(join(ROOT, 'docker/Dockerfile'), 'utf8');
     const stages = text.split(/^FROM /m).slice(1);
     expect(stages).toHaveLength(2);
-    expect(stages[0]).toMatch(/^node:20\S* AS build/);
+    // Node 22 LTS, the documented target (README), in both stages; what the home page links to ships too.
+    expect(stages[0]).toMatch(/^node:22\S* AS build/);
+    expect(stages[1]).toMatch(/^node:22\S* AS runtime/);
+    expect(stages[1]).toContain('COPY docs/quickstart-admin.md');
     expect(stages[0]).toContain('npx tsc -p tsconfig.build.json');
     const runtime = stages[1]!;
     expect(runtime).toContain('npm ci --omit=dev');

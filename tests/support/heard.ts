@@ -78,11 +78,17 @@ function pearson(a: Float64Array, b: Float64Array, offset: number): number {
 
 /**
  * How well the whole of `reference` is found somewhere in `heard`: the best correlation of their
- * loudness envelopes over every alignment, in [-1, 1], and where (ms into `heard`). 0 until `heard`
+ * loudness envelopes over every alignment, in [-1, 1], and where (ms into `heard`: one 20 ms frame
+ * before the reference's first sound). 0 until `heard`
  * is at least as long as `reference`: a sentence counts as heard only once all of it was.
  */
 export function speechMatch(reference: Int16Array, heard: Int16Array, sampleRate = 16000): { score: number; atMs: number } {
-  const r = loudnessEnvelope(reference, sampleRate);
+  // From the reference's first sound (one frame of its lead kept): flite starts each utterance with
+  // ~175 ms of silence, which the gateway drops before a call's first sound (the greeting), and a
+  // lead-in the caller never heard must not be required of what they heard.
+  const full = loudnessEnvelope(reference, sampleRate);
+  const onset = full.findIndex((db) => db > ENVELOPE_FLOOR_DB);
+  const r = onset > 1 ? full.subarray(onset - 1) : full;
   const h = loudnessEnvelope(heard, sampleRate);
   let best = { score: 0, atMs: 0 };
   for (let offset = 0; offset + r.length <= h.length; offset++) {
