@@ -174,8 +174,8 @@ export async function buildAdminApp(options: AdminAppOptions): Promise<AdminApp>
   callRoutes(app, ctx);
   trunkRoutes(app, ctx);
   recordRoutes(app, ctx);
-  callTokenRoutes(app, new CallTokenStore(redis, { prefix, ...stripUndefined({ ttlMs: options.callTokens?.ttlMs }) }), options.callTokens);
-  if (options.webrtc) webrtcRoutes(app, options.webrtc, options.webrtcRoute);
+  callTokenRoutes(app, new CallTokenStore(redis, { prefix, ...stripUndefined({ ttlMs: options.callTokens?.ttlMs }) }), { ...options.callTokens, publicBaseUrl: options.publicBaseUrl });
+  if (options.webrtc) webrtcRoutes(app, options.webrtc, { ...options.webrtcRoute, publicBaseUrl: options.publicBaseUrl });
   webPhoneRoutes(app, ctx, options.webPhone);
   landingRoutes(app, { demoSlug: options.demoSlug, publicBaseUrl: options.publicBaseUrl });
   // The record store listens on the shared client for reconnects; it must stop when the app does.

@@ -99,3 +99,28 @@ describe('POST /v1/call-urls/:slug/token', () => {
     }
   });
 });
+
+describe('a phone framed on another site (the call button)', () => {
+  const ask = (app: TestAdminApp, slug: string, headers: Record<string, string>) =>
+    fetch(`${app.base}/v1/call-urls/${slug}/token`, { method: 'POST', headers }).then(async (r) => ({ status: r.status, body: (await r.json()) as Record<string, unknown> }));
+
+  it("checks the site it reports when the request comes from the gateway's own origin, and only then", async () => {
+    const embedded = { 'x-callgate-embedder': 'https://shop.example.com' };
+    expect((await ask(t, 'shop-only', { origin: t.base, ...embedded })).status).toBe(201);
+    expect((await ask(t, 'shop-only', { origin: t.base, 'x-callgate-embedder': 'https://evil.example' })).body['code']).toBe('CG_CALL_URL_ORIGIN');
+    // Another site cannot claim to be framed by an allowed one.
+    expect((await ask(t, 'shop-only', { origin: 'https://evil.example', ...embedded })).body['code']).toBe('CG_CALL_URL_ORIGIN');
+  });
+
+  it('behind a proxy that rewrites Host, PUBLIC_BASE_URL is the own origin', async () => {
+    const proxied = await startAdminApp({ publicBaseUrl: 'https://calls.example.com' });
+    try {
+      expect((await proxied.call('POST', '/v1/tenants', { id: 'acme', displayName: 'Acme' })).status).toBe(201);
+      expect((await proxied.call('POST', '/v1/tenants/acme/call-urls', { slug: 'shop-only', allowedOrigins: ['https://shop.example.com'] })).status).toBe(201);
+      expect((await ask(proxied, 'shop-only', { origin: 'https://calls.example.com', 'x-callgate-embedder': 'https://shop.example.com' })).status).toBe(201);
+      expect((await ask(proxied, 'shop-only', { origin: 'https://other.example.com', 'x-callgate-embedder': 'https://shop.example.com' })).body['code']).toBe('CG_CALL_URL_ORIGIN');
+    } finally {
+      await proxied.close();
+    }
+  });
+});

@@ -15,6 +15,8 @@ export interface CallTokenRouteOptions {
   /** Tokens per `windowMs` for one client IP, on top of the app-wide per-IP limit. */
   readonly perIp: number;
   readonly windowMs: number;
+  /** PUBLIC_BASE_URL: this gateway's own origin as pages see it (context.ts `pageOrigin`). */
+  readonly publicBaseUrl?: string | undefined;
 }
 
 export const defaultCallTokenRouteOptions = {
@@ -60,7 +62,7 @@ export function callTokenRoutes(app: FastifyInstance, store: CallTokenStore, opt
       response: responses({ 201: issued }),
     },
     handler: async (request, reply) => {
-      const { token, expiresAt } = await store.issue(param(request, 'slug'), { origin: pageOrigin(request) });
+      const { token, expiresAt } = await store.issue(param(request, 'slug'), { origin: pageOrigin(request, o.publicBaseUrl) });
       return reply.status(201).header('cache-control', 'no-store').send({ token, expiresAt });
     },
   });

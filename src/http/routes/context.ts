@@ -77,11 +77,25 @@ export const EMBEDDER_HEADER = 'x-callgate-embedder';
  * runs there, and a browser never lets another site set our Origin. A client outside a browser can
  * forge either header, as it always could forge Origin; the slug and the per-IP limits guard against it.
  */
-export function pageOrigin(request: FastifyRequest): string | undefined {
+export function pageOrigin(request: FastifyRequest, publicBaseUrl?: string): string | undefined {
   const origin = request.headers.origin;
   const embedder = request.headers[EMBEDDER_HEADER];
-  if (origin && typeof embedder === 'string' && embedder !== '' && sameHost(origin, request.host)) return embedder;
+  if (origin && typeof embedder === 'string' && embedder !== '' && isOwnOrigin(origin, request.host, publicBaseUrl)) return embedder;
   return origin;
+}
+
+/**
+ * This gateway's origin: the Host the request came to, or PUBLIC_BASE_URL's origin (behind a proxy
+ * that rewrites Host, the page's Origin is the public one and the Host an internal one).
+ */
+function isOwnOrigin(origin: string, host: string, publicBaseUrl: string | undefined): boolean {
+  if (sameHost(origin, host)) return true;
+  if (!publicBaseUrl) return false;
+  try {
+    return new URL(publicBaseUrl).origin === new URL(origin).origin;
+  } catch {
+    return false;
+  }
 }
 
 function sameHost(origin: string, host: string): boolean {

@@ -14,6 +14,8 @@ export interface WebRtcRouteOptions {
   /** Offers per `windowMs` for one client IP. */
   readonly perIp: number;
   readonly windowMs: number;
+  /** PUBLIC_BASE_URL: this gateway's own origin as pages see it (context.ts `pageOrigin`). */
+  readonly publicBaseUrl?: string | undefined;
 }
 
 export const defaultWebRtcRouteOptions = {
@@ -71,7 +73,7 @@ export function webrtcRoutes(app: FastifyInstance, door: WebRtcAnswerer, options
       const { token, sdp } = parseOrThrow(offerSchema, objectBody(request), 'offer', 'CG_HTTP_BAD_REQUEST');
       // No Origin header is no origin, not any: a token issued to a page's origin is refused without one
       // ('null', the opaque origin, normalises to none, which matches only a token issued without an Origin).
-      const answer = await door.answer({ token, sdp, origin: pageOrigin(request) || 'null', clientIp: request.ip });
+      const answer = await door.answer({ token, sdp, origin: pageOrigin(request, o.publicBaseUrl) || 'null', clientIp: request.ip });
       return reply.status(201).header('cache-control', 'no-store').send({ callId: answer.callId, sdp: answer.sdp, type: 'answer' });
     },
   });
