@@ -18,7 +18,6 @@ export interface LandingOptions {
   readonly publicBaseUrl: string | undefined;
 }
 
-
 const landingPolicy: ContentSecurityPolicy = {
   'default-src': ["'none'"],
   'style-src': ["'self'"],

@@ -33,7 +33,6 @@ export function webPhoneBundle(): Promise<{ js: string; css: string; widget: str
   return bundle;
 }
 
-
 function page(title: string, body: string): string {
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
@@ -73,12 +72,12 @@ export const defaultWebPhoneOptions = {
  * and only http(s) ones kept, so nothing stored can add a directive to the header.
  */
 export function frameAncestors(allowedOrigins: readonly string[] = []): string[] {
+  if (allowedOrigins.length === 0) return ['*'];
   const origins = new Set<string>();
   for (const o of allowedOrigins) {
     const origin = normalizeOrigin(o);
     if (origin && /^https?:\/\//.test(origin)) origins.add(origin);
   }
-  if (allowedOrigins.length === 0) return ['*'];
   return ["'self'", ...origins];
 }
 

@@ -192,4 +192,3 @@ describe('options', () => {
     expect(findLag(x, x, { maxLag: undefined }).lag).toBe(0);
   });
 });
-

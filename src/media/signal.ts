@@ -284,4 +284,3 @@ export function harmonicShare(samples: Int16Array, sampleRate: number, fundament
   }
   return total > 0 ? Math.min(1, onHarmonics / total) : 0;
 }
-
