@@ -21,14 +21,10 @@ export const loggerOptions: LoggerOptions = {
  * rest as key=value) when they go to a terminal, `json` (one object per line, what log collectors
  * parse) when they go anywhere else. `LOG_FORMAT=json|pretty` chooses.
  */
-export function logFormat(env: NodeJS.ProcessEnv = process.env, tty: boolean = logFd(env) === 2 ? process.stderr.isTTY === true : process.stdout.isTTY === true): 'json' | 'pretty' {
+export function logFormat(env: NodeJS.ProcessEnv, tty: boolean): 'json' | 'pretty' {
   const chosen = env['LOG_FORMAT'];
   if (chosen === 'json' || chosen === 'pretty') return chosen;
   return tty ? 'pretty' : 'json';
-}
-
-function logFd(env: NodeJS.ProcessEnv): 1 | 2 {
-  return env['LOG_DESTINATION'] === 'stderr' ? 2 : 1;
 }
 
 /** The terminal form: `17:58:24.291 INFO  web-0a65… demo │ agent session ended reason=caller-hangup`. */
@@ -54,8 +50,9 @@ export function prettyLogStream(fd: 1 | 2 | NodeJS.WritableStream, colorize: boo
  * (`LOG_DESTINATION=stderr`: benchmarks, whose stdout ends with one JSON object a script reads).
  */
 function destination(env: NodeJS.ProcessEnv = process.env): DestinationStream {
-  const fd = logFd(env);
-  if (logFormat(env) === 'pretty') return prettyLogStream(fd, (fd === 2 ? process.stderr : process.stdout).isTTY === true);
+  const fd = env['LOG_DESTINATION'] === 'stderr' ? 2 : 1;
+  const tty = (fd === 2 ? process.stderr : process.stdout).isTTY === true;
+  if (logFormat(env, tty) === 'pretty') return prettyLogStream(fd, tty);
   return pino.destination({ dest: fd, sync: true });
 }
 

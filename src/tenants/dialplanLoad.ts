@@ -21,12 +21,6 @@ export interface LoadSummary {
   readonly tenantIds: readonly string[];
 }
 
-/**
- * Writes checked dialplans into Redis. Upserts what the files declare, in dependency order (trunks,
- * tenants, call URLs, numbers), so loading the same files twice leaves the same state; it never deletes
- * what the files do not mention, and leaves alone what only the API sets (provider keys, use counts).
- * Call `checkDialplans` first: a set with any problem must load nothing.
- */
 export interface LoadOptions {
   /**
    * Create only what is absent and change nothing that exists: for the demo seeded at start, which
@@ -35,13 +29,18 @@ export interface LoadOptions {
   readonly onlyMissing?: boolean;
 }
 
+/**
+ * Writes checked dialplans into Redis. Upserts what the files declare, in dependency order (trunks,
+ * tenants, call URLs, numbers), so loading the same files twice leaves the same state; it never deletes
+ * what the files do not mention, and leaves alone what only the API sets (provider keys, use counts).
+ * Call `checkDialplans` first: a set with any problem must load nothing.
+ */
 export async function loadDialplans(dialplans: readonly CheckedDialplan[], stores: DialplanStores, options: LoadOptions = {}): Promise<LoadSummary> {
-  let created = 0;
   let updated = 0;
   const made: string[] = [];
   const kept: string[] = [];
-  let what = '';
-  const upsert = async (exists: () => Promise<unknown>, create: () => Promise<unknown>, update: () => Promise<unknown>, missing: ErrorCode): Promise<void> => {
+  /** `what` names the object in the summary (`tenant demo`). */
+  const upsert = async (what: string, exists: () => Promise<unknown>, create: () => Promise<unknown>, update: () => Promise<unknown>, missing: ErrorCode): Promise<void> => {
     const found = await exists().then(
       () => true,
       (err: unknown) => {
@@ -49,22 +48,21 @@ export async function loadDialplans(dialplans: readonly CheckedDialplan[], store
         throw err;
       },
     );
-    if (found && options.onlyMissing) {
-      kept.push(what);
-    } else if (found) {
-      await update();
-      updated++;
+    if (found) {
+      if (!options.onlyMissing) {
+        await update();
+        updated++;
+      }
       kept.push(what);
     } else {
       await create();
-      created++;
       made.push(what);
     }
   };
   const all = dialplans.map((d) => d.dialplan);
   for (const trunk of all.flatMap((d) => d.trunks)) {
-    what = `trunk ${trunk.name}`;
     await upsert(
+      `trunk ${trunk.name}`,
       () => stores.numbers.getTrunk(trunk.name),
       () => stores.numbers.createTrunk(trunk),
       // The file declares the whole trunk: what it leaves out is removed, as for auth.
@@ -75,8 +73,8 @@ export async function loadDialplans(dialplans: readonly CheckedDialplan[], store
   const tenantIds: string[] = [];
   for (const { callUrls, numbers, ...tenant } of all.flatMap((d) => d.tenants)) {
     tenantIds.push(tenant.id);
-    what = `tenant ${tenant.id}`;
     await upsert(
+      `tenant ${tenant.id}`,
       () => stores.tenants.get(tenant.id),
       () => stores.tenants.create(tenant),
       () => stores.tenants.update(tenant.id, tenant as TenantPatch),
@@ -86,8 +84,8 @@ export async function loadDialplans(dialplans: readonly CheckedDialplan[], store
       // checkDialplans requires a slug in dialplans: a random token would be new on every load.
       const slug = url.slug!;
       const { slug: _slug, ...fields } = url;
-      what = `call URL ${slug}`;
       await upsert(
+        `call URL ${slug}`,
         () => stores.callUrls.get(slug),
         () => stores.callUrls.create({ ...url, tenantId: tenant.id }),
         () => stores.callUrls.update(slug, fields),
@@ -95,8 +93,8 @@ export async function loadDialplans(dialplans: readonly CheckedDialplan[], store
       );
     }
     for (const n of numbers) {
-      what = `number ${n.number}`;
       await upsert(
+        `number ${n.number}`,
         () => stores.numbers.getNumber(n.number),
         () => stores.numbers.createNumber({ ...n, tenantId: tenant.id }),
         () => stores.numbers.updateNumber(n.number, { tenantId: tenant.id, trunk: n.trunk ?? null }),
@@ -104,5 +102,5 @@ export async function loadDialplans(dialplans: readonly CheckedDialplan[], store
       );
     }
   }
-  return { created, updated, made, kept, tenantIds };
+  return { created: made.length, updated, made, kept, tenantIds };
 }

@@ -205,6 +205,14 @@ function watchMic(stream: MediaStream): void {
   micSource.connect(micAnalyser);
 }
 
+/** An analyser's level now: the RMS of its latest window, 0–1. */
+function levelOf(analyser: AnalyserNode, buf: Float32Array<ArrayBuffer>): number {
+  analyser.getFloatTimeDomainData(buf);
+  let sum = 0;
+  for (const v of buf) sum += v * v;
+  return Math.sqrt(sum / buf.length);
+}
+
 /** Level of the agent's voice (0–1) from a WebAudio analyser, shown in the meter and read by tests. */
 function watchLevel(stream: MediaStream): void {
   const ctx = startAudio();
@@ -215,10 +223,7 @@ function watchLevel(stream: MediaStream): void {
   meterSource.connect(analyser);
   const buf = new Float32Array(analyser.fftSize);
   const tick = (): void => {
-    analyser.getFloatTimeDomainData(buf);
-    let sum = 0;
-    for (const v of buf) sum += v * v;
-    remoteLevel = Math.sqrt(sum / buf.length);
+    remoteLevel = levelOf(analyser, buf);
     ui.level.value = Math.min(1, remoteLevel * 4);
     // Speaking while the voice is above a whisper, and for 300 ms after (gaps between words).
     const now = performance.now();
@@ -226,10 +231,7 @@ function watchLevel(stream: MediaStream): void {
     const speaking = now - lastVoiceAt < 300 ? 'true' : 'false';
     if (document.body.dataset['speaking'] !== speaking) document.body.dataset['speaking'] = speaking;
     if (micAnalyser) {
-      micAnalyser.getFloatTimeDomainData(micBuf);
-      let m = 0;
-      for (const v of micBuf) m += v * v;
-      const level = Math.sqrt(m / micBuf.length);
+      const level = levelOf(micAnalyser, micBuf);
       micPeak = Math.max(micPeak, level);
       ui.micLevel.value = Math.min(1, level * 4);
     }
@@ -375,7 +377,6 @@ async function call(): Promise<void> {
   for (const m of MARKS) performance.clearMarks(`callgate:${m}`);
   mark('click');
   micPeak = 0;
-  endedWhy = undefined;
   startAudio();
   let micReady: Promise<MediaStream | undefined> | undefined;
   ui.error.hidden = true;

@@ -4,7 +4,7 @@ import type { FliteWorkerPool } from '../../providers/flite/FliteWorkerPool.js';
 import type { ApiKeyStore } from '../../tenants/ApiKeyStore.js';
 import type { CallLimiter } from '../../tenants/CallLimiter.js';
 import type { CallRecordStore } from '../../tenants/CallRecordStore.js';
-import type { CallUrlStore } from '../../tenants/CallUrlStore.js';
+import { normalizeOrigin, type CallUrlStore } from '../../tenants/CallUrlStore.js';
 import type { NumberStore } from '../../tenants/NumberStore.js';
 import type { TenantStore } from '../../tenants/TenantStore.js';
 import type { RateLimitOptions } from '../auth.js';
@@ -89,19 +89,11 @@ export function pageOrigin(request: FastifyRequest, publicBaseUrl?: string): str
  * that rewrites Host, the page's Origin is the public one and the Host an internal one).
  */
 function isOwnOrigin(origin: string, host: string, publicBaseUrl: string | undefined): boolean {
-  if (sameHost(origin, host)) return true;
-  if (!publicBaseUrl) return false;
+  let url: URL;
   try {
-    return new URL(publicBaseUrl).origin === new URL(origin).origin;
+    url = new URL(origin);
   } catch {
     return false;
   }
-}
-
-function sameHost(origin: string, host: string): boolean {
-  try {
-    return new URL(origin).host === host;
-  } catch {
-    return false;
-  }
+  return url.host === host || (publicBaseUrl !== undefined && normalizeOrigin(publicBaseUrl) === url.origin);
 }
