@@ -11,23 +11,26 @@
  * slow, issue 17); p50/p95 are over the rest. The last line printed is one JSON object.
  */
 import './support/logsToStderr.js';
-import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { chromium, type Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { encodeWav } from '../src/media/wav.js';
 import { connectRedis, deletePrefix } from '../src/tenants/redisClient.js';
-import { findOnPath } from '../src/util/executable.js';
 import { percentile, sortedAscending } from '../src/util/percentile.js';
+// The test suite's own ways to run `npm start`'s program and Debian's Chromium: the bench measures
+// what the tests run.
+import { GatewayProcesses } from '../tests/app/gatewayProcess.js';
+import { launchChromium } from '../tests/webrtc/browserKit.js';
+import { CHROMIUM } from '../tests/support/tools.js';
 
 const { values } = parseArgs({ options: { quick: { type: 'boolean', default: false } } });
 // Under 30 page loads a minute: the page and token routes allow one address 30 a minute (their own limits, kept).
 const TRIALS = values.quick ? 8 : 24;
-const CHROMIUM = process.env['CHROMIUM_BIN'] ?? findOnPath('chromium') ?? findOnPath('chromium-browser');
-if (!CHROMIUM) {
-  console.error('bench:webphone needs Chromium (Debian: apt-get install chromium)');
+if (!existsSync(CHROMIUM)) {
+  console.error(`bench:webphone needs Chromium at ${CHROMIUM} (Debian: apt-get install chromium)`);
   process.exit(1);
 }
 
@@ -36,30 +39,9 @@ const dir = await mkdtemp(join(tmpdir(), 'callgate-bench-webphone-'));
 const silence = join(dir, 'silence.wav');
 await writeFile(silence, encodeWav({ samples: new Int16Array(16000 * 30), sampleRate: 16000 }));
 
-const gateway = spawn(process.execPath, ['--import', 'tsx', 'src/cli/start.ts'], {
-  cwd: new URL('../', import.meta.url).pathname,
-  env: { ...process.env, HTTP_HOST: '127.0.0.1', HTTP_PORT: '0', CALLGATE_DATA_DIR: dir, CALLGATE_REDIS_PREFIX: prefix, LOG_LEVEL: 'warn', LOG_FORMAT: 'json' },
-  stdio: ['ignore', 'pipe', 'inherit'],
-});
-let out = '';
-gateway.stdout.on('data', (d: Buffer) => (out += d.toString()));
-const base = await new Promise<string>((resolve, reject) => {
-  const t = setInterval(() => {
-    const m = /callgate is running at (http:\/\/localhost:\d+)/.exec(out);
-    if (m) {
-      clearInterval(t);
-      resolve(m[1]!);
-    } else if (gateway.exitCode !== null) {
-      clearInterval(t);
-      reject(new Error(`the gateway exited: ${out}`));
-    }
-  }, 50);
-});
-
-const browser = await chromium.launch({
-  executablePath: CHROMIUM,
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--autoplay-policy=no-user-gesture-required', '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream', `--use-file-for-fake-audio-capture=${silence}`],
-});
+const gateways = new GatewayProcesses({ CALLGATE_REDIS_PREFIX: prefix, LOG_LEVEL: 'warn', LOG_FORMAT: 'json' });
+const { base } = await gateways.start();
+const browser = await launchChromium(silence);
 
 interface Trial {
   total: number;
@@ -102,8 +84,7 @@ try {
   }
 } finally {
   await browser.close();
-  gateway.kill('SIGTERM');
-  await new Promise((resolve) => gateway.once('exit', resolve));
+  await gateways.stopAll();
   const redis = await connectRedis({ prefix });
   await deletePrefix(redis, prefix);
   await redis.quit();
