@@ -45,10 +45,16 @@ export class GatewayProcesses {
     let out = '';
     proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
     proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-    const base = await pollUntil(() => /callgate is running at (http:\/\/localhost:\d+)/.exec(out)?.[1], (v) => v !== undefined || proc.exitCode !== null, 30_000);
-    if (!base) throw new Error(`no start banner; output:\n${out}`);
-    const r = { proc, base, output: () => out, dataDir };
+    // Tracked before its banner: one that never prints it (a slow install in npm's prestart, a crash
+    // loop) is still killed by stopAll, not left running after the test.
+    const r = { proc, base: '', output: () => out, dataDir };
     this.running.push(r);
+    const base = await pollUntil(() => /callgate is running at (http:\/\/localhost:\d+)/.exec(out)?.[1], (v) => v !== undefined || proc.exitCode !== null, 30_000);
+    if (!base) {
+      this.kill(r);
+      throw new Error(`no start banner; output:\n${out}`);
+    }
+    r.base = base;
     return r;
   }
 
