@@ -44,11 +44,27 @@ export interface ProviderSelection {
   readonly models?: { readonly stt?: string; readonly llm?: string; readonly tts?: string };
 }
 
+/**
+ * 'off': the caller cannot interrupt (a legal notice); 'immediate': any speech stops the agent at once;
+ * 'adaptive': the agent ducks, then stops for a real interruption and goes on after "uh-huh" or a cough.
+ */
+export const BARGE_IN_MODES = ['off', 'immediate', 'adaptive'] as const;
+export type BargeInMode = (typeof BARGE_IN_MODES)[number];
+
+/** 'fixed': `endpointingMs` of silence ends every turn; 'adaptive': the words decide (src/agent/EndOfTurn.ts). */
+export const ENDPOINTING_MODES = ['fixed', 'adaptive'] as const;
+export type EndpointingMode = (typeof ENDPOINTING_MODES)[number];
+
 export interface TurnTakingConfig {
-  /** Silence after the caller's speech that ends their turn. 200–2000 ms. */
+  /** Silence after the caller's speech that ends their turn (fixed endpointing; adaptive's when nothing is known). 200–2000 ms. */
   readonly endpointingMs: number;
-  /** Whether the caller may interrupt the agent (off for e.g. a legal notice). */
-  readonly bargeIn: boolean;
+  readonly endpointing: EndpointingMode;
+  /** Adaptive endpointing: the longest it waits after an unfinished clause ("a table for…"). 500–5000 ms. */
+  readonly maxEndpointingMs: number;
+  /** Whether and how the caller may interrupt the agent. */
+  readonly bargeIn: BargeInMode;
+  /** Words that keep the agent talking (adaptive barge-in); the language's list when absent. */
+  readonly backchannels?: readonly string[];
   /** Silence after the agent finished before it reprompts. */
   readonly noInputMs: number;
   /** Reprompts before the agent gives up and says goodbye. */
@@ -71,6 +87,8 @@ export interface AgentConfig {
   readonly goodbye: { readonly phrases: readonly string[]; readonly reply: string };
   /** Said after `noInputMs` of silence. */
   readonly reprompt: string;
+  /** Said when the caller spoke but no words could be made out (counts as a reprompt). */
+  readonly didNotCatch: string;
   /** Said when a provider fails mid-call; the call goes on. */
   readonly apology: string;
   /** Said before hanging up when providers keep failing (nothing works): the call ends politely. */
@@ -88,7 +106,7 @@ export interface AgentConfig {
 export type AgentConfigInput = { readonly tenantId: string } & {
   readonly [K in Exclude<keyof AgentConfig, 'tenantId' | 'turn' | 'providers' | 'goodbye'>]?: AgentConfig[K];
 } & {
-  readonly turn?: Partial<TurnTakingConfig>;
+  readonly turn?: Partial<Omit<TurnTakingConfig, 'bargeIn'>> & { readonly bargeIn?: BargeInMode | boolean };
   readonly providers?: Partial<ProviderSelection>;
   readonly goodbye?: Partial<AgentConfig['goodbye']>;
 };
@@ -103,6 +121,7 @@ export const defaultAgentConfig = {
   fallbackReply: "Sorry, I can't help with that on this line. Is there anything else?",
   goodbye: { phrases: ['goodbye', 'bye', "that's all", 'thank you bye'], reply: 'Thanks for calling. Goodbye!' },
   reprompt: 'Are you still there?',
+  didNotCatch: "Sorry, I didn't catch that. Could you say it again?",
   apology: "Sorry, I'm having trouble right now. Could you say that again?",
   unavailableMessage: "Sorry, I can't help on this line right now. Please call again later. Goodbye!",
   shutdownMessage: 'Sorry, I have to end our call now. Please call again. Goodbye!',
@@ -114,7 +133,12 @@ export const defaultAgentConfig = {
   turn: {
     /** 500 ms: LiveKit's default; shorter cuts callers off mid-thought, longer feels slow. */
     endpointingMs: 500,
-    bargeIn: true,
+    /** Adaptive: a finished question is answered sooner, a pause mid-clause is waited out. */
+    endpointing: 'adaptive',
+    /** 1800 ms: longer than the pauses people make mid-sentence (0.7–1.2 s), short of a dropped line. */
+    maxEndpointingMs: 1800,
+    /** Adaptive: "uh-huh" and coughs do not stop the agent; an interruption does, within ~300 ms. */
+    bargeIn: 'adaptive',
     /** 7 s of silence after the agent spoke. */
     noInputMs: 7000,
     /** Two reprompts, then goodbye. */
@@ -123,6 +147,14 @@ export const defaultAgentConfig = {
 } as const satisfies Omit<AgentConfig, 'tenantId'>;
 
 export const ENDPOINTING_RANGE_MS = { min: 200, max: 2000 } as const;
+export const MAX_ENDPOINTING_RANGE_MS = { min: 500, max: 5000 } as const;
+
+/** The old boolean setting still works: true is 'adaptive' (what "may interrupt" means now), false 'off'. */
+export function bargeInMode(value: BargeInMode | boolean | undefined): BargeInMode | undefined {
+  if (value === true) return 'adaptive';
+  if (value === false) return 'off';
+  return value;
+}
 
 /** Fills defaults and checks ranges: a bad config is refused with the field named, never half-used. */
 export function resolveAgentConfig(input: AgentConfigInput): AgentConfig {
@@ -132,7 +164,7 @@ export function resolveAgentConfig(input: AgentConfigInput): AgentConfig {
     tenantId: input.tenantId,
     goodbye: { ...defaultAgentConfig.goodbye, ...stripUndefined(input.goodbye ?? {}) },
     providers: { ...defaultAgentConfig.providers, ...stripUndefined(input.providers ?? {}) },
-    turn: { ...defaultAgentConfig.turn, ...stripUndefined(input.turn ?? {}) },
+    turn: { ...defaultAgentConfig.turn, ...stripUndefined({ ...input.turn, bargeIn: bargeInMode(input.turn?.bargeIn) }) },
   };
   const bad = (field: string, why: string): never => {
     throw new CallgateError('CG_AGENT_CONFIG_INVALID', `${field} ${why}`, { details: { tenantId: input.tenantId, field } });
@@ -143,6 +175,12 @@ export function resolveAgentConfig(input: AgentConfigInput): AgentConfig {
     bad('turn.endpointingMs', `must be ${ENDPOINTING_RANGE_MS.min}–${ENDPOINTING_RANGE_MS.max} ms`);
   }
   if (!Number.isFinite(noInputMs) || noInputMs < 1000) bad('turn.noInputMs', 'must be at least 1000 ms');
+  if (!(BARGE_IN_MODES as readonly string[]).includes(config.turn.bargeIn)) bad('turn.bargeIn', `must be one of ${BARGE_IN_MODES.join(', ')} (or true/false)`);
+  if (!(ENDPOINTING_MODES as readonly string[]).includes(config.turn.endpointing)) bad('turn.endpointing', `must be one of ${ENDPOINTING_MODES.join(', ')}`);
+  const { maxEndpointingMs } = config.turn;
+  if (!Number.isFinite(maxEndpointingMs) || maxEndpointingMs < MAX_ENDPOINTING_RANGE_MS.min || maxEndpointingMs > MAX_ENDPOINTING_RANGE_MS.max) {
+    bad('turn.maxEndpointingMs', `must be ${MAX_ENDPOINTING_RANGE_MS.min}–${MAX_ENDPOINTING_RANGE_MS.max} ms`);
+  }
   if (!Number.isInteger(maxReprompts) || maxReprompts < 0 || maxReprompts > 10) bad('turn.maxReprompts', 'must be 0–10');
   if (!Number.isFinite(config.maxCallDurationMs) || config.maxCallDurationMs < 1000) bad('maxCallDurationMs', 'must be at least 1000 ms');
   const dtmfKeys = new Set<string>();
@@ -156,7 +194,7 @@ export function resolveAgentConfig(input: AgentConfigInput): AgentConfig {
     if (!intent.reply.trim()) bad(`intents[${i}].reply`, 'is empty');
     if (intent.phrases.length === 0 && intent.dtmf === undefined) bad(`intents[${i}]`, 'needs phrases or a dtmf key');
   }
-  for (const field of ['greeting', 'voice', 'apology', 'unavailableMessage', 'shutdownMessage', 'reprompt', 'fallbackReply', 'timeLimitMessage', 'language'] as const) {
+  for (const field of ['greeting', 'voice', 'apology', 'unavailableMessage', 'shutdownMessage', 'reprompt', 'didNotCatch', 'fallbackReply', 'timeLimitMessage', 'language'] as const) {
     if (typeof config[field] !== 'string' || !config[field].trim()) bad(field, 'is empty');
   }
   if (typeof config.goodbye.reply !== 'string' || !config.goodbye.reply.trim()) bad('goodbye.reply', 'is empty');

@@ -5,7 +5,10 @@ import { callLogger } from '../log.js';
 import type { DtmfEvent } from '../media/types.js';
 import { dtmfUserText, type AgentProviders, type ChatMessage } from '../providers/types.js';
 import { defaultAgentSessionOptions, type AgentSessionOptions } from './AgentSessionOptions.js';
+import { BackchannelLexicon, backchannelsFor } from './backchannels.js';
 import { BargeIn } from './BargeIn.js';
+import { FixedSilence, TextEndOfTurn, type EndOfTurn } from './EndOfTurn.js';
+import { defaultInterruptionJudgeOptions, InterruptionJudge } from './InterruptionJudge.js';
 import { CallerInput } from './CallerInput.js';
 import { CallPrompts } from './CallPrompts.js';
 import type { CallTools } from './CallTools.js';
@@ -81,16 +84,22 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
     this.providers = deps.providers;
     this.opts = { ...defaultAgentSessionOptions, ...deps.options };
     this.log = callLogger({ callId: deps.call.callId, tenant: deps.call.config.tenantId }, deps.logger);
-    const { turn, echo, prerollMs, sttFinalTimeoutMs } = this.opts;
-    this.input = new CallerInput(deps.vad, { turn: { ...turn, endpointingMs: deps.call.config.turn.endpointingMs }, echo, prerollMs, sttFinalTimeoutMs, log: this.log }, {
+    const { turn, echo, prerollMs, sttFinalTimeoutMs, lookAtPauseMs } = this.opts;
+    const turnConfig = deps.call.config.turn;
+    const endpointing = { ...turn, endpointingMs: turnConfig.endpointingMs };
+    this.input = new CallerInput(deps.vad, { turn: endpointing, echo, prerollMs, sttFinalTimeoutMs, lookAtPauseMs, endOfTurn: this.endOfTurn(), log: this.log }, {
       speechStarted: (onsetAt, now) => this.turnTaking.speechStarted(onsetAt, now),
-      speechEnded: (speechEndAt, now, forced) => this.turnTaking.speechEnded(speechEndAt, now, forced),
+      speechEnded: (speechEndAt, now, forced, speechMs) => this.turnTaking.speechEnded(speechEndAt, now, forced, speechMs),
+      turnFrame: (speech, now) => this.turnTaking.turnFrame(speech, now),
       sttResult: (r) => {
         this.bargeIn.heard(r.text);
+        this.turnTaking.heard(r.text, performance.now());
         if (!r.final) this.events.emit({ type: 'transcript', turn: this.turnTaking.turn, text: r.text, final: false });
       },
       sttError: (err, code) => this.events.error(err, 'stt', code),
     });
+    const backchannels = new BackchannelLexicon(turnConfig.backchannels ?? backchannelsFor(deps.call.config.language));
+    const judging = { ...defaultInterruptionJudgeOptions, ...this.opts.interruption };
     this.endedPromise = new Promise((resolve) => (this.resolveEnded = resolve));
     this.events = new SessionEvents((event) => this.emit('event', event), this.log, () => this.turnTaking.turn);
     this.keypad = new Keypad(this.opts.dtmfInterDigitMs, (digits) => this.submitDigits(digits));
@@ -126,12 +135,33 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
     this.turnTaking = new TurnTaking(this.input, this.bargeIn, this.events, this.lifetime.signal, this.log, {
       isClosed: () => this.closed,
       agentTalking: () => this.replies.talking,
-      bargeInAllowed: () => this.call.config.turn.bargeIn,
+      bargeInMode: () => this.call.config.turn.bargeIn,
+      judge: (onsetFramesAgo) => new InterruptionJudge(judging, backchannels, onsetFramesAgo),
+      duck: (on) => this.call.media.duck(on ? judging.duckDb : 0),
+      hold: (on) => {
+        this.call.media.hold(on);
+        if (on) this.input.echo.held(performance.now());
+        else this.input.echo.resumed(performance.now());
+      },
+      didNotCatch: (turn) => this.didNotCatch(turn),
       respond: (text, turn) => this.respondTo(text, turn),
       failTurn: (turn) => this.replies.failTurn(turn),
       listen: () => this.armNoInput(),
       quiet: () => this.timers.clearNoInput(),
       enqueue: (task) => this.enqueueWork(task),
+    }, this.opts.didNotCatchMinSpeechMs);
+  }
+
+  /** How this call's turns end: the tenant's fixed silence, or adaptive (the words decide). */
+  private endOfTurn(): EndOfTurn {
+    const { endpointing, endpointingMs, maxEndpointingMs } = this.call.config.turn;
+    if (endpointing === 'fixed') return new FixedSilence(endpointingMs);
+    const { finishedMs, noWordsMs } = this.opts.endOfTurn;
+    return new TextEndOfTurn({
+      finishedMs: Math.min(finishedMs, endpointingMs),
+      unknownMs: endpointingMs,
+      noWordsMs: Math.min(Math.max(noWordsMs, endpointingMs), maxEndpointingMs),
+      unfinishedMs: Math.max(maxEndpointingMs, endpointingMs),
     });
   }
 
@@ -218,7 +248,7 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
     if (this.closed) return;
     this.events.emit({ type: 'dtmf', digit: event.digit });
     this.clearNoInput();
-    if (this.replies.talking && this.call.config.turn.bargeIn) {
+    if (this.replies.talking && this.call.config.turn.bargeIn !== 'off') {
       this.turnTaking.keyedTurn();
       this.bargeIn.interrupt('dtmf', performance.now());
     }
@@ -271,6 +301,17 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
       this.replies.stopAll();
       await this.replies.goodbye(this.call.config.shutdownMessage, 'shutdown');
     });
+  }
+
+  /** The caller spoke and no words could be made out: ask again (a reprompt, and counted as one). */
+  private async didNotCatch(turn: number): Promise<void> {
+    if (this.closed || this.input.turns.speaking) return;
+    if (this.reprompts >= this.call.config.turn.maxReprompts) {
+      return this.replies.goodbye(this.call.config.goodbye.reply, 'no-input');
+    }
+    this.reprompts++;
+    this.events.emit({ type: 'reprompt', count: this.reprompts });
+    await this.replies.speakPrompt(this.call.config.didNotCatch, turn, 'reprompt');
   }
 
   private async timeLimit(): Promise<void> {

@@ -1,4 +1,6 @@
 import type { EchoGuardOptions } from './EchoGuard.js';
+import type { TextEndOfTurnOptions } from './EndOfTurn.js';
+import type { InterruptionJudgeOptions } from './InterruptionJudge.js';
 import type { SentenceSplitterOptions } from './SentenceSplitter.js';
 import type { TurnDetectorOptions } from './TurnDetector.js';
 
@@ -8,6 +10,14 @@ export interface AgentSessionOptions {
   readonly turn: Partial<Omit<TurnDetectorOptions, 'endpointingMs'>>;
   readonly echo: Partial<EchoGuardOptions>;
   readonly splitter: Partial<SentenceSplitterOptions>;
+  /** Adaptive barge-in's timing (the tenant chooses the mode). */
+  readonly interruption: Partial<InterruptionJudgeOptions>;
+  /** Adaptive endpointing's silences; the tenant's `endpointingMs` and `maxEndpointingMs` set the others. */
+  readonly endOfTurn: Pick<TextEndOfTurnOptions, 'finishedMs' | 'noWordsMs'>;
+  /** An STT without interim results is asked for the turn's text at a pause this long (adaptive endpointing). */
+  readonly lookAtPauseMs: number;
+  /** Speech with no words shorter than this is let go silently; longer gets the tenant's `didNotCatch`. */
+  readonly didNotCatchMinSpeechMs: number;
   /** After a barge-in, if no words are recognised this long and the caller's turn is over, the agent resumes. */
   readonly falseInterruptionMs: number;
   /** Audio before the VAD confirmed speech that still goes to STT, so the first syllable is not lost. */
@@ -38,6 +48,24 @@ export const defaultAgentSessionOptions = {
   turn: {},
   echo: {},
   splitter: {},
+  interruption: {},
+  endOfTurn: {
+    /**
+     * 300 ms after a finished sentence or question: people start answering 200–300 ms after a turn ends;
+     * below that the agent talks over callers who merely breathe between sentences.
+     */
+    finishedMs: 300,
+    /**
+     * 1250 ms when the STT made out no words so far: long enough for a caller's mid-sentence pause
+     * (0.7–1.2 s, whose first half an offline grammar often cannot place), short enough that "sorry, I
+     * didn't catch that" comes within 1.5 s of a caller who really stopped.
+     */
+    noWordsMs: 1250,
+  },
+  /** 200 ms: a pause that long already says something; the offline STT answers in ~20 ms. */
+  lookAtPauseMs: 200,
+  /** 200 ms: a word is at least that long; a click or a breath is not. */
+  didNotCatchMinSpeechMs: 200,
   /** 1500 ms: long enough for STT to return a first word, short enough that a cough costs little. */
   falseInterruptionMs: 1500,
   /** 300 ms: covers the VAD's confirmation time and a soft onset. */

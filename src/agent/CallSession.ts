@@ -37,6 +37,10 @@ export interface CallMedia {
   /** Drops everything queued at once; returns the milliseconds dropped. */
   flush(): number;
   readonly queuedMs: number;
+  /** Lowers what the caller hears by `gainDb` (negative) from the next packet on; 0 restores it. */
+  duck(gainDb: number): void;
+  /** Pauses (true) or resumes (false) what is queued for the caller; nothing queued is lost. */
+  hold(on: boolean): void;
 }
 
 export interface CallMetadata {

@@ -3,6 +3,7 @@ import pino from 'pino';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { isCallgateError } from '../errors.js';
 import type { SttStream, SttStreamEvents } from '../providers/types.js';
+import { TextEndOfTurn } from './EndOfTurn.js';
 import { CallerInput, type CallerInputHandlers } from './CallerInput.js';
 import type { VoiceActivityDetector } from './vad/VoiceActivityDetector.js';
 
@@ -140,5 +141,73 @@ describe('CallerInput', () => {
     expect(late.closed).toBe(true);
     feed(ci, true, 5);
     expect(seen).toEqual([]);
+  });
+
+  describe('adaptive endpointing with an STT that has no interim words', () => {
+    function adaptive() {
+      const seen: string[] = [];
+      const ci = new CallerInput(
+        vad,
+        {
+          turn: { endpointingMs: 500, minSpeechMs: 60 },
+          echo: {},
+          prerollMs: 100,
+          sttFinalTimeoutMs: 1000,
+          lookAtPauseMs: 200,
+          endOfTurn: new TextEndOfTurn({ finishedMs: 300, unknownMs: 500, noWordsMs: 1250, unfinishedMs: 1800 }),
+          log: pino({ level: 'silent' }),
+        },
+        {
+          speechStarted: () => {
+            seen.push('start');
+            ci.streamTurn();
+          },
+          speechEnded: () => seen.push('end'),
+          sttResult: () => undefined,
+          sttError: () => undefined,
+        },
+      );
+      return { ci, seen };
+    }
+    const settle = () => new Promise((r) => setImmediate(r));
+
+    it('looks at a pause and ends a finished sentence after the short silence', async () => {
+      const { ci, seen } = adaptive();
+      const stt = new FakeStt();
+      stt.finalText = Promise.resolve('what time do you open today');
+      await ci.open(async () => stt);
+      feed(ci, true, 10);
+      feed(ci, false, 10); // 200 ms: the look
+      await settle();
+      expect(ci.turnSoFar().text).toBe('what time do you open today');
+      feed(ci, false, 4);
+      expect(seen).toEqual(['start']);
+      feed(ci, false, 1); // 300 ms
+      expect(seen).toEqual(['start', 'end']);
+      expect(await ci.finalize(new AbortController().signal)).toBe('what time do you open today');
+    });
+
+    it('waits out an unfinished clause, and sends the whole turn again when the caller goes on', async () => {
+      const { ci, seen } = adaptive();
+      const stt = new FakeStt();
+      stt.finalText = Promise.resolve("I'd like a table for");
+      await ci.open(async () => stt);
+      feed(ci, true, 10);
+      feed(ci, false, 10);
+      await settle();
+      const firstHalf = stt.pushed.length;
+      feed(ci, false, 40); // 1 s of pause
+      expect(seen).toEqual(['start']);
+      feed(ci, true, 5); // "…four people"
+      // The engine hears the turn from its start again: pre-roll, first half, the pause, and on.
+      expect(stt.pushed.length).toBeGreaterThan(firstHalf + 50);
+      expect(stt.pushed.slice(firstHalf, firstHalf + 3)).toEqual(stt.pushed.slice(0, 3));
+      stt.finalText = Promise.resolve("I'd like a table for four people");
+      feed(ci, false, 10);
+      await settle();
+      feed(ci, false, 5);
+      expect(seen).toEqual(['start', 'end']);
+      expect(await ci.finalize(new AbortController().signal)).toBe("I'd like a table for four people");
+    });
   });
 });

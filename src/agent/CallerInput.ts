@@ -6,6 +6,7 @@ import { FRAME_MS } from '../media/types.js';
 import type { SttResult, SttStream } from '../providers/types.js';
 import { withDeadline } from './deadlines.js';
 import { EchoGuard, type EchoGuardOptions } from './EchoGuard.js';
+import type { EndOfTurn, TurnSoFar } from './EndOfTurn.js';
 import { TurnDetector, type TurnDetectorOptions } from './TurnDetector.js';
 import type { VoiceActivityDetector } from './vad/VoiceActivityDetector.js';
 
@@ -16,6 +17,13 @@ export interface CallerInputOptions {
   readonly prerollMs: number;
   /** The STT's final text for a turn must arrive within this after the turn ended. */
   readonly sttFinalTimeoutMs: number;
+  /** How much silence ends a turn (adaptive endpointing); the fixed `turn.endpointingMs` when absent. */
+  readonly endOfTurn?: EndOfTurn;
+  /**
+   * An STT without interim results is asked for the turn's text at a pause this long (it finalizes
+   * early); the caller going on sends it the whole turn again. 0: never.
+   */
+  readonly lookAtPauseMs?: number;
   readonly log: Logger;
 }
 
@@ -23,8 +31,13 @@ export interface CallerInputOptions {
 export interface CallerInputHandlers {
   /** The VAD confirmed a turn; `onsetAt` is its first speech frame. */
   speechStarted(onsetAt: number, now: number): void;
-  /** Endpointing (or `forced`: maximum utterance, or the audio stopped); `speechEndAt` is the last speech frame. */
-  speechEnded(speechEndAt: number, now: number, forced: boolean): void;
+  /**
+   * Endpointing (or `forced`: maximum utterance, or the audio stopped); `speechEndAt` is the last speech
+   * frame, `speechMs` the speech the turn held.
+   */
+  speechEnded(speechEndAt: number, now: number, forced: boolean, speechMs: number): void;
+  /** Every frame while a turn is open: speech or not (after the echo and level checks). */
+  turnFrame?(speech: boolean, now: number): void;
   /** Interim and final text as the STT streams it. */
   sttResult(result: SttResult): void;
   sttError(err: unknown, code: ErrorCode): void;
@@ -45,6 +58,17 @@ export class CallerInput {
   private hasAudio = false;
   private readonly preroll: Int16Array[] = [];
   private readonly prerollFrames: number;
+  /** The open turn's audio from its pre-roll on, kept to send again after a look at a pause. */
+  private turnAudio: Int16Array[] = [];
+  private keepingTurnAudio = false;
+  /** Finals and the latest interim of the open turn: what endpointing reads. */
+  private finalsSoFar: string[] = [];
+  private interim = '';
+  private heard: string | undefined;
+  private vendorEnd = false;
+  /** The text of a look at the current pause (STTs without interim results). */
+  private look: { readonly text: Promise<string>; known: string | undefined; heard: string | undefined } | undefined;
+  private maxTurnFrames: number;
   private stallTimer: NodeJS.Timeout | undefined;
   private closed = false;
 
@@ -53,9 +77,33 @@ export class CallerInput {
     private readonly opts: CallerInputOptions,
     private readonly handlers: CallerInputHandlers,
   ) {
-    this.turns = new TurnDetector(opts.turn);
+    const endOfTurn = opts.endOfTurn;
+    this.turns = new TurnDetector(opts.turn, endOfTurn ? () => endOfTurn.silenceNeededMs(this.turnSoFar()) : undefined);
     this.echo = new EchoGuard(opts.echo);
     this.prerollFrames = Math.ceil(opts.prerollMs / FRAME_MS);
+    this.maxTurnFrames = Math.ceil((opts.turn.maxUtteranceMs ?? 20_000) / FRAME_MS) + this.prerollFrames;
+  }
+
+  /** What endpointing knows of the open turn's words. */
+  turnSoFar(): TurnSoFar {
+    if (this.look) return { text: this.look.known, heard: this.look.heard, vendorEnd: false };
+    const parts = [...this.finalsSoFar, this.interim].filter((t) => t !== '');
+    const text = parts.length > 0 ? parts.join(' ') : this.stt?.interimResults ? '' : undefined;
+    return { text, heard: this.heard, vendorEnd: this.vendorEnd };
+  }
+
+  private sttResult(r: SttResult): void {
+    if (this.streaming || this.look) {
+      if (r.final) {
+        if (r.text !== '') this.finalsSoFar.push(r.text);
+        this.interim = '';
+      } else {
+        this.interim = r.text;
+      }
+      if (r.heard !== undefined) this.heard = r.heard !== '' ? r.heard : undefined;
+      this.vendorEnd = r.endOfSpeech === true;
+    }
+    this.handlers.sttResult(r);
   }
 
   /** Opens the STT stream. A failure is reported, not thrown: the call goes on (keypad entry still works). */
@@ -64,7 +112,7 @@ export class CallerInput {
       const stt = await openStream();
       if (this.closed) return void (await stt.close());
       this.stt = stt;
-      stt.on('result', (r) => this.handlers.sttResult(r));
+      stt.on('result', (r) => this.sttResult(r));
       stt.on('error', (err) => this.handlers.sttError(err, 'CG_STT_FAILED'));
     } catch (err) {
       this.handlers.sttError(err, 'CG_STT_UNAVAILABLE');
@@ -77,26 +125,101 @@ export class CallerInput {
     const score = this.vad.process(frame);
     const levelDbfs = dbfs(frame);
     const echoThresholdDbfs = this.echo.thresholdDbfs(now);
-    this.preroll.push(frame.slice());
+    const kept = frame.slice();
+    this.preroll.push(kept);
     if (this.preroll.length > this.prerollFrames) this.preroll.shift();
+    if (this.keepingTurnAudio && this.turnAudio.length < this.maxTurnFrames) this.turnAudio.push(kept);
     if (this.streaming) {
       this.stt?.push(frame);
       this.hasAudio = true;
     }
 
-    const signal = this.turns.process({ score, levelDbfs, echoThresholdDbfs });
-    if (this.turns.speaking) this.armStall();
+    const input = { score, levelDbfs, echoThresholdDbfs };
+    const wasSpeaking = this.turns.speaking;
+    const signal = this.turns.process(input);
+    if (this.turns.speaking) {
+      this.armStall();
+      const speech = this.turns.silenceMs === 0;
+      if (speech && this.look) this.sendTurnAgain();
+      else if (!speech) this.maybeLook();
+      if (wasSpeaking) this.handlers.turnFrame?.(speech, now);
+    }
     if (!signal) return;
     if (signal.type === 'speech-start') this.handlers.speechStarted(now - signal.onsetFramesAgo * FRAME_MS, now);
-    else this.speechEnded(now - signal.silenceFrames * FRAME_MS, now, signal.forced);
+    else this.speechEnded(now - signal.silenceFrames * FRAME_MS, now, signal.forced, signal.speechFrames * FRAME_MS);
+  }
+
+  /** A pause in the turn, and the STT gives no interim words: finalize early to read what was said so far. */
+  private maybeLook(): void {
+    const stt = this.stt;
+    const lookAtMs = this.opts.lookAtPauseMs ?? 0;
+    if (!stt || stt.interimResults || this.look || !this.streaming || lookAtMs <= 0) return;
+    if (this.turns.silenceMs < lookAtMs) return;
+    this.streaming = false;
+    this.hasAudio = false;
+    this.heard = undefined;
+    const look: { text: Promise<string>; known: string | undefined; heard: string | undefined } = {
+      text: withDeadline(stt.finalize(), this.opts.sttFinalTimeoutMs, 'CG_STT_TIMEOUT').then((t) => t.trim()),
+      known: undefined,
+      heard: undefined,
+    };
+    // A failed look is not the turn's failure: the turn's own finalize reports it.
+    look.text.then(
+      (t) => {
+        if (this.look !== look) return;
+        look.heard = this.heard;
+        look.known = t;
+      },
+      () => undefined,
+    );
+    this.look = look;
+  }
+
+  /** The caller went on after a look: the STT hears the whole turn again, pause included. */
+  private sendTurnAgain(): void {
+    const look = this.look;
+    this.look = undefined;
+    look?.text.catch(() => undefined);
+    this.finalsSoFar = [];
+    this.interim = '';
+    this.heard = undefined;
+    if (!this.stt) return;
+    for (const f of this.turnAudio) this.stt.push(f);
+    this.streaming = true;
+    this.hasAudio = true;
   }
 
   /** The session takes this turn: the STT hears it from the pre-roll on (the frames the VAD needed, and a little before). */
   streamTurn(): void {
+    this.turnAudio = [...this.preroll];
+    this.keepingTurnAudio = true;
+    this.finalsSoFar = [];
+    this.interim = '';
+    this.heard = undefined;
+    this.vendorEnd = false;
+    this.look = undefined;
     if (!this.stt) return;
     for (const f of this.preroll) this.stt.push(f);
     this.streaming = true;
     this.hasAudio = true;
+  }
+
+  /**
+   * The sound that opened this turn was not the caller taking it (a backchannel, a cough): the turn is
+   * forgotten and its words are finalized and dropped, so the next turn starts clean.
+   */
+  dropTurn(): void {
+    this.turns.reset();
+    this.endTurnAudio();
+    if (this.stallTimer) clearTimeout(this.stallTimer);
+    this.stallTimer = undefined;
+    if (this.hasAudio) void this.finalize(new AbortController().signal).catch(() => undefined);
+  }
+
+  private endTurnAudio(): void {
+    this.streaming = false;
+    this.keepingTurnAudio = false;
+    this.turnAudio = [];
   }
 
   /** Audio went to the STT since its last finalize. */
@@ -110,6 +233,12 @@ export class CallerInput {
    */
   async finalize(signal: AbortSignal): Promise<string> {
     const stt = this.stt;
+    const look = this.look;
+    this.look = undefined;
+    if (look && !this.hasAudio) {
+      // The turn ended in the pause that was looked at: the look's text is the turn's.
+      return withDeadline(look.text, this.opts.sttFinalTimeoutMs, 'CG_STT_TIMEOUT', signal);
+    }
     if (!stt || !this.hasAudio) return '';
     this.hasAudio = false;
     return (await withDeadline(stt.finalize(), this.opts.sttFinalTimeoutMs, 'CG_STT_TIMEOUT', signal)).trim();
@@ -126,22 +255,22 @@ export class CallerInput {
     this.vad.close();
   }
 
-  private speechEnded(speechEndAt: number, now: number, forced: boolean): void {
+  private speechEnded(speechEndAt: number, now: number, forced: boolean, speechMs: number): void {
     if (this.stallTimer) clearTimeout(this.stallTimer);
     this.stallTimer = undefined;
-    this.streaming = false;
-    this.handlers.speechEnded(speechEndAt, now, forced);
+    this.endTurnAudio();
+    this.handlers.speechEnded(speechEndAt, now, forced, speechMs);
   }
 
   /** A turn must end even when the caller's packets stop (DTX, mute, network): silence frames never come. */
   private armStall(): void {
     if (this.stallTimer) return void this.stallTimer.refresh();
-    const stallAfterMs = this.opts.turn.endpointingMs + 2 * FRAME_MS;
+    const stallAfterMs = (this.opts.endOfTurn?.maxSilenceMs ?? this.opts.turn.endpointingMs) + 2 * FRAME_MS;
     this.stallTimer = setTimeout(() => {
       this.stallTimer = undefined;
       const signal = this.turns.forceEnd();
       const now = performance.now();
-      if (signal?.type === 'speech-end') this.speechEnded(now - stallAfterMs, now, true);
+      if (signal?.type === 'speech-end') this.speechEnded(now - stallAfterMs, now, true, signal.speechFrames * FRAME_MS);
     }, stallAfterMs);
   }
 }

@@ -82,4 +82,15 @@ describe('EchoGuard', () => {
     g.reset();
     expect(g.active(10)).toBe(false);
   });
+
+  it('a pause holds the unsent audio back, and its echo is expected again once it resumes', () => {
+    const guard = new EchoGuard({ marginDb: 10, windowMs: 100 });
+    guard.queued(new Float32Array(50).fill(-20), 0); // 1 s of agent speech from t=0
+    guard.held(200); // paused at 200 ms: 10 frames sent, 40 wait
+    expect(guard.thresholdDbfs(250)).toBe(-30); // the echo of what was sent is still on its way
+    expect(guard.thresholdDbfs(400)).toBe(-Infinity); // nothing is being sent
+    guard.resumed(1000);
+    expect(guard.thresholdDbfs(1010)).toBe(-30);
+    expect(guard.thresholdDbfs(1000 + 40 * 20 + 200)).toBe(-Infinity); // the 40 frames played out
+  });
 });

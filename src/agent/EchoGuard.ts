@@ -42,6 +42,8 @@ interface Segment {
 export class EchoGuard {
   private readonly opts: EchoGuardOptions;
   private segments: Segment[] = [];
+  /** Levels of audio held back by a pause (see held()). */
+  private waiting = new Float32Array(0);
 
   constructor(options: Partial<EchoGuardOptions> = {}) {
     this.opts = { ...defaultEchoGuardOptions, ...options };
@@ -54,6 +56,7 @@ export class EchoGuard {
 
   /** Everything queued was dropped (barge-in flush): what was already sent may still echo back. */
   flushed(nowMs: number): void {
+    this.waiting = new Float32Array(0);
     this.segments = this.segments
       .filter((s) => s.startMs < nowMs)
       .map((s) => ({ startMs: s.startMs, levels: s.levels.subarray(0, Math.min(s.levels.length, Math.ceil((nowMs - s.startMs) / FRAME_MS))) }));
@@ -84,7 +87,35 @@ export class EchoGuard {
     return this.thresholdDbfs(nowMs) > -Infinity;
   }
 
+  /**
+   * The agent paused at `nowMs` (adaptive barge-in): what was not yet sent waits, and is expected again
+   * from `resumed()` on. Without this, a caller talking on through the pause would be judged against
+   * echo of audio that never went out.
+   */
+  held(nowMs: number): void {
+    const waiting: Float32Array[] = [];
+    for (const s of this.segments) {
+      const sent = Math.max(0, Math.min(s.levels.length, Math.ceil((nowMs - s.startMs) / FRAME_MS)));
+      if (sent < s.levels.length) waiting.push(s.levels.subarray(sent));
+    }
+    this.flushed(nowMs);
+    const total = waiting.reduce((n, l) => n + l.length, 0);
+    this.waiting = new Float32Array(total);
+    let at = 0;
+    for (const l of waiting) {
+      this.waiting.set(l, at);
+      at += l.length;
+    }
+  }
+
+  /** The paused audio plays again from `nowMs`. */
+  resumed(nowMs: number): void {
+    if (this.waiting.length > 0) this.segments.push({ startMs: nowMs, levels: this.waiting });
+    this.waiting = new Float32Array(0);
+  }
+
   reset(): void {
     this.segments = [];
+    this.waiting = new Float32Array(0);
   }
 }

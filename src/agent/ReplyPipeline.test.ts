@@ -18,6 +18,8 @@ import { SessionEvents } from './SessionEvents.js';
 class FakeMedia implements CallMedia {
   readonly codec = { name: 'PCMU' as const };
   queuedMs = 0;
+  duck(): void {}
+  hold(): void {}
   on(_event: string, _listener: ((frame: Int16Array) => void) | ((event: DtmfEvent) => void) | (() => void)): unknown {
     return this;
   }

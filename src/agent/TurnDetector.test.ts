@@ -58,7 +58,7 @@ describe('TurnDetector', () => {
     const signals = feed(d, frames);
     expect(signals).toEqual([
       { at: 1, signal: { type: 'speech-start', onsetFramesAgo: 1, bargeIn: false } },
-      { at: frames.length - 1, signal: { type: 'speech-end', silenceFrames: silent, forced: false } },
+      { at: frames.length - 1, signal: { type: 'speech-end', silenceFrames: silent, speechFrames: 3, forced: false } },
     ]);
     expect(d.speaking).toBe(false);
   });
@@ -73,14 +73,14 @@ describe('TurnDetector', () => {
       [24, 'speech-start'],
       [39, 'speech-end'],
     ]);
-    expect(signals[1]!.signal).toEqual({ type: 'speech-end', silenceFrames: 0, forced: true });
+    expect(signals[1]!.signal).toEqual({ type: 'speech-end', silenceFrames: 0, speechFrames: 20, forced: true });
   });
 
   it('forceEnd ends a turn in progress with its silence so far, and does nothing between turns', () => {
     const d = new TurnDetector({ minSpeechMs: 40 });
     expect(d.forceEnd()).toBeUndefined();
     feed(d, [...times(2, SPEECH), ...times(3, SILENCE)]);
-    expect(d.forceEnd()).toEqual({ type: 'speech-end', silenceFrames: 3, forced: true });
+    expect(d.forceEnd()).toEqual({ type: 'speech-end', silenceFrames: 3, speechFrames: 2, forced: true });
     expect(d.speaking).toBe(false);
     expect(d.forceEnd()).toBeUndefined();
   });
@@ -120,5 +120,17 @@ describe('TurnDetector', () => {
     // The 4 frames before the reset do not count.
     expect(feed(d, times(4, SPEECH))).toEqual([]);
     expect(feed(d, [SPEECH])).toHaveLength(1);
+  });
+
+  it('asks how much silence ends the turn on every silent frame, so the answer can change mid-pause', () => {
+    let needed = 200;
+    const d = new TurnDetector({ minSpeechMs: 40 }, () => needed);
+    feed(d, [...times(3, SPEECH), ...times(5, SILENCE)]);
+    expect(d.speaking).toBe(true);
+    expect(d.silenceMs).toBe(100);
+    needed = 1000; // the words so far end mid-clause: wait longer
+    expect(feed(d, times(20, SILENCE))).toEqual([]);
+    needed = 300; // …then they turned out finished
+    expect(feed(d, [SILENCE]).map((s) => s.signal)).toEqual([{ type: 'speech-end', silenceFrames: 26, speechFrames: 3, forced: false }]);
   });
 });

@@ -45,8 +45,11 @@ export const defaultTurnDetectorOptions = {
 export type TurnSignal =
   /** The caller started a turn. `onsetFrames` is how many frames ago their speech began. */
   | { readonly type: 'speech-start'; readonly onsetFramesAgo: number; readonly bargeIn: boolean }
-  /** Endpointing: the turn is over; the last speech frame was `silenceFrames` frames ago. */
-  | { readonly type: 'speech-end'; readonly silenceFrames: number; readonly forced: boolean };
+  /**
+   * Endpointing: the turn is over; the last speech frame was `silenceFrames` frames ago, and the turn
+   * held `speechFrames` frames of speech.
+   */
+  | { readonly type: 'speech-end'; readonly silenceFrames: number; readonly speechFrames: number; readonly forced: boolean };
 
 export interface FrameInput {
   /** The VAD's score for the frame. */
@@ -66,9 +69,21 @@ export class TurnDetector {
   private gap = 0;
   private silence = 0;
   private turnFrames = 0;
+  private speechFrames = 0;
+  private readonly silenceNeededMs: () => number;
 
-  constructor(options: Partial<TurnDetectorOptions> = {}) {
+  /**
+   * `silenceNeededMs`: the silence that ends the turn, asked on every silent frame (adaptive endpointing,
+   * src/agent/EndOfTurn.ts); the fixed `endpointingMs` when absent.
+   */
+  constructor(options: Partial<TurnDetectorOptions> = {}, silenceNeededMs?: () => number) {
     this.opts = { ...defaultTurnDetectorOptions, ...options };
+    this.silenceNeededMs = silenceNeededMs ?? (() => this.opts.endpointingMs);
+  }
+
+  /** Silence since the caller's last speech frame in the open turn (0 outside a turn). */
+  get silenceMs(): number {
+    return this.inTurn ? this.silence * FRAME_MS : 0;
   }
 
   get speaking(): boolean {
@@ -95,7 +110,8 @@ export class TurnDetector {
     if (!this.inTurn) return this.idleFrame(speech, input.echoThresholdDbfs > -Infinity);
     this.turnFrames++;
     this.silence = speech ? 0 : this.silence + 1;
-    if (this.silence * FRAME_MS >= this.opts.endpointingMs) return this.endTurn(false);
+    if (speech) this.speechFrames++;
+    if (this.silence > 0 && this.silence * FRAME_MS >= this.silenceNeededMs()) return this.endTurn(false);
     if (this.turnFrames * FRAME_MS >= this.opts.maxUtteranceMs) return this.endTurn(true);
     return undefined;
   }
@@ -111,7 +127,7 @@ export class TurnDetector {
   /** Forgets any turn in progress (the session was reset, e.g. after a hangup decision). */
   reset(): void {
     this.inTurn = false;
-    this.runSpeech = this.runSpan = this.gap = this.silence = this.turnFrames = 0;
+    this.runSpeech = this.runSpan = this.gap = this.silence = this.turnFrames = this.speechFrames = 0;
   }
 
   private idleFrame(speech: boolean, agentSpeaking: boolean): TurnSignal | undefined {
@@ -129,6 +145,7 @@ export class TurnDetector {
       const onsetFramesAgo = this.runSpan - 1;
       this.inTurn = true;
       this.turnFrames = this.runSpan;
+      this.speechFrames = this.runSpeech;
       this.silence = 0;
       this.runSpeech = this.runSpan = this.gap = 0;
       return { type: 'speech-start', onsetFramesAgo, bargeIn: agentSpeaking };
@@ -138,8 +155,8 @@ export class TurnDetector {
 
   private endTurn(forced: boolean): TurnSignal {
     const silenceFrames = this.silence;
-    this.inTurn = false;
-    this.runSpeech = this.runSpan = this.gap = this.silence = this.turnFrames = 0;
-    return { type: 'speech-end', silenceFrames, forced };
+    const speechFrames = this.speechFrames;
+    this.reset();
+    return { type: 'speech-end', silenceFrames, speechFrames, forced };
   }
 }

@@ -2,7 +2,10 @@ import { EventEmitter } from 'node:events';
 import pino from 'pino';
 import { describe, expect, it, vi } from 'vitest';
 import type { SttStream, SttStreamEvents } from '../providers/types.js';
+import type { BargeInMode } from './AgentConfig.js';
+import { BackchannelLexicon, backchannelsFor } from './backchannels.js';
 import type { BargeIn } from './BargeIn.js';
+import { defaultInterruptionJudgeOptions, InterruptionJudge } from './InterruptionJudge.js';
 import { CallerInput } from './CallerInput.js';
 import type { AgentEvent } from './events.js';
 import { SessionEvents } from './SessionEvents.js';
@@ -26,7 +29,8 @@ class ScriptedStt extends EventEmitter<SttStreamEvents> implements SttStream {
   async close(): Promise<void> {}
 }
 
-async function setup(texts: (string | null)[], opts: { agentTalking?: boolean; bargeIn?: boolean; pending?: boolean } = {}) {
+async function setup(texts: (string | null)[], opts: { agentTalking?: boolean; bargeIn?: BargeInMode; pending?: boolean } = {}) {
+  let agentTalking = opts.agentTalking ?? false;
   const got: AgentEvent[] = [];
   const calls: string[] = [];
   let work = Promise.resolve();
@@ -38,21 +42,26 @@ async function setup(texts: (string | null)[], opts: { agentTalking?: boolean; b
   } as unknown as BargeIn;
   const input = new CallerInput(vad, { turn: { endpointingMs: 100, minSpeechMs: 60 }, echo: {}, prerollMs: 100, sttFinalTimeoutMs: 1000, log: pino({ level: 'silent' }) }, {
     speechStarted: (a, n) => tt.speechStarted(a, n),
-    speechEnded: (a, n, f) => tt.speechEnded(a, n, f),
+    speechEnded: (a, n, f, ms) => tt.speechEnded(a, n, f, ms),
+    turnFrame: (speech, n) => tt.turnFrame(speech, n),
     sttResult: () => undefined,
     sttError: () => undefined,
   });
   await input.open(async () => new ScriptedStt(texts));
   const tt: TurnTaking = new TurnTaking(input, bargeIn, events, new AbortController().signal, pino({ level: 'silent' }), {
     isClosed: () => false,
-    agentTalking: () => opts.agentTalking ?? false,
-    bargeInAllowed: () => opts.bargeIn ?? true,
+    agentTalking: () => agentTalking,
+    bargeInMode: () => opts.bargeIn ?? 'immediate',
+    judge: (ago) => new InterruptionJudge(defaultInterruptionJudgeOptions, new BackchannelLexicon(backchannelsFor('en')), ago),
+    duck: (on) => void calls.push(on ? 'duck' : 'unduck'),
+    hold: (on) => void calls.push(on ? 'hold' : 'unhold'),
+    didNotCatch: async (turn) => void calls.push(`didNotCatch ${turn}`),
     respond: async (text, turn) => void calls.push(`respond ${turn}: ${text}`),
     failTurn: async (turn) => void calls.push(`fail ${turn}`),
     listen: () => void calls.push('listen'),
     quiet: () => void calls.push('quiet'),
     enqueue: (task) => void (work = work.then(task)),
-  });
+  }, 200);
   const feed = (speech: boolean, n: number) => {
     for (let i = 0; i < n; i++) input.frame(frame(speech));
   };
@@ -60,7 +69,7 @@ async function setup(texts: (string | null)[], opts: { agentTalking?: boolean; b
     await work;
     await work;
   };
-  return { tt, got, calls, feed, settled, bargeIn };
+  return { tt, got, calls, feed, settled, bargeIn, input, agentDone: () => void (agentTalking = false) };
 }
 
 describe('TurnTaking', () => {
@@ -78,7 +87,7 @@ describe('TurnTaking', () => {
     on.feed(true, 5);
     expect(on.calls).toEqual(['quiet', 'interrupt speech']);
 
-    const off = await setup(['wait'], { agentTalking: true, bargeIn: false });
+    const off = await setup(['wait'], { agentTalking: true, bargeIn: 'off' });
     off.feed(true, 5);
     off.feed(false, 6);
     await off.settled();
@@ -111,6 +120,13 @@ describe('TurnTaking', () => {
     silent.feed(false, 6);
     await silent.settled();
     expect(silent.calls).toEqual(['quiet', 'listen']);
+
+    // Longer speech with no words in it is not ignored: the caller hears the tenant's "didn't catch that".
+    const mumble = await setup(['']);
+    mumble.feed(true, 15);
+    mumble.feed(false, 6);
+    await mumble.settled();
+    expect(mumble.calls).toEqual(['quiet', 'didNotCatch 1']);
     // No answer comes, so no more latency marks are reported for the turn.
     expect(silent.got.filter((e) => e.type === 'latency').map((e) => e.type === 'latency' && e.mark)).toEqual(['endOfTurn', 'sttFinal']);
   });
@@ -122,5 +138,61 @@ describe('TurnTaking', () => {
     await t.settled();
     expect(t.got.filter((e) => e.type === 'error').map((e) => e.type === 'error' && e.during)).toEqual(['stt']);
     expect(t.calls).toEqual(['quiet', 'fail 1']);
+  });
+
+  describe('adaptive barge-in', () => {
+    it('keeps talking through a backchannel or a cough: ducks, then goes on, and no turn opens', async () => {
+      const t = await setup(['uh huh'], { agentTalking: true, bargeIn: 'adaptive' });
+      t.feed(true, 12); // 240 ms of sound: "yeah", a cough
+      t.feed(false, 8);
+      await t.settled();
+      expect(t.calls).toEqual(['quiet', 'duck', 'unhold', 'unduck']);
+      expect(t.tt.turn).toBe(0);
+      expect(t.got.map((e) => e.type)).toEqual(['agent-ducked', 'backchannel']);
+      // The words of the backchannel are not carried into the caller's next turn.
+      t.agentDone();
+      t.feed(true, 5);
+      t.feed(false, 6);
+      await t.settled();
+      expect(t.tt.turn).toBe(1);
+    });
+
+    it('pauses during a longer sound and goes on when it ends short of an interruption', async () => {
+      const t = await setup([''], { agentTalking: true, bargeIn: 'adaptive' });
+      t.feed(true, 22); // 440 ms: "okay", "uh-huh"
+      t.feed(false, 8);
+      await t.settled();
+      expect(t.calls).toEqual(['quiet', 'duck', 'hold', 'unhold', 'unduck']);
+      expect(t.tt.turn).toBe(0);
+    });
+
+    it('stops for a real interruption: held first, then cut, and the turn is answered', async () => {
+      const t = await setup(['wait can you tell me the hours'], { agentTalking: true, bargeIn: 'adaptive' });
+      t.feed(true, 40);
+      expect(t.calls).toEqual(['quiet', 'duck', 'hold', 'interrupt speech', 'unhold', 'unduck']);
+      t.agentDone();
+      t.feed(false, 6);
+      await t.settled();
+      expect(t.calls.at(-1)).toBe('respond 1: wait can you tell me the hours');
+    });
+
+    it('stops as soon as the words are not a backchannel, and not for words that are', async () => {
+      const t = await setup([], { agentTalking: true, bargeIn: 'adaptive' });
+      t.feed(true, 5);
+      t.tt.heard('okay', performance.now());
+      expect(t.calls).toEqual(['quiet', 'duck']);
+      t.tt.heard('okay wait', performance.now());
+      expect(t.calls).toEqual(['quiet', 'duck', 'interrupt speech', 'unhold', 'unduck']);
+      expect(t.tt.turn).toBe(1);
+    });
+
+    it('makes a turn of the sound when the agent finished while it was judged', async () => {
+      const t = await setup(['yes'], { agentTalking: true, bargeIn: 'adaptive' });
+      t.feed(true, 5);
+      t.agentDone();
+      t.feed(false, 30);
+      await t.settled();
+      expect(t.calls).toEqual(['quiet', 'duck', 'unhold', 'unduck', 'respond 1: yes']);
+    });
   });
 });

@@ -1,5 +1,8 @@
 import type { Logger } from 'pino';
+import { FRAME_MS } from '../media/types.js';
+import type { BargeInMode } from './AgentConfig.js';
 import type { BargeIn } from './BargeIn.js';
+import type { InterruptionJudge, Verdict } from './InterruptionJudge.js';
 import type { CallerInput } from './CallerInput.js';
 import { joinText } from './Reply.js';
 import type { SessionEvents } from './SessionEvents.js';
@@ -9,8 +12,16 @@ export interface TurnTakingHost {
   isClosed(): boolean;
   /** The agent is speaking, or its audio is still queued. */
   agentTalking(): boolean;
-  /** The caller may interrupt the agent (the tenant's setting). */
-  bargeInAllowed(): boolean;
+  /** Whether and how the caller may interrupt the agent (the tenant's setting). */
+  bargeInMode(): BargeInMode;
+  /** A judge for a sound the caller made over the agent, which began `onsetFramesAgo` frames ago. */
+  judge(onsetFramesAgo: number): InterruptionJudge;
+  /** Lowers (true) or restores the agent's level. */
+  duck(on: boolean): void;
+  /** Pauses (true) or resumes what the agent is saying, where it stopped. */
+  hold(on: boolean): void;
+  /** The caller spoke and no words came of it: say the tenant's "didn't catch that". */
+  didNotCatch(turn: number): Promise<void>;
   /** Answers the caller's `text` (the model's reply). */
   respond(text: string, turn: number): Promise<void>;
   /** The STT failed the turn: apologise, or end the call after repeated failures. */
@@ -35,6 +46,8 @@ export class TurnTaking {
   private carriedText = '';
   /** The caller's speech while barge-in is off: heard, not answered. */
   private ignoringTurn = false;
+  /** A sound over the agent being judged (adaptive barge-in): interruption, or backchannel / noise. */
+  private pending: { readonly onsetAt: number; readonly judge: InterruptionJudge } | undefined;
 
   constructor(
     private readonly input: CallerInput,
@@ -43,10 +56,13 @@ export class TurnTaking {
     private readonly lifetime: AbortSignal,
     private readonly log: Logger,
     private readonly host: TurnTakingHost,
+    /** Speech shorter than this with no words is let go (a click, a breath), not answered with "didn't catch". */
+    private readonly didNotCatchMinSpeechMs: number,
   ) {}
 
   /** A key press interrupted the agent: it opens a turn of its own. */
   keyedTurn(): void {
+    if (this.pending) this.settle('keep', performance.now());
     this.turn++;
   }
 
@@ -59,17 +75,62 @@ export class TurnTaking {
   speechStarted(onsetAt: number, now: number): void {
     this.host.quiet();
     const agentTalking = this.host.agentTalking();
-    if (agentTalking && !this.host.bargeInAllowed()) {
+    const mode = this.host.bargeInMode();
+    if (agentTalking && mode === 'off') {
       this.ignoringTurn = true;
       return;
     }
-    this.turn++;
-    this.events.emit({ type: 'turn-started', turn: this.turn, onsetAtMs: this.events.rel(onsetAt) }, now);
     this.input.streamTurn();
-    if (agentTalking) this.bargeIn.interrupt('speech', now);
+    if (agentTalking && mode === 'adaptive') {
+      this.pending = { onsetAt, judge: this.host.judge(Math.max(0, Math.round((now - onsetAt) / FRAME_MS))) };
+      this.host.duck(true);
+      this.events.emit({ type: 'agent-ducked', onsetAtMs: this.events.rel(onsetAt) }, now);
+      return;
+    }
+    this.openTurn(onsetAt, now, agentTalking);
   }
 
-  speechEnded(speechEndAt: number, now: number, forced: boolean): void {
+  /** A frame of the open turn: while a sound over the agent is judged, the judge sees it. */
+  turnFrame(speech: boolean, now: number): void {
+    const verdict = this.pending?.judge.frame(speech);
+    if (verdict) this.settle(verdict, now);
+  }
+
+  /** Words from the STT: a judged sound with words that are not a backchannel is an interruption. */
+  heard(text: string, now: number): void {
+    const verdict = this.pending?.judge.words(text);
+    if (verdict) this.settle(verdict, now);
+  }
+
+  private settle(verdict: Verdict, now: number): void {
+    const pending = this.pending;
+    if (!pending) return;
+    if (verdict === 'hold') return this.host.hold(true);
+    this.pending = undefined;
+    if (verdict === 'interrupt' || !this.host.agentTalking()) {
+      // The agent finished while the sound was judged: whatever it was, it is now the caller's turn.
+      this.openTurn(pending.onsetAt, now, this.host.agentTalking());
+    } else {
+      this.input.dropTurn();
+      this.events.emit({ type: 'backchannel', onsetAtMs: this.events.rel(pending.onsetAt) }, now);
+    }
+    this.host.hold(false);
+    this.host.duck(false);
+  }
+
+  private openTurn(onsetAt: number, now: number, interrupt: boolean): void {
+    this.turn++;
+    this.events.emit({ type: 'turn-started', turn: this.turn, onsetAtMs: this.events.rel(onsetAt) }, now);
+    if (interrupt) this.bargeIn.interrupt('speech', now);
+  }
+
+  speechEnded(speechEndAt: number, now: number, forced: boolean, speechMs: number): void {
+    if (this.pending) {
+      // The turn ended (the audio stopped) before the judge decided: a sound this short was no interruption.
+      const agentTalking = this.host.agentTalking();
+      this.settle('keep', now);
+      if (agentTalking) return;
+    }
     if (this.ignoringTurn) {
       this.ignoringTurn = false;
       // The words are dropped, but the engine must start the next turn clean.
@@ -103,6 +164,8 @@ export class TurnTaking {
       }
       if (full === '') {
         this.events.clearMarks();
+        // Speech, and no words in it: say so, rather than leave the caller in silence.
+        if (speechMs >= this.didNotCatchMinSpeechMs) return this.host.didNotCatch(turn);
         return this.host.listen();
       }
       await this.answer(full, turn);

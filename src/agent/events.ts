@@ -41,6 +41,10 @@ export type AgentEvent =
   /** The agent's reply was spoken to the end (`interrupted: false`) or cut off by barge-in. */
   | { readonly type: 'agent-done'; readonly atMs: number; readonly turn: number; readonly spokenText: string; readonly interrupted: boolean }
   | { readonly type: 'barge-in'; readonly atMs: number; readonly turn: number; readonly playedMs: number; readonly by: 'speech' | 'dtmf' }
+  /** Adaptive barge-in: the caller made a sound over the agent, which lowered its voice while it judges it. */
+  | { readonly type: 'agent-ducked'; readonly atMs: number; readonly onsetAtMs: number }
+  /** The sound was a backchannel or a noise: the agent went on, at full level, from where it was. */
+  | { readonly type: 'backchannel'; readonly atMs: number; readonly onsetAtMs: number }
   /** No words followed a barge-in: the agent resumes the interrupted sentence. */
   | { readonly type: 'barge-in-resumed'; readonly atMs: number; readonly turn: number; readonly fromText: string }
   | { readonly type: 'dtmf'; readonly atMs: number; readonly digit: string }

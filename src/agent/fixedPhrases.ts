@@ -9,7 +9,7 @@ import { SentenceSplitter, type SentenceSplitterOptions } from './SentenceSplitt
 
 /** The tenant's fixed phrases besides the greeting, each cached so it still plays when TTS is what failed. */
 export function fixedPhrases(config: AgentConfig): string[] {
-  return [config.apology, config.unavailableMessage, config.shutdownMessage, config.reprompt, config.goodbye.reply, config.timeLimitMessage];
+  return [config.apology, config.unavailableMessage, config.shutdownMessage, config.reprompt, config.didNotCatch, config.goodbye.reply, config.timeLimitMessage];
 }
 
 /** The pieces a cached phrase is stored and played in: whole sentences (never a first clause alone). */

@@ -132,6 +132,7 @@ export class AudioLeg extends EventEmitter<AudioLegEvents> {
       payloadType: codec.payloadType,
       silence: this.options.silence,
       send: (packet) => endpoint.send(packet),
+      createDecoder: () => (codec.name === 'opus' ? createDecoder('opus', { sampleRate: this.encoder.sampleRate }) : createDecoder(codec.name)),
     });
     this.sender.on('drain', () => this.emit('drain'));
     this.sender.on('talkspurt', () => this.emit('talkspurt'));
@@ -159,6 +160,16 @@ export class AudioLeg extends EventEmitter<AudioLegEvents> {
 
   get queuedMs(): number {
     return this.sender.queuedMs;
+  }
+
+  /** Lowers what the caller hears by `gainDb` (negative) from the next packet on; 0 restores it. */
+  duck(gainDb: number): void {
+    this.sender.duck(gainDb);
+  }
+
+  /** Pauses (true) or resumes (false) what is queued for the caller; nothing queued is lost. */
+  hold(on: boolean): void {
+    this.sender.hold(on);
   }
 
   stats(): AudioLegStats {

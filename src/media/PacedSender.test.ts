@@ -333,6 +333,37 @@ describe('PacedSender', () => {
     expect(ts[2]! - ts[1]!).toBe(160);
   });
 
+  it('duck() scales PCM and encoded frames from the next tick on, and 0 dB restores them as queued', () => {
+    // The stand-in decoder reverses TestEncoder: each byte back to the sample it came from.
+    const decoder = { codec: 'PCMU' as const, sampleRate: 8000 as const, clockRate: 8000, frameSamples: 160, decode: (p: Uint8Array) => ({ ok: true as const, value: Int16Array.from(p) }), conceal: () => new Int16Array(160), close: () => undefined };
+    const { sender, packets, ticks } = setup({ createDecoder: () => decoder as never });
+    sender.enqueuePcm(pcmFrames(100, 2));
+    sender.enqueueEncoded(encodedPrompt(100, 2));
+    sender.enqueuePcm(pcmFrames(100, 1));
+    ticks(1);
+    sender.duck(-20); // a tenth of the amplitude
+    ticks(3);
+    sender.duck(0);
+    ticks(1);
+    expect(packets.map(tag)).toEqual([100, 10, 10, 10, 100]);
+    sender.close();
+  });
+
+  it('hold() sends silence while it holds, loses nothing, and goes on where it stopped with a new talkspurt', () => {
+    const { sender, packets, ticks } = setup();
+    sender.enqueueEncoded(encodedPrompt(1, 4));
+    ticks(2);
+    sender.hold(true);
+    expect(sender.held).toBe(true);
+    ticks(3);
+    expect(sender.queuedFrames).toBe(2);
+    sender.hold(false);
+    ticks(3);
+    expect(packets.map(tag)).toEqual([1, 2, 0xee, 0xee, 0xee, 3, 4, 0xee]);
+    expect(packets.map((p) => p.marker)).toEqual([true, false, false, false, false, true, false, false]);
+    sender.close();
+  });
+
   it('close() is idempotent, leaves the clock and leaves no timer behind', () => {
     const { sender, clock, timers, packets, ticks } = setup();
     const other = new PacedSender({ clock, encoder: new TestEncoder(), payloadType: 8, send: () => undefined });

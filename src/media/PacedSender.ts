@@ -1,6 +1,6 @@
 import { randomInt } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import type { AudioEncoder } from './codecs/AudioCodec.js';
+import type { AudioDecoder, AudioEncoder } from './codecs/AudioCodec.js';
 import type { ClockTick, MediaClock } from './MediaClock.js';
 import { serializeRtp } from './rtp/RtpPacket.js';
 import { stripUndefined } from '../util/options.js';
@@ -69,6 +69,11 @@ export interface PacedSenderInit extends Partial<PacedSenderOptions> {
   readonly payloadType: number;
   /** Hands one RTP datagram to the socket. Called from the clock's tick: keep it cheap, never block. */
   readonly send: (packet: Buffer) => void;
+  /**
+   * A decoder for the encoder's codec at its rate, made on the first duck: frames already encoded (a
+   * cached prompt, or encoded ahead) are decoded, scaled and encoded again while the level is lowered.
+   */
+  readonly createDecoder?: () => AudioDecoder;
 }
 
 export interface PacedSenderStats {
@@ -133,6 +138,13 @@ export class PacedSender extends EventEmitter<PacedSenderEvents> {
   private closed = false;
   private prepareImmediate: NodeJS.Immediate | undefined;
 
+  /** Linear gain applied at send time (1: the audio as queued); see duck(). */
+  private gain = 1;
+  /** hold(): ticks send silence, the queue waits. */
+  private holding = false;
+  private decoder: AudioDecoder | undefined;
+  private readonly createDecoder: (() => AudioDecoder) | undefined;
+
   private packets = 0;
   private bytes = 0;
   private queued = 0;
@@ -143,7 +155,8 @@ export class PacedSender extends EventEmitter<PacedSenderEvents> {
 
   constructor(init: PacedSenderInit) {
     super();
-    const { clock, encoder, payloadType, send, ...rest } = init;
+    const { clock, encoder, payloadType, send, createDecoder, ...rest } = init;
+    this.createDecoder = createDecoder;
     this.opts = { ...defaultPacedSenderOptions, ...stripUndefined(rest) };
     if (!Number.isInteger(payloadType) || payloadType < 0 || payloadType > 127) {
       throw new RangeError(`payloadType must be 0..127, got ${payloadType}`);
@@ -225,6 +238,31 @@ export class PacedSender extends EventEmitter<PacedSenderEvents> {
     return frames * FRAME_MS;
   }
 
+  /**
+   * Lowers (or restores, with 0) the level of everything sent from the next tick on, queued frames
+   * included: the agent ducks under a caller who may be interrupting it while it decides whether they
+   * are. Encoded frames are decoded, scaled and encoded again while ducked (a few hundred ms per
+   * interruption); without a decoder for them they go out as they are.
+   */
+  duck(gainDb: number): void {
+    this.gain = gainDb >= 0 ? 1 : 10 ** (gainDb / 20);
+  }
+
+  /**
+   * Holds the queue (true): ticks send silence and nothing queued is lost; false sends it on from where
+   * it stopped, as a new talkspurt. The agent pauses while it is not yet sure the caller is interrupting.
+   */
+  hold(on: boolean): void {
+    if (this.holding === on) return;
+    this.holding = on;
+    if (on) this.talkspurtStart = true;
+    else this.maybeStartAtOnce();
+  }
+
+  get held(): boolean {
+    return this.holding;
+  }
+
   stats(): PacedSenderStats {
     return {
       packetsSent: this.packets,
@@ -247,6 +285,8 @@ export class PacedSender extends EventEmitter<PacedSenderEvents> {
     this.queue = [];
     this.head = 0;
     this.partial = undefined;
+    this.decoder?.close();
+    this.decoder = undefined;
     this.removeAllListeners();
   }
 
@@ -258,7 +298,7 @@ export class PacedSender extends EventEmitter<PacedSenderEvents> {
       this.timestamp = (this.timestamp + this.encoder.timestampIncrement) >>> 0;
       return;
     }
-    const item = this.dequeue();
+    const item = this.holding ? undefined : this.dequeue();
     if (item !== undefined) {
       if (tick.lateMs >= this.opts.lateFrameMs) this.late++;
       this.sendFrame(item);
@@ -273,7 +313,7 @@ export class PacedSender extends EventEmitter<PacedSenderEvents> {
   /** Sends one queued frame with the current timestamp (the caller advances it). */
   private sendFrame(item: QueueItem): void {
     // Normally already encoded by prepare(); inline only when the queue was filled inside this tick.
-    const payload = isPcm(item) ? this.encode(item) : item;
+    const payload = this.gain !== 1 ? this.scaled(item) : isPcm(item) ? this.encode(item) : item;
     const marker = this.talkspurtStart;
     this.talkspurtStart = false;
     this.emitPacket(marker, payload);
@@ -284,7 +324,7 @@ export class PacedSender extends EventEmitter<PacedSenderEvents> {
 
   /** startTalkspurtAtOnce: the first whole frame queued on an idle sender goes out now, in the next tick's slot. */
   private maybeStartAtOnce(): void {
-    if (!this.opts.startTalkspurtAtOnce || !this.talkspurtStart || this.slotTaken || this.closed) return;
+    if (!this.opts.startTalkspurtAtOnce || !this.talkspurtStart || this.slotTaken || this.closed || this.holding) return;
     // Only whole frames: a partial tail waits for the rest of its PCM (or for the tick that pads it).
     if (this.head >= this.queue.length) return;
     const item = this.dequeue()!;
@@ -301,6 +341,22 @@ export class PacedSender extends EventEmitter<PacedSenderEvents> {
       this.report(err);
       return this.encoder.silence;
     }
+  }
+
+  /** `item` at the ducked level, encoded. */
+  private scaled(item: QueueItem): Uint8Array {
+    let pcm: Int16Array;
+    if (isPcm(item)) pcm = item.slice();
+    else {
+      if (!this.createDecoder) return item;
+      this.decoder ??= this.createDecoder();
+      const decoded = this.decoder.decode(item);
+      if (!decoded.ok || decoded.value.length !== this.encoder.frameSamples) return item;
+      pcm = decoded.value.slice();
+    }
+    const g = this.gain;
+    for (let i = 0; i < pcm.length; i++) pcm[i] = Math.round(pcm[i]! * g);
+    return this.encode(pcm);
   }
 
   /** Encodes in queue order, so the encoder's state always follows the order frames are sent in. */

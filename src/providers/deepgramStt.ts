@@ -194,6 +194,7 @@ interface FinalSegment {
 }
 
 class DeepgramStream extends EventEmitter<SttStreamEvents> implements SttStream {
+  readonly interimResults = true;
   private state: 'connecting' | 'open' | 'failed' | 'closed' = 'connecting';
   private failure: CallgateError | undefined;
   private opening: { resolve: () => void; reject: (err: CallgateError) => void; timer: NodeJS.Timeout } | undefined;
@@ -483,7 +484,12 @@ class DeepgramStream extends EventEmitter<SttStreamEvents> implements SttStream 
     const text = (alt?.transcript ?? '').trim();
     const start = Number(r.start) || 0;
     const end = start + (Number(r.duration) || 0);
-    const result: SttResult = alt && typeof alt.confidence === 'number' ? { text, final: r.is_final === true, confidence: alt.confidence } : { text, final: r.is_final === true };
+    const result: SttResult = {
+      text,
+      final: r.is_final === true,
+      ...(alt && typeof alt.confidence === 'number' ? { confidence: alt.confidence } : {}),
+      ...(r.is_final === true && r.speech_final === true ? { endOfSpeech: true } : {}),
+    };
     this.heardTo = Math.max(this.heardTo, end);
     if (r.is_final) {
       this.wordsPending = false;

@@ -16,6 +16,13 @@ export interface SttResult {
   readonly final: boolean;
   /** 0–1 when the engine reports it. */
   readonly confidence?: number;
+  /** The engine says the caller's speech ended here (Deepgram's speech_final): a hint for endpointing. */
+  readonly endOfSpeech?: boolean;
+  /**
+   * What the engine heard word for word, when `text` is something else (pocketsphinx reports a matched
+   * phrase, or nothing): endpointing reads how the speech ended from it ("…a table for").
+   */
+  readonly heard?: string;
 }
 
 export interface SttStreamEvents {
@@ -26,6 +33,11 @@ export interface SttStreamEvents {
 }
 
 export interface SttStream extends EventEmitter<SttStreamEvents> {
+  /**
+   * The engine streams interim results while the caller speaks (Deepgram). Without them the agent
+   * looks at a pause by finalizing early, and sends the whole turn again if the caller goes on.
+   */
+  readonly interimResults?: boolean;
   /** 20 ms of caller audio, 16 kHz mono (320 samples). Never blocks; the engine may buffer. */
   push(frame: Int16Array): void;
   /**

@@ -181,7 +181,7 @@ describe('TenantStore', () => {
       tenantId: 'agent',
       greeting: 'Hi {{name|there}}, {{agentName}} at {{business}} here.',
       providers: { stt: 'pocketsphinx', llm: 'scripted', tts: 'flite' },
-      turn: { endpointingMs: 700, bargeIn: true },
+      turn: { endpointingMs: 700, bargeIn: 'adaptive' },
       voice: 'slt',
     });
     expect(config.intents).toEqual([{ name: 'hours', phrases: ['when are you open'], reply: 'Nine to five.' }]);

@@ -254,6 +254,7 @@ export function agentConfigFor(
     intents: tenant.intents,
     fallbackReply: tenant.fallbackReply,
     reprompt: tenant.reprompt,
+    didNotCatch: tenant.didNotCatch,
     apology: tenant.apology,
     unavailableMessage: tenant.unavailableMessage,
     shutdownMessage: tenant.shutdownMessage,

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { ENDPOINTING_RANGE_MS } from '../agent/AgentConfig.js';
+import { BARGE_IN_MODES, ENDPOINTING_MODES, ENDPOINTING_RANGE_MS, MAX_ENDPOINTING_RANGE_MS } from '../agent/AgentConfig.js';
 import { renderTemplate, templateVariables } from '../util/template.js';
 import { jsonSchemaProblem } from './jsonSchema.js';
 
@@ -84,7 +84,12 @@ export const intentSchema = object({
 
 export const turnSchema = object({
   endpointingMs: z.number().int().min(ENDPOINTING_RANGE_MS.min).max(ENDPOINTING_RANGE_MS.max).optional(),
-  bargeIn: z.boolean().optional(),
+  /** 'off' | 'immediate' | 'adaptive'; the old boolean is kept as written (true: adaptive, false: off). */
+  bargeIn: z.union([z.boolean(), z.enum(BARGE_IN_MODES)]).optional(),
+  endpointing: z.enum(ENDPOINTING_MODES).optional(),
+  maxEndpointingMs: z.number().int().min(MAX_ENDPOINTING_RANGE_MS.min).max(MAX_ENDPOINTING_RANGE_MS.max).optional(),
+  /** Replaces the language's backchannel words ("uh-huh", "okay") that do not stop the agent. */
+  backchannels: z.array(line(1, 40)).max(100).optional(),
   noInputMs: z.number().int().min(1000).max(60_000).optional(),
   maxReprompts: z.number().int().min(0).max(10).optional(),
 });
@@ -204,6 +209,8 @@ export const tenantFields = object({
   fallbackReply: text(1, 500).optional(),
   goodbye: object({ phrases: z.array(line(1, 200)).max(20).optional(), reply: text(1, 500).optional() }).optional(),
   reprompt: text(1, 500).optional(),
+  /** Said when the caller spoke and no words could be made out. */
+  didNotCatch: text(1, 500).optional(),
   apology: text(1, 500).optional(),
   unavailableMessage: text(1, 500).optional(),
   shutdownMessage: text(1, 500).optional(),

@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import { CallgateError } from '../../errors.js';
 import { PIPELINE_RATE } from '../../media/types.js';
 import type { SttStream, SttStreamEvents } from '../types.js';
-import { interpretHypothesis, type PhraseGrammar } from './grammar.js';
+import { heardWords, interpretHypothesis, type PhraseGrammar } from './grammar.js';
 import type { PocketsphinxOptions } from './options.js';
 import { READ_BLOCK_BYTES, type PocketsphinxProcess } from './PocketsphinxProcess.js';
 import type { TelephoneBand } from './TelephoneBand.js';
@@ -143,7 +143,15 @@ export class PocketsphinxStream extends EventEmitter<SttStreamEvents> implements
   }
 
   private onLine(line: string): void {
-    const text = this.grammar ? interpretHypothesis(line, this.grammar) : line.trim().replace(/\s+/g, ' ');
+    if (this.grammar) {
+      const text = interpretHypothesis(line, this.grammar);
+      const heard = heardWords(line);
+      if (text !== '') this.finals.push(text);
+      if (heard !== '' && heard !== text) this.emit('result', { text, final: true, heard });
+      else if (text !== '') this.emit('result', { text, final: true });
+      return;
+    }
+    const text = line.trim().replace(/\s+/g, ' ');
     if (text === '') return;
     this.finals.push(text);
     this.emit('result', { text, final: true });

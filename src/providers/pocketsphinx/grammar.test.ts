@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { buildPhraseGrammar, interpretHypothesis, normalisePhrase } from './grammar.js';
+import { buildPhraseGrammar, heardWords, interpretHypothesis, normalisePhrase } from './grammar.js';
 import { Lexicon } from './lexicon.js';
 
 /** A few CMUdict lines, in its format (variants as `word(2)`), standing in for the real dictionary. */
@@ -124,5 +124,10 @@ describe('interpretHypothesis', () => {
 
   it('strips garbage around a phrase', () => {
     expect(interpretHypothesis('__p_t pay my bill __w_the', grammar)).toBe('pay my bill');
+  });
+
+  it('heardWords keeps phrase and garbage words as said, and drops phones and fillers', () => {
+    expect(heardWords('<s> __w_i __w_would __w_like __p_ah book a table __w_for </s>')).toBe('i would like book a table for');
+    expect(heardWords('[NOISE] __p_m __p_hh')).toBe('');
   });
 });

@@ -211,6 +211,16 @@ export function buildPhraseGrammar(phrases: readonly string[], lexicon: Lexicon,
  * path (or was only noise). Normalised rather than as the tenant wrote it, like every STT's output: the
  * agent matches words, and the general model's output has the same form.
  */
+/** The decoder's words as heard: phrase words and garbage words ("__w_for" → "for"); phones and fillers left out. */
+export function heardWords(line: string): string {
+  const wordUnit = `${GARBAGE_PREFIX}w_`;
+  return line
+    .split(/\s+/)
+    .map((w) => (w.startsWith(wordUnit) ? w.slice(wordUnit.length) : w))
+    .filter((w) => w.length > 0 && !w.startsWith(GARBAGE_PREFIX) && !w.startsWith('<') && !w.startsWith('['))
+    .join(' ');
+}
+
 export function interpretHypothesis(line: string, grammar: PhraseGrammar): string {
   const text = line
     .split(/\s+/)

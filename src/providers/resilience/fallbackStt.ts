@@ -50,6 +50,11 @@ class FallbackSttStream extends EventEmitter<SttStreamEvents> implements SttStre
   private readonly replayMax: number;
   private closed = false;
 
+  /** As the stream in use says (a fallback to another engine may change it). */
+  get interimResults(): boolean {
+    return this.current?.stream.interimResults === true;
+  }
+
   constructor(
     links: readonly ChainLink<SttProvider>[],
     private readonly ctx: ChainContext,
