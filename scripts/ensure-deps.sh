@@ -24,6 +24,8 @@ APT_NEEDS=(
   # Fixture and soak audio tooling (npm run fixtures, bench:soak's caller voices).
   "flite:flite"
   "sox:sox"
+  # bench:turns' callers speak with espeak-ng, a different engine from the agent's (flite).
+  "espeak-ng:espeak-ng"
 )
 # docker/compose.yaml is validated with the Compose client (no engine needed): the `docker compose`
 # plugin when present, else Debian's docker-compose.

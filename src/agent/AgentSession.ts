@@ -84,13 +84,13 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
     this.providers = deps.providers;
     this.opts = { ...defaultAgentSessionOptions, ...deps.options };
     this.log = callLogger({ callId: deps.call.callId, tenant: deps.call.config.tenantId }, deps.logger);
-    const { turn, echo, prerollMs, sttFinalTimeoutMs, lookAtPauseMs } = this.opts;
+    const { turn, echo, prerollMs, sttFinalTimeoutMs, lookAtPauseMs, voicing } = this.opts;
     const turnConfig = deps.call.config.turn;
     const endpointing = { ...turn, endpointingMs: turnConfig.endpointingMs };
-    this.input = new CallerInput(deps.vad, { turn: endpointing, echo, prerollMs, sttFinalTimeoutMs, lookAtPauseMs, endOfTurn: this.endOfTurn(), log: this.log }, {
+    this.input = new CallerInput(deps.vad, { turn: endpointing, echo, prerollMs, sttFinalTimeoutMs, lookAtPauseMs, voicing, endOfTurn: this.endOfTurn(), log: this.log }, {
       speechStarted: (onsetAt, now) => this.turnTaking.speechStarted(onsetAt, now),
       speechEnded: (speechEndAt, now, forced, speechMs) => this.turnTaking.speechEnded(speechEndAt, now, forced, speechMs),
-      turnFrame: (speech, now) => this.turnTaking.turnFrame(speech, now),
+      turnFrame: (speech, voice, now) => this.turnTaking.turnFrame(speech, voice, now),
       sttResult: (r) => {
         this.bargeIn.heard(r.text);
         this.turnTaking.heard(r.text, performance.now());
@@ -136,8 +136,11 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
       isClosed: () => this.closed,
       agentTalking: () => this.replies.talking,
       bargeInMode: () => this.call.config.turn.bargeIn,
-      judge: (onsetFramesAgo) => new InterruptionJudge(judging, backchannels, onsetFramesAgo),
-      duck: (on) => this.call.media.duck(on ? judging.duckDb : 0),
+      judge: (onsetFramesAgo, carried) => new InterruptionJudge(judging, backchannels, onsetFramesAgo, carried),
+      duck: (on) => {
+        this.call.media.duck(on ? judging.duckDb : 0);
+        this.input.echo.ducked(on ? judging.duckDb : 0, performance.now());
+      },
       hold: (on) => {
         this.call.media.hold(on);
         if (on) this.input.echo.held(performance.now());
@@ -228,6 +231,7 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
     this.call.off('ended', this.onCallEnded);
     this.replies.close();
     this.bargeIn.clear();
+    this.turnTaking.close();
     this.timers.close();
     this.keypad.close();
     await this.input.close();

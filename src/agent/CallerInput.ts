@@ -9,6 +9,7 @@ import { EchoGuard, type EchoGuardOptions } from './EchoGuard.js';
 import type { EndOfTurn, TurnSoFar } from './EndOfTurn.js';
 import { TurnDetector, type TurnDetectorOptions } from './TurnDetector.js';
 import type { VoiceActivityDetector } from './vad/VoiceActivityDetector.js';
+import { VoicingMeter } from './vad/voicing.js';
 
 export interface CallerInputOptions {
   readonly turn: Partial<TurnDetectorOptions> & { readonly endpointingMs: number };
@@ -24,6 +25,8 @@ export interface CallerInputOptions {
    * early); the caller going on sends it the whole turn again. 0: never.
    */
   readonly lookAtPauseMs?: number;
+  /** Measure each frame's voicing (src/agent/vad/voicing.ts): steady noise and coughs are then never speech. */
+  readonly voicing?: boolean;
   readonly log: Logger;
 }
 
@@ -36,8 +39,11 @@ export interface CallerInputHandlers {
    * frame, `speechMs` the speech the turn held.
    */
   speechEnded(speechEndAt: number, now: number, forced: boolean, speechMs: number): void;
-  /** Every frame while a turn is open: speech or not (after the echo and level checks). */
-  turnFrame?(speech: boolean, now: number): void;
+  /**
+   * Every frame while a turn is open: speech or not (after the echo and level checks); `voice`: it would
+   * be speech but for the echo guard.
+   */
+  turnFrame?(speech: boolean, voice: boolean, now: number): void;
   /** Interim and final text as the STT streams it. */
   sttResult(result: SttResult): void;
   sttError(err: unknown, code: ErrorCode): void;
@@ -69,6 +75,7 @@ export class CallerInput {
   /** The text of a look at the current pause (STTs without interim results). */
   private look: { readonly text: Promise<string>; known: string | undefined; heard: string | undefined } | undefined;
   private maxTurnFrames: number;
+  private readonly voicing: VoicingMeter | undefined;
   private stallTimer: NodeJS.Timeout | undefined;
   private closed = false;
 
@@ -82,6 +89,7 @@ export class CallerInput {
     this.echo = new EchoGuard(opts.echo);
     this.prerollFrames = Math.ceil(opts.prerollMs / FRAME_MS);
     this.maxTurnFrames = Math.ceil((opts.turn.maxUtteranceMs ?? 20_000) / FRAME_MS) + this.prerollFrames;
+    this.voicing = opts.voicing ? new VoicingMeter() : undefined;
   }
 
   /** What endpointing knows of the open turn's words. */
@@ -134,15 +142,16 @@ export class CallerInput {
       this.hasAudio = true;
     }
 
-    const input = { score, levelDbfs, echoThresholdDbfs };
+    const input = { score, levelDbfs, echoThresholdDbfs, ...(this.voicing ? { voicing: this.voicing.process(frame) } : {}) };
     const wasSpeaking = this.turns.speaking;
+    const voice = wasSpeaking && this.turns.isSpeech({ ...input, echoThresholdDbfs: -Infinity });
     const signal = this.turns.process(input);
     if (this.turns.speaking) {
       this.armStall();
       const speech = this.turns.silenceMs === 0;
       if (speech && this.look) this.sendTurnAgain();
       else if (!speech) this.maybeLook();
-      if (wasSpeaking) this.handlers.turnFrame?.(speech, now);
+      if (wasSpeaking) this.handlers.turnFrame?.(speech, voice, now);
     }
     if (!signal) return;
     if (signal.type === 'speech-start') this.handlers.speechStarted(now - signal.onsetFramesAgo * FRAME_MS, now);

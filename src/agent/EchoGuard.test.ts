@@ -93,4 +93,14 @@ describe('EchoGuard', () => {
     expect(guard.thresholdDbfs(1010)).toBe(-30);
     expect(guard.thresholdDbfs(1000 + 40 * 20 + 200)).toBe(-Infinity); // the 40 frames played out
   });
+
+  it('expects a ducked agent to echo as much quieter, for the frames sent while it was ducked', () => {
+    const guard = new EchoGuard({ marginDb: 10, windowMs: 100 });
+    guard.queued(new Float32Array(50).fill(-20), 0);
+    guard.ducked(-15, 200);
+    expect(guard.thresholdDbfs(250)).toBe(-30); // frames sent before the duck are still in the window
+    expect(guard.thresholdDbfs(320)).toBe(-45);
+    guard.ducked(0, 400);
+    expect(guard.thresholdDbfs(450)).toBe(-30);
+  });
 });

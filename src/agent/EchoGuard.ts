@@ -44,6 +44,8 @@ export class EchoGuard {
   private segments: Segment[] = [];
   /** Levels of audio held back by a pause (see held()). */
   private waiting = new Float32Array(0);
+  /** The agent's level was lowered by `db` for frames sent from `fromMs` until `toMs` (see ducked()). */
+  private duck: { fromMs: number; toMs: number; db: number } | undefined;
 
   constructor(options: Partial<EchoGuardOptions> = {}) {
     this.opts = { ...defaultEchoGuardOptions, ...options };
@@ -76,7 +78,7 @@ export class EchoGuard {
       this.segments[keep++] = s;
       const first = Math.max(0, Math.floor((from - s.startMs) / FRAME_MS));
       const last = Math.min(s.levels.length - 1, Math.floor((nowMs - s.startMs) / FRAME_MS));
-      for (let i = first; i <= last; i++) loudest = Math.max(loudest, s.levels[i]!);
+      for (let i = first; i <= last; i++) loudest = Math.max(loudest, s.levels[i]! + this.gainAt(s.startMs + i * FRAME_MS));
     }
     this.segments.length = keep;
     return loudest - this.opts.marginDb;
@@ -106,6 +108,21 @@ export class EchoGuard {
       this.waiting.set(l, at);
       at += l.length;
     }
+  }
+
+  /**
+   * The agent's voice is lowered by `db` (negative) from `nowMs` on, or restored (0): its echo is as much
+   * quieter, so a caller talking over a ducked agent counts sooner. Levels stay as queued (prompt levels
+   * are shared between calls); the gain applies by send time.
+   */
+  ducked(db: number, nowMs: number): void {
+    if (db < 0) this.duck = { fromMs: nowMs, toMs: Infinity, db };
+    else if (this.duck && this.duck.toMs === Infinity) this.duck.toMs = nowMs;
+  }
+
+  private gainAt(sentMs: number): number {
+    const d = this.duck;
+    return d && sentMs >= d.fromMs && sentMs < d.toMs ? d.db : 0;
   }
 
   /** The paused audio plays again from `nowMs`. */

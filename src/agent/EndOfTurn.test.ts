@@ -32,6 +32,8 @@ describe('TextEndOfTurn', () => {
   it('waits the tenant endpointing while nothing is known, and longer for speech with no words yet', () => {
     expect(eot.silenceNeededMs({ text: undefined, vendorEnd: false })).toBe(500);
     expect(eot.silenceNeededMs({ text: '', vendorEnd: false })).toBe(1250);
+    // Without a phrase, the engine's guesses at what it could not place say nothing of a clause.
+    expect(eot.silenceNeededMs({ text: '', heard: 'the is a', vendorEnd: false })).toBe(1250);
     expect(eot.maxSilenceMs).toBe(1800);
   });
 

@@ -80,7 +80,10 @@ export class TextEndOfTurn implements EndOfTurn {
 
   silenceNeededMs(turn: TurnSoFar): number {
     const { text, heard } = turn;
-    if ((text !== undefined && unfinishedClause(text)) || (heard !== undefined && unfinishedClause(heard))) return this.opts.unfinishedMs;
+    // The words as heard count only beside a text: with none, they are the engine's guesses at sounds it
+    // could not place (often short function words), not a clause.
+    const heardOpen = heard !== undefined && text !== undefined && text.trim() !== '' && unfinishedClause(heard);
+    if ((text !== undefined && unfinishedClause(text)) || heardOpen) return this.opts.unfinishedMs;
     if (turn.vendorEnd) return this.opts.finishedMs;
     if (text === undefined) return this.opts.unknownMs;
     if (text.trim() === '') return this.opts.noWordsMs;

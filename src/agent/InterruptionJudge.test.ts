@@ -3,7 +3,7 @@ import { BackchannelLexicon, backchannelsFor } from './backchannels.js';
 import { defaultInterruptionJudgeOptions, InterruptionJudge, type Verdict } from './InterruptionJudge.js';
 
 const english = new BackchannelLexicon(backchannelsFor('en-US'));
-const opts = { duckDb: -15, holdAfterMs: 280, interruptAfterMs: 640, keepAfterSilenceMs: 120 };
+const opts = { duckDb: -15, holdAfterMs: 280, interruptAfterMs: 640, keepAfterSilenceMs: 120, maxBackchannelMs: 480 };
 
 /** Feeds `pattern` (1 speech, 0 silence per 20 ms) and returns each verdict with the frame it came on. */
 function run(judge: InterruptionJudge, pattern: string): [number, Verdict][] {
@@ -27,9 +27,24 @@ describe('InterruptionJudge', () => {
     expect(verdicts).toEqual([[11, 'hold'], [24, 'keep']]);
   });
 
+  it('takes a sound that ends with more speech than a backchannel has for words', () => {
+    // 500 ms of speech, then silence: not "uh-huh".
+    expect(run(new InterruptionJudge(opts, english, 2), '1'.repeat(22) + '000000')).toEqual([[10, 'hold'], [27, 'interrupt']]);
+  });
+
   it('is an interruption after interruptAfterMs of speech, gaps not counted', () => {
     const verdicts = run(new InterruptionJudge(opts, english, 2), '1'.repeat(15) + '00' + '1'.repeat(20));
     expect(verdicts).toEqual([[10, 'hold'], [30, 'interrupt']]);
+  });
+
+  it("does not take a voice under the echo guard's bar for the end of the sound", () => {
+    const judge = new InterruptionJudge(opts, english, 2);
+    // 400 ms of a voice softer than the agent's echo could be: the sound goes on (the agent pauses)…
+    const soft = Array.from({ length: 20 }, () => judge.frame(false, true));
+    expect(soft.filter(Boolean)).toEqual(['hold']);
+    // …but only louder frames count as speech: 30 of them make it an interruption.
+    const verdicts = Array.from({ length: 30 }, () => judge.frame(true));
+    expect(verdicts.filter(Boolean)).toEqual(['interrupt']);
   });
 
   it('decides from words at once: a backchannel changes nothing, anything else interrupts', () => {

@@ -25,20 +25,27 @@ export interface InterruptionJudgeOptions {
   readonly interruptAfterMs: number;
   /** Silence this long after the sound ends it: it was not an interruption. */
   readonly keepAfterSilenceMs: number;
+  /** A sound that ends with this much speech or more was words, not a backchannel: an interruption. */
+  readonly maxBackchannelMs: number;
 }
 
 export const defaultInterruptionJudgeOptions = {
   /** -15 dB: clearly yielding (the goal is ≥ 10 dB), still audible, so a backchannel costs nothing. */
   duckDb: -15,
   /**
-   * 280 ms: "yeah", "right", "sure" are over by then; longer backchannels ("okay", "uh-huh") pause the
-   * agent for less than 300 ms, and an interruption finds it silent within ~300 ms of its onset.
+   * 240 ms: "yeah", "right", "sure" are over by then; longer backchannels ("okay", "uh-huh", ~430 ms)
+   * pause the agent for less than 300 ms, and an interruption finds it silent ~300 ms after its onset.
    */
-  holdAfterMs: 280,
+  holdAfterMs: 240,
   /** 640 ms of speech: longer than a spoken backchannel ("mm-hmm", "okay sure"), short for a sentence. */
   interruptAfterMs: 640,
-  /** 120 ms: the gap after a backchannel; gaps inside "uh-huh" are shorter than that. */
-  keepAfterSilenceMs: 120,
+  /** 100 ms: the gap after a backchannel; the /h/ inside "uh-huh" is shorter (and the voicing hangover covers it). */
+  keepAfterSilenceMs: 100,
+  /**
+   * 480 ms: "okay", "uh-huh", "yeah sure" have less speech than that. Longer sounds that stop were words
+   * (a short question); if no words come of it, the agent resumes its sentence (BargeIn).
+   */
+  maxBackchannelMs: 480,
 } as const satisfies InterruptionJudgeOptions;
 
 export type Verdict = 'hold' | 'interrupt' | 'keep';
@@ -50,32 +57,46 @@ export class InterruptionJudge {
   private held = false;
   private decided = false;
 
-  /** `onsetFramesAgo`: how long before this frame the speech began (the VAD needed that much to be sure). */
+  /**
+   * `onsetFramesAgo`: how long before this frame the speech began (the VAD needed that much to be sure).
+   * `carriedSpeechMs`: speech of a sound judged a moment ago that this one continues ("wait, …" with a
+   * pause after "wait"): it counts, so the agent holds at once and stops when the total is enough.
+   */
   constructor(
     private readonly opts: InterruptionJudgeOptions,
     private readonly lexicon: BackchannelLexicon,
     onsetFramesAgo: number,
+    carriedSpeechMs = 0,
   ) {
-    this.spanMs = this.speechMs = (onsetFramesAgo + 1) * FRAME_MS;
+    this.spanMs = this.speechMs = (onsetFramesAgo + 1) * FRAME_MS + carriedSpeechMs;
   }
 
   get holding(): boolean {
     return this.held;
   }
 
-  /** The next 20 ms: speech or not (after the echo, noise and level checks). */
-  frame(speech: boolean): Verdict | undefined {
+  /** Speech heard so far in this sound (and the one it continues). */
+  get speechSoFarMs(): number {
+    return this.speechMs;
+  }
+
+  /**
+   * The next 20 ms: speech or not (after the echo, noise and level checks). `voice`: the frame sounds
+   * like speech but is under the echo guard's bar (the caller talking softer than the agent's echo
+   * could be): it neither counts as speech nor ends the sound.
+   */
+  frame(speech: boolean, voice = speech): Verdict | undefined {
     if (this.decided) return undefined;
     this.spanMs += FRAME_MS;
     if (speech) {
       this.speechMs += FRAME_MS;
       this.silenceMs = 0;
-    } else {
+    } else if (!voice) {
       this.silenceMs += FRAME_MS;
     }
     if (this.speechMs >= this.opts.interruptAfterMs) return this.decide('interrupt');
-    if (this.silenceMs >= this.opts.keepAfterSilenceMs) return this.decide('keep');
-    if (!this.held && speech && this.spanMs >= this.opts.holdAfterMs) {
+    if (this.silenceMs >= this.opts.keepAfterSilenceMs) return this.decide(this.speechMs >= this.opts.maxBackchannelMs ? 'interrupt' : 'keep');
+    if (!this.held && this.silenceMs === 0 && this.spanMs >= this.opts.holdAfterMs) {
       this.held = true;
       return 'hold';
     }

@@ -133,4 +133,15 @@ describe('TurnDetector', () => {
     needed = 300; // …then they turned out finished
     expect(feed(d, [SILENCE]).map((s) => s.signal)).toEqual([{ type: 'speech-end', silenceFrames: 26, speechFrames: 3, forced: false }]);
   });
+
+  it('counts unvoiced frames as speech only next to voiced ones: steady noise and coughs never open a turn', () => {
+    const d = new TurnDetector({ minSpeechMs: 100, voicingHangoverMs: 120 });
+    const noise = { ...SPEECH, voicing: 0.1 };
+    const vowel = { ...SPEECH, voicing: 0.8 };
+    expect(feed(d, times(150, noise))).toEqual([]); // 3 s of a fan: fvad says speech, nothing is voiced
+    // "sss-ix": an unvoiced onset waits for the vowel; the consonant after it stays inside the speech.
+    const signals = feed(d, [...times(4, noise), ...times(5, vowel), ...times(6, noise), ...times(40, { ...SILENCE, voicing: 0 })]);
+    expect(signals.map((s) => [s.at, s.signal.type])).toEqual([[8, 'speech-start'], [39, 'speech-end']]);
+    expect(signals[1]!.signal).toMatchObject({ speechFrames: 11 });
+  });
 });

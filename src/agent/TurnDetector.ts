@@ -23,6 +23,10 @@ export interface TurnDetectorOptions {
   readonly maxUtteranceMs: number;
   /** Frames quieter than this never count as speech, whatever the VAD says (line hiss). */
   readonly minLevelDbfs: number;
+  /** A frame this periodic (src/agent/vad/voicing.ts) is voiced. */
+  readonly voicingThreshold: number;
+  /** Speech frames count only this close after a voiced frame: steady noise, coughs and clicks are never voiced. */
+  readonly voicingHangoverMs: number;
 }
 
 export const defaultTurnDetectorOptions = {
@@ -40,6 +44,13 @@ export const defaultTurnDetectorOptions = {
   maxUtteranceMs: 20_000,
   /** -55 dBFS: well under quiet speech (-40), above a PCMU line's idle noise. */
   minLevelDbfs: -55,
+  /** 0.45: speech scores 0.5–0.95 on its vowels, pink and brown noise, coughs and typing under 0.35. */
+  voicingThreshold: 0.45,
+  /**
+   * 80 ms: keeps the unvoiced consonants next to a vowel ("sorry", "six") inside the speech; every ms of
+   * it is added to the end of each turn, so no longer.
+   */
+  voicingHangoverMs: 80,
 } as const satisfies TurnDetectorOptions;
 
 export type TurnSignal =
@@ -58,6 +69,8 @@ export interface FrameInput {
   readonly levelDbfs: number;
   /** The echo guard's bar for this frame; -Infinity when the agent is silent. */
   readonly echoThresholdDbfs: number;
+  /** How periodic the frame is (0–1); absent: not measured, every frame counts as voiced. */
+  readonly voicing?: number;
 }
 
 export class TurnDetector {
@@ -70,6 +83,8 @@ export class TurnDetector {
   private silence = 0;
   private turnFrames = 0;
   private speechFrames = 0;
+  /** Frames since the last voiced one (Infinity: none yet). */
+  private sinceVoiced = Number.POSITIVE_INFINITY;
   private readonly silenceNeededMs: () => number;
 
   /**
@@ -100,13 +115,19 @@ export class TurnDetector {
     return (
       input.score >= this.opts.vadThreshold &&
       input.levelDbfs >= this.opts.minLevelDbfs &&
-      input.levelDbfs >= input.echoThresholdDbfs
+      input.levelDbfs >= input.echoThresholdDbfs &&
+      (this.voiced(input) || (this.sinceVoiced + 1) * FRAME_MS <= this.opts.voicingHangoverMs)
     );
+  }
+
+  private voiced(input: FrameInput): boolean {
+    return input.voicing === undefined || input.voicing >= this.opts.voicingThreshold;
   }
 
   /** Feeds one 20 ms frame; returns what it changed, if anything. */
   process(input: FrameInput): TurnSignal | undefined {
     const speech = this.isSpeech(input);
+    this.sinceVoiced = this.voiced(input) ? 0 : this.sinceVoiced + 1;
     if (!this.inTurn) return this.idleFrame(speech, input.echoThresholdDbfs > -Infinity);
     this.turnFrames++;
     this.silence = speech ? 0 : this.silence + 1;
@@ -126,6 +147,7 @@ export class TurnDetector {
 
   /** Forgets any turn in progress (the session was reset, e.g. after a hangup decision). */
   reset(): void {
+    this.sinceVoiced = Number.POSITIVE_INFINITY;
     this.inTurn = false;
     this.runSpeech = this.runSpan = this.gap = this.silence = this.turnFrames = this.speechFrames = 0;
   }

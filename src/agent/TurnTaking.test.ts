@@ -43,7 +43,7 @@ async function setup(texts: (string | null)[], opts: { agentTalking?: boolean; b
   const input = new CallerInput(vad, { turn: { endpointingMs: 100, minSpeechMs: 60 }, echo: {}, prerollMs: 100, sttFinalTimeoutMs: 1000, log: pino({ level: 'silent' }) }, {
     speechStarted: (a, n) => tt.speechStarted(a, n),
     speechEnded: (a, n, f, ms) => tt.speechEnded(a, n, f, ms),
-    turnFrame: (speech, n) => tt.turnFrame(speech, n),
+    turnFrame: (speech, voice, n) => tt.turnFrame(speech, voice, n),
     sttResult: () => undefined,
     sttError: () => undefined,
   });
@@ -52,7 +52,7 @@ async function setup(texts: (string | null)[], opts: { agentTalking?: boolean; b
     isClosed: () => false,
     agentTalking: () => agentTalking,
     bargeInMode: () => opts.bargeIn ?? 'immediate',
-    judge: (ago) => new InterruptionJudge(defaultInterruptionJudgeOptions, new BackchannelLexicon(backchannelsFor('en')), ago),
+    judge: (ago, carried) => new InterruptionJudge(defaultInterruptionJudgeOptions, new BackchannelLexicon(backchannelsFor('en')), ago, carried),
     duck: (on) => void calls.push(on ? 'duck' : 'unduck'),
     hold: (on) => void calls.push(on ? 'hold' : 'unhold'),
     didNotCatch: async (turn) => void calls.push(`didNotCatch ${turn}`),
@@ -143,12 +143,15 @@ describe('TurnTaking', () => {
   describe('adaptive barge-in', () => {
     it('keeps talking through a backchannel or a cough: ducks, then goes on, and no turn opens', async () => {
       const t = await setup(['uh huh'], { agentTalking: true, bargeIn: 'adaptive' });
-      t.feed(true, 12); // 240 ms of sound: "yeah", a cough
+      t.feed(true, 10); // 200 ms of sound: "yeah", a cough
       t.feed(false, 8);
       await t.settled();
-      expect(t.calls).toEqual(['quiet', 'duck', 'unhold', 'unduck']);
+      expect(t.calls).toEqual(['quiet', 'duck', 'unhold']);
       expect(t.tt.turn).toBe(0);
       expect(t.got.map((e) => e.type)).toEqual(['agent-ducked', 'backchannel']);
+      // Still ducked while a continuation may come, then back at full level.
+      await new Promise((r) => setTimeout(r, 600));
+      expect(t.calls).toEqual(['quiet', 'duck', 'unhold', 'unduck']);
       // The words of the backchannel are not carried into the caller's next turn.
       t.agentDone();
       t.feed(true, 5);
@@ -162,8 +165,9 @@ describe('TurnTaking', () => {
       t.feed(true, 22); // 440 ms: "okay", "uh-huh"
       t.feed(false, 8);
       await t.settled();
-      expect(t.calls).toEqual(['quiet', 'duck', 'hold', 'unhold', 'unduck']);
+      expect(t.calls).toEqual(['quiet', 'duck', 'hold', 'unhold']);
       expect(t.tt.turn).toBe(0);
+      t.tt.close();
     });
 
     it('stops for a real interruption: held first, then cut, and the turn is answered', async () => {
@@ -193,6 +197,16 @@ describe('TurnTaking', () => {
       t.feed(false, 30);
       await t.settled();
       expect(t.calls).toEqual(['quiet', 'duck', 'unhold', 'unduck', 'respond 1: yes']);
+    });
+
+    it('a sound right after one it let go continues it: "wait," then a pause, then the rest stops the agent', async () => {
+      const t = await setup(['wait what time do you open'], { agentTalking: true, bargeIn: 'adaptive' });
+      t.feed(true, 15); // "wait," (300 ms)
+      t.feed(false, 8); // the comma: let go, the agent goes on, still ducked
+      expect(t.calls).toEqual(['quiet', 'duck', 'hold', 'unhold']);
+      t.feed(true, 20); // "what time do you open": held at once, and 300 + 400 ms of speech is an interruption
+      expect(t.calls.slice(4)).toEqual(['quiet', 'duck', 'hold', 'interrupt speech', 'unhold', 'unduck']);
+      expect(t.calls.indexOf('interrupt speech')).toBeGreaterThan(0);
     });
   });
 });

@@ -7,6 +7,9 @@ import type { CallerInput } from './CallerInput.js';
 import { joinText } from './Reply.js';
 import type { SessionEvents } from './SessionEvents.js';
 
+/** A sound starting this soon after one was let go continues it (the pause after "wait," in "wait, what time…"). */
+const CONTINUES_WITHIN_MS = 500;
+
 /** What turn taking needs of the session around it. */
 export interface TurnTakingHost {
   isClosed(): boolean;
@@ -15,7 +18,7 @@ export interface TurnTakingHost {
   /** Whether and how the caller may interrupt the agent (the tenant's setting). */
   bargeInMode(): BargeInMode;
   /** A judge for a sound the caller made over the agent, which began `onsetFramesAgo` frames ago. */
-  judge(onsetFramesAgo: number): InterruptionJudge;
+  judge(onsetFramesAgo: number, carriedSpeechMs: number): InterruptionJudge;
   /** Lowers (true) or restores the agent's level. */
   duck(on: boolean): void;
   /** Pauses (true) or resumes what the agent is saying, where it stopped. */
@@ -48,6 +51,10 @@ export class TurnTaking {
   private ignoringTurn = false;
   /** A sound over the agent being judged (adaptive barge-in): interruption, or backchannel / noise. */
   private pending: { readonly onsetAt: number; readonly judge: InterruptionJudge } | undefined;
+  /** The last sound let go as no interruption: a sound right after it continues it ("wait, …"). */
+  private lastKept: { readonly at: number; readonly onsetAt: number; readonly speechMs: number } | undefined;
+  /** After a sound let go, the agent stays ducked while a continuation may still come; then this restores it. */
+  private restoreTimer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly input: CallerInput,
@@ -82,17 +89,22 @@ export class TurnTaking {
     }
     this.input.streamTurn();
     if (agentTalking && mode === 'adaptive') {
-      this.pending = { onsetAt, judge: this.host.judge(Math.max(0, Math.round((now - onsetAt) / FRAME_MS))) };
+      const kept = this.lastKept !== undefined && now - this.lastKept.at <= CONTINUES_WITHIN_MS ? this.lastKept : undefined;
+      const judge = this.host.judge(Math.max(0, Math.round((now - onsetAt) / FRAME_MS)), kept?.speechMs ?? 0);
+      this.pending = { onsetAt: kept?.onsetAt ?? onsetAt, judge };
+      this.lastKept = undefined;
+      this.cancelRestore();
       this.host.duck(true);
       this.events.emit({ type: 'agent-ducked', onsetAtMs: this.events.rel(onsetAt) }, now);
+      this.log.debug({ sinceOnsetMs: Math.round(now - onsetAt), carriedMs: kept?.speechMs ?? 0 }, 'agent ducked under a sound');
       return;
     }
     this.openTurn(onsetAt, now, agentTalking);
   }
 
   /** A frame of the open turn: while a sound over the agent is judged, the judge sees it. */
-  turnFrame(speech: boolean, now: number): void {
-    const verdict = this.pending?.judge.frame(speech);
+  turnFrame(speech: boolean, voice: boolean, now: number): void {
+    const verdict = this.pending?.judge.frame(speech, voice);
     if (verdict) this.settle(verdict, now);
   }
 
@@ -105,6 +117,7 @@ export class TurnTaking {
   private settle(verdict: Verdict, now: number): void {
     const pending = this.pending;
     if (!pending) return;
+    this.log.debug({ verdict, sinceOnsetMs: Math.round(now - pending.onsetAt), speechMs: pending.judge.speechSoFarMs }, 'sound over the agent judged');
     if (verdict === 'hold') return this.host.hold(true);
     this.pending = undefined;
     if (verdict === 'interrupt' || !this.host.agentTalking()) {
@@ -112,10 +125,32 @@ export class TurnTaking {
       this.openTurn(pending.onsetAt, now, this.host.agentTalking());
     } else {
       this.input.dropTurn();
+      this.lastKept = { at: now, onsetAt: pending.onsetAt, speechMs: pending.judge.speechSoFarMs };
       this.events.emit({ type: 'backchannel', onsetAtMs: this.events.rel(pending.onsetAt) }, now);
+      // The agent goes on at once, still ducked: a pause after "wait," is not the end of it, and the
+      // rest finds the agent yielding already. Full level once no continuation came.
+      this.host.hold(false);
+      this.cancelRestore();
+      this.restoreTimer = setTimeout(() => {
+        this.restoreTimer = undefined;
+        if (!this.pending) this.host.duck(false);
+      }, CONTINUES_WITHIN_MS);
+      return;
     }
+    this.cancelRestore();
     this.host.hold(false);
     this.host.duck(false);
+  }
+
+  private cancelRestore(): void {
+    if (this.restoreTimer) clearTimeout(this.restoreTimer);
+    this.restoreTimer = undefined;
+  }
+
+  /** The call is over: nothing waits to restore the agent's level. */
+  close(): void {
+    this.cancelRestore();
+    this.pending = undefined;
   }
 
   private openTurn(onsetAt: number, now: number, interrupt: boolean): void {

@@ -1,3 +1,4 @@
+import { mixInto } from './mix.js';
 import type dgram from 'node:dgram';
 import { performance } from 'node:perf_hooks';
 import { createDecoder, createEncoder } from '../codecs/registry.js';
@@ -54,6 +55,9 @@ export class RtpCaller {
   private target: { address: string; port: number } | undefined;
   private unsubscribe: (() => void) | undefined;
   private closed = false;
+  /** The agent's audio coming back into the microphone (see `echo()`), 8 kHz frames waiting to be mixed in. */
+  private echoLine: Int16Array[] | undefined;
+  private echoGain = 0;
 
   private constructor(
     private readonly socket: dgram.Socket,
@@ -66,7 +70,9 @@ export class RtpCaller {
       if (!p.ok || p.value.payloadType !== 0) return;
       const payload = p.value.payload;
       const decoded = this.decoder.decode(payload);
-      this.heard.push({ at: performance.now(), sound: payload.some((b) => !PCMU_SILENCE.has(b)), pcm: decoded.ok ? decoded.value : new Int16Array(0) });
+      const pcm = decoded.ok ? decoded.value : new Int16Array(0);
+      if (this.echoLine && this.echoLine.length < 50 && pcm.length === 160) this.echoLine.push(pcm);
+      this.heard.push({ at: performance.now(), sound: payload.some((b) => !PCMU_SILENCE.has(b)), pcm });
     });
     socket.on('error', () => undefined);
   }
@@ -114,6 +120,12 @@ export class RtpCaller {
     });
   }
 
+  /** A speakerphone: what arrives comes back `delayMs` later, `gainDb` down, mixed with what is said. */
+  echo(path: { readonly delayMs: number; readonly gainDb: number } | undefined): void {
+    this.echoGain = path ? 10 ** (path.gainDb / 20) : 0;
+    this.echoLine = path ? Array.from({ length: Math.round(path.delayMs / 20) }, () => new Int16Array(160)) : undefined;
+  }
+
   /** Arrival time of the first agent packet with sound after `t`. */
   firstSoundAfter(t: number): number | undefined {
     return this.heard.find((h) => h.sound && h.at > t)?.at;
@@ -146,7 +158,9 @@ export class RtpCaller {
   private tick(): void {
     if (!this.target || this.closed) return;
     const frame = this.script[this.sentAt.length];
-    const payload = frame ? this.encoder.encode(frame) : this.encoder.silence;
+    const echoed = this.echoLine?.shift();
+    const mixed = echoed ? mixInto(frame ?? new Int16Array(160), echoed, this.echoGain) : frame;
+    const payload = mixed ? this.encoder.encode(mixed) : this.encoder.silence;
     const packet = serializeRtp({ marker: false, payloadType: 0, sequenceNumber: this.seq, timestamp: this.ts, ssrc: this.options.ssrc }, payload);
     this.seq = (this.seq + 1) & 0xffff;
     this.ts = (this.ts + 160) >>> 0;

@@ -1,3 +1,4 @@
+import { mixInto } from '../../media/testing/mix.js';
 import { randomInt } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { Audio, PeerConnection, type DataChannel, type Track } from 'node-datachannel';
@@ -73,6 +74,9 @@ export class BrowserPeer {
   private timer: NodeJS.Timeout | undefined;
   private counters = { packetsSent: 0, packetsReceived: 0, decodeErrors: 0 };
   private closed = false;
+  /** The far side's audio coming back into the microphone (see `echo()`): frames waiting to be mixed in. */
+  private echoLine: Int16Array[] | undefined;
+  private echoGain = 0;
   private readonly channel: DataChannel | undefined;
   /** Text messages received on the data channel, in order. */
   readonly messages: string[] = [];
@@ -165,6 +169,20 @@ export class BrowserPeer {
     return this.playedAt.slice(first, last);
   }
 
+  /**
+   * A speakerphone: what arrives comes back into the microphone `delayMs` later, `gainDb` down (negative),
+   * mixed with whatever is played. `undefined` turns it off.
+   */
+  echo(path: { readonly delayMs: number; readonly gainDb: number } | undefined): void {
+    if (!path) {
+      this.echoLine = undefined;
+      return;
+    }
+    this.echoGain = 10 ** (path.gainDb / 20);
+    this.echoLine = Array.from({ length: Math.round(path.delayMs / FRAME_MS) }, () => new Int16Array(this.encoder.frameSamples));
+    this.startSending();
+  }
+
   /** Starts the 20 ms sender without queueing audio (with `sendSilence`, the open microphone). */
   startSending(): void {
     this.timer ??= setInterval(() => this.sendNext(), FRAME_MS);
@@ -222,7 +240,9 @@ export class BrowserPeer {
     // Until the track opens there is no SRTP context; a browser would not send yet either.
     if (!this.closed && !this.track.isOpen()) return;
     const played = this.outbox.shift();
-    const frame = played ?? (this.options.sendSilence ? new Int16Array(this.encoder.frameSamples) : undefined);
+    let frame = played ?? (this.options.sendSilence || this.echoLine ? new Int16Array(this.encoder.frameSamples) : undefined);
+    const echoed = this.echoLine?.shift();
+    if (frame && echoed) frame = mixInto(frame, echoed, this.echoGain);
     if (!frame || this.closed) {
       clearInterval(this.timer);
       this.timer = undefined;
@@ -247,6 +267,7 @@ export class BrowserPeer {
     this.counters.packetsReceived++;
     const decoded = this.decoder.decode(parsed.value.payload);
     if (decoded.ok) {
+      if (this.echoLine && this.echoLine.length < 50) this.echoLine.push(decoded.value);
       this.received.push(decoded.value);
       this.receivedAt.push({ at: performance.now(), bytes: parsed.value.payload.length });
     } else {
@@ -254,3 +275,4 @@ export class BrowserPeer {
     }
   }
 }
+
