@@ -77,6 +77,7 @@ export class CallerInput {
   private maxTurnFrames: number;
   private readonly voicing: VoicingMeter | undefined;
   private stallTimer: NodeJS.Timeout | undefined;
+  private stallMs = 0;
   private closed = false;
 
   constructor(
@@ -178,6 +179,8 @@ export class CallerInput {
         if (this.look !== look) return;
         look.heard = this.heard;
         look.known = t;
+        // The caller's packets may have stopped (DTX): what the look says decides when the turn ends.
+        if (this.stallTimer && this.turns.speaking) this.armStall();
       },
       () => undefined,
     );
@@ -271,10 +274,16 @@ export class CallerInput {
     this.handlers.speechEnded(speechEndAt, now, forced, speechMs);
   }
 
-  /** A turn must end even when the caller's packets stop (DTX, mute, network): silence frames never come. */
+  /**
+   * A turn must end even when the caller's packets stop (DTX, mute, network): silence frames never come.
+   * It ends after the silence the turn needs now (adaptive endpointing may change it, e.g. when a look
+   * at the pause returns), plus two frames.
+   */
   private armStall(): void {
-    if (this.stallTimer) return void this.stallTimer.refresh();
-    const stallAfterMs = (this.opts.endOfTurn?.maxSilenceMs ?? this.opts.turn.endpointingMs) + 2 * FRAME_MS;
+    const stallAfterMs = (this.opts.endOfTurn?.silenceNeededMs(this.turnSoFar()) ?? this.opts.turn.endpointingMs) + 2 * FRAME_MS;
+    if (this.stallTimer && stallAfterMs === this.stallMs) return void this.stallTimer.refresh();
+    if (this.stallTimer) clearTimeout(this.stallTimer);
+    this.stallMs = stallAfterMs;
     this.stallTimer = setTimeout(() => {
       this.stallTimer = undefined;
       const signal = this.turns.forceEnd();
@@ -282,4 +291,5 @@ export class CallerInput {
       if (signal?.type === 'speech-end') this.speechEnded(now - stallAfterMs, now, true, signal.speechFrames * FRAME_MS);
     }, stallAfterMs);
   }
+
 }

@@ -111,7 +111,11 @@ function bursts(times: readonly number[], gapMs = 300): [number, number][] {
   return out;
 }
 
-const baseConfig = { tenantId: 't-endpointing', greeting: 'Hi {{caller}}, this is the test line.' } satisfies AgentConfigInput;
+/**
+ * Fixed endpointing and immediate barge-in: what these tests pin down is the window itself (adaptive
+ * endpointing and barge-in: tests/agent/adaptive-turns.test.ts and docs/turn-taking.md).
+ */
+const baseConfig = { tenantId: 't-endpointing', greeting: 'Hi {{caller}}, this is the test line.', turn: { endpointing: 'fixed', bargeIn: 'immediate' } } satisfies AgentConfigInput;
 let calls: TestCall[] = [];
 
 async function open(config: AgentConfigInput, stt: SttProvider, llm = new FakeLlm({ reply: () => REPLY })): Promise<TestCall> {
@@ -137,7 +141,7 @@ describe('endpointing through a real AgentSession (loopback UDP, real VAD, fake 
     const window = 1000;
     const stt = new RecordingStt(['i would like a table for four', 'never said']);
     const llm = new FakeLlm({ reply: () => REPLY });
-    const t = await open({ ...baseConfig, turn: { endpointingMs: window } }, stt, llm);
+    const t = await open({ ...baseConfig, turn: { endpointing: 'fixed', bargeIn: 'immediate', endpointingMs: window } }, stt, llm);
     const caller = callerSoundAt(t);
     await greeted(t);
     const before = speech(1200);
@@ -169,7 +173,7 @@ describe('endpointing through a real AgentSession (loopback UDP, real VAD, fake 
 
   it.each([600, 1200])('a pause as long as the window (%i ms) ends the turn: the reply starts after the window, not before', async (window) => {
     const stt = new RecordingStt(['what time do you open']);
-    const t = await open({ ...baseConfig, turn: { endpointingMs: window } }, stt);
+    const t = await open({ ...baseConfig, turn: { endpointing: 'fixed', bargeIn: 'immediate', endpointingMs: window } }, stt);
     const caller = callerSoundAt(t);
     await greeted(t);
     t.say(speech(1200));
@@ -190,7 +194,7 @@ describe('endpointing through a real AgentSession (loopback UDP, real VAD, fake 
 
   it('the no-input reprompt fires once and on time; the goodbye follows on time', async () => {
     const noInputMs = 2000;
-    const t = await open({ ...baseConfig, turn: { noInputMs, maxReprompts: 1 } }, new RecordingStt([]));
+    const t = await open({ ...baseConfig, turn: { endpointing: 'fixed', bargeIn: 'immediate', noInputMs, maxReprompts: 1 } }, new RecordingStt([]));
     await t.session.start();
     expect(await t.session.ended).toBe('no-input');
 
@@ -213,7 +217,7 @@ describe('endpointing through a real AgentSession (loopback UDP, real VAD, fake 
   it('no reprompt while the caller speaks across the no-input deadline; the timer restarts after the reply', async () => {
     const noInputMs = 2000;
     const stt = new RecordingStt(['i am still thinking about it']);
-    const t = await open({ ...baseConfig, turn: { noInputMs, maxReprompts: 1, endpointingMs: 500 } }, stt);
+    const t = await open({ ...baseConfig, turn: { endpointing: 'fixed', bargeIn: 'immediate', noInputMs, maxReprompts: 1, endpointingMs: 500 } }, stt);
     const caller = callerSoundAt(t);
     await greeted(t);
     // Start 1.2 s into the no-input time and keep talking (short pauses) until 1.5 s past its deadline.
@@ -243,7 +247,7 @@ describe('endpointing through a real AgentSession (loopback UDP, real VAD, fake 
     // they talk: the end of their turn must, or the call sits in silence until its time limit.
     const noInputMs = 2000;
     const window = 500;
-    const t = await open({ ...baseConfig, turn: { bargeIn: false, noInputMs, maxReprompts: 1, endpointingMs: window } }, new RecordingStt(['what time do you open']));
+    const t = await open({ ...baseConfig, turn: { endpointing: 'fixed', bargeIn: 'off', noInputMs, maxReprompts: 1, endpointingMs: window } }, new RecordingStt(['what time do you open']));
     const caller = callerSoundAt(t);
     await greeted(t);
     t.say(speech(800));
@@ -269,7 +273,7 @@ describe('endpointing through a real AgentSession (loopback UDP, real VAD, fake 
   it('never answers over a caller who keeps talking with short pauses (measured at the caller)', async () => {
     const window = 700;
     const stt = new RecordingStt(['so the thing is i need to change my booking']);
-    const t = await open({ ...baseConfig, turn: { endpointingMs: window } }, stt);
+    const t = await open({ ...baseConfig, turn: { endpointing: 'fixed', bargeIn: 'immediate', endpointingMs: window } }, stt);
     const caller = callerSoundAt(t);
     await greeted(t);
     // Six seconds of talk; every pause is ~65 % of the window.
@@ -293,7 +297,7 @@ describe('endpointing through a real AgentSession (loopback UDP, real VAD, fake 
     const stt = new RecordingStt(['what time do you open', 'no wait i meant tomorrow at noon']);
     const long = 'We open at eleven in the morning every day of the week. On Fridays and Saturdays we stay open until midnight.';
     const llm = new FakeLlm({ reply: (req) => (req.messages.length <= 3 ? long : REPLY) });
-    const t = await open({ ...baseConfig, turn: { endpointingMs: 500 } }, stt, llm);
+    const t = await open({ ...baseConfig, turn: { endpointing: 'fixed', bargeIn: 'immediate', endpointingMs: 500 } }, stt, llm);
     const caller = callerSoundAt(t);
     await greeted(t);
     t.say(speech(800));
@@ -323,7 +327,7 @@ describe('endpointing through a real AgentSession (loopback UDP, real VAD, fake 
     // arrives: answering the first half then would talk over the second.
     const stt = new RecordingStt(['i would like to book', 'a table for four tonight'], 600);
     const llm = new FakeLlm({ reply: () => REPLY });
-    const t = await open({ ...baseConfig, turn: { endpointingMs: 500 } }, stt, llm);
+    const t = await open({ ...baseConfig, turn: { endpointing: 'fixed', bargeIn: 'immediate', endpointingMs: 500 } }, stt, llm);
     const caller = callerSoundAt(t);
     await greeted(t);
     t.say(concatSamples([speech(1200), pause(700), speech(900), pause(300), speech(1200)]));

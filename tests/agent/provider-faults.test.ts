@@ -30,7 +30,8 @@ const intents = [
   { name: 'hours', phrases: ['what time do you open'], reply: HOURS },
   { name: 'delivery', phrases: ['do you deliver'], reply: DELIVERY },
 ];
-const config = { tenantId: TENANT, greeting: 'Hi {{caller}}, this is the test line.', intents };
+/** Fixed endpointing and immediate barge-in: the fake voice's 250 ms gaps between syllables stay inside a turn. */
+const config = { tenantId: TENANT, greeting: 'Hi {{caller}}, this is the test line.', intents, turn: { endpointing: 'fixed', bargeIn: 'immediate' } } as const;
 const { apology, unavailableMessage } = resolveAgentConfig(config);
 /** A stall budget far below the 8–10 s defaults, so the suite stays quick; the mechanism is the same. */
 const STALL_MS = 1500;

@@ -1,3 +1,4 @@
+import type { AgentConfigInput } from '../../src/agent/AgentConfig.js';
 import { readFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { decodeWav } from '../../src/media/wav.js';
@@ -26,7 +27,8 @@ function providers(over: { stt?: FakeStt; llm?: FakeLlm | ScriptedResponder; tts
   };
 }
 
-const baseConfig = { tenantId: 't-fakes', greeting: 'Hi {{caller}}, this is the test line.', intents };
+/** Immediate barge-in and fixed endpointing (adaptive: tests/agent/adaptive-turns.test.ts). */
+const baseConfig = { tenantId: 't-fakes', greeting: 'Hi {{caller}}, this is the test line.', intents, turn: { bargeIn: 'immediate', endpointing: 'fixed' } } satisfies AgentConfigInput;
 let calls: TestCall[] = [];
 
 async function open(opts: Parameters<typeof TestCall.open>[0]): Promise<TestCall> {
@@ -137,7 +139,7 @@ describe('AgentSession with fake providers over loopback UDP', () => {
   }, 40_000);
 
   it('with barge-in off, the caller cannot interrupt (a legal notice plays to the end)', async () => {
-    const t = await open({ config: { ...baseConfig, turn: { bargeIn: false } }, providers: providers() });
+    const t = await open({ config: { ...baseConfig, turn: { bargeIn: 'off', endpointing: 'fixed' } }, providers: providers() });
     await t.session.start();
     await t.next('agent-done', 5000, (e) => e.turn === 0);
     t.say(speech(800));
@@ -255,7 +257,7 @@ describe('AgentSession with fake providers over loopback UDP', () => {
   }, 30_000);
 
   it('reprompts after no input, then says goodbye and hangs up', async () => {
-    const t = await open({ config: { ...baseConfig, turn: { noInputMs: 1000, maxReprompts: 1 } }, providers: providers() });
+    const t = await open({ config: { ...baseConfig, turn: { bargeIn: 'immediate', endpointing: 'fixed', noInputMs: 1000, maxReprompts: 1 } }, providers: providers() });
     await t.session.start();
     const reprompt = await t.next('reprompt', 8000);
     expect(reprompt.count).toBe(1);

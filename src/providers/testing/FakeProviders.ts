@@ -68,6 +68,8 @@ export class FakeStt implements SttProvider {
 }
 
 export class FakeSttStream extends EventEmitter<SttStreamEvents> implements SttStream {
+  /** It streams like Deepgram: a first interim word while the caller talks, a final on its own. */
+  readonly interimResults = true;
   private speechMs = 0;
   private silenceMs = 0;
   private interimSent = false;
