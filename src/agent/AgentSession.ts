@@ -87,7 +87,9 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
     const { turn, echo, prerollMs, sttFinalTimeoutMs, lookAtPauseMs, voicing } = this.opts;
     const turnConfig = deps.call.config.turn;
     const endpointing = { ...turn, endpointingMs: turnConfig.endpointingMs };
-    this.input = new CallerInput(deps.vad, { turn: endpointing, echo, prerollMs, sttFinalTimeoutMs, lookAtPauseMs, voicing, endOfTurn: this.endOfTurn(), log: this.log }, {
+    // Looking at a pause serves adaptive endpointing only: with a fixed window it would split the STT's work.
+    const lookAt = turnConfig.endpointing === 'adaptive' ? lookAtPauseMs : 0;
+    this.input = new CallerInput(deps.vad, { turn: endpointing, echo, prerollMs, sttFinalTimeoutMs, lookAtPauseMs: lookAt, voicing, endOfTurn: this.endOfTurn(), log: this.log }, {
       speechStarted: (onsetAt, now) => this.turnTaking.speechStarted(onsetAt, now),
       speechEnded: (speechEndAt, now, forced, speechMs) => this.turnTaking.speechEnded(speechEndAt, now, forced, speechMs),
       turnFrame: (speech, voice, now) => this.turnTaking.turnFrame(speech, voice, now),
