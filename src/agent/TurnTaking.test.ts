@@ -190,6 +190,17 @@ describe('TurnTaking', () => {
       expect(t.tt.turn).toBe(1);
     });
 
+    it('a key pressed while a sound is judged drops the sound and leaves the agent at full level', async () => {
+      const t = await setup([], { agentTalking: true, bargeIn: 'adaptive' });
+      t.feed(true, 14);
+      t.tt.keyedTurn();
+      expect(t.calls).toEqual(['quiet', 'duck', 'hold', 'unhold', 'unduck']);
+      expect(t.tt.turn).toBe(1);
+      // Speech that goes on is a new sound, judged from its own start (not carried over the key press).
+      t.feed(true, 5);
+      expect(t.calls.slice(5)).toEqual(['quiet', 'duck']);
+    });
+
     it('makes a turn of the sound when the agent finished while it was judged', async () => {
       const t = await setup(['yes'], { agentTalking: true, bargeIn: 'adaptive' });
       t.feed(true, 5);

@@ -69,7 +69,14 @@ export class TurnTaking {
 
   /** A key press interrupted the agent: it opens a turn of its own. */
   keyedTurn(): void {
-    if (this.pending) this.settle('keep', performance.now());
+    if (this.pending) {
+      // The key press decides: the sound being judged is dropped, and the agent is cut at full level.
+      this.pending = undefined;
+      this.input.dropTurn();
+      this.host.hold(false);
+    }
+    this.cancelRestore();
+    this.host.duck(false);
     this.turn++;
   }
 

@@ -19,7 +19,7 @@ function providers(transcripts: string[]) {
   return {
     stt: new FakeStt({ transcripts }),
     llm: new ScriptedResponder({ intents, fallbackReply: 'Sorry?', goodbye: { phrases: ['goodbye'], reply: 'Bye now.' } }),
-    tts: new FakeTts({ msPerChar: 35 }),
+    tts: new FakeTts({ msPerChar: 25 }),
   };
 }
 
@@ -71,8 +71,8 @@ describe('adaptive turn-taking through a real AgentSession', () => {
     calls.push(t);
     await t.session.start();
     await t.next('agent-done', 5000, (e) => e.turn === 0);
-    t.say(concat(pinkNoise(2500, -25, 7), silence(200)));
-    await sleep(3200);
+    t.say(concat(pinkNoise(1500, -25, 7), silence(200)));
+    await sleep(2100);
     expect(t.of('turn-started')).toHaveLength(0);
     expect(t.of('agent-ducked')).toHaveLength(0);
     // The same line with a voice in it: a turn opens and is answered.

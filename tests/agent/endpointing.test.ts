@@ -120,7 +120,7 @@ let calls: TestCall[] = [];
 
 async function open(config: AgentConfigInput, stt: SttProvider, llm = new FakeLlm({ reply: () => REPLY })): Promise<TestCall> {
   // A fast talker (35 ms a character) keeps the tests short; timing is what is under test.
-  const t = await TestCall.open({ config, providers: { stt, llm, tts: new FakeTts({ msPerChar: 35 }) } });
+  const t = await TestCall.open({ config, providers: { stt, llm, tts: new FakeTts({ msPerChar: 25 }) } });
   calls.push(t);
   return t;
 }

@@ -147,7 +147,7 @@ interface RecordedCall {
 /** A call with a recorder on its events, as a door sets it up; resolves once the greeting has played. */
 async function startCall(providers: Omit<AgentProviders, 'tts'> & Partial<AgentProviders>, options: Partial<AgentSessionOptions> = {}): Promise<RecordedCall> {
   // A fast talker (35 ms per character) keeps the suite quick.
-  const t = await TestCall.open({ config, providers: { ...providers, tts: providers.tts ?? new FakeTts({ msPerChar: 35 }) }, options });
+  const t = await TestCall.open({ config, providers: { ...providers, tts: providers.tts ?? new FakeTts({ msPerChar: 25 }) }, options });
   calls.push(t);
   const recorder = new CallRecorder(records, { callId: t.call.callId, tenantId: TENANT, door: 'test', from: 'sam', to: '/c/faults' });
   recorder.attach(t.session);

@@ -22,8 +22,8 @@ function providers(over: { stt?: FakeStt; llm?: FakeLlm | ScriptedResponder; tts
   return {
     stt: over.stt ?? new FakeStt({ transcripts: ['what time do you open', 'thank you goodbye'] }),
     llm: over.llm ?? new ScriptedResponder({ intents, fallbackReply: 'Sorry?', goodbye: { phrases: ['goodbye'], reply: 'Bye now.' } }),
-    // A fast talker (35 ms per character) keeps the suite quick; the timing logic does not care.
-    tts: over.tts ?? new FakeTts({ msPerChar: 35 }),
+    // A fast talker (25 ms per character) keeps the suite quick; the timing logic does not care.
+    tts: over.tts ?? new FakeTts({ msPerChar: 25 }),
   };
 }
 
