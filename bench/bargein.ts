@@ -25,20 +25,17 @@ import './support/logsToStderr.js';
 import { loadavg } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
-import Srf from 'drachtio-srf';
 import { ProviderRegistry } from '../src/agent/ProviderRegistry.js';
 import { rootLogger } from '../src/log.js';
-import { MediaClock } from '../src/media/MediaClock.js';
-import { buildSdp, negotiate, offerCodecs, parseRemoteSdp } from '../src/media/sdp.js';
 import { FakeLlm, FakeStt, FakeTts, voiceLike } from '../src/providers/testing/FakeProviders.js';
-import { DRACHTIO_BIN, DRACHTIO_SKIP_REASON, startDrachtio, type RunningDrachtio } from '../src/sip/testing/DrachtioProcess.js';
-import { RtpCaller } from '../src/media/testing/RtpCaller.js';
+import { DRACHTIO_BIN, DRACHTIO_SKIP_REASON } from '../src/sip/testing/DrachtioProcess.js';
 import { until } from '../src/util/testing/wait.js';
 import { startSipHarness, type SipHarness } from '../src/sip/testing/SipHarness.js';
 import { percentile, sortedAscending } from '../src/util/percentile.js';
 import { findOnPath } from '../src/util/executable.js';
 import type { BrowserPeer } from '../src/webrtc/testing/BrowserPeer.js';
 import { startWebRtcHarness, type WebRtcHarness } from '../src/webrtc/testing/WebRtcHarness.js';
+import { startSipPhone, type SipPhone } from './support/sipCaller.js';
 
 type DoorName = 'sip' | 'webrtc';
 
@@ -121,53 +118,27 @@ const tenant = {
 
 async function sipDoor(registry: ProviderRegistry): Promise<Door> {
   const h: SipHarness = await startSipHarness({ providers: registry, agentPorts: SIP_AGENT_PORTS, rtpengine: RTPENGINE_PORTS });
-  let callerDrachtio: RunningDrachtio | undefined;
-  let srf: Srf | undefined;
+  let phone: SipPhone;
   try {
     await h.tenants.create(tenant);
     await h.numbers.createTrunk({ name: 'loopback', sourceCidrs: ['127.0.0.1/32'] });
     await h.numbers.createNumber({ number: NUMBER, tenantId: TENANT });
-    // The caller's own drachtio-server: one will not send a request to itself.
-    callerDrachtio = await startDrachtio();
-    const uac = (srf = new Srf());
-    const d = callerDrachtio;
-    await new Promise<void>((resolve, reject) => {
-      uac.once('connect', (err: Error) => (err ? reject(err) : resolve()));
-      uac.connect({ host: '127.0.0.1', port: d.adminPort, secret: d.secret });
-    });
+    phone = await startSipPhone();
   } catch (err) {
-    srf?.disconnect();
-    await callerDrachtio?.stop();
     await h.stop();
     throw err;
   }
-  const uac = srf;
   return {
     async open() {
-      // Not the agent's clock: in step with it, every caller packet would arrive just as the agent's
-      // tick sends, the one phase where the reaction reads longest (a whole tick), in every trial.
-      const caller = await RtpCaller.open({ portRange: SIP_CALLER_PORTS, clock: new MediaClock({ spinMs: 0 }) });
-      try {
-        const sdp = buildSdp({ address: '127.0.0.1', port: caller.port, ...offerCodecs(['PCMU']) });
-        const dialog = await uac.createUAC(h.target(NUMBER), { localSdp: sdp });
-        const answer = negotiate(parseRemoteSdp(dialog.remote.sdp));
-        caller.start({ address: answer.remote.address, port: answer.remote.port });
-        return {
-          soundTimes: () => caller.heard.flatMap((p) => (p.sound ? [p.at] : [])),
-          speak: (pcm) => caller.speak(pcm),
-          async close() {
-            await new Promise<void>((resolve) => dialog.destroy(undefined, () => resolve()));
-            caller.close();
-          },
-        };
-      } catch (err) {
-        caller.close();
-        throw err;
-      }
+      const { caller, hangup } = await phone.dial(h.target(NUMBER), SIP_CALLER_PORTS);
+      return {
+        soundTimes: () => caller.heard.flatMap((p) => (p.sound ? [p.at] : [])),
+        speak: (pcm) => caller.speak(pcm),
+        close: hangup,
+      };
     },
     async stop() {
-      uac.disconnect();
-      await callerDrachtio.stop();
+      await phone.stop();
       await h.stop();
     },
   };

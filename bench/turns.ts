@@ -28,22 +28,20 @@ import './support/logsToStderr.js';
 import { loadavg } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
-import Srf from 'drachtio-srf';
 import { offlineProviderRegistry } from '../src/agent/ProviderRegistry.js';
 import { rootLogger } from '../src/log.js';
-import { MediaClock } from '../src/media/MediaClock.js';
-import { buildSdp, negotiate, offerCodecs, parseRemoteSdp } from '../src/media/sdp.js';
-import { dbfs } from '../src/media/signal.js';
-import { RtpCaller } from '../src/media/testing/RtpCaller.js';
-import { DRACHTIO_BIN, DRACHTIO_SKIP_REASON, startDrachtio, type RunningDrachtio } from '../src/sip/testing/DrachtioProcess.js';
+import { concatSamples, dbfs } from '../src/media/signal.js';
+import { DRACHTIO_BIN, DRACHTIO_SKIP_REASON } from '../src/sip/testing/DrachtioProcess.js';
 import { startSipHarness, type SipHarness } from '../src/sip/testing/SipHarness.js';
 import type { CallRecord, CallRecordStore } from '../src/tenants/CallRecordStore.js';
 import type { TenantInput } from '../src/tenants/schema.js';
 import { findOnPath } from '../src/util/executable.js';
+import { seededRandom } from '../src/util/random.js';
 import { percentile, sortedAscending } from '../src/util/percentile.js';
-import { until } from '../src/util/testing/wait.js';
+import { pollUntil, until } from '../src/util/testing/wait.js';
 import { startWebRtcHarness } from '../src/webrtc/testing/WebRtcHarness.js';
-import { atLevel, brownNoise, CALLER_VOICES, concat, cough, knock, mix, pinkNoise, seeded, silence, speech, typing } from './support/callerAudio.js';
+import { startSipPhone, type SipPhone } from './support/sipCaller.js';
+import { atLevel, brownNoise, CALLER_VOICES, cough, knock, mix, pinkNoise, silence, speech, typing } from './support/callerAudio.js';
 
 type DoorName = 'sip' | 'webrtc';
 
@@ -144,13 +142,9 @@ interface Door {
   stop(): Promise<void>;
 }
 
-async function recordOf(records: CallRecordStore, tenantId: string, callId: string): Promise<CallRecord | undefined> {
-  for (let i = 0; i < 20; i++) {
-    const r = await records.get(tenantId, callId).catch(() => undefined);
-    if (r) return r;
-    await sleep(100);
-  }
-  return undefined;
+/** The call's record: written as the call ends, so polled for up to 2 s; undefined if it never came. */
+function recordOf(records: CallRecordStore, tenantId: string, callId: string): Promise<CallRecord | undefined> {
+  return pollUntil(() => records.get(tenantId, callId).catch(() => undefined), (r) => r !== undefined, 2000, 100);
 }
 
 async function webrtcDoor(): Promise<Door> {
@@ -185,58 +179,33 @@ async function webrtcDoor(): Promise<Door> {
 async function sipDoor(): Promise<Door> {
   const providers = offlineProviderRegistry();
   const h: SipHarness = await startSipHarness({ providers, agentPorts: SIP_AGENT_PORTS, rtpengine: RTPENGINE_PORTS });
-  let callerDrachtio: RunningDrachtio | undefined;
-  let srf: Srf | undefined;
+  let phone: SipPhone;
   try {
     await h.numbers.createTrunk({ name: 'loopback', sourceCidrs: ['127.0.0.1/32'] });
     for (const [id, greeting] of [[LONG, LONG_GREETING], [SHORT, SHORT_GREETING]] as const) {
       await h.tenants.create(tenant(id, greeting));
       await h.numbers.createNumber({ number: SIP_NUMBERS[id]!, tenantId: id });
     }
-    callerDrachtio = await startDrachtio();
-    const uac = (srf = new Srf());
-    const d = callerDrachtio;
-    await new Promise<void>((resolve, reject) => {
-      uac.once('connect', (err: Error) => (err ? reject(err) : resolve()));
-      uac.connect({ host: '127.0.0.1', port: d.adminPort, secret: d.secret });
-    });
+    phone = await startSipPhone();
   } catch (err) {
-    srf?.disconnect();
-    await callerDrachtio?.stop();
     await h.stop();
     await providers.close();
     throw err;
   }
-  const uac = srf;
-  const callerDrachtioRunning = callerDrachtio;
   return {
     async open(tenantId) {
-      const caller = await RtpCaller.open({ portRange: SIP_CALLER_PORTS, clock: new MediaClock({ spinMs: 0 }) });
-      try {
-        const sdp = buildSdp({ address: '127.0.0.1', port: caller.port, ...offerCodecs(['PCMU']) });
-        const dialog = await uac.createUAC(h.target(SIP_NUMBERS[tenantId]!), { localSdp: sdp });
-        const answer = negotiate(parseRemoteSdp(dialog.remote.sdp));
-        caller.start({ address: answer.remote.address, port: answer.remote.port });
-        const callId = dialog.sip.callId;
-        return {
-          heard: () => caller.heard.map((p) => ({ at: p.at, db: p.sound ? dbfs(p.pcm) : -120 })),
-          speak: (pcm) => caller.speak(pcm),
-          echo: (path) => caller.echo(path),
-          async close() {
-            await new Promise<void>((resolve) => dialog.destroy(undefined, () => resolve()));
-            caller.close();
-          },
-          record: () => recordOf(h.records, tenantId, callId),
-          events: () => [],
-        };
-      } catch (err) {
-        caller.close();
-        throw err;
-      }
+      const { caller, callId, hangup } = await phone.dial(h.target(SIP_NUMBERS[tenantId]!), SIP_CALLER_PORTS);
+      return {
+        heard: () => caller.heard.map((p) => ({ at: p.at, db: p.sound ? dbfs(p.pcm) : -120 })),
+        speak: (pcm) => caller.speak(pcm),
+        echo: (path) => caller.echo(path),
+        close: hangup,
+        record: () => recordOf(h.records, tenantId, callId),
+        events: () => [],
+      };
     },
     async stop() {
-      uac.disconnect();
-      await callerDrachtioRunning.stop();
+      await phone.stop();
       await h.stop();
       await providers.close();
     },
@@ -378,7 +347,7 @@ async function afterGreeting(call: TurnCall): Promise<void> {
 }
 
 async function trial(door: Door, category: Category, seed: number): Promise<Outcome> {
-  const rnd = seeded(seed * 7919 + CATEGORIES.indexOf(category));
+  const rnd = seededRandom(seed * 7919 + CATEGORIES.indexOf(category));
   const voice = CALLER_VOICES[seed % CALLER_VOICES.length]!;
   const wpm = 150 + Math.round(rnd() * 30);
   const pick = <T>(xs: readonly T[]): T => xs[seed % xs.length]!;
@@ -414,7 +383,7 @@ async function trial(door: Door, category: Category, seed: number): Promise<Outc
         const first = atLevel(await speech(a, voice, wpm), CALLER_DB);
         const second = atLevel(await speech(b, voice, wpm), CALLER_DB);
         const gapMs = 700 + rnd() * 500;
-        const pcm = concat(first, silence(gapMs), second);
+        const pcm = concatSamples([first, silence(gapMs), second]);
         const sent = await call.speak(pcm);
         const secondOnset = sent[Math.floor(first.length / 320 + gapMs / 20)]!;
         await sleep(400);
@@ -451,7 +420,7 @@ async function trial(door: Door, category: Category, seed: number): Promise<Outc
         const question = atLevel(await speech(pick(QUESTIONS), voice, wpm), CALLER_DB);
         const lead = 1000;
         const noise = pinkNoise(lead + question.length / 16 + 3000, CALLER_DB - 10, seed);
-        const pcm = mix(noise, concat(silence(lead), question));
+        const pcm = mix(noise, concatSamples([silence(lead), question]));
         const sent = await call.speak(pcm);
         const end = sent[Math.floor((lead + question.length / 16) / 20)]!;
         const reply = firstSoundAfter(call.heard(), end);

@@ -5,25 +5,15 @@
  */
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { dbfs } from '../../src/media/signal.js';
+import { concatSamples, dbfs } from '../../src/media/signal.js';
+import { mixInto } from '../../src/media/testing/mix.js';
+import { seededRandom } from '../../src/util/random.js';
 
 const run = promisify(execFile);
 const RATE = 16000;
 
 /** espeak-ng voices with variants: men, women, two accents. */
 export const CALLER_VOICES = ['en-us', 'en-us+f3', 'en-gb+m3', 'en-gb-scotland+f2', 'en-us+m7', 'en-gb-x-rp+f4'] as const;
-
-/** A small deterministic generator (mulberry32): the same seed gives the same noise. */
-export function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** `text` spoken by espeak-ng at 16 kHz, its leading and trailing silence cut. */
 export async function speech(text: string, voice: string, wordsPerMinute = 165): Promise<Int16Array> {
@@ -46,26 +36,14 @@ export function silence(ms: number): Int16Array {
   return new Int16Array(Math.round((ms * RATE) / 1000));
 }
 
-export function concat(...parts: Int16Array[]): Int16Array {
-  const out = new Int16Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
-
 /** `a` + `b` sample by sample (the longer sets the length), clipped. */
 export function mix(a: Int16Array, b: Int16Array): Int16Array {
-  const out = new Int16Array(Math.max(a.length, b.length));
-  for (let i = 0; i < out.length; i++) out[i] = Math.max(-32768, Math.min(32767, (a[i] ?? 0) + (b[i] ?? 0)));
-  return out;
+  return a.length >= b.length ? mixInto(a, b, 1) : mixInto(b, a, 1);
 }
 
 /** Pink noise (Paul Kellet's filter on white noise) of `ms`, at `levelDbfs` RMS. */
 export function pinkNoise(ms: number, levelDbfs: number, seed: number): Int16Array {
-  const rnd = seeded(seed);
+  const rnd = seededRandom(seed);
   const n = Math.round((ms * RATE) / 1000);
   const out = new Float64Array(n);
   let b0 = 0, b1 = 0, b2 = 0, b3 = 0, b4 = 0, b5 = 0, b6 = 0;
@@ -85,7 +63,7 @@ export function pinkNoise(ms: number, levelDbfs: number, seed: number): Int16Arr
 
 /** Brown noise (integrated white noise, leaky): a fan or an engine. */
 export function brownNoise(ms: number, levelDbfs: number, seed: number): Int16Array {
-  const rnd = seeded(seed);
+  const rnd = seededRandom(seed);
   const n = Math.round((ms * RATE) / 1000);
   let y = 0;
   const out = new Int16Array(n);
@@ -112,15 +90,15 @@ function burst(ms: number, decayMs: number, lowpass: number, peak: number, rnd: 
 
 /** A cough: two noisy bursts, the first stronger. */
 export function cough(seed: number, levelDbfs = -20): Int16Array {
-  const rnd = seeded(seed);
+  const rnd = seededRandom(seed);
   const first = burst(180 + rnd() * 80, 70, 0.35, 30000, rnd);
   const second = burst(120 + rnd() * 60, 50, 0.3, 18000, rnd);
-  return atLevel(concat(first, silence(60 + rnd() * 60), second), levelDbfs);
+  return atLevel(concatSamples([first, silence(60 + rnd() * 60), second]), levelDbfs);
 }
 
 /** Knocks on a table: three damped low thuds with a click. */
 export function knock(seed: number, levelDbfs = -22): Int16Array {
-  const rnd = seeded(seed);
+  const rnd = seededRandom(seed);
   const parts: Int16Array[] = [];
   for (let k = 0; k < 3; k++) {
     const n = Math.round(0.06 * RATE);
@@ -129,13 +107,13 @@ export function knock(seed: number, levelDbfs = -22): Int16Array {
     for (let i = 0; i < n; i++) thud[i] = Math.round(Math.sin((2 * Math.PI * f * i) / RATE) * Math.exp(-i / (0.012 * RATE)) * 25000 + (i < 40 ? (rnd() * 2 - 1) * 12000 : 0));
     parts.push(thud, silence(180 + rnd() * 120));
   }
-  return atLevel(concat(...parts), levelDbfs);
+  return atLevel(concatSamples(parts), levelDbfs);
 }
 
 /** Typing: sharp clicks 80–200 ms apart for about a second. */
 export function typing(seed: number, levelDbfs = -26): Int16Array {
-  const rnd = seeded(seed);
+  const rnd = seededRandom(seed);
   const parts: Int16Array[] = [];
   for (let k = 0; k < 8; k++) parts.push(burst(12, 3, 0.9, 30000, rnd), silence(80 + rnd() * 120));
-  return atLevel(concat(...parts), levelDbfs);
+  return atLevel(concatSamples(parts), levelDbfs);
 }

@@ -77,7 +77,8 @@ export class CallerInput {
   private maxTurnFrames: number;
   private readonly voicing: VoicingMeter | undefined;
   private stallTimer: NodeJS.Timeout | undefined;
-  private stallMs = 0;
+  /** turnSoFar(), until the words change. */
+  private soFar: TurnSoFar | undefined;
   private closed = false;
 
   constructor(
@@ -93,12 +94,25 @@ export class CallerInput {
     this.voicing = opts.voicing ? new VoicingMeter() : undefined;
   }
 
-  /** What endpointing knows of the open turn's words. */
+  /** What endpointing knows of the open turn's words (asked on every silent frame: kept until they change). */
   turnSoFar(): TurnSoFar {
-    if (this.look) return { text: this.look.known, heard: this.look.heard, vendorEnd: false };
+    if (this.soFar) return this.soFar;
+    if (this.look) return (this.soFar = { text: this.look.known, heard: this.look.heard, vendorEnd: false });
     const parts = [...this.finalsSoFar, this.interim].filter((t) => t !== '');
     const text = parts.length > 0 ? parts.join(' ') : this.stt?.interimResults ? '' : undefined;
-    return { text, heard: this.heard, vendorEnd: this.vendorEnd };
+    return (this.soFar = { text, heard: this.heard, vendorEnd: this.vendorEnd });
+  }
+
+  /**
+   * The turn's words changed: endpointing reads them afresh, and a running stall timer (the caller's
+   * packets may have stopped, DTX) takes the silence they now ask for.
+   */
+  private wordsChanged(): void {
+    this.soFar = undefined;
+    if (!this.stallTimer) return;
+    clearTimeout(this.stallTimer);
+    this.stallTimer = undefined;
+    if (this.turns.speaking) this.armStall();
   }
 
   private sttResult(r: SttResult): void {
@@ -111,6 +125,7 @@ export class CallerInput {
       }
       if (r.heard !== undefined) this.heard = r.heard !== '' ? r.heard : undefined;
       this.vendorEnd = r.endOfSpeech === true;
+      this.wordsChanged();
     }
     this.handlers.sttResult(r);
   }
@@ -179,12 +194,12 @@ export class CallerInput {
         if (this.look !== look) return;
         look.heard = this.heard;
         look.known = t;
-        // The caller's packets may have stopped (DTX): what the look says decides when the turn ends.
-        if (this.stallTimer && this.turns.speaking) this.armStall();
+        this.wordsChanged();
       },
       () => undefined,
     );
     this.look = look;
+    this.wordsChanged();
   }
 
   /** The caller went on after a look: the STT hears the whole turn again, pause included. */
@@ -195,6 +210,7 @@ export class CallerInput {
     this.finalsSoFar = [];
     this.interim = '';
     this.heard = undefined;
+    this.wordsChanged();
     if (!this.stt) return;
     for (const f of this.turnAudio) this.stt.push(f);
     this.streaming = true;
@@ -210,6 +226,7 @@ export class CallerInput {
     this.heard = undefined;
     this.vendorEnd = false;
     this.look = undefined;
+    this.wordsChanged();
     if (!this.stt) return;
     for (const f of this.preroll) this.stt.push(f);
     this.streaming = true;
@@ -247,6 +264,7 @@ export class CallerInput {
     const stt = this.stt;
     const look = this.look;
     this.look = undefined;
+    this.soFar = undefined;
     if (look && !this.hasAudio) {
       // The turn ended in the pause that was looked at: the look's text is the turn's.
       return withDeadline(look.text, this.opts.sttFinalTimeoutMs, 'CG_STT_TIMEOUT', signal);
@@ -276,14 +294,12 @@ export class CallerInput {
 
   /**
    * A turn must end even when the caller's packets stop (DTX, mute, network): silence frames never come.
-   * It ends after the silence the turn needs now (adaptive endpointing may change it, e.g. when a look
-   * at the pause returns), plus two frames.
+   * It ends after the silence the turn's words ask for (wordsChanged() re-arms it when they change),
+   * plus two frames.
    */
   private armStall(): void {
+    if (this.stallTimer) return void this.stallTimer.refresh();
     const stallAfterMs = (this.opts.endOfTurn?.silenceNeededMs(this.turnSoFar()) ?? this.opts.turn.endpointingMs) + 2 * FRAME_MS;
-    if (this.stallTimer && stallAfterMs === this.stallMs) return void this.stallTimer.refresh();
-    if (this.stallTimer) clearTimeout(this.stallTimer);
-    this.stallMs = stallAfterMs;
     this.stallTimer = setTimeout(() => {
       this.stallTimer = undefined;
       const signal = this.turns.forceEnd();
@@ -291,5 +307,6 @@ export class CallerInput {
       if (signal?.type === 'speech-end') this.speechEnded(now - stallAfterMs, now, true, signal.speechFrames * FRAME_MS);
     }, stallAfterMs);
   }
+
 
 }

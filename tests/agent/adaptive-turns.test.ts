@@ -2,7 +2,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { AgentConfigInput } from '../../src/agent/AgentConfig.js';
 import { FakeStt, FakeTts, voiceLike } from '../../src/providers/testing/FakeProviders.js';
 import { ScriptedResponder } from '../../src/providers/scripted.js';
-import { atLevel, concat, pinkNoise, silence } from '../../bench/support/callerAudio.js';
+import { concatSamples } from '../../src/media/signal.js';
+import { pinkNoise, silence } from '../../bench/support/callerAudio.js';
 import { sleep, TestCall } from './harness.js';
 
 /**
@@ -29,11 +30,18 @@ afterEach(async () => {
   calls = [];
 });
 
-async function answered(transcripts: string[]): Promise<TestCall> {
+/** A call whose greeting has been said: the caller has the floor. */
+async function greeted(transcripts: string[]): Promise<TestCall> {
   const t = await TestCall.open({ config, providers: providers(transcripts) });
   calls.push(t);
   await t.session.start();
   await t.next('agent-done', 5000, (e) => e.turn === 0);
+  return t;
+}
+
+/** A call 800 ms into the agent's long answer to the caller's first question. */
+async function answered(transcripts: string[]): Promise<TestCall> {
+  const t = await greeted(transcripts);
   t.say(voiceLike(700, -22));
   await t.next('latency', 10_000, (e) => e.mark === 'firstPacketOut' && e.turn === 1);
   await sleep(800);
@@ -67,11 +75,8 @@ describe('adaptive turn-taking through a real AgentSession', () => {
   }, 30_000);
 
   it('steady noise and a cough open no turn; the agent does not even duck', async () => {
-    const t = await TestCall.open({ config, providers: providers(['what time do you open']) });
-    calls.push(t);
-    await t.session.start();
-    await t.next('agent-done', 5000, (e) => e.turn === 0);
-    t.say(concat(pinkNoise(1500, -25, 7), silence(200)));
+    const t = await greeted(['what time do you open']);
+    t.say(concatSamples([pinkNoise(1500, -25, 7), silence(200)]));
     await sleep(2100);
     expect(t.of('turn-started')).toHaveLength(0);
     expect(t.of('agent-ducked')).toHaveLength(0);
@@ -82,10 +87,7 @@ describe('adaptive turn-taking through a real AgentSession', () => {
   }, 30_000);
 
   it('speech with no words in it gets the tenant phrase, counted as a reprompt', async () => {
-    const t = await TestCall.open({ config, providers: providers(['']) });
-    calls.push(t);
-    await t.session.start();
-    await t.next('agent-done', 5000, (e) => e.turn === 0);
+    const t = await greeted(['']);
     t.say(voiceLike(900, -22));
     const text = await t.next('agent-text', 5000, (e) => e.turn === 1);
     expect(text.text).toBe(DID_NOT_CATCH);
@@ -93,11 +95,8 @@ describe('adaptive turn-taking through a real AgentSession', () => {
   }, 30_000);
 
   it('a finished question is answered sooner than the endpointing window', async () => {
-    const t = await TestCall.open({ config, providers: providers(['what time do you open']) });
-    calls.push(t);
-    await t.session.start();
-    await t.next('agent-done', 5000, (e) => e.turn === 0);
-    t.say(atLevel(voiceLike(700, -22), -22));
+    const t = await greeted(['what time do you open']);
+    t.say(voiceLike(700, -22));
     const end = await t.next('latency', 10_000, (e) => e.mark === 'endOfTurn');
     // 300 ms of silence after a finished sentence, not the tenant's 500.
     expect(end.sinceSpeechEndMs).toBeLessThan(450);

@@ -20,10 +20,8 @@ export class VoicingMeter {
   process(frame: Int16Array): number {
     const buf = this.buf;
     buf.copyWithin(0, 160);
-    const half = frame.length >> 1;
     for (let i = 0; i < 160; i++) {
-      const j = i < half ? 2 * i : frame.length - 2;
-      const s = ((frame[j] ?? 0) + (frame[j + 1] ?? 0)) / 2;
+      const s = ((frame[2 * i] ?? 0) + (frame[2 * i + 1] ?? 0)) / 2;
       buf[160 + i] = s - this.lastSample;
       this.lastSample = s;
     }
