@@ -63,7 +63,9 @@ const prompts = new PromptCache();
 async function openCall(greeting: string, p: TrialProviders) {
   // The same raw-socket phone bench:bargein and the SIP barge-in test use, on the agent's media clock.
   const caller = await RtpCaller.open();
-  const config = resolveAgentConfig({ tenantId: 'bench', greeting, turn: { endpointingMs: ENDPOINTING_MS } });
+  // Immediate barge-in and fixed endpointing: the figures here are defined by them (the 60 ms confirmation,
+  // the endpointing window); adaptive turn-taking is measured by bench:turns.
+  const config = resolveAgentConfig({ tenantId: 'bench', greeting, turn: { endpointingMs: ENDPOINTING_MS, endpointing: 'fixed', bargeIn: 'immediate' } });
   const leg = await openAudioLeg({ callId: `bench-${Math.random()}`, legId: 'agent', codec: PCMU, clock: sharedMediaClock(), env: {}, endpoint: { remote: caller.address } });
   const call = new CallSession({ callId: 'bench', config, media: leg, hangup: () => leg.close() });
   const providers = {

@@ -114,6 +114,8 @@ const tenant = {
   greeting: LONG_GREETING,
   providers: { stt: 'fake', llm: 'fake', tts: 'fake' },
   maxConcurrentCalls: 50,
+  // The doors' reaction to the 60 ms confirmation: adaptive barge-in (duck, hold, judge) is bench:turns'.
+  turn: { bargeIn: 'immediate' },
 } as const;
 
 async function sipDoor(registry: ProviderRegistry): Promise<Door> {
