@@ -53,8 +53,6 @@ export class TurnTaking {
   private pending: { readonly onsetAt: number; readonly judge: InterruptionJudge } | undefined;
   /** The last sound let go as no interruption: a sound right after it continues it ("wait, …"). */
   private lastKept: { readonly at: number; readonly onsetAt: number; readonly speechMs: number } | undefined;
-  /** After a sound let go, the agent stays ducked while a continuation may still come; then this restores it. */
-  private restoreTimer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly input: CallerInput,
@@ -75,7 +73,6 @@ export class TurnTaking {
       this.input.dropTurn();
       this.host.hold(false);
     }
-    this.cancelRestore();
     this.host.duck(false);
     this.turn++;
   }
@@ -100,7 +97,6 @@ export class TurnTaking {
       const judge = this.host.judge(Math.max(0, Math.round((now - onsetAt) / FRAME_MS)), kept?.speechMs ?? 0);
       this.pending = { onsetAt: kept?.onsetAt ?? onsetAt, judge };
       this.lastKept = undefined;
-      this.cancelRestore();
       this.host.duck(true);
       this.events.emit({ type: 'agent-ducked', onsetAtMs: this.events.rel(onsetAt) }, now);
       this.log.debug({ sinceOnsetMs: Math.round(now - onsetAt), carriedMs: kept?.speechMs ?? 0 }, 'agent ducked under a sound');
@@ -134,29 +130,19 @@ export class TurnTaking {
       this.input.dropTurn();
       this.lastKept = { at: now, onsetAt: pending.onsetAt, speechMs: pending.judge.speechSoFarMs };
       this.events.emit({ type: 'backchannel', onsetAtMs: this.events.rel(pending.onsetAt) }, now);
-      // The agent goes on at once, still ducked: a pause after "wait," is not the end of it, and the
-      // rest finds the agent yielding already. Full level once no continuation came.
+      // The agent goes on at once, at full level: a speaker who hears "uh-huh" does not stay hushed, and
+      // a ducked voice's soft syllables sink under what a caller hears as sound (bench:turns counted
+      // them as the agent going quiet). A continuation ("wait, … what time") ducks it again.
       this.host.hold(false);
-      this.cancelRestore();
-      this.restoreTimer = setTimeout(() => {
-        this.restoreTimer = undefined;
-        if (!this.pending) this.host.duck(false);
-      }, CONTINUES_WITHIN_MS);
+      this.host.duck(false);
       return;
     }
-    this.cancelRestore();
     this.host.hold(false);
     this.host.duck(false);
   }
 
-  private cancelRestore(): void {
-    if (this.restoreTimer) clearTimeout(this.restoreTimer);
-    this.restoreTimer = undefined;
-  }
-
-  /** The call is over: nothing waits to restore the agent's level. */
+  /** The call is over: no sound is judged any more. */
   close(): void {
-    this.cancelRestore();
     this.pending = undefined;
   }
 
