@@ -69,6 +69,8 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
   private endedPromise: Promise<EndReason>;
   private resolveEnded!: (reason: EndReason) => void;
   private closed = false;
+  /** Stops the echo canceller's reference (what the caller's phone plays). */
+  private stopReference: (() => void) | undefined;
   /** Aborted by close(): ends waits that would otherwise outlive the session. */
   private readonly lifetime = new AbortController();
 
@@ -84,12 +86,13 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
     this.providers = deps.providers;
     this.opts = { ...defaultAgentSessionOptions, ...deps.options };
     this.log = callLogger({ callId: deps.call.callId, tenant: deps.call.config.tenantId }, deps.logger);
-    const { turn, echo, prerollMs, sttFinalTimeoutMs, lookAtPauseMs, voicing } = this.opts;
+    const { turn, echo, prerollMs, sttFinalTimeoutMs, lookAtPauseMs, voicing, echoCanceller } = this.opts;
     const turnConfig = deps.call.config.turn;
     const endpointing = { ...turn, endpointingMs: turnConfig.endpointingMs };
     // Looking at a pause serves adaptive endpointing only: with a fixed window it would split the STT's work.
     const lookAt = turnConfig.endpointing === 'adaptive' ? lookAtPauseMs : 0;
-    this.input = new CallerInput(deps.vad, { turn: endpointing, echo, prerollMs, sttFinalTimeoutMs, lookAtPauseMs: lookAt, voicing, endOfTurn: this.endOfTurn(), log: this.log }, {
+    const inputOptions = { turn: endpointing, echo, prerollMs, sttFinalTimeoutMs, lookAtPauseMs: lookAt, voicing, echoCanceller, endOfTurn: this.endOfTurn(), log: this.log };
+    this.input = new CallerInput(deps.vad, inputOptions, {
       speechStarted: (onsetAt, now) => this.turnTaking.speechStarted(onsetAt, now),
       speechEnded: (speechEndAt, now, forced, speechMs) => this.turnTaking.speechEnded(speechEndAt, now, forced, speechMs),
       turnFrame: (speech, voice, now) => this.turnTaking.turnFrame(speech, voice, now),
@@ -196,6 +199,7 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
     media.on('dtmf', this.onDtmf);
     media.on('talkspurt', this.onTalkspurt);
     media.on('drain', this.onDrain);
+    if (this.opts.echoCanceller !== false) this.stopReference = media.sentAudio?.((frame) => this.input.reference(frame));
     call.on('ended', this.onCallEnded);
     if (call.ended) return void this.close(call.ended);
     this.events.emit({ type: 'session-started' });
@@ -230,6 +234,7 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
     media.off('dtmf', this.onDtmf);
     media.off('talkspurt', this.onTalkspurt);
     media.off('drain', this.onDrain);
+    this.stopReference?.();
     this.call.off('ended', this.onCallEnded);
     this.replies.close();
     this.bargeIn.clear();

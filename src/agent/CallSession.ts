@@ -41,6 +41,11 @@ export interface CallMedia {
   duck(gainDb: number): void;
   /** Pauses (true) or resumes (false) what is queued for the caller; nothing queued is lost. */
   hold(on: boolean): void;
+  /**
+   * What the caller's phone plays, 20 ms at a time at 16 kHz (zeros for silence), one frame per slot as
+   * sent: the echo canceller's reference. Absent: no echo cancellation. Returns the way to stop.
+   */
+  sentAudio?(listener: (frame: Int16Array) => void): () => void;
 }
 
 export interface CallMetadata {

@@ -1,6 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import type { ErrorCode } from '../errors.js';
+import { EchoCanceller, type EchoCancellerOptions } from '../media/EchoCanceller.js';
 import { dbfs } from '../media/signal.js';
 import { FRAME_MS } from '../media/types.js';
 import type { SttResult, SttStream } from '../providers/types.js';
@@ -27,6 +28,11 @@ export interface CallerInputOptions {
   readonly lookAtPauseMs?: number;
   /** Measure each frame's voicing (src/agent/vad/voicing.ts): steady noise and coughs are then never speech. */
   readonly voicing?: boolean;
+  /**
+   * Cancel the agent's echo in the caller's audio (src/media/EchoCanceller.ts) before anything listens
+   * to it, given `reference()` frames; false: the level-only echo guard alone.
+   */
+  readonly echoCanceller?: Partial<EchoCancellerOptions> | false;
   readonly log: Logger;
 }
 
@@ -76,6 +82,7 @@ export class CallerInput {
   private look: { readonly text: Promise<string>; known: string | undefined; heard: string | undefined } | undefined;
   private maxTurnFrames: number;
   private readonly voicing: VoicingMeter | undefined;
+  private readonly canceller: EchoCanceller | undefined;
   private stallTimer: NodeJS.Timeout | undefined;
   /** turnSoFar(), until the words change. */
   private soFar: TurnSoFar | undefined;
@@ -92,6 +99,17 @@ export class CallerInput {
     this.prerollFrames = Math.ceil(opts.prerollMs / FRAME_MS);
     this.maxTurnFrames = Math.ceil((opts.turn.maxUtteranceMs ?? 20_000) / FRAME_MS) + this.prerollFrames;
     this.voicing = opts.voicing ? new VoicingMeter() : undefined;
+    this.canceller = opts.echoCanceller === false || opts.echoCanceller === undefined ? undefined : new EchoCanceller(opts.echoCanceller);
+  }
+
+  /** 20 ms of what the caller's phone played (the echo canceller's reference), in the order sent. */
+  reference(frame: Int16Array): void {
+    this.canceller?.reference(frame);
+  }
+
+  /** The echo canceller's state, for the call record and tests (undefined: none runs). */
+  get echoCancellerStats(): EchoCanceller['stats'] | undefined {
+    return this.canceller?.stats;
   }
 
   /** What endpointing knows of the open turn's words (asked on every silent frame: kept until they change). */
@@ -143,12 +161,17 @@ export class CallerInput {
     }
   }
 
-  frame(frame: Int16Array): void {
+  frame(input16k: Int16Array): void {
     if (this.closed) return;
     const now = performance.now();
+    // The agent's echo taken out first: the VAD, the level checks and the STT hear the caller alone.
+    // Once the canceller has learnt the line, its per-frame bar replaces the level-only guard's, which
+    // has to assume the echo is as loud as the agent's loudest recent syllable allows.
+    const cancelled = this.canceller?.process(input16k);
+    const frame = cancelled?.cleaned ?? input16k;
     const score = this.vad.process(frame);
     const levelDbfs = dbfs(frame);
-    const echoThresholdDbfs = this.echo.thresholdDbfs(now);
+    const echoThresholdDbfs = cancelled && cancelled.barDbfs > -Infinity ? cancelled.barDbfs : this.echo.thresholdDbfs(now);
     const kept = frame.slice();
     this.preroll.push(kept);
     if (this.preroll.length > this.prerollFrames) this.preroll.shift();
@@ -170,7 +193,13 @@ export class CallerInput {
       if (wasSpeaking) this.handlers.turnFrame?.(speech, voice, now);
     }
     if (!signal) return;
-    if (signal.type === 'speech-start') this.handlers.speechStarted(now - signal.onsetFramesAgo * FRAME_MS, now);
+    if (signal.type === 'speech-start') {
+      if (cancelled && cancelled.echoDbfs > -Infinity) {
+        const r = (v: number): number => Math.round(v * 10) / 10;
+        this.opts.log.debug({ levelDbfs: r(levelDbfs), barDbfs: r(echoThresholdDbfs), echoDbfs: r(cancelled.echoDbfs), canceller: this.canceller?.stats }, 'speech over the echo canceller');
+      }
+      this.handlers.speechStarted(now - signal.onsetFramesAgo * FRAME_MS, now);
+    }
     else this.speechEnded(now - signal.silenceFrames * FRAME_MS, now, signal.forced, signal.speechFrames * FRAME_MS);
   }
 

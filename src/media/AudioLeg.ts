@@ -70,6 +70,8 @@ export interface AudioLegEvents {
   drain: [];
   /** The first packet of a talkspurt (a prompt or reply after silence or a flush) has just been sent. */
   talkspurt: [];
+  /** See `sentAudio()`. */
+  sent: [frame: Int16Array];
   /** Final statistics, just before the leg's resources are released. */
   closing: [stats: AudioLegStats];
   closed: [];
@@ -110,6 +112,8 @@ export class AudioLeg extends EventEmitter<AudioLegEvents> {
   private readonly frameSamples = samplesPerFrame(PIPELINE_RATE);
   private counters = { framesIn: 0, concealedFrames: 0, decodeErrors: 0, dtmfEvents: 0 };
   private closing: Promise<void> | undefined;
+  /** Decodes sent payloads for 'sent' listeners (created on the first one). */
+  private sentDecoder: AudioDecoder | undefined;
 
   constructor(
     readonly endpoint: RtpEndpoint,
@@ -136,6 +140,7 @@ export class AudioLeg extends EventEmitter<AudioLegEvents> {
     });
     this.sender.on('drain', () => this.emit('drain'));
     this.sender.on('talkspurt', () => this.emit('talkspurt'));
+
     endpoint.on('packet', (p) => this.onPacket(p));
     endpoint.on('lost', (count, next) => this.onLost(count, next));
   }
@@ -176,6 +181,33 @@ export class AudioLeg extends EventEmitter<AudioLegEvents> {
     return { endpoint: this.endpoint.stats(), sender: this.sender.stats(), ...this.counters };
   }
 
+  /**
+   * `listener` gets 20 ms of what the caller's phone plays, 16 kHz mono, one frame per 20 ms slot (zeros
+   * for silence): the sent payloads decoded again, codec and ducking included — the echo canceller's
+   * reference. Nothing is decoded until the first listener. Returns the way to stop listening.
+   */
+  sentAudio(listener: (frame: Int16Array) => void): () => void {
+    if (!this.sentDecoder) this.startSentAudio();
+    this.on('sent', listener);
+    return () => this.off('sent', listener);
+  }
+
+  private startSentAudio(): void {
+    const name = this.codec.name;
+    // Opus decodes straight to 16 kHz; G.711 is 8 kHz and is resampled like the caller's audio.
+    const decoder = name === 'opus' ? createDecoder('opus', { sampleRate: PIPELINE_RATE }) : createDecoder(name);
+    const up = decoder.sampleRate === PIPELINE_RATE ? undefined : new Resampler(decoder.sampleRate, PIPELINE_RATE);
+    this.sentDecoder = decoder;
+    this.sender.on('sent', (payload) => {
+      if (this.listenerCount('sent') === 0) return;
+      const frame = new Int16Array(this.frameSamples);
+      const decoded = payload ? decoder.decode(payload) : undefined;
+      // Our own encoder's output fails to decode only through a bug: that slot is silence then.
+      if (decoded?.ok) frame.set((up ? up.process(decoded.value) : decoded.value).subarray(0, this.frameSamples));
+      this.emit('sent', frame);
+    });
+  }
+
   /** Stops sending, reports a DTMF key still held, closes codecs and the endpoint. Idempotent. */
   close(): Promise<void> {
     if (this.closing) return this.closing;
@@ -185,6 +217,7 @@ export class AudioLeg extends EventEmitter<AudioLegEvents> {
     if (held) this.emitDtmf(held);
     this.decoder.close();
     this.encoder.close();
+    this.sentDecoder?.close();
     this.closing = this.endpoint.close().then(() => {
       this.emit('closed');
       this.removeAllListeners();

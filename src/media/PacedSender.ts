@@ -100,6 +100,12 @@ export interface PacedSenderEvents {
   drain: [];
   /** `send` or the encoder threw; the sender goes on with the next tick. */
   error: [err: unknown];
+  /**
+   * Once per 20 ms of media time: the audio payload that went out in that slot, or undefined for
+   * silence (comfort noise, nothing, a hold). The echo canceller's reference: what the caller's phone
+   * plays, in order, one frame per slot.
+   */
+  sent: [payload: Uint8Array | undefined];
 }
 
 /** A queued 20 ms frame: PCM to encode at tick time, or a payload already encoded (a cached prompt). */
@@ -305,6 +311,7 @@ export class PacedSender extends EventEmitter<PacedSenderEvents> {
     } else {
       this.talkspurtStart = true;
       if (this.opts.silence === 'comfort') this.emitPacket(false, this.encoder.silence);
+      this.emit('sent', undefined);
     }
     // One frame of media time per tick, sent or not (RFC 3550 §5.1: the timestamp reflects sampling time).
     this.timestamp = (this.timestamp + this.encoder.timestampIncrement) >>> 0;
@@ -317,6 +324,7 @@ export class PacedSender extends EventEmitter<PacedSenderEvents> {
     const marker = this.talkspurtStart;
     this.talkspurtStart = false;
     this.emitPacket(marker, payload);
+    this.emit('sent', payload);
     if (marker && !this.closed) this.emit('talkspurt');
     if (this.queuedFrames === 0 && !this.closed) this.emit('drain');
     else this.schedulePrepare();

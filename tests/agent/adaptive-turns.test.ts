@@ -1,9 +1,12 @@
+import { readFile } from 'node:fs/promises';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { AgentConfigInput } from '../../src/agent/AgentConfig.js';
 import { FakeStt, FakeTts, voiceLike } from '../../src/providers/testing/FakeProviders.js';
 import { ScriptedResponder } from '../../src/providers/scripted.js';
 import { concatSamples } from '../../src/media/signal.js';
-import { pinkNoise, silence } from '../../bench/support/callerAudio.js';
+import { atLevel, pinkNoise, silence } from '../../bench/support/callerAudio.js';
+import { RtpCaller } from '../../src/media/testing/RtpCaller.js';
+import { decodeWav } from '../../src/media/wav.js';
 import { sleep, TestCall } from './harness.js';
 
 /**
@@ -25,10 +28,15 @@ function providers(transcripts: string[]) {
 }
 
 let calls: TestCall[] = [];
+let phones: RtpCaller[] = [];
 afterEach(async () => {
   for (const t of calls) await t.close();
+  for (const p of phones) await p.close();
   calls = [];
+  phones = [];
 });
+
+const fixture = async (name: string): Promise<Int16Array> => decodeWav(await readFile(new URL(`../fixtures/${name}`, import.meta.url))).samples;
 
 /** A call whose greeting has been said: the caller has the floor. */
 async function greeted(transcripts: string[]): Promise<TestCall> {
@@ -72,6 +80,46 @@ describe('adaptive turn-taking through a real AgentSession', () => {
     await sleep(300);
     // Loose (bench:turns measures it): the agent's sound stopped at the hold, well before the cut.
     expect(t.lastSpeechPacketAt()! - onset).toBeLessThan(600);
+  }, 30_000);
+
+  it("a caller as soft as the agent's own echo still interrupts it: the echo canceller learnt the line", async () => {
+    // A speakerphone (RtpCaller.echo): the agent's voice (-20 dBFS) comes back 120 ms later and 20 dB
+    // down, mixed with what the caller says; the caller (another voice) talks at the echo's level. The
+    // level-only echo guard's bar is above that, so without the canceller this is no barge-in (seen:
+    // with echoCanceller false the reply plays out whole); the echo alone interrupts nothing either.
+    // The agent talks with a real voice (flite's, from the fixtures): FakeTts's 250 ms gaps between
+    // syllables would let any caller through the level-only guard.
+    const voice = atLevel(await fixture('ava-greeting.wav'), -20);
+    const tts = {
+      name: 'recorded',
+      async *synthesize(request: { text: string }) {
+        const n = Math.min(voice.length, request.text.length * 60 * 16);
+        for (let i = 0; i < n; i += 1600) yield { samples: voice.subarray(i, Math.min(n, i + 1600)), sampleRate: 16000 };
+      },
+    };
+    const t = await TestCall.open({
+      config,
+      providers: { ...providers(['what time do you open', 'what time do you open']), tts },
+      noCaller: true,
+      options: { echoCanceller: {} },
+    });
+    calls.push(t);
+    const phone = await RtpCaller.open();
+    phones.push(phone);
+    phone.start(t.agentLeg.endpoint.localAddress);
+    t.agentLeg.endpoint.setRemote(phone.address);
+    phone.echo({ delayMs: 120, gainDb: -20 });
+    await t.session.start();
+    await t.next('agent-done', 5000, (e) => e.turn === 0);
+    void phone.speak(voiceLike(700, -22)).catch(() => undefined);
+    await t.next('latency', 10_000, (e) => e.mark === 'firstPacketOut' && e.turn === 1);
+    await sleep(1500);
+    expect(t.of('agent-ducked')).toHaveLength(0); // 2 s of echo so far, and nothing heard in it
+    void phone.speak(atLevel(await fixture('caller-open-today.wav'), -40)).catch(() => undefined);
+    const barge = await t.next('barge-in', 4000);
+    expect(barge.by).toBe('speech');
+    const cut = await t.next('agent-done', 3000, (e) => e.turn === 1);
+    expect(cut.interrupted).toBe(true);
   }, 30_000);
 
   it('steady noise and a cough open no turn; the agent does not even duck', async () => {
