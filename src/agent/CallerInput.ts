@@ -107,11 +107,6 @@ export class CallerInput {
     this.canceller?.reference(frame);
   }
 
-  /** The echo canceller's state, for the call record and tests (undefined: none runs). */
-  get echoCancellerStats(): EchoCanceller['stats'] | undefined {
-    return this.canceller?.stats;
-  }
-
   /** What endpointing knows of the open turn's words (asked on every silent frame: kept until they change). */
   turnSoFar(): TurnSoFar {
     if (this.soFar) return this.soFar;
@@ -336,6 +331,4 @@ export class CallerInput {
       if (signal?.type === 'speech-end') this.speechEnded(now - stallAfterMs, now, true, signal.speechFrames * FRAME_MS);
     }, stallAfterMs);
   }
-
-
 }

@@ -130,13 +130,10 @@ export class TurnTaking {
       this.input.dropTurn();
       this.lastKept = { at: now, onsetAt: pending.onsetAt, speechMs: pending.judge.speechSoFarMs };
       this.events.emit({ type: 'backchannel', onsetAtMs: this.events.rel(pending.onsetAt) }, now);
-      // The agent goes on at once, at full level: a speaker who hears "uh-huh" does not stay hushed, and
-      // a ducked voice's soft syllables sink under what a caller hears as sound (bench:turns counted
-      // them as the agent going quiet). A continuation ("wait, … what time") ducks it again.
-      this.host.hold(false);
-      this.host.duck(false);
-      return;
     }
+    // Either way the agent is at full level at once. After a backchannel: a speaker who hears "uh-huh"
+    // does not stay hushed, and a ducked voice's soft syllables sink under what a caller hears as sound
+    // (bench:turns counted them as the agent going quiet); a continuation ("wait, … what") ducks it again.
     this.host.hold(false);
     this.host.duck(false);
   }

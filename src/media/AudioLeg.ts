@@ -140,7 +140,6 @@ export class AudioLeg extends EventEmitter<AudioLegEvents> {
     });
     this.sender.on('drain', () => this.emit('drain'));
     this.sender.on('talkspurt', () => this.emit('talkspurt'));
-
     endpoint.on('packet', (p) => this.onPacket(p));
     endpoint.on('lost', (count, next) => this.onLost(count, next));
   }

@@ -150,7 +150,7 @@ export class EchoCanceller {
   private backgroundResidual = 0;
   private readonly searchEvery: number;
   private sinceSearch = 0;
-  /** Far samples above `minReferenceDbfs` within the search window, to know whether there is anything to cancel. */
+  /** `farCount` after the last frame louder than `minReferenceDbfs`: whether anything sent could still echo. */
   private lastLoudFar = -Infinity;
   private erleDb = 0;
   /** A low quantile of the per-frame ERLE over frames of echo alone (see BAR_MARGIN_DB). */
@@ -177,27 +177,22 @@ export class EchoCanceller {
 
   /** One frame of what the caller's phone plays (the agent's audio as sent; silence as zeros). */
   reference(frame: Int16Array): void {
+    decimateInto(this.farLow, frame, this.farCount);
     let power = 0;
     for (let i = 0; i < frame.length; i++) {
       const x = frame[i]! / FULL_SCALE;
       power += x * x;
-      const at = this.farCount % this.far.length;
-      this.far[at] = x;
-      if (this.farCount % DECIMATION === DECIMATION - 1) {
-        const base = this.farCount - (DECIMATION - 1);
-        let sum = 0;
-        for (let k = 0; k < DECIMATION; k++) sum += this.far[(base + k) % this.far.length]!;
-        this.farLow[Math.floor(this.farCount / DECIMATION) % this.farLow.length] = sum / DECIMATION;
-      }
-      this.farCount++;
+      this.far[(this.farCount + i) % this.far.length] = x;
     }
+    this.farCount += frame.length;
     if (frame.length > 0 && power / frame.length >= this.minReferencePower) this.lastLoudFar = this.farCount;
   }
 
   /** Takes the echo out of one frame of the caller's audio. */
   process(near: Int16Array): EchoFrame {
     const start = this.nearCount;
-    this.recordNear(near);
+    decimateInto(this.nearLow, near, start);
+    this.nearCount += near.length;
     // Nothing the caller's phone played recently could echo: nothing to do (and nothing to learn).
     const maxDelay = Math.round((this.opts.maxDelayMs * PIPELINE_RATE) / 1000);
     if (this.farCount - this.lastLoudFar > maxDelay + near.length) return { cleaned: near, echoDbfs: -Infinity, barDbfs: -Infinity };
@@ -236,18 +231,6 @@ export class EchoCanceller {
   /** The filter has learnt a path (its average ERLE): frames far under it hold the caller. */
   private get learnt(): boolean {
     return this.offset !== undefined && this.erleDb >= this.opts.convergedErleDb;
-  }
-
-  private recordNear(near: Int16Array): void {
-    let sum = 0;
-    for (let i = 0; i < near.length; i++) {
-      sum += near[i]! / FULL_SCALE;
-      if ((this.nearCount + i) % DECIMATION === DECIMATION - 1) {
-        this.nearLow[Math.floor((this.nearCount + i) / DECIMATION) % this.nearLow.length] = sum / DECIMATION;
-        sum = 0;
-      }
-    }
-    this.nearCount += near.length;
   }
 
   /** The delay (ms) an offset means right now: how far behind the newest sent sample the echo is. */
@@ -419,6 +402,22 @@ export class EchoCanceller {
     const to = Math.min(first + length, this.farCount);
     for (let k = from; k < to; k++) out[k - first] = this.far[k % ring]!;
     return out;
+  }
+}
+
+/**
+ * Writes `frame` (whose first sample is sample `count` of its stream) into `ring` at a quarter of the
+ * rate, each output the mean of 4 inputs: a crude low-pass, enough for the delay search. Frames are
+ * whole multiples of 4 samples (20 ms at 16 kHz is 320).
+ */
+function decimateInto(ring: Float32Array, frame: Int16Array, count: number): void {
+  let sum = 0;
+  for (let i = 0; i < frame.length; i++) {
+    sum += frame[i]! / FULL_SCALE;
+    if ((count + i) % DECIMATION === DECIMATION - 1) {
+      ring[Math.floor((count + i) / DECIMATION) % ring.length] = sum / DECIMATION;
+      sum = 0;
+    }
   }
 }
 
