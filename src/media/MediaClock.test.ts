@@ -1,4 +1,3 @@
-import { performance } from 'node:perf_hooks';
 import { describe, expect, it } from 'vitest';
 import { MediaClock, type ClockTick, LATENESS_BUCKETS_MS } from './MediaClock.js';
 import { seededRandom } from '../util/random.js';
@@ -219,36 +218,5 @@ describe('MediaClock (real time)', () => {
     const before = n;
     await new Promise((r) => setTimeout(r, 60));
     expect(n).toBe(before);
-  });
-
-  it('p99 send-interval error stays under 2 ms over 30 s', async () => {
-    const clock = new MediaClock();
-    const sendTimes: number[] = [];
-    const cpuBefore = process.cpuUsage();
-    const un = clock.subscribe((t) => {
-      // On-time ticks only: a catch-up burst (the machine stalled the whole process) is a different measure.
-      if (t.behind === 0) sendTimes.push(performance.now());
-      else sendTimes.push(Number.NaN);
-    });
-    await new Promise((r) => setTimeout(r, 30_000));
-    un();
-    const cpu = process.cpuUsage(cpuBefore);
-    const errors: number[] = [];
-    for (let k = 1; k < sendTimes.length; k++) {
-      const e = Math.abs(sendTimes[k]! - sendTimes[k - 1]! - 20);
-      if (!Number.isNaN(e)) errors.push(e);
-    }
-    errors.sort((a, b) => a - b);
-    const p99 = errors[Math.ceil(errors.length * 0.99) - 1]!;
-    const p50 = errors[Math.ceil(errors.length * 0.5) - 1]!;
-    const s = clock.stats();
-    console.log(
-      `[MediaClock] real 30 s: ${sendTimes.length} ticks, interval error p50 ${p50.toFixed(3)} ms p99 ${p99.toFixed(3)} ms ` +
-        `max ${errors[errors.length - 1]!.toFixed(3)} ms, lateness p99 ${s.latenessP99Ms.toFixed(3)} ms, ` +
-        `catch-up ${s.catchUpTicks}, cpu ${((cpu.user + cpu.system) / 1000 / 300).toFixed(2)} % of a core`,
-    );
-    expect(sendTimes.length).toBeGreaterThanOrEqual(1495);
-    expect(sendTimes.length).toBeLessThanOrEqual(1501);
-    expect(p99).toBeLessThan(2);
   });
 });
