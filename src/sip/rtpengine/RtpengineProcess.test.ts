@@ -16,7 +16,9 @@ function alive(pid: number): boolean {
 /** One CLI command over TCP, the whole reply as text. */
 function cli(port: number, command: string): Promise<string> {
   return new Promise((resolve, reject) => {
-    const sock = connect(port, '127.0.0.1', () => sock.end(`${command}\n`));
+    // Written, not half-closed: rtpengine answers and then closes the socket itself. With the end sent at
+    // once, a clean-clone CI run on a loaded host got '' (most likely the end was seen before the command).
+    const sock = connect(port, '127.0.0.1', () => sock.write(`${command}\n`));
     let out = '';
     sock.setEncoding('utf8');
     sock.on('data', (d: string) => (out += d));
