@@ -43,6 +43,11 @@ export interface AgentSessionDeps {
   readonly logger?: Logger;
   /** What the model may do besides talk (src/tools builds it from the tenant); none: end_call only. */
   readonly tools?: CallTools;
+  /**
+   * In a room (src/rooms): what the model is given for the caller's words ("Ana: what time is it?"),
+   * or undefined when this agent should stay silent (not addressed); the words join its history either way.
+   */
+  readonly turnGate?: (text: string) => Promise<string | undefined>;
 }
 
 /**
@@ -53,6 +58,7 @@ export interface AgentSessionDeps {
 export class AgentSession extends EventEmitter<AgentSessionEvents> {
   readonly call: CallSession;
   private readonly providers: AgentProviders;
+  private readonly turnGate: AgentSessionDeps['turnGate'];
   private readonly opts: AgentSessionOptions;
   private readonly log: Logger;
   private readonly input: CallerInput;
@@ -84,6 +90,7 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
     super();
     this.call = deps.call;
     this.providers = deps.providers;
+    this.turnGate = deps.turnGate;
     this.opts = { ...defaultAgentSessionOptions, ...deps.options };
     this.log = callLogger({ callId: deps.call.callId, tenant: deps.call.config.tenantId }, deps.logger);
     const { turn, echo, prerollMs, sttFinalTimeoutMs, lookAtPauseMs, voicing, echoCanceller } = this.opts;
@@ -279,7 +286,21 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
   private async respondTo(text: string, turn: number): Promise<void> {
     this.bargeIn.clear();
     this.reprompts = 0;
+    if (this.turnGate) {
+      const said = await this.turnGate(text);
+      if (said === undefined) {
+        this.note(text);
+        this.armNoInput();
+        return;
+      }
+      text = said;
+    }
     await this.replies.respond(text, turn);
+  }
+
+  /** Words the agent heard but does not answer (in a room: another participant's), kept for the model. */
+  note(text: string): void {
+    if (!this.closed && text.trim() !== '') this.replies.history.push({ role: 'user', content: text });
   }
 
   // ─── No input, time limit, goodbye ─────────────────────────────────────────────────────────────

@@ -26,6 +26,11 @@ import type { OutboundDialer, PreviewSpeech, RouteContext, WebRtcAnswerer } from
 import { webrtcRoutes, type WebRtcRouteOptions } from './routes/webrtc.js';
 import { webPhoneRoutes, type WebPhoneOptions } from './webPhone.js';
 import { landingRoutes } from './landing.js';
+import { roomPageRoutes } from './roomPage.js';
+import { roomRoutes } from './routes/rooms.js';
+import { RoomStore } from '../tenants/RoomStore.js';
+import type { RoomHub } from '../rooms/RoomHub.js';
+import type { RoomSignalling } from '../webrtc/RoomSignalling.js';
 import { keyRoutes } from './routes/keys.js';
 import { numberRoutes } from './routes/numbers.js';
 import { tenantRoutes } from './routes/tenants.js';
@@ -66,6 +71,8 @@ export interface AdminAppOptions {
    * one-worker flite pool on the first preview and closes it with the app.
    */
   readonly previewSpeech?: PreviewSpeech;
+  /** The rooms whose audio this gateway holds and their pages' signalling; absent: the API manages rooms, joins are refused. */
+  readonly rooms?: { readonly hub: RoomHub; readonly signalling: RoomSignalling };
   /** The call URL the landing page's "Try the demo call" opens (`demo` when the demo tenant is seeded); none: no such link. */
   readonly demoSlug?: string;
 }
@@ -177,6 +184,9 @@ export async function buildAdminApp(options: AdminAppOptions): Promise<AdminApp>
   callTokenRoutes(app, new CallTokenStore(redis, { prefix, ...stripUndefined({ ttlMs: options.callTokens?.ttlMs }) }), { ...options.callTokens, publicBaseUrl: options.publicBaseUrl });
   if (options.webrtc) webrtcRoutes(app, options.webrtc, { ...options.webrtcRoute, publicBaseUrl: options.publicBaseUrl });
   webPhoneRoutes(app, ctx, options.webPhone);
+  const roomStore = options.rooms?.hub.store ?? new RoomStore(redis, { prefix });
+  roomRoutes(app, ctx, { store: roomStore, hub: options.rooms?.hub });
+  await roomPageRoutes(app, { store: roomStore, tenants: ctx.tenants, signalling: options.rooms?.signalling });
   landingRoutes(app, { demoSlug: options.demoSlug, publicBaseUrl: options.publicBaseUrl });
   // The record store listens on the shared client for reconnects; it must stop when the app does.
   app.addHook('onClose', async () => {

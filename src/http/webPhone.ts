@@ -19,21 +19,21 @@ import { setPagePolicy, type ContentSecurityPolicy } from './securityHeaders.js'
  */
 const SOURCE_DIR = fileURLToPath(new URL('../../web-phone/src/', import.meta.url));
 
-let bundle: Promise<{ js: string; css: string; widget: string }> | undefined;
+let bundle: Promise<{ js: string; css: string; widget: string; room: string }> | undefined;
 
-export function webPhoneBundle(): Promise<{ js: string; css: string; widget: string }> {
+export function webPhoneBundle(): Promise<{ js: string; css: string; widget: string; room: string }> {
   bundle ??= (async () => {
     const compile = async (entry: string): Promise<string> => {
       const out = await build({ entryPoints: [`${SOURCE_DIR}${entry}`], bundle: true, write: false, format: 'iife', target: 'es2020', minify: true, logLevel: 'silent' });
       return out.outputFiles[0]!.text;
     };
-    const [js, widget, css] = await Promise.all([compile('app.ts'), compile('widget.ts'), readFile(`${SOURCE_DIR}style.css`, 'utf8')]);
-    return { js, css, widget };
+    const [js, widget, room, css] = await Promise.all([compile('app.ts'), compile('widget.ts'), compile('room.ts'), readFile(`${SOURCE_DIR}style.css`, 'utf8')]);
+    return { js, css, widget, room };
   })();
   return bundle;
 }
 
-function page(title: string, body: string): string {
+export function page(title: string, body: string): string {
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>${escapeHtml(title)}</title><link rel="stylesheet" href="/web-phone/app.css"></head>

@@ -67,6 +67,14 @@ export function keys(prefix: string) {
     openCalls: () => `${prefix}calls:open`,
     /** Those calls' latest snapshots (record so far), by the same member. */
     openCallSnapshots: () => `${prefix}calls:open:snapshots`,
+    room: (roomId: string) => `${prefix}room:${roomId}`,
+    /** A room's AI participants: agent id → JSON. */
+    roomAgents: (roomId: string) => `${prefix}room:${roomId}:agents`,
+    /** A room's people as they join and leave: participant id → JSON (src/rooms/RoomStore.ts). */
+    roomPeople: (roomId: string) => `${prefix}room:${roomId}:people`,
+    /** The gateway holding a room's audio: its id and URL, with a lease it keeps renewing. */
+    roomOwner: (roomId: string) => `${prefix}room:${roomId}:owner`,
+    tenantRooms: (tenantId: string) => `${prefix}tenant:${tenantId}:rooms`,
     apiKey: (hash: string) => `${prefix}apikey:${hash}`,
     tenantApiKeys: (tenantId: string) => `${prefix}tenant:${tenantId}:apikeys`,
     invalidations: () => `${prefix}invalidate`,

@@ -298,6 +298,35 @@ export const callUrlSchema = object({
   enabled: z.boolean().default(true),
 });
 
+/** How a room's agents take turns (docs/rooms.md): only when named, on every turn, or never (listeners). */
+export const ROOM_RESPOND = ['addressed', 'always', 'never'] as const;
+export type RoomRespond = (typeof ROOM_RESPOND)[number];
+
+/** A room: several people and AI participants on one conversation (`/r/<roomId>`). */
+export const roomSchema = object({
+  name: line(1, 100).optional(),
+  /** People and agents at once; 8 by default (a meeting, not a broadcast: every member gets its own mix). */
+  maxParticipants: z.number().int().min(2).max(32).default(8),
+  /** ISO 8601; joins are refused (410) after it. */
+  expiresAt: z.iso.datetime({ offset: true }).optional(),
+  /** Asked of everyone who joins (the page's field, a SIP caller's keypad). */
+  pin: z.string().regex(/^\d{4,8}$/, '4 to 8 digits').optional(),
+  respond: z.enum(ROOM_RESPOND).default('addressed'),
+});
+export type RoomInput = z.input<typeof roomSchema>;
+
+/** An AI participant, made from a short description of who it is and what it does. */
+export const roomAgentSchema = object({
+  description: text(1, 2000),
+  /** Taken from the description ("Max, a travel agent…") when absent. */
+  name: line(1, 60).optional(),
+  voice: line(1, 60).optional(),
+  greeting: text(1, 500).optional(),
+  /** Names of the tenant's tools this agent may call. */
+  tools: z.array(line(1, 64)).max(20).optional(),
+});
+export type RoomAgentInput = z.input<typeof roomAgentSchema>;
+
 export type CallUrlInput = z.input<typeof callUrlSchema>;
 export type CallUrl = z.output<typeof callUrlSchema> & { readonly slug: string };
 

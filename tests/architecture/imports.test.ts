@@ -24,6 +24,7 @@ const LAYERS: readonly (readonly string[])[] = [
   ['webhooks'],
   ['tools'],
   ['call'],
+  ['rooms'],
   ['sip', 'webrtc'],
   ['http'],
   ['app'],

@@ -1,0 +1,347 @@
+import { EventEmitter } from 'node:events';
+import type { Logger } from 'pino';
+import { AgentSession, type AgentSessionOptions } from '../agent/AgentSession.js';
+import { CallSession } from '../agent/CallSession.js';
+import type { AgentEvent } from '../agent/events.js';
+import type { PromptCache } from '../agent/PromptCache.js';
+import type { ProviderRegistry } from '../agent/ProviderRegistry.js';
+import type { VoiceActivityDetector } from '../agent/vad/VoiceActivityDetector.js';
+import { errorCode } from '../errors.js';
+import type { MediaClock } from '../media/MediaClock.js';
+import { Mixer, type MixerMember, type MixerOptions } from '../media/Mixer.js';
+import type { Room, RoomAgent } from '../tenants/RoomStore.js';
+import type { Tenant } from '../tenants/schema.js';
+import { AgentPort } from './AgentPort.js';
+import { addressedTo, looksLikeQuestion, roomAgentConfig } from './persona.js';
+
+/**
+ * One room's conversation on the gateway that holds its audio: a mixer with a member per participant,
+ * an AgentSession per AI participant (each hears the people's mix, minus nobody: agents never hear
+ * themselves or each other's audio, they get each other's words as text), and the room's events for
+ * the pages (who is here, who is speaking, who said what).
+ */
+export interface LiveRoomDeps {
+  readonly clock: MediaClock;
+  readonly prompts: PromptCache;
+  readonly providers: ProviderRegistry;
+  readonly createVad: () => Promise<VoiceActivityDetector>;
+  readonly agentOptions?: Partial<AgentSessionOptions>;
+  readonly mixer?: Partial<MixerOptions>;
+  readonly logger: Logger;
+}
+
+export interface LiveRoomOptions {
+  /** With `respond: "addressed"`, a question nobody answers within this long is taken by the first agent. */
+  readonly unclaimedQuestionMs: number;
+}
+
+export const defaultLiveRoomOptions = {
+  /** 1.2 s: longer than a person's pause before answering someone else (~200–700 ms), short enough to feel attentive. */
+  unclaimedQuestionMs: 1200,
+} as const satisfies LiveRoomOptions;
+
+export type ParticipantKind = 'person' | 'agent';
+
+export interface ParticipantView {
+  readonly participantId: string;
+  readonly name: string;
+  readonly kind: ParticipantKind;
+  readonly door: 'web' | 'sip' | 'agent';
+  readonly speaking: boolean;
+  readonly muted: boolean;
+}
+
+export type RoomEvent =
+  | { readonly type: 'participants'; readonly participants: readonly ParticipantView[] }
+  | { readonly type: 'speaking'; readonly participantId: string; readonly speaking: boolean }
+  | { readonly type: 'transcript'; readonly participantId: string; readonly name: string; readonly kind: ParticipantKind; readonly text: string; readonly final: boolean }
+  | { readonly type: 'ended'; readonly reason: string };
+
+/** A person's audio in the room: 20 ms frames of 16 kHz in, the mix for them out. */
+export interface PersonAudio {
+  on(event: 'audio', listener: (frame: Int16Array) => void): unknown;
+  off(event: 'audio', listener: (frame: Int16Array) => void): unknown;
+  play(pcm: Int16Array): boolean;
+  readonly queuedMs: number;
+}
+
+interface Person {
+  readonly participantId: string;
+  readonly name: string;
+  readonly door: 'web' | 'sip';
+  readonly member: MixerMember;
+  audio: PersonAudio | undefined;
+  onAudio: ((frame: Int16Array) => void) | undefined;
+}
+
+interface Agent {
+  readonly record: RoomAgent;
+  readonly port: AgentPort;
+  readonly member: MixerMember;
+  session: AgentSession | undefined;
+  /** People's energy when the agent's current turn started: who spoke most since is who it heard. */
+  energyAtTurn: Map<string, number>;
+  readonly call: CallSession;
+}
+
+/** At most this much of the mix may wait in a person's sender (more is a stalled leg: frames are dropped). */
+const MAX_QUEUED_MS = 60;
+
+export class LiveRoom extends EventEmitter<{ event: [RoomEvent]; empty: [] }> {
+  private readonly mixer: Mixer;
+  private readonly people = new Map<string, Person>();
+  private readonly agents = new Map<string, Agent>();
+  /** The agent whose audio is playing; the others' wait (two agents never talk over each other). */
+  private floor: string | undefined;
+  private closed = false;
+  private readonly options: LiveRoomOptions;
+  readonly log: Logger;
+
+  constructor(
+    readonly room: Room,
+    private readonly tenant: Tenant,
+    private readonly deps: LiveRoomDeps,
+    options: Partial<LiveRoomOptions> = {},
+  ) {
+    super();
+    this.options = { ...defaultLiveRoomOptions, ...options };
+    this.log = deps.logger.child({ roomId: room.roomId, tenant: tenant.id });
+    this.mixer = new Mixer(deps.clock, deps.mixer, (id, speaking) => this.publish({ type: 'speaking', participantId: id, speaking }));
+  }
+
+  get size(): number {
+    return this.people.size + this.agents.size;
+  }
+
+  get peopleCount(): number {
+    return this.people.size;
+  }
+
+  has(participantId: string): boolean {
+    return this.people.has(participantId) || this.agents.has(participantId);
+  }
+
+  view(): ParticipantView[] {
+    const people = [...this.people.values()].map((p): ParticipantView => ({ participantId: p.participantId, name: p.name, kind: 'person', door: p.door, speaking: p.member.speaking, muted: p.member.muted }));
+    const agents = [...this.agents.values()].map((a): ParticipantView => ({ participantId: a.record.agentId, name: a.record.name, kind: 'agent', door: 'agent', speaking: a.member.speaking, muted: false }));
+    return [...people, ...agents];
+  }
+
+  mixerStats(): ReturnType<Mixer['stats']> {
+    return this.mixer.stats();
+  }
+
+  /** A person joins (or comes back under the same id after a reconnect: no duplicate). */
+  addPerson(p: { participantId: string; name: string; door: 'web' | 'sip' }): void {
+    if (this.closed) return;
+    if (this.people.has(p.participantId)) return;
+    const person: Person = {
+      ...p,
+      audio: undefined,
+      onAudio: undefined,
+      member: this.mixer.add({
+        id: p.participantId,
+        human: true,
+        hears: 'everyone',
+        deliver: (frame) => {
+          const audio = person.audio;
+          if (frame && audio && audio.queuedMs <= MAX_QUEUED_MS) audio.play(frame);
+        },
+      }),
+    };
+    this.people.set(p.participantId, person);
+    this.log.info({ participantId: p.participantId, door: p.door }, 'person joined the room');
+    this.publishParticipants();
+  }
+
+  /** Connects (or replaces, after a reconnect) a person's audio. */
+  attachAudio(participantId: string, audio: PersonAudio): void {
+    const person = this.people.get(participantId);
+    if (!person) return;
+    this.detachAudio(participantId);
+    const onAudio = (frame: Int16Array): void => person.member.push(frame);
+    audio.on('audio', onAudio);
+    person.audio = audio;
+    person.onAudio = onAudio;
+  }
+
+  detachAudio(participantId: string, audio?: PersonAudio): void {
+    const person = this.people.get(participantId);
+    if (!person?.audio || (audio && person.audio !== audio)) return;
+    if (person.onAudio) person.audio.off('audio', person.onAudio);
+    person.audio = undefined;
+    person.onAudio = undefined;
+  }
+
+  setMuted(participantId: string, muted: boolean): void {
+    const person = this.people.get(participantId);
+    if (!person || person.member.muted === muted) return;
+    person.member.muted = muted;
+    this.publishParticipants();
+  }
+
+  removePerson(participantId: string): boolean {
+    const person = this.people.get(participantId);
+    if (!person) return false;
+    this.detachAudio(participantId);
+    this.mixer.remove(participantId);
+    this.people.delete(participantId);
+    this.log.info({ participantId }, 'person left the room');
+    this.publishParticipants();
+    if (this.people.size === 0) this.emit('empty');
+    return true;
+  }
+
+  /** An AI participant joins: its session starts and greets the room. */
+  async addAgent(record: RoomAgent): Promise<void> {
+    if (this.closed || this.agents.has(record.agentId)) return;
+    const { config, variables } = roomAgentConfig(this.tenant, this.room, record);
+    const log = this.log.child({ agentId: record.agentId });
+    const port = new AgentPort(() => this.takeFloor(record.agentId));
+    const call = new CallSession({
+      callId: `${this.room.roomId}:${record.agentId}`,
+      config,
+      media: port,
+      variables,
+      metadata: { from: `room:${this.room.roomId}`, to: `agent:${record.agentId}` },
+      // The agent said goodbye (or ran out of time): it leaves the room.
+      hangup: () => void this.removeAgent(record.agentId),
+    });
+    const agent: Agent = {
+      record,
+      port,
+      call,
+      session: undefined,
+      energyAtTurn: new Map(),
+      member: this.mixer.add({ id: record.agentId, human: false, hears: 'humans', pull: () => port.next(), deliver: (frame) => port.hear(frame) }),
+    };
+    this.agents.set(record.agentId, agent);
+    this.publishParticipants();
+    try {
+      const vad = await this.deps.createVad();
+      const providers = this.deps.providers.forCall(config, this.tenant.providerKeys, log);
+      const session = new AgentSession({
+        call,
+        providers,
+        vad,
+        prompts: this.deps.prompts,
+        // Nobody hears the agent's own audio back in a room (mix-minus): the echo guard would only keep quiet people out.
+        options: { ...this.deps.agentOptions, echo: { marginDb: 200 }, didNotCatchMinSpeechMs: Number.POSITIVE_INFINITY },
+        logger: log,
+        turnGate: (text) => this.gate(agent, text),
+      });
+      agent.session = session;
+      session.on('event', (e) => this.agentEvent(agent, e));
+      if (this.closed || !this.agents.has(record.agentId)) {
+        await session.close('closed');
+        return;
+      }
+      await session.start();
+      log.info({ name: record.name }, 'agent joined the room');
+    } catch (err) {
+      log.error({ err: String(err), code: errorCode(err) }, 'agent could not join the room');
+      await this.removeAgent(record.agentId);
+    }
+  }
+
+  async removeAgent(agentId: string): Promise<boolean> {
+    const agent = this.agents.get(agentId);
+    if (!agent) return false;
+    this.agents.delete(agentId);
+    this.mixer.remove(agentId);
+    if (this.floor === agentId) this.floor = undefined;
+    agent.port.close();
+    await agent.session?.close('closed').catch(() => undefined);
+    if (!this.closed) this.publishParticipants();
+    return true;
+  }
+
+  async close(reason = 'closed'): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const id of [...this.people.keys()]) this.detachAudio(id);
+    await Promise.all([...this.agents.keys()].map((id) => this.removeAgent(id)));
+    this.mixer.close();
+    this.people.clear();
+    this.publish({ type: 'ended', reason });
+    this.removeAllListeners('event');
+  }
+
+  // ─── Group turn-taking ─────────────────────────────────────────────────────────────────────────
+
+  /** The floor is the first agent's with audio to play; it passes on when that agent has nothing left. */
+  private takeFloor(agentId: string): boolean {
+    const holder = this.floor === undefined ? undefined : this.agents.get(this.floor);
+    if (!holder || !holder.port.wantsFloor) this.floor = agentId;
+    return this.floor === agentId;
+  }
+
+  /** Whether (and with what words) an agent answers a turn it heard. */
+  private async gate(agent: Agent, text: string): Promise<string | undefined> {
+    const speaker = this.speakerFor(agent);
+    const said = speaker ? `${speaker.name}: ${text}` : text;
+    const policy = this.room.respond;
+    if (policy === 'never') return undefined;
+    const names = [...this.agents.values()].map((a) => a.record.name);
+    const addressed = addressedTo(text, names);
+    if (addressed.includes(agent.record.name)) return said;
+    if (addressed.length > 0) return undefined;
+    // Nobody named: one agent answers, the first to have joined (the room's host).
+    const first = [...this.agents.values()][0];
+    if (first !== agent) return undefined;
+    if (policy === 'always') return said;
+    if (!looksLikeQuestion(text)) return undefined;
+    // A question to the room: a person may take it; if nobody does in time, the host agent answers.
+    const before = this.peopleEnergy();
+    await new Promise((resolve) => setTimeout(resolve, this.options.unclaimedQuestionMs));
+    if (this.closed) return undefined;
+    const after = this.peopleEnergy();
+    const someoneSpoke = [...after].some(([id, e]) => id !== speaker?.participantId && e > (before.get(id) ?? 0));
+    return someoneSpoke ? undefined : said;
+  }
+
+  /** The person who spoke most since the agent's turn began. */
+  private speakerFor(agent: Agent): { participantId: string; name: string } | undefined {
+    let best: Person | undefined;
+    let most = 0;
+    for (const p of this.people.values()) {
+      const spoke = p.member.energy - (agent.energyAtTurn.get(p.participantId) ?? 0);
+      if (spoke > most) {
+        most = spoke;
+        best = p;
+      }
+    }
+    return best;
+  }
+
+  private peopleEnergy(): Map<string, number> {
+    return new Map([...this.people.values()].map((p) => [p.participantId, p.member.energy]));
+  }
+
+  private agentEvent(agent: Agent, e: AgentEvent): void {
+    const id = agent.record.agentId;
+    if (e.type === 'turn-started') agent.energyAtTurn = this.peopleEnergy();
+    else if (e.type === 'agent-text') this.publish({ type: 'transcript', participantId: id, name: agent.record.name, kind: 'agent', text: e.text, final: true });
+    else if (e.type === 'agent-done' && e.spokenText) {
+      for (const other of this.agents.values()) if (other !== agent) other.session?.note(`${agent.record.name}: ${e.spokenText}`);
+    } else if (e.type === 'transcript' && agent === [...this.agents.values()][0]) {
+      // The host agent's recogniser writes the people's lines (one transcript, not one per agent).
+      const speaker = this.speakerFor(agent);
+      if (e.text.trim()) {
+        this.publish({ type: 'transcript', participantId: speaker?.participantId ?? '', name: speaker?.name ?? 'Someone', kind: 'person', text: e.text, final: e.final });
+      }
+    }
+  }
+
+  private publishParticipants(): void {
+    this.publish({ type: 'participants', participants: this.view() });
+  }
+
+  private publish(event: RoomEvent): void {
+    try {
+      this.emit('event', event);
+    } catch (err) {
+      this.log.warn({ err: String(err) }, 'room event listener failed');
+    }
+  }
+}
