@@ -19,6 +19,8 @@ APT_NEEDS=(
   "tcpdump:tcpdump"
   # The web phone's end-to-end tests drive Debian's Chromium with playwright-core.
   "chromium:chromium"
+  # ... and reach the WebRTC door through Debian's coturn (TURN REST credentials, loopback only).
+  "turnserver:coturn"
   # The pcap writer's output is read back by Wireshark's dissectors.
   "tshark:tshark"
   # Fixture and soak audio tooling (npm run fixtures, bench:soak's caller voices).

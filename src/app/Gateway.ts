@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import { collectDefaultMetrics, Gauge, Registry } from 'prom-client';
 import type { Logger } from 'pino';
@@ -34,6 +35,7 @@ import { ToolBoxes } from '../tools/ToolBox.js';
 import { privateDestinationsAllowed } from '../util/destination.js';
 import { DeliveryQueue } from '../webhooks/DeliveryQueue.js';
 import { WebRtcDoor } from '../webrtc/WebRtcDoor.js';
+import { defaultIceOptions, hasIceServers, iceServersFor, toNodeDataChannel } from '../webrtc/iceServers.js';
 import { resolveAdminToken } from './adminToken.js';
 import { CallMetrics } from './CallMetrics.js';
 import { rtpengineProcessOptions, type GatewayConfig } from './config.js';
@@ -185,7 +187,16 @@ export class Gateway {
       legStats: (s) => callMetrics.legClosed('webrtc', s.endpoint.received),
       // A web caller is transferred through the SIP door's dialer, when there is a SIP door.
       transferDialer: () => this.sip?.transferDialer,
-    }, { connectTimeoutMs: c.webrtcConnectTimeoutMs, maxPendingPerAddress: c.webrtcPendingPerIp });
+    }, {
+      connectTimeoutMs: c.webrtcConnectTimeoutMs,
+      maxPendingPerAddress: c.webrtcPendingPerIp,
+      iceAddress: c.webrtcIceAddress,
+      // Each call's peer gets ICE_SERVERS and, with TURN REST, its own credential (named by the call id
+      // in coturn's log): with a relay candidate of its own, a page that can only relay reaches it even
+      // where coturn cannot reach the gateway's own address.
+      iceServers: (callId) => toNodeDataChannel(iceServersFor(c.ice, callId)),
+      ...(hasIceServers(c.ice) ? { gatherTimeoutMs: defaultIceOptions.gatherTimeoutMs } : {}),
+    });
     const doors = { webrtc: () => this.webrtc, sip: () => this.sip };
     new Gauge({
       name: 'callgate_calls_in_progress',
@@ -242,6 +253,8 @@ export class Gateway {
       logger: this.log,
       ...(c.publicBaseUrl ? { publicBaseUrl: c.publicBaseUrl } : {}),
       ...(c.seedDemo ? { demoSlug: 'demo' } : {}),
+      // Each page load's own ICE servers, in its token answer (a TURN credential per page, never the secret).
+      callTokens: { iceServers: () => iceServersFor(c.ice, `page-${randomBytes(6).toString('hex')}`) },
       webrtc: {
         answer: (offer) => {
           if (this.draining) return Promise.reject(new CallgateError('CG_DRAINING'));

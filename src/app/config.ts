@@ -9,6 +9,7 @@ import { defaultSourceIgnoreOptions } from '../sip/invite/SourceIgnoreList.js';
 import { defaultSipAuthFailureOptions } from '../tenants/SipAuthFailureStore.js';
 import { defaultRedisOptions } from '../tenants/redisClient.js';
 import { defaultWebRtcDoorOptions } from '../webrtc/WebRtcDoor.js';
+import { iceConfigFromEnv, type IceConfig } from '../webrtc/iceServers.js';
 
 /**
  * What `npm start` runs with, read from the environment in one place (the README's configuration
@@ -65,6 +66,14 @@ export interface GatewayConfig {
   readonly webrtcConnectTimeoutMs: number;
   /** Direct WebRTC offers from one client IP answered but not yet connected; a newer one gives up the oldest. */
   readonly webrtcPendingPerIp: number;
+  /** Address the direct WebRTC door's peers gather on: one browsers (or the TURN server beside the gateway) can reach. */
+  readonly webrtcIceAddress: string;
+  /**
+   * STUN/TURN for the direct WebRTC door (src/webrtc/iceServers.ts): ICE_SERVERS for every page and
+   * peer, and with TURN_SECRET + TURN_URLS a time-limited coturn REST credential per page and per call.
+   * The TURN secret is inside `ice.turn.sign`, out of reach of any log line or JSON of this object.
+   */
+  readonly ice: IceConfig;
   readonly cloud: CloudEnv;
   /** On SIGTERM, how long calls in progress may go on before the agent says goodbye and hangs up. */
   readonly drainTimeoutMs: number;
@@ -114,6 +123,8 @@ export const defaultGatewayConfig = {
   /** The WebRTC door's own defaults (5 s, 4 per IP; see src/webrtc/WebRtcDoor.ts for why). */
   webrtcConnectTimeoutMs: defaultWebRtcDoorOptions.connectTimeoutMs,
   webrtcPendingPerIp: defaultWebRtcDoorOptions.maxPendingPerAddress,
+  /** Loopback, the door's own default, as the HTTP server: a public or private address is the operator's choice. */
+  webrtcIceAddress: defaultWebRtcDoorOptions.iceAddress,
   seedDemo: true,
   /** One process, or the first of a cluster's workers (src/app/cluster.ts sets CALLGATE_DEMO_WRITER=0 on the rest). */
   demoWriter: true,
@@ -217,6 +228,9 @@ export function gatewayConfigFromEnv(env: NodeJS.ProcessEnv = process.env): Gate
     sipIgnoreMs: intFrom(env, 'SIP_IGNORE_MS', defaultGatewayConfig.sipIgnoreMs, 0, 86_400_000),
     webrtcConnectTimeoutMs: intFrom(env, 'WEBRTC_CONNECT_TIMEOUT_MS', defaultGatewayConfig.webrtcConnectTimeoutMs, 500, 60_000),
     webrtcPendingPerIp: intFrom(env, 'WEBRTC_PENDING_PER_IP', defaultGatewayConfig.webrtcPendingPerIp, 1, 10_000),
+    // Its defaults are iceServers.ts' own (`defaultIceOptions`: TURN_TTL_S 3600, each with its reason).
+    ice: iceConfigFromEnv(env),
+    webrtcIceAddress: ipFrom(env, 'WEBRTC_ICE_ADDRESS') ?? defaultGatewayConfig.webrtcIceAddress,
     cloud: cloudEnvFrom(env),
     drainTimeoutMs: intFrom(env, 'DRAIN_TIMEOUT_MS', defaultGatewayConfig.drainTimeoutMs, 0, 3_600_000),
     seedDemo: env['CALLGATE_SEED_DEMO'] !== '0',

@@ -28,7 +28,8 @@ describe('POST /v1/call-urls/:slug/token', () => {
   it('is public: 201 with a token that starts one call, readable cross-origin and never cached', async () => {
     const res = await issue(t, 'open');
     expect(res.status).toBe(201);
-    expect(res.body).toEqual({ token: expect.stringMatching(/^[A-Za-z0-9_-]{22}$/), expiresAt: expect.any(String) });
+    // No STUN/TURN configured: the page gets an empty iceServers list (tests/webrtc/turn.test.ts has the TURN case).
+    expect(res.body).toEqual({ token: expect.stringMatching(/^[A-Za-z0-9_-]{22}$/), expiresAt: expect.any(String), iceServers: [] });
     expect(Date.parse(res.body['expiresAt'] as string)).toBeGreaterThan(Date.now());
     expect(res.headers.get('cache-control')).toBe('no-store');
     expect(res.headers.get('access-control-allow-origin')).toBe('*');

@@ -23,6 +23,7 @@ import { parseBrowserOffer } from './browserOffer.js';
 import { PendingOffers } from './PendingOffers.js';
 import { TrackBridge } from './TrackBridge.js';
 import { applyRemoteDescription } from './remoteDescription.js';
+import type { NodeIceServers } from './iceServers.js';
 
 /**
  * The direct WebRTC front door: a browser posts its offer with a call token, and a node-datachannel
@@ -34,8 +35,16 @@ export interface WebRtcDoorOptions {
   readonly iceAddress: string;
   /** UDP ports for ICE (one per call); undefined: any. */
   readonly icePorts: { readonly min: number; readonly max: number } | undefined;
-  /** How long ICE gathering may take before the offer is refused. */
+  /**
+   * How long ICE gathering may take. With no ICE servers the offer is refused past it; with some, the
+   * answer carries the candidates gathered so far (a dead STUN/TURN server must not stop every call).
+   */
   readonly gatherTimeoutMs: number;
+  /**
+   * The STUN/TURN servers of one call's peer (src/webrtc/iceServers.ts `toNodeDataChannel`), asked
+   * once per call with its id (a TURN REST credential is per participant). None: host candidates only.
+   */
+  readonly iceServers: (callId: string) => NodeIceServers;
   /** A browser that has not connected its media this long after the answer is given up on. */
   readonly connectTimeoutMs: number;
   /** Offers from one client address answered but not yet connected; a newer one gives the oldest up. */
@@ -47,8 +56,10 @@ export interface WebRtcDoorOptions {
 export const defaultWebRtcDoorOptions = {
   iceAddress: '127.0.0.1',
   icePorts: undefined,
-  /** 2 s: host candidates gather in a few ms; no STUN/TURN here. */
+  /** 2 s: host candidates gather in a few ms. With STUN/TURN servers the gateway passes iceServers.ts' own (4 s). */
   gatherTimeoutMs: 2000,
+  /** None: the gateway's peer offers its own addresses only. */
+  iceServers: () => [],
   /**
    * 5 s: ICE and DTLS take tens of ms on a good network and under a second on a poor one; a browser
    * still not there is gone, and an offer that never connects must not linger (it costs a port and a peer).
@@ -170,8 +181,9 @@ export class WebRtcDoor {
       });
       scope.defer('audio leg', () => leg.close());
       leg.once('closing', (stats) => deps.legStats?.(stats));
+      const iceServers = this.options.iceServers(callId);
       const pc = new PeerConnection(callId, {
-        iceServers: [],
+        iceServers: [...iceServers],
         bindAddress: this.options.iceAddress,
         ...(this.options.icePorts ? { portRangeBegin: this.options.icePorts.min, portRangeEnd: this.options.icePorts.max } : {}),
       });
@@ -206,7 +218,7 @@ export class WebRtcDoor {
           });
         },
       );
-      const sdp = await this.localAnswer(scope, pc, offer.sdp);
+      const sdp = await this.localAnswer(scope, pc, offer.sdp, iceServers.length > 0 ? log : undefined);
       const running = this.run({ call, tenant, leg, pc, track, connected, vad, providers, config, variables, channel, slug: url.slug, leavePending }).catch((err: unknown) =>
         log.error({ err: String(err) }, 'web call failed'),
       );
@@ -236,10 +248,11 @@ export class WebRtcDoor {
     return this.sessions.shutdownAll();
   }
 
-  private async localAnswer(scope: CallScope, pc: PeerConnection, offerSdp: string): Promise<string> {
+  /** `slowServers`: this peer has ICE servers; a gathering past the deadline answers with what it has (logged there). */
+  private async localAnswer(scope: CallScope, pc: PeerConnection, offerSdp: string, slowServers?: Logger): Promise<string> {
     // A scope wait: if the offer is refused below, nobody awaits this, and the scope's close clears its
     // deadline (which once fired later as an unhandled rejection and stopped the process).
-    const gathered = scope.wait(
+    const complete = scope.wait(
       this.options.gatherTimeoutMs,
       () => new CallgateError('CG_WEBRTC_NOT_CONNECTED', `ICE gathering took over ${this.options.gatherTimeoutMs} ms`),
       (resolve) => {
@@ -255,6 +268,9 @@ export class WebRtcDoor {
     } catch (err) {
       throw new CallgateError('CG_SDP_MALFORMED', `the offer was refused: ${String(err)}`.slice(0, 300));
     }
+    const gathered = slowServers
+      ? complete.catch(() => slowServers.warn({ gatherTimeoutMs: this.options.gatherTimeoutMs }, 'ICE gathering not complete (a STUN/TURN server slow or down); answering with the candidates so far'))
+      : complete;
     if (pc.gatheringState() !== 'complete') await gathered;
     const local = pc.localDescription();
     // libdatachannel took the offer but made no answer of it (found by fuzzing: an offer whose

@@ -27,8 +27,9 @@ const required = { DRACHTIO_SECRET: 'drachtio-secret-for-the-test', CALLGATE_ADM
 
 async function composeConfig(env: Record<string, string>): Promise<{ ok: boolean; out: string }> {
   const [cmd, ...args] = compose!;
-  const cleanEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !['DRACHTIO_SECRET', 'CALLGATE_ADMIN_TOKEN'].includes(k)));
-  return run(cmd!, [...args, '-f', join(ROOT, 'docker/compose.yaml'), 'config'], { env: { ...cleanEnv, ...env } }).then(
+  const cleanEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !['DRACHTIO_SECRET', 'CALLGATE_ADMIN_TOKEN', 'TURN_SECRET', 'TURN_URLS'].includes(k)));
+  // With the optional `turn` profile (coturn), so every Compose client lists the same services.
+  return run(cmd!, [...args, '-f', join(ROOT, 'docker/compose.yaml'), '--profile', 'turn', 'config'], { env: { ...cleanEnv, ...env } }).then(
     (r) => ({ ok: true, out: r.stdout }),
     (err: { stderr?: string }) => ({ ok: false, out: err.stderr ?? '' }),
   );
@@ -38,8 +39,14 @@ describeWith(['compose'], 'docker/compose.yaml', () => {
   it('is valid Compose, wires the gateway to its drachtio, rtpengine and Redis, and refuses to start without its secrets', async () => {
     const result = await composeConfig(required);
     expect(result.ok).toBe(true);
-    const config = parse(result.out) as { services: Record<string, { command?: string[]; environment?: Record<string, string>; network_mode?: string; stop_grace_period?: string }> };
-    expect(Object.keys(config.services).sort()).toEqual(['drachtio', 'gateway', 'redis', 'rtpengine']);
+    const config = parse(result.out) as { services: Record<string, { command?: string[]; entrypoint?: string[]; environment?: Record<string, string>; network_mode?: string; stop_grace_period?: string }> };
+    expect(Object.keys(config.services).sort()).toEqual(['coturn', 'drachtio', 'gateway', 'redis', 'rtpengine']);
+    // coturn (profile turn) checks TURN REST credentials with the secret the gateway derives them from.
+    const turn = await composeConfig({ ...required, TURN_SECRET: 'turn-secret-for-the-test', TURN_URLS: 'turn:192.0.2.10:3478' });
+    const turned = parse(turn.out) as typeof config;
+    expect(turned.services['coturn']!.environment!['TURN_SECRET']).toBe(turned.services['gateway']!.environment!['TURN_SECRET']);
+    expect(turned.services['coturn']!.entrypoint!.join(' ')).toMatch(/turnserver .*--use-auth-secret --static-auth-secret="\$\$TURN_SECRET"/);
+    expect(turned.services['gateway']!.environment!['TURN_URLS']).toBe('turn:192.0.2.10:3478');
     const { gateway, drachtio, rtpengine, redis } = config.services;
     const env = gateway!.environment!;
     // The gateway's settings agree with what the other services listen on.

@@ -168,7 +168,8 @@ function gathered(conn: RTCPeerConnection): Promise<void> {
       if (conn.iceGatheringState === 'complete') resolve();
     };
     conn.addEventListener('icegatheringstatechange', done);
-    // Do not wait forever for a candidate type that never comes; host candidates arrive at once.
+    // Do not wait forever for a candidate type that never comes (a STUN/TURN server out of reach):
+    // host candidates arrive at once, a reachable relay's within a round trip.
     setTimeout(resolve, 2000);
   });
 }
@@ -249,12 +250,12 @@ function startTimer(): void {
 }
 
 /** SIP mode: the same call through drachtio and rtpengine, placed by SIP.js over WebSocket. */
-async function callOverSip(token: string): Promise<void> {
+async function callOverSip(token: string, iceServers: RTCIceServer[]): Promise<void> {
   const agent = (ua = new UserAgent({
     uri: UserAgent.makeURI(`sip:web-${Math.random().toString(36).slice(2, 10)}@callgate.invalid`),
     transportOptions: { server: sipWs },
     logLevel: 'error',
-    sessionDescriptionHandlerFactoryOptions: { peerConnectionConfiguration: { iceServers: [] } },
+    sessionDescriptionHandlerFactoryOptions: { peerConnectionConfiguration: { iceServers } },
   }));
   try {
     await agent.start();
@@ -292,19 +293,27 @@ async function callOverSip(token: string): Promise<void> {
 /**
  * The call token is fetched when the page loads (so a link that cannot be used says so before anyone
  * clicks) and again at Call when it was used or is about to expire: tokens are single use and short-lived.
+ * Its answer carries this page's ICE servers (STUN/TURN, with a TURN credential of its own that lasts
+ * an hour by default), which the peer connections use.
  */
-let tokenAhead: Promise<{ token: string; expiresAt: string }> | undefined;
+interface Issued {
+  readonly token: string;
+  readonly expiresAt: string;
+  readonly iceServers: RTCIceServer[];
+}
+let tokenAhead: Promise<Issued> | undefined;
 
-function fetchToken(): Promise<{ token: string; expiresAt: string }> {
-  return post(`/v1/call-urls/${encodeURIComponent(slug)}/token`) as Promise<{ token: string; expiresAt: string }>;
+async function fetchToken(): Promise<Issued> {
+  const answer = await post(`/v1/call-urls/${encodeURIComponent(slug)}/token`);
+  return { token: String(answer['token']), expiresAt: String(answer['expiresAt']), iceServers: Array.isArray(answer['iceServers']) ? (answer['iceServers'] as RTCIceServer[]) : [] };
 }
 
-async function takeToken(): Promise<string> {
+async function takeToken(): Promise<Issued> {
   const ahead = tokenAhead;
   tokenAhead = undefined;
   const fresh = ahead ? await ahead.catch(() => undefined) : undefined;
-  if (fresh && Date.parse(fresh.expiresAt) - Date.now() > 10_000) return fresh.token;
-  return (await fetchToken()).token;
+  if (fresh && Date.parse(fresh.expiresAt) - Date.now() > 10_000) return fresh;
+  return fetchToken();
 }
 
 /**
@@ -313,8 +322,9 @@ async function takeToken(): Promise<string> {
  * ~75 ms for the offer and ~130 ms of gathering (Chromium, loopback) before the offer could leave;
  * made ahead, Call sends it at once. A prepared connection older than PREPARED_MAX_AGE_MS is made
  * again at Call: its candidates name the network the page was on then, and a laptop may have moved.
- * The page has no STUN or TURN server, so its candidates are its own addresses and gather at once;
- * with relays (issue 22) this would become trickle ICE.
+ * It waits for the page's first token answer, which names its ICE servers: with a TURN server, its relay
+ * candidate is gathered ahead too (one allocation held per open page, at most PREPARED_MAX_AGE_MS; the
+ * credential outlives that), so the offer still leaves complete at Call, with no trickle ICE.
  */
 interface Prepared {
   readonly conn: RTCPeerConnection;
@@ -328,8 +338,8 @@ interface Prepared {
 const PREPARED_MAX_AGE_MS = 5 * 60_000;
 let prepared: Prepared | undefined;
 
-function prepare(): Prepared {
-  const conn = new RTCPeerConnection();
+function prepare(iceServers: RTCIceServer[]): Prepared {
+  const conn = new RTCPeerConnection({ iceServers });
   const outgoing = new MediaStream();
   const { sender } = conn.addTransceiver('audio', { direction: 'sendrecv', streams: [outgoing] });
   const events = conn.createDataChannel('events');
@@ -343,19 +353,31 @@ function prepare(): Prepared {
   return { conn, sender, outgoing, channel: events, ready, at: Date.now() };
 }
 
-function takePrepared(): Prepared {
+function takePrepared(iceServers: RTCIceServer[]): Prepared {
   const p = prepared;
   prepared = undefined;
   if (p && Date.now() - p.at < PREPARED_MAX_AGE_MS && p.conn.signalingState === 'have-local-offer') return p;
   p?.conn.close();
-  return prepare();
+  return prepare(iceServers);
 }
 
-/** After the page has painted (and after a call), so the next Call finds its connection ready. */
+/** The ICE servers of the page's latest token answer (none before the first, or when it failed). */
+let lastIceServers: RTCIceServer[] = [];
+
+/**
+ * After the page has painted (and after a call), so the next Call finds its connection ready; once the
+ * token asked for at load has answered, so the connection has the page's ICE servers. After a call
+ * (no token ahead) the last answer's servers serve: their credential outlives the prepared connection.
+ */
 function prepareSoon(): void {
   if (sipWs) return;
+  const ahead = tokenAhead;
   setTimeout(() => {
-    prepared ??= prepare();
+    void (ahead ?? Promise.resolve(undefined))
+      .then((issued) => issued?.iceServers ?? lastIceServers, () => lastIceServers)
+      .then((servers) => {
+        prepared ??= prepare(servers);
+      });
   }, 0);
 }
 
@@ -383,10 +405,11 @@ async function call(): Promise<void> {
   ui.transcript.replaceChildren();
   setState('connecting');
   try {
-    const token = await takeToken();
+    const { token, iceServers } = await takeToken();
+    lastIceServers = iceServers;
     mark('token');
     if (sipWs) {
-      await callOverSip(token);
+      await callOverSip(token, iceServers);
       return;
     }
     // The microphone opens while the offer is made, gathered and answered, not before: a browser's
@@ -397,7 +420,7 @@ async function call(): Promise<void> {
     // A microphone this page may not use is refused at once: then no call is placed at all.
     let micRefused: unknown;
     micReady.catch((err: unknown) => (micRefused = err));
-    const { conn, sender, outgoing, channel: events, ready } = takePrepared();
+    const { conn, sender, outgoing, channel: events, ready } = takePrepared(iceServers);
     pc = conn;
     channel = events;
     channel.onmessage = (m) => onEvent(JSON.parse(String(m.data)) as PhoneEvent);
@@ -557,6 +580,7 @@ ui.keypad.addEventListener('click', (e) => {
 
 setState('idle');
 tokenAhead = fetchToken();
+tokenAhead.then((issued) => (lastIceServers = issued.iceServers), () => undefined);
 // After the page has painted, so the page shows before the context's start-up blocks it.
 setTimeout(() => (audioCtx ??= new AudioContext()), 0);
 prepareSoon();

@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { CallTokenStore } from '../../tenants/CallTokenStore.js';
 import { stripUndefined } from '../../util/options.js';
+import type { IceServer } from '../../webrtc/iceServers.js';
 import { enforce } from '../auth.js';
 import { objectSchema, params, responses } from '../openapi.js';
 import { pageOrigin, param } from './context.js';
@@ -17,6 +18,11 @@ export interface CallTokenRouteOptions {
   readonly windowMs: number;
   /** PUBLIC_BASE_URL: this gateway's own origin as pages see it (context.ts `pageOrigin`). */
   readonly publicBaseUrl?: string | undefined;
+  /**
+   * The ICE servers for the page that asked (src/webrtc/iceServers.ts `iceServersFor`: ICE_SERVERS and
+   * its own TURN credential), made per request; none: an empty list, the page uses its own addresses.
+   */
+  readonly iceServers?: (() => readonly IceServer[]) | undefined;
 }
 
 export const defaultCallTokenRouteOptions = {
@@ -32,6 +38,17 @@ export const defaultCallTokenRouteOptions = {
 const issued = objectSchema('A call token: present it once, before `expiresAt`, to start a call.', {
   token: { type: 'string', description: '22 base64url characters' },
   expiresAt: { type: 'string', format: 'date-time' },
+  iceServers: {
+    type: 'array',
+    description:
+      "The page's RTCPeerConnection `iceServers` (STUN/TURN): the gateway's configured servers and, with TURN REST configured, a TURN entry whose time-limited " +
+      '`username` (`<expiry unix seconds>:<id>`) and `credential` are this page\'s own. Empty when none are configured.',
+    items: {
+      type: 'object',
+      properties: { urls: { type: 'array', items: { type: 'string' } }, username: { type: 'string' }, credential: { type: 'string' } },
+      required: ['urls'],
+    },
+  },
 });
 
 export function callTokenRoutes(app: FastifyInstance, store: CallTokenStore, options: Partial<CallTokenRouteOptions> = {}): void {
@@ -63,7 +80,8 @@ export function callTokenRoutes(app: FastifyInstance, store: CallTokenStore, opt
     },
     handler: async (request, reply) => {
       const { token, expiresAt } = await store.issue(param(request, 'slug'), { origin: pageOrigin(request, o.publicBaseUrl) });
-      return reply.status(201).header('cache-control', 'no-store').send({ token, expiresAt });
+      // no-store: the answer carries a TURN credential as well as the token.
+      return reply.status(201).header('cache-control', 'no-store').send({ token, expiresAt, iceServers: o.iceServers?.() ?? [] });
     },
   });
 }
