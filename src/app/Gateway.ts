@@ -35,6 +35,9 @@ import { ToolBoxes } from '../tools/ToolBox.js';
 import { privateDestinationsAllowed } from '../util/destination.js';
 import { DeliveryQueue } from '../webhooks/DeliveryQueue.js';
 import { WebRtcDoor } from '../webrtc/WebRtcDoor.js';
+import { RoomSignalling } from '../webrtc/RoomSignalling.js';
+import { RoomHub } from '../rooms/RoomHub.js';
+import { RoomStore } from '../tenants/RoomStore.js';
 import { defaultIceOptions, hasIceServers, iceServersFor, toNodeDataChannel } from '../webrtc/iceServers.js';
 import { resolveAdminToken } from './adminToken.js';
 import { CallMetrics } from './CallMetrics.js';
@@ -93,6 +96,8 @@ export class Gateway {
   private deliveries: DeliveryQueue | undefined;
   private providers: ProviderRegistry | undefined;
   private webrtc: WebRtcDoor | undefined;
+  private roomHub: RoomHub | undefined;
+  private roomSignalling: RoomSignalling | undefined;
   private sip: SipGateway | undefined;
   private rtpengine: RtpengineProcess | undefined;
   private anchor: MediaAnchor | undefined;
@@ -210,6 +215,21 @@ export class Gateway {
       },
     });
 
+    // Rooms: the audio of each room lives on the gateway that took its first join (src/rooms).
+    const roomHub = (this.roomHub = new RoomHub(
+      { store: new RoomStore(redis, { prefix }), tenants: cache, clock, prompts, providers: this.providers, createVad: () => createVad(), logger: this.log },
+      { url: () => c.publicBaseUrl ?? this.url },
+    ));
+    const roomSignalling = (this.roomSignalling = new RoomSignalling(
+      {
+        hub: roomHub,
+        clock,
+        pageIceServers: (id) => iceServersFor(c.ice, id),
+        peerIceServers: (id) => toNodeDataChannel(iceServersFor(c.ice, `gw-${id}`)),
+        log: this.log,
+      },
+      { iceAddress: c.webrtcIceAddress },
+    ));
     if (c.drachtio) {
       const ngPort = c.rtpengineNgPort ?? (this.rtpengine = await RtpengineProcess.start(rtpengineProcessOptions(c))).ngPort;
       this.anchor = await MediaAnchor.open({ port: ngPort, interfaces: this.rtpengine?.anchorInterfaces ?? c.rtpengineDirection });
@@ -220,6 +240,7 @@ export class Gateway {
         limiter,
         records,
         anchor: this.anchor,
+        rooms: roomHub,
         providers: this.providers,
         prompts,
         createVad: () => createVad(),
@@ -262,6 +283,7 @@ export class Gateway {
         },
       },
       ...(sip ? { dialer: { dial: (req) => sip.dial(req) } } : {}),
+      rooms: { hub: roomHub, signalling: roomSignalling },
     }));
     app.get('/healthz', { config: { access: 'public' }, schema: { hide: true } }, async () => ({ ok: true }));
     app.get('/readyz', { config: { access: 'public' }, schema: { hide: true } }, async (_request, reply) => {
@@ -324,6 +346,9 @@ export class Gateway {
         this.log.warn({ calls: cutOff }, 'calls still up after their goodbye: cut off');
       }
     }
+    // Rooms do not drain (a meeting may go on for hours): their people are told the gateway restarts.
+    await this.roomSignalling?.closeAll();
+    await this.roomHub?.closeAll();
     if (this.app) {
       // Clients' keep-alive connections would hold close() open for their idle timeout (a minute):
       // requests in flight get 2 s to finish, then every connection is closed.

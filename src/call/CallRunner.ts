@@ -147,6 +147,8 @@ export class RunningCall {
   /** Settles when a call the agent bridged to a person has ended. */
   private bridge: Promise<void> | undefined;
   private ending: CallEnd | undefined;
+  /** How an attended call (a room) is hung up from our side. */
+  private attending: ((reason: EndReason) => Promise<void> | void) | undefined;
   private closing: Promise<void> | undefined;
 
   constructor(
@@ -228,6 +230,22 @@ export class RunningCall {
     return reason;
   }
 
+  /**
+   * Runs a call that joins something other than this tenant's agent (a room): the record, the line and
+   * the teardown as for any call, no agent session. `join` gets the door and a promise of the remote
+   * hang-up, and resolves when the caller's part is over.
+   */
+  async attend(door: Door, join: (door: Door, remoteGone: Promise<void>) => Promise<void>): Promise<void> {
+    if (this.running) throw new CallgateError('CG_INTERNAL', 'a call runs once');
+    this.running = true;
+    const remoteGone = new Promise<void>((resolve) => door.onRemoteHangup(resolve));
+    this.attending = (reason) => door.hangup(reason);
+    this.recorder.answered();
+    this.runner.publish({ type: 'call.answered', callId: this.start.callId, tenantId: this.start.tenantId, door: this.start.door }, this.log);
+    await door.ready;
+    await join(door, remoteGone);
+  }
+
   /** The conversation so far, as the model saw it (a warm transfer's summary is made from it). */
   get transcript(): readonly ChatMessage[] {
     return this.agentSession?.transcript ?? [];
@@ -304,7 +322,7 @@ export class RunningCall {
 
   /** Ends a running call from our side (a media timeout, a shutdown). Before `run()`, nothing to end. */
   hangup(reason: EndReason): void {
-    void this.scope.guard(Promise.resolve(this.session?.hangup(reason)));
+    void this.scope.guard(Promise.resolve(this.session ? this.session.hangup(reason) : this.attending?.(reason)));
   }
 
   /**

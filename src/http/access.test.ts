@@ -43,7 +43,7 @@ describe('admin API access', () => {
     expect(tenantScoped.length).toBeGreaterThanOrEqual(10);
     for (const r of tenantScoped) expect(r.url).toMatch(/^\/v1\/tenants\/:id(\/|$)/);
     // Public: the docs, and the call-token route the web phone calls before it has anything to authenticate with.
-    for (const r of routes.filter((r) => r.access === 'public')) expect(r.url).toMatch(/^\/docs|^\/v1\/call-urls\/:slug\/token$|^\/v1\/webrtc\/offer$|^\/c\/:slug$|^\/web-phone\/app\.(js|css)$|^\/$|^\/favicon\.ico$|^\/widget\.js$|^\/guide\/admin$/);
+    for (const r of routes.filter((r) => r.access === 'public')) expect(r.url).toMatch(/^\/docs|^\/v1\/call-urls\/:slug\/token$|^\/v1\/webrtc\/offer$|^\/c\/:slug$|^\/web-phone\/app\.(js|css)$|^\/$|^\/favicon\.ico$|^\/widget\.js$|^\/guide\/admin$|^\/r\/:roomId$|^\/web-phone\/room\.js$|^\/v1\/rooms\/:roomId\/ws$/);
     expect(routes.some((r) => r.url === '/docs/json' && r.access === 'public')).toBe(true);
   });
 

@@ -1,6 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import Srf from 'drachtio-srf';
+import { joinRoomByPhone } from '../rooms/phoneParticipant.js';
+import type { Door } from '../call/CallRunner.js';
 import type { Logger } from 'pino';
 import { LiveSessions } from '../agent/LiveSessions.js';
 import { CallRunner, type RunningCall } from '../call/CallRunner.js';
@@ -286,6 +288,12 @@ export class SipGateway extends EventEmitter<SipGatewayEvents> {
       identified = true;
       const route = await routeToNumber(invite, source, deps.numbers);
       const tenant = await tenantFor(route, deps.tenants);
+      // A number routed to a room: the room must be there, this tenant's, and joinable, before we answer.
+      if (route.room !== undefined) {
+        if (!deps.rooms) throw new CallgateError('CG_ROOM_ELSEWHERE', 'this gateway holds no rooms');
+        const room = await deps.rooms.store.joinable(route.room);
+        if (room.tenantId !== tenant.id) throw new CallgateError('CG_ROOM_NOT_FOUND', route.room);
+      }
       // A browser's media is WebRTC (ICE, DTLS-SRTP) for rtpengine to terminate; a trunk's is plain RTP.
       const profile: AnchorProfile = source.kind === 'web' ? 'webrtc' : 'trunk';
       const from = source.kind === 'web' ? `web:${source.callUrl.slug}` : (userOf(invite.from) ?? invite.from);
@@ -364,6 +372,12 @@ export class SipGateway extends EventEmitter<SipGatewayEvents> {
           localTag: toTag,
           startWhen: acked,
           transfers: deps.transfers,
+          ...(route.room !== undefined && deps.rooms
+            ? {
+                room: (door: Door, remoteGone: Promise<void>) =>
+                  joinRoomByPhone({ hub: deps.rooms!, roomId: route.room!, name: from.startsWith('+') ? from : 'Phone caller', door, remoteGone, tts: providers.tts, voice: config.voice, log }),
+              }
+            : {}),
           ...(deps.mediaWatchdog ? { mediaWatchdog: deps.mediaWatchdog } : {}),
         },
         state,

@@ -1,3 +1,4 @@
+import type { RoomHub } from '../rooms/RoomHub.js';
 import type { LiveSessions } from '../agent/LiveSessions.js';
 import type { DoorDeps } from '../call/DoorDeps.js';
 import type { MediaWatchdogOptions } from '../media/MediaWatchdog.js';
@@ -18,6 +19,8 @@ export interface SipGatewayDeps extends DoorDeps {
   readonly transferNotifyTimeoutMs?: number;
   readonly numbers: NumberStore;
   readonly anchor: MediaAnchor;
+  /** The rooms this gateway holds: a number routed to a room joins its callers to it. None: such calls are refused (503). */
+  readonly rooms?: RoomHub;
   /** Where our RTP endpoints bind (rtpengine sends the agent leg's media there). */
   readonly endpoint?: Partial<RtpEndpointOptions>;
   /** Challenges devices and trunks that have credentials; one with a random key when absent. */

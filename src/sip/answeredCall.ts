@@ -31,6 +31,8 @@ export interface AnsweredCall {
   readonly startWhen?: Promise<void>;
   /** When a caller whose RTP stopped without a BYE is hung up on (outcome `media-timeout`). */
   readonly mediaWatchdog?: Partial<MediaWatchdogOptions>;
+  /** The caller joins a room instead of the agent (a number routed to a room): resolves when they leave. */
+  readonly room?: (door: Door, remoteGone: Promise<void>) => Promise<void>;
   /** How the agent hands this call to a person (transfer_call); absent: it cannot. */
   readonly transfers?: SipTransfers;
 }
@@ -143,7 +145,8 @@ export async function runAnsweredCall(c: AnsweredCall, state: { open: boolean })
       modRes.send(200, { body: answer.sdp });
     });
   });
-  await call.run(door, c.agent);
+  if (c.room) await call.attend(door, c.room);
+  else await call.run(door, c.agent);
 }
 
 /**

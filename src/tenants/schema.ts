@@ -338,6 +338,8 @@ export const numberSchema = object({
   tenantId: id,
   /** Only calls from this trunk may use the number (optional). */
   trunk: id.optional(),
+  /** Callers join this room (a room id of the same tenant) instead of talking to the tenant's agent. */
+  room: z.string().regex(/^[A-Za-z0-9]{1,64}$/, 'a room id').optional(),
 });
 export type NumberRoute = z.output<typeof numberSchema>;
 

@@ -1,3 +1,6 @@
+import { RoomHub } from '../../rooms/RoomHub.js';
+import { RoomStore } from '../../tenants/RoomStore.js';
+import { rootLogger } from '../../log.js';
 import type { Logger } from 'pino';
 import type { SourceLimiterOptions } from '../invite/SourceLimiter.js';
 import type { SourceIgnoreOptions } from '../invite/SourceIgnoreList.js';
@@ -73,6 +76,8 @@ export interface SipHarness {
   readonly limiter: CallLimiter;
   readonly authFailures: SipAuthFailureStore;
   readonly gateway: SipGateway;
+  /** The rooms numbers can be routed to. */
+  readonly rooms: RoomHub;
   /** `sip:<user>@127.0.0.1:<drachtio SIP port>` */
   target(user: string): string;
   /** Resolves with rtpengine's session count once it is 0, or what it is after ~2 s. */
@@ -108,14 +113,21 @@ export async function startSipHarness(options: SipHarnessOptions): Promise<SipHa
     const authFailures = new SipAuthFailureStore(redis, { ...options.authFailures, prefix });
     const cache = new TenantCache(tenants, redis, { prefix });
     started.push({ stop: () => cache.close() });
+    const prompts = new PromptCache();
+    const rooms = new RoomHub(
+      { store: new RoomStore(redis, { prefix }), tenants: cache, clock: sharedMediaClock(), prompts, providers: options.providers, createVad: () => createVad(), logger: options.logger ?? rootLogger },
+      { url: () => 'http://127.0.0.1' },
+    );
+    started.push({ stop: () => rooms.closeAll() });
     const gateway = new SipGateway({
       numbers,
+      rooms,
       tenants: cache,
       limiter,
       records,
       anchor,
       providers: options.providers,
-      prompts: new PromptCache(),
+      prompts,
       createVad: async (): Promise<VoiceActivityDetector> => {
         await options.beforeSetup?.();
         return createVad();
@@ -154,6 +166,7 @@ export async function startSipHarness(options: SipHarnessOptions): Promise<SipHa
       limiter,
       authFailures,
       gateway,
+      rooms,
       target: (user) => `sip:${user}@127.0.0.1:${drachtio.sipPort}`,
       sessionsDrained,
       stop: () => stopAll(started),
