@@ -21,6 +21,8 @@ import { pollUntil } from '../../src/util/testing/wait.js';
 import { RoomSignalling } from '../../src/webrtc/RoomSignalling.js';
 import { missingTool, testMissing } from '../support/tools.js';
 import { launchChromium } from '../webrtc/browserKit.js';
+import { startCoturn, type Coturn } from '../support/coturn.js';
+import { iceConfigFromEnv, iceServersFor, toNodeDataChannel } from '../../src/webrtc/iceServers.js';
 
 /**
  * A room in real browsers: two Debian Chromiums (each its own fake microphone) open the room's URL,
@@ -44,7 +46,17 @@ interface RoomView {
   participants: { participantId: string; name: string; kind: string; speaking: boolean }[];
 }
 
-const MISSING = missingTool('chromium', 'pocketsphinx');
+/** The page's RTCPeerConnection may use relay candidates only, as behind a strict firewall. */
+const FORCE_RELAY = `(() => {
+  const Native = window.RTCPeerConnection;
+  window.RTCPeerConnection = class extends Native {
+    constructor(config, ...rest) {
+      super({ ...(config || {}), iceTransportPolicy: 'relay' }, ...rest);
+    }
+  };
+})();`;
+
+const MISSING = missingTool('chromium', 'pocketsphinx', 'coturn');
 if (MISSING) {
   describe('rooms in Chromium', () => testMissing(MISSING));
 } else {
@@ -58,6 +70,7 @@ if (MISSING) {
     let toneBrowser: Browser;
     let quietBrowser: Browser;
     let base = '';
+    let coturn: Coturn;
 
     const call = async (method: string, path: string, body?: unknown): Promise<{ status: number; json: unknown }> => {
       const res = await fetch(`${base}${path}`, {
@@ -81,7 +94,17 @@ if (MISSING) {
         { store: new RoomStore(redis, { prefix }), tenants: cache, clock, prompts: new PromptCache(), providers: offlineProviderRegistry(), createVad: () => createVad(), logger: (await import('../../src/log.js')).rootLogger },
         { url: () => base },
       );
-      signalling = new RoomSignalling({ hub, clock, pageIceServers: () => [], peerIceServers: () => [], log: (await import('../../src/log.js')).rootLogger, endpoint: { portRange: { min: 45000, max: 45999 } } });
+      // Pages and the gateway's peers get TURN credentials from a coturn on loopback.
+      coturn = await startCoturn();
+      const ice = iceConfigFromEnv({ TURN_SECRET: coturn.secret, TURN_URLS: coturn.url });
+      signalling = new RoomSignalling({
+        hub,
+        clock,
+        pageIceServers: (id) => iceServersFor(ice, id),
+        peerIceServers: (id) => toNodeDataChannel(iceServersFor(ice, `gw-${id}`)),
+        log: (await import('../../src/log.js')).rootLogger,
+        endpoint: { portRange: { min: 45000, max: 45999 } },
+      });
       api = await buildAdminApp({ redis, prefix, secrets, adminToken: ADMIN, rooms: { hub, signalling } });
       await api.listen({ host: '127.0.0.1', port: 0 });
       base = `http://127.0.0.1:${(api.server.address() as { port: number }).port}`;
@@ -97,6 +120,7 @@ if (MISSING) {
       await hub?.closeAll();
       await api?.close();
       await cache?.close();
+      await coturn?.stop();
       if (redis) {
         await deletePrefix(redis, prefix);
         await redis.quit();
@@ -183,6 +207,39 @@ if (MISSING) {
       } finally {
         await ana.close();
         await ben.close();
+      }
+    }, 60_000);
+
+    it('a page that can only use a TURN relay joins, hears the room, and comes back as itself after its socket drops', async () => {
+      const room = (await call('POST', '/v1/tenants/acme/rooms', { name: 'Firewalled' })).json as RoomView;
+      await call('POST', `/v1/tenants/acme/rooms/${room.roomId}/agents`, { description: 'Ivy, a friendly guide.', greeting: 'Welcome, this is Ivy speaking.' });
+      const page = await quietBrowser.newPage();
+      await page.addInitScript(FORCE_RELAY);
+      try {
+        await page.goto(room.url);
+        await page.fill('#name', 'Cleo');
+        await page.click('#join');
+        await page.waitForSelector('body[data-state="in-room"]', { timeout: 15_000 });
+        // The greeting comes through coturn.
+        expect(await loudest(page, level, 8000)).toBeGreaterThan(0.01);
+        const type = await page.evaluate(() => (globalThis as unknown as { callgateRoom: { candidateType(): Promise<string | undefined> } }).callgateRoom.candidateType());
+        expect(type).toBe('relay');
+        const me = await page.evaluate(() => (globalThis as unknown as { callgateRoom: { participantId: string } }).callgateRoom.participantId);
+        expect(await coturn.log()).toMatch(new RegExp(`user <\\d+:${me}>: incoming packet ALLOCATE processed, success`));
+
+        // The signalling socket drops (a network change): the page resumes as the same participant.
+        await page.evaluate(() => (globalThis as unknown as { callgateRoom: { dropSocket(): void } }).callgateRoom.dropSocket());
+        await page.waitForSelector('body[data-state="reconnecting"]', { timeout: 5000 });
+        await page.waitForSelector('body[data-state="in-room"]', { timeout: 10_000 });
+        expect(await page.evaluate(() => (globalThis as unknown as { callgateRoom: { participantId: string } }).callgateRoom.participantId)).toBe(me);
+        const after = (await call('GET', `/v1/tenants/acme/rooms/${room.roomId}`)).json as RoomView;
+        expect(after.participants.map((p) => p.name).sort()).toEqual(['Cleo', 'Ivy']);
+        // Removed through the API: the page is told and leaves.
+        expect((await call('DELETE', `/v1/tenants/acme/rooms/${room.roomId}/participants/${me}`)).status).toBe(204);
+        await page.waitForSelector('body[data-state="left"]', { timeout: 5000 });
+        expect(await page.textContent('#hint')).toContain('removed');
+      } finally {
+        await page.close();
       }
     }, 60_000);
 
