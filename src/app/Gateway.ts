@@ -37,6 +37,7 @@ import { DeliveryQueue } from '../webhooks/DeliveryQueue.js';
 import { WebRtcDoor } from '../webrtc/WebRtcDoor.js';
 import { RoomSignalling } from '../webrtc/RoomSignalling.js';
 import { RoomHub } from '../rooms/RoomHub.js';
+import { roomEventListener } from '../webhooks/roomEvents.js';
 import { RoomStore } from '../tenants/RoomStore.js';
 import { defaultIceOptions, hasIceServers, iceServersFor, toNodeDataChannel } from '../webrtc/iceServers.js';
 import { resolveAdminToken } from './adminToken.js';
@@ -220,6 +221,7 @@ export class Gateway {
       { store: new RoomStore(redis, { prefix }), tenants: cache, clock, prompts, providers: this.providers, createVad: () => createVad(), logger: this.log },
       { url: () => c.publicBaseUrl ?? this.url },
     ));
+    roomHub.on('participant', roomEventListener({ queue: deliveries, tenant: (id) => cache.get(id), logger: this.log }));
     const roomSignalling = (this.roomSignalling = new RoomSignalling(
       {
         hub: roomHub,

@@ -12,7 +12,7 @@ import { Mixer, type MixerMember, type MixerOptions } from '../media/Mixer.js';
 import type { Room, RoomAgent } from '../tenants/RoomStore.js';
 import type { Tenant } from '../tenants/schema.js';
 import { AgentPort } from './AgentPort.js';
-import { addressedTo, looksLikeQuestion, roomAgentConfig } from './persona.js';
+import { decideTurn, roomAgentConfig } from './persona.js';
 
 /**
  * One room's conversation on the gateway that holds its audio: a mixer with a member per participant,
@@ -87,7 +87,13 @@ interface Agent {
 /** At most this much of the mix may wait in a person's sender (more is a stalled leg: frames are dropped). */
 const MAX_QUEUED_MS = 60;
 
-export class LiveRoom extends EventEmitter<{ event: [RoomEvent]; empty: [] }> {
+/** Someone came or went (room webhooks). */
+export interface MemberChange {
+  readonly change: 'joined' | 'left';
+  readonly participant: ParticipantView;
+}
+
+export class LiveRoom extends EventEmitter<{ event: [RoomEvent]; empty: []; member: [MemberChange] }> {
   private readonly mixer: Mixer;
   private readonly people = new Map<string, Person>();
   private readonly agents = new Map<string, Agent>();
@@ -151,6 +157,7 @@ export class LiveRoom extends EventEmitter<{ event: [RoomEvent]; empty: [] }> {
     };
     this.people.set(p.participantId, person);
     this.log.info({ participantId: p.participantId, door: p.door }, 'person joined the room');
+    this.memberChanged('joined', p.participantId);
     this.publishParticipants();
   }
 
@@ -183,6 +190,7 @@ export class LiveRoom extends EventEmitter<{ event: [RoomEvent]; empty: [] }> {
   removePerson(participantId: string): boolean {
     const person = this.people.get(participantId);
     if (!person) return false;
+    this.memberChanged('left', participantId);
     this.detachAudio(participantId);
     this.mixer.remove(participantId);
     this.people.delete(participantId);
@@ -216,6 +224,7 @@ export class LiveRoom extends EventEmitter<{ event: [RoomEvent]; empty: [] }> {
       member: this.mixer.add({ id: record.agentId, human: false, hears: 'humans', pull: () => port.next(), deliver: (frame) => port.hear(frame) }),
     };
     this.agents.set(record.agentId, agent);
+    this.memberChanged('joined', record.agentId);
     this.publishParticipants();
     try {
       const vad = await this.deps.createVad();
@@ -247,6 +256,7 @@ export class LiveRoom extends EventEmitter<{ event: [RoomEvent]; empty: [] }> {
   async removeAgent(agentId: string): Promise<boolean> {
     const agent = this.agents.get(agentId);
     if (!agent) return false;
+    this.memberChanged('left', agentId);
     this.agents.delete(agentId);
     this.mixer.remove(agentId);
     if (this.floor === agentId) this.floor = undefined;
@@ -280,17 +290,10 @@ export class LiveRoom extends EventEmitter<{ event: [RoomEvent]; empty: [] }> {
   private async gate(agent: Agent, text: string): Promise<string | undefined> {
     const speaker = this.speakerFor(agent);
     const said = speaker ? `${speaker.name}: ${text}` : text;
-    const policy = this.room.respond;
-    if (policy === 'never') return undefined;
-    const names = [...this.agents.values()].map((a) => a.record.name);
-    const addressed = addressedTo(text, names);
-    if (addressed.includes(agent.record.name)) return said;
-    if (addressed.length > 0) return undefined;
-    // Nobody named: one agent answers, the first to have joined (the room's host).
-    const first = [...this.agents.values()][0];
-    if (first !== agent) return undefined;
-    if (policy === 'always') return said;
-    if (!looksLikeQuestion(text)) return undefined;
+    const agents = [...this.agents.values()];
+    const decision = decideTurn({ policy: this.room.respond, agent: agent.record.name, agents: agents.map((a) => a.record.name), isHost: agents[0] === agent, text });
+    if (decision === 'silent') return undefined;
+    if (decision === 'answer') return said;
     // A question to the room: a person may take it; if nobody does in time, the host agent answers.
     const before = this.peopleEnergy();
     await new Promise((resolve) => setTimeout(resolve, this.options.unclaimedQuestionMs));
@@ -330,6 +333,16 @@ export class LiveRoom extends EventEmitter<{ event: [RoomEvent]; empty: [] }> {
       if (e.text.trim()) {
         this.publish({ type: 'transcript', participantId: speaker?.participantId ?? '', name: speaker?.name ?? 'Someone', kind: 'person', text: e.text, final: e.final });
       }
+    }
+  }
+
+  private memberChanged(change: MemberChange['change'], participantId: string): void {
+    const participant = this.view().find((p) => p.participantId === participantId);
+    if (!participant) return;
+    try {
+      this.emit('member', { change, participant });
+    } catch (err) {
+      this.log.warn({ err: String(err) }, 'room member listener failed');
     }
   }
 

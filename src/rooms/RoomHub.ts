@@ -1,8 +1,9 @@
 import { randomBytes } from 'node:crypto';
+import { EventEmitter } from 'node:events';
 import { CallgateError } from '../errors.js';
 import type { TenantCache } from '../tenants/TenantCache.js';
 import type { Room, RoomAgent, RoomPerson, RoomStore } from '../tenants/RoomStore.js';
-import { LiveRoom, type LiveRoomDeps, type LiveRoomOptions, type ParticipantView } from './LiveRoom.js';
+import { LiveRoom, type LiveRoomDeps, type LiveRoomOptions, type MemberChange, type ParticipantView } from './LiveRoom.js';
 
 /**
  * The rooms whose audio this gateway holds. A join takes the room's owner lease in Redis (or learns
@@ -47,7 +48,14 @@ export interface Joined {
   readonly participantId: string;
 }
 
-export class RoomHub {
+/** A participant joined or left a room held here (the tenant's room webhook). */
+export interface RoomParticipantEvent extends MemberChange {
+  readonly roomId: string;
+  readonly tenantId: string;
+  readonly at: string;
+}
+
+export class RoomHub extends EventEmitter<{ participant: [RoomParticipantEvent] }> {
   private readonly live = new Map<string, Promise<LiveRoom>>();
   private readonly kicks = new Map<string, (reason: string) => void>();
   private readonly options: RoomHubOptions;
@@ -57,6 +65,7 @@ export class RoomHub {
     private readonly deps: RoomHubDeps,
     options: Partial<RoomHubOptions> & Pick<RoomHubOptions, 'url'>,
   ) {
+    super();
     this.options = { gatewayId: `gw-${randomBytes(6).toString('hex')}`, ...defaultRoomHubOptions, ...options };
     this.renewal = setInterval(() => void this.renewLeases(), this.options.leaseMs / 3);
     this.renewal.unref();
@@ -154,6 +163,13 @@ export class RoomHub {
     const tenant = await this.deps.tenants.get(room.tenantId);
     const live = new LiveRoom(room, tenant, { ...this.deps, logger: this.deps.logger }, this.options.room);
     live.on('empty', () => void this.closeRoom(room.roomId, 'empty'));
+    live.on('member', (m) => {
+      try {
+        this.emit('participant', { ...m, roomId: room.roomId, tenantId: room.tenantId, at: new Date().toISOString() });
+      } catch (err) {
+        this.deps.logger.warn({ err: String(err), roomId: room.roomId }, 'room participant listener failed');
+      }
+    });
     for (const agent of await this.deps.store.agents(room.roomId)) void live.addAgent(agent);
     return live;
   }

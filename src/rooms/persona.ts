@@ -49,3 +49,20 @@ export function looksLikeQuestion(text: string): boolean {
   const t = text.trim();
   return t.endsWith('?') || QUESTION_START.test(t);
 }
+
+/** What an agent does with a turn it heard: answer, stay silent, or wait to see whether a person takes the question. */
+export type TurnDecision = 'answer' | 'silent' | 'if-unclaimed';
+
+/**
+ * The room's policy for one agent and one turn: named agents answer (and only they); with nobody
+ * named, the host (the first agent to join) answers every turn under `always`, and under `addressed`
+ * only a question, once nobody else has taken it. `never`: agents listen only.
+ */
+export function decideTurn(t: { policy: 'addressed' | 'always' | 'never'; agent: string; agents: readonly string[]; isHost: boolean; text: string }): TurnDecision {
+  if (t.policy === 'never') return 'silent';
+  const addressed = addressedTo(t.text, t.agents);
+  if (addressed.length > 0) return addressed.includes(t.agent) ? 'answer' : 'silent';
+  if (!t.isHost) return 'silent';
+  if (t.policy === 'always') return 'answer';
+  return looksLikeQuestion(t.text) ? 'if-unclaimed' : 'silent';
+}

@@ -160,6 +160,8 @@ export const webhooksSchema = object({
   callStart: object({ url: destinationUrl }).optional(),
   /** Sent once a call has ended, at least once (queued in Redis, retried for 24 h). */
   callEnd: object({ url: destinationUrl }).optional(),
+  /** Sent when someone joins or leaves one of the tenant's rooms (`room.participant_joined` / `_left`), queued like callEnd. */
+  roomEvents: object({ url: destinationUrl }).optional(),
 });
 
 export const transferTargetSchema = object({
@@ -265,7 +267,7 @@ function refineTools(t: z.output<typeof tenantFields>, ctx: z.RefinementCtx): vo
   if (t.builtinTools?.includes('transfer_call') && targets.size === 0) {
     ctx.addIssue({ code: 'custom', path: ['builtinTools'], message: 'transfer_call needs at least one transfer.targets entry' });
   }
-  if (t.webhooks && (t.webhooks.callStart || t.webhooks.callEnd) && !t.webhooks.secret) {
+  if (t.webhooks && (t.webhooks.callStart || t.webhooks.callEnd || t.webhooks.roomEvents) && !t.webhooks.secret) {
     ctx.addIssue({ code: 'custom', path: ['webhooks', 'secret'], message: 'call webhooks are signed: set a secret (16+ characters)' });
   }
 }
