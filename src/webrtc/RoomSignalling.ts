@@ -105,7 +105,9 @@ export class RoomSignalling {
     const fail = (err: unknown): void => {
       const code = errorCode(err);
       const def: ErrorDefinition = errorCatalogue[code];
-      send({ type: 'error', code, message: isCallgateError(err) ? err.message : def.message, ...(def.hint ? { hint: def.hint } : {}) });
+      // A room held by another gateway: the page goes there (RoomHub puts its page URL in details).
+      const url = isCallgateError(err) && code === 'CG_ROOM_ELSEWHERE' ? (err.details as { url?: unknown } | undefined)?.url : undefined;
+      send({ type: 'error', code, message: isCallgateError(err) ? err.message : def.message, ...(def.hint ? { hint: def.hint } : {}), ...(typeof url === 'string' ? { url } : {}) });
     };
     const handle = async (msg: Message): Promise<void> => {
       if (msg.type === 'join' || msg.type === 'resume') {

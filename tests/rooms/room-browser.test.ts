@@ -21,6 +21,7 @@ import { pollUntil } from '../../src/util/testing/wait.js';
 import { RoomSignalling } from '../../src/webrtc/RoomSignalling.js';
 import { missingTool, testMissing } from '../support/tools.js';
 import { launchChromium } from '../webrtc/browserKit.js';
+import { axeViolations } from '../webrtc/axe.js';
 import { startCoturn, type Coturn } from '../support/coturn.js';
 import { iceConfigFromEnv, iceServersFor, toNodeDataChannel } from '../../src/webrtc/iceServers.js';
 
@@ -185,12 +186,16 @@ if (MISSING) {
           expect(names.join('|')).toMatch(/Max · assistant/);
         }
         await page_shot(ben, 'ben-in-room');
+        // The page passes axe (under its real CSP): no serious or critical accessibility issue.
+        expect(await axeViolations(ben)).toEqual([]);
         // Ben hears the room: Ana's tone, which only her microphone carries, through the mix.
         const benTone = await loudest(ben, toneDb, 4000);
         // Ana does not hear herself.
         const anaTone = await loudest(ana, toneDb, 2000);
         expect(benTone).toBeGreaterThan(-60);
         expect(benTone - anaTone).toBeGreaterThan(20);
+        // Ben's page shows Ana speaking.
+        await pollUntil(() => ben.locator('#participants li[data-speaking="true"]').allTextContents(), (t) => t.some((x) => x.includes('Ana')), 5000, 100);
         // The API sees the same room, with Ana speaking.
         const got = await pollUntil(async () => (await call('GET', `/v1/tenants/acme/rooms/${room.roomId}`)).json as RoomView, (v) => v.participants.some((p) => p.name === 'Ana' && p.speaking), 5000, 100);
         expect(got.participants.map((p) => p.name).sort()).toEqual(['Ana', 'Ben', 'Max']);

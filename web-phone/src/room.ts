@@ -13,7 +13,7 @@ type ServerMessage =
   | { type: 'participants'; participants: Participant[] }
   | { type: 'speaking'; participantId: string; speaking: boolean }
   | { type: 'transcript'; participantId: string; name: string; kind: 'person' | 'agent'; text: string; final: boolean }
-  | { type: 'error'; code: string; message: string; hint?: string }
+  | { type: 'error'; code: string; message: string; hint?: string; url?: string }
   | { type: 'ended'; reason: string };
 type State = 'lobby' | 'joining' | 'in-room' | 'reconnecting' | 'left';
 
@@ -145,6 +145,11 @@ async function onMessage(m: ServerMessage): Promise<void> {
       addLine(m.participantId, m.name, m.text, m.final);
       return;
     case 'error':
+      // The room's audio is on another gateway of this deployment: join there.
+      if (m.code === 'CG_ROOM_ELSEWHERE' && m.url && /^https?:\/\//.test(m.url) && new URL(m.url).pathname === location.pathname) {
+        location.href = m.url;
+        return;
+      }
       showError(m.hint ? `${m.message} — ${m.hint}` : m.message);
       if (state === 'joining') {
         setState('lobby', 'Not joined', m.code === 'CG_ROOM_PIN' ? 'Check the PIN and press Join again.' : m.code === 'CG_ROOM_FULL' ? 'The room is full. Try again later.' : 'Press Join to try again.');

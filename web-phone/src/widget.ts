@@ -5,6 +5,7 @@
  * (its own origin: its microphone, token and call stay the gateway's, the host page cannot reach into
  * them). The button lives in a shadow root, so the host page's styles do not restyle it and ours do not
  * leak out. The frame is made at the first open, not at load: a page view alone asks for no call token.
+ * A room instead of a call URL: data-room="<room id or the room's full URL>" opens the room's page.
  * Optional attributes: data-label (the button's text, "Call us"), data-position ("left" for the left corner).
  * Served by src/http/webPhone.ts, bundled by esbuild like the phone.
  */
@@ -12,13 +13,14 @@
   const script = document.currentScript as HTMLScriptElement | null;
   if (!script) return;
   const gateway = new URL(script.src, location.href);
-  const target = (script.dataset['callUrl'] ?? '').trim();
+  const room = (script.dataset['room'] ?? '').trim();
+  const target = room || (script.dataset['callUrl'] ?? '').trim();
   if (!target) {
-    console.warn('callgate widget: data-call-url is missing (a call URL slug like "demo", or its full URL)');
+    console.warn('callgate widget: data-call-url is missing (a call URL slug like "demo", or its full URL), or data-room (a room id or URL)');
     return;
   }
-  const phoneUrl = /^https?:\/\//i.test(target) ? new URL(target) : new URL(`/c/${encodeURIComponent(target)}`, gateway.origin);
-  const label = script.dataset['label'] ?? 'Call us';
+  const phoneUrl = /^https?:\/\//i.test(target) ? new URL(target) : new URL(`/${room ? 'r' : 'c'}/${encodeURIComponent(target)}`, gateway.origin);
+  const label = script.dataset['label'] ?? (room ? 'Join the conversation' : 'Call us');
   const side = script.dataset['position'] === 'left' ? 'left' : 'right';
 
   const host = document.createElement('div');
