@@ -12,6 +12,8 @@ import { Mixer, type MixerMember, type MixerOptions } from '../media/Mixer.js';
 import type { Room, RoomAgent } from '../tenants/RoomStore.js';
 import type { Tenant } from '../tenants/schema.js';
 import { AgentPort } from './AgentPort.js';
+import { PersonTranscriber } from './PersonTranscriber.js';
+import { agentConfigFor } from '../tenants/TenantStore.js';
 import { decideTurn, roomAgentConfig } from './persona.js';
 
 /**
@@ -33,11 +35,15 @@ export interface LiveRoomDeps {
 export interface LiveRoomOptions {
   /** With `respond: "addressed"`, a question nobody answers within this long is taken by the first agent. */
   readonly unclaimedQuestionMs: number;
+  /** Each person's own STT stream for the transcript (who said what, even over each other). */
+  readonly transcribePeople: boolean;
 }
 
 export const defaultLiveRoomOptions = {
   /** 1.2 s: longer than a person's pause before answering someone else (~200–700 ms), short enough to feel attentive. */
   unclaimedQuestionMs: 1200,
+  /** On: a room's transcript is only worth reading when it says who spoke; the cost is in bench:rooms. */
+  transcribePeople: true,
 } as const satisfies LiveRoomOptions;
 
 export type ParticipantKind = 'person' | 'agent';
@@ -72,6 +78,7 @@ interface Person {
   readonly member: MixerMember;
   audio: PersonAudio | undefined;
   onAudio: ((frame: Int16Array) => void) | undefined;
+  transcriber: PersonTranscriber | undefined;
 }
 
 interface Agent {
@@ -145,6 +152,7 @@ export class LiveRoom extends EventEmitter<{ event: [RoomEvent]; empty: []; memb
       ...p,
       audio: undefined,
       onAudio: undefined,
+      transcriber: undefined,
       member: this.mixer.add({
         id: p.participantId,
         human: true,
@@ -156,6 +164,7 @@ export class LiveRoom extends EventEmitter<{ event: [RoomEvent]; empty: []; memb
       }),
     };
     this.people.set(p.participantId, person);
+    if (this.options.transcribePeople) void this.transcribe(person);
     this.log.info({ participantId: p.participantId, door: p.door }, 'person joined the room');
     this.memberChanged('joined', p.participantId);
     this.publishParticipants();
@@ -166,7 +175,10 @@ export class LiveRoom extends EventEmitter<{ event: [RoomEvent]; empty: []; memb
     const person = this.people.get(participantId);
     if (!person) return;
     this.detachAudio(participantId);
-    const onAudio = (frame: Int16Array): void => person.member.push(frame);
+    const onAudio = (frame: Int16Array): void => {
+      person.member.push(frame);
+      if (!person.member.muted) person.transcriber?.frame(frame);
+    };
     audio.on('audio', onAudio);
     person.audio = audio;
     person.onAudio = onAudio;
@@ -194,6 +206,8 @@ export class LiveRoom extends EventEmitter<{ event: [RoomEvent]; empty: []; memb
     this.detachAudio(participantId);
     this.mixer.remove(participantId);
     this.people.delete(participantId);
+    void person.transcriber?.close();
+    person.transcriber = undefined;
     this.log.info({ participantId }, 'person left the room');
     this.publishParticipants();
     if (this.people.size === 0) this.emit('empty');
@@ -269,7 +283,11 @@ export class LiveRoom extends EventEmitter<{ event: [RoomEvent]; empty: []; memb
   async close(reason = 'closed'): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    for (const id of [...this.people.keys()]) this.detachAudio(id);
+    for (const [id, p] of this.people) {
+      this.detachAudio(id);
+      void p.transcriber?.close();
+      p.transcriber = undefined;
+    }
     await Promise.all([...this.agents.keys()].map((id) => this.removeAgent(id)));
     this.mixer.close();
     this.people.clear();
@@ -327,12 +345,26 @@ export class LiveRoom extends EventEmitter<{ event: [RoomEvent]; empty: []; memb
     else if (e.type === 'agent-text') this.publish({ type: 'transcript', participantId: id, name: agent.record.name, kind: 'agent', text: e.text, final: true });
     else if (e.type === 'agent-done' && e.spokenText) {
       for (const other of this.agents.values()) if (other !== agent) other.session?.note(`${agent.record.name}: ${e.spokenText}`);
-    } else if (e.type === 'transcript' && agent === [...this.agents.values()][0]) {
-      // The host agent's recogniser writes the people's lines (one transcript, not one per agent).
-      const speaker = this.speakerFor(agent);
-      if (e.text.trim()) {
-        this.publish({ type: 'transcript', participantId: speaker?.participantId ?? '', name: speaker?.name ?? 'Someone', kind: 'person', text: e.text, final: e.final });
-      }
+    }
+  }
+
+  /** The person's own recogniser (their audio before the mix): the transcript's lines with their name. */
+  private async transcribe(person: Person): Promise<void> {
+    try {
+      const { config } = agentConfigFor(this.tenant);
+      const log = this.log.child({ participantId: person.participantId });
+      const stt = this.deps.providers.forCall(config, this.tenant.providerKeys, log).stt;
+      const phrases = [...config.intents.flatMap((i) => i.phrases), ...[...this.agents.values()].map((a) => a.record.name)];
+      const vad = await this.deps.createVad();
+      if (this.closed || !this.people.has(person.participantId)) return vad.close();
+      person.transcriber = new PersonTranscriber(
+        vad,
+        () => stt.open({ language: config.language, phrases, logger: log }),
+        (text, final) => this.publish({ type: 'transcript', participantId: person.participantId, name: person.name, kind: 'person', text, final }),
+        log,
+      );
+    } catch (err) {
+      this.log.warn({ err: String(err), participantId: person.participantId }, 'no transcript for this person');
     }
   }
 
