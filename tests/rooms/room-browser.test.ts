@@ -161,6 +161,12 @@ if (MISSING) {
       expect(JSON.stringify(bad.json)).toContain('maxParticipants');
       const badAgent = await call('POST', '/v1/tenants/acme/rooms/nope/agents', { description: 'x' });
       expect(badAgent.status).toBe(404);
+      // A room past its expiry: its page says it has ended (410).
+      const soon = (await call('POST', '/v1/tenants/acme/rooms', { expiresAt: new Date(Date.now() + 1000).toISOString() })).json as RoomView;
+      await new Promise((r) => setTimeout(r, 1200));
+      const ended = await fetch(soon.url);
+      expect(ended.status).toBe(410);
+      expect(await ended.text()).toContain('This room has ended');
     });
 
     it('two people join by URL and name, hear the agent, and hear each other only through the mix', async () => {
