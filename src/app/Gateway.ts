@@ -218,7 +218,7 @@ export class Gateway {
 
     // Rooms: the audio of each room lives on the gateway that took its first join (src/rooms).
     const roomHub = (this.roomHub = new RoomHub(
-      { store: new RoomStore(redis, { prefix }), tenants: cache, clock, prompts, providers: this.providers, createVad: () => createVad(), logger: this.log },
+      { store: new RoomStore(redis, { prefix }), tenants: cache, clock, prompts, providers: this.providers, createVad: () => createVad(), tools, logger: this.log },
       { url: () => c.publicBaseUrl ?? this.url },
     ));
     roomHub.on('participant', roomEventListener({ queue: deliveries, tenant: (id) => cache.get(id), logger: this.log }));

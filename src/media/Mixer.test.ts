@@ -62,6 +62,23 @@ describe('Mixer', () => {
     expect(mixer.stats().droppedFrames).toBe(3);
   });
 
+  it('trims a backlog that stands after a burst, quietest frame first, so no delay stays', () => {
+    const mixer = new Mixer(noClock, { maxQueuedFrames: 5, refillFrames: 1, trimAfterMs: 40 });
+    const a = member(mixer, 'a');
+    const b = member(mixer, 'b');
+    // A stall's burst (one frame nearly silent), then one frame per tick again.
+    for (const v of [300, 400, 1, 500]) a.m.push(frame(v));
+    for (let t = 0; t < 6; t++) {
+      a.m.push(frame(1000 + t));
+      mixer.tick();
+    }
+    const heard = b.got.map((f) => f?.[0]);
+    // The quiet frame went first; then the standing backlog shrank to the refill level.
+    expect(heard).not.toContain(1);
+    expect(heard).toEqual([300, 400, 500, 1000, 1002, 1003]);
+    expect(mixer.stats().trimmedFrames).toBe(3);
+  });
+
   it('clips the sum instead of wrapping, and a muted member is not heard', () => {
     const mixer = new Mixer(noClock);
     const a = member(mixer, 'a');

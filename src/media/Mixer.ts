@@ -1,6 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import type { MediaClock } from './MediaClock.js';
-import { PIPELINE_RATE, samplesPerFrame } from './types.js';
+import { FRAME_MS, PIPELINE_RATE, samplesPerFrame } from './types.js';
 import { dbfs } from './signal.js';
 
 /**
@@ -16,6 +16,11 @@ export interface MixerOptions {
   readonly maxQueuedFrames: number;
   /** A pushed source that ran dry waits for this many frames before it plays again (absorbs jitter). */
   readonly refillFrames: number;
+  /**
+   * A pushed source whose queue has held more than `refillFrames` after every tick for this long drops
+   * its quietest queued frame: a burst after a stall must not leave a standing delay.
+   */
+  readonly trimAfterMs: number;
   /** A frame louder than this counts as the source speaking (the pages' speaking indicators). */
   readonly speakingDbfs: number;
   /** Speaking ends after this long under the bar (words have gaps). */
@@ -33,6 +38,8 @@ export const defaultMixerOptions = {
    * mixer's tick, and one frame of slack covers that. More would add 20 ms of mouth-to-ear per frame.
    */
   refillFrames: 1,
+  /** 200 ms: longer than packet jitter keeps a queue up, short enough that a stall's backlog is gone within a sentence. */
+  trimAfterMs: 200,
   /** −45 dBFS: over a line's noise floor (−60…−50), under quiet speech (−35). */
   speakingDbfs: -45,
   /** 300 ms: the gaps between words stay "speaking". */
@@ -63,6 +70,8 @@ export interface MixerStats {
   readonly droppedFrames: number;
   /** Ticks a pushed member had nothing (late or silent legs). */
   readonly underruns: number;
+  /** Frames dropped because a queue stood above its refill level (a stall's backlog). */
+  readonly trimmedFrames: number;
 }
 
 export class MixerMember {
@@ -74,6 +83,8 @@ export class MixerMember {
   energy = 0;
   /** Muted members contribute nothing (they still hear). */
   muted = false;
+  /** Ticks in a row the queue kept more than the refill level. */
+  private standing = 0;
 
   constructor(
     readonly init: MemberInit,
@@ -109,9 +120,32 @@ export class MixerMember {
         this.mixer.counters.underruns++;
       }
     }
+    this.trim();
     if (this.muted) frame = undefined;
     this.track(frame, now);
     return frame;
+  }
+
+  private trim(): void {
+    const { refillFrames, trimAfterMs } = this.mixer.options;
+    if (this.queue.length <= refillFrames) {
+      this.standing = 0;
+      return;
+    }
+    if (++this.standing * FRAME_MS < trimAfterMs) return;
+    // The quietest frame goes: a pause between words shortens, a syllable is not cut.
+    let quietest = 0;
+    let least = Infinity;
+    for (let i = 0; i < this.queue.length; i++) {
+      const level = dbfs(this.queue[i]!);
+      if (level < least) {
+        least = level;
+        quietest = i;
+      }
+    }
+    this.queue.splice(quietest, 1);
+    this.mixer.counters.trimmedFrames++;
+    this.standing = 0;
   }
 
   private track(frame: Int16Array | undefined, now: number): void {
@@ -138,7 +172,7 @@ export class Mixer {
   private members: MixerMember[] = [];
   private unsubscribe: (() => void) | undefined;
   /** @internal */
-  readonly counters = { ticks: 0, droppedFrames: 0, underruns: 0 };
+  readonly counters = { ticks: 0, droppedFrames: 0, underruns: 0, trimmedFrames: 0 };
   private readonly tickMs = new Float64Array(STATS_WINDOW);
   private readonly everyone = new Int32Array(FRAME);
   private readonly humans = new Int32Array(FRAME);
@@ -197,35 +231,38 @@ export class Mixer {
       if (m.init.human) for (let s = 0; s < n; s++) humans[s]! += f[s]!;
       for (let s = 0; s < n; s++) everyone[s]! += f[s]!;
     }
-    for (let i = 0; i < members.length; i++) {
-      const m = members[i]!;
-      const own = frames[i];
-      const base = m.init.hears === 'everyone' ? everyone : humans;
-      const ownCounts = own !== undefined && (m.init.hears === 'everyone' || m.init.human);
-      let out: Int16Array | undefined = new Int16Array(FRAME);
-      let any = false;
-      for (let s = 0; s < FRAME; s++) {
-        let v = base[s]!;
-        if (ownCounts) v -= own[s] ?? 0;
-        if (v !== 0) any = true;
-        out[s] = v > 32767 ? 32767 : v < -32768 ? -32768 : v;
-      }
-      if (!any) out = undefined;
-      try {
-        m.init.deliver(out);
-      } catch {
-        // One member's failure (a closed leg) is that member's; the others still get their audio.
-      }
-    }
+    // People first: what an agent does with its frame (VAD, STT) must not hold up what people hear.
+    for (let i = 0; i < members.length; i++) if (members[i]!.init.human) this.deliver(members[i]!, frames[i]);
+    for (let i = 0; i < members.length; i++) if (!members[i]!.init.human) this.deliver(members[i]!, frames[i]);
     this.tickMs[this.counters.ticks % STATS_WINDOW] = performance.now() - started;
     this.counters.ticks++;
+  }
+
+  /** The member's mix: what it hears, less its own frame when that is in it. */
+  private deliver(m: MixerMember, own: Int16Array | undefined): void {
+    const base = m.init.hears === 'everyone' ? this.everyone : this.humans;
+    const ownCounts = own !== undefined && (m.init.hears === 'everyone' || m.init.human);
+    let out: Int16Array | undefined = new Int16Array(FRAME);
+    let any = false;
+    for (let s = 0; s < FRAME; s++) {
+      let v = base[s]!;
+      if (ownCounts) v -= own[s] ?? 0;
+      if (v !== 0) any = true;
+      out[s] = v > 32767 ? 32767 : v < -32768 ? -32768 : v;
+    }
+    if (!any) out = undefined;
+    try {
+      m.init.deliver(out);
+    } catch {
+      // One member's failure (a closed leg) is that member's; the others still get their audio.
+    }
   }
 
   stats(): MixerStats {
     const n = Math.min(this.counters.ticks, STATS_WINDOW);
     const sorted = Array.from(this.tickMs.subarray(0, n)).sort((a, b) => a - b);
     const at = (q: number): number => (n === 0 ? 0 : sorted[Math.min(n - 1, Math.floor(q * n))]!);
-    return { ticks: this.counters.ticks, tickMsP50: at(0.5), tickMsP99: at(0.99), tickMsMax: n ? sorted[n - 1]! : 0, droppedFrames: this.counters.droppedFrames, underruns: this.counters.underruns };
+    return { ticks: this.counters.ticks, tickMsP50: at(0.5), tickMsP99: at(0.99), tickMsMax: n ? sorted[n - 1]! : 0, droppedFrames: this.counters.droppedFrames, underruns: this.counters.underruns, trimmedFrames: this.counters.trimmedFrames };
   }
 
   close(): void {

@@ -50,12 +50,14 @@ describe('AgentPort (an agent in a room, as its session sees a call)', () => {
     port.close();
   });
 
-  it('hands the room mix to the session as audio frames, silence as zeros', () => {
+  it('hands the room mix to the session as audio frames, silence as zeros, after the mixer tick', async () => {
     const port = new AgentPort(() => true);
     const heard: Int16Array[] = [];
     port.on('audio', (f) => heard.push(f));
     port.hear(undefined);
     port.hear(new Int16Array(320).fill(5));
+    expect(heard).toEqual([]);
+    await new Promise((r) => setImmediate(r));
     expect(heard.map((f) => f[0])).toEqual([0, 5]);
   });
 });

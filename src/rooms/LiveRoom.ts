@@ -3,6 +3,9 @@ import type { Logger } from 'pino';
 import { AgentSession, type AgentSessionOptions } from '../agent/AgentSession.js';
 import { CallSession } from '../agent/CallSession.js';
 import type { AgentEvent } from '../agent/events.js';
+import type { CallTools } from '../agent/CallTools.js';
+import type { AgentProviders, ChatMessage } from '../providers/types.js';
+import type { ToolBoxFactory } from '../tools/ToolBox.js';
 import type { PromptCache } from '../agent/PromptCache.js';
 import type { ProviderRegistry } from '../agent/ProviderRegistry.js';
 import type { VoiceActivityDetector } from '../agent/vad/VoiceActivityDetector.js';
@@ -29,6 +32,8 @@ export interface LiveRoomDeps {
   readonly createVad: () => Promise<VoiceActivityDetector>;
   readonly agentOptions?: Partial<AgentSessionOptions>;
   readonly mixer?: Partial<MixerOptions>;
+  /** The tenant's tools (webhooks, MCP): an agent gets those its `tools` names. None: agents only talk. */
+  readonly tools?: ToolBoxFactory;
   readonly logger: Logger;
 }
 
@@ -106,6 +111,8 @@ export class LiveRoom extends EventEmitter<{ event: [RoomEvent]; empty: []; memb
   private readonly agents = new Map<string, Agent>();
   /** The agent whose audio is playing; the others' wait (two agents never talk over each other). */
   private floor: string | undefined;
+  /** Released at close (the agents' tool boxes: MCP connections). */
+  private readonly closers: (() => Promise<void> | void)[] = [];
   private closed = false;
   private readonly options: LiveRoomOptions;
   readonly log: Logger;
@@ -243,10 +250,12 @@ export class LiveRoom extends EventEmitter<{ event: [RoomEvent]; empty: []; memb
     try {
       const vad = await this.deps.createVad();
       const providers = this.deps.providers.forCall(config, this.tenant.providerKeys, log);
-      const session = new AgentSession({
+      const tools = await this.toolsFor(record, providers, config.voice, variables, () => session.transcript, log);
+      const session: AgentSession = new AgentSession({
         call,
         providers,
         vad,
+        ...(tools ? { tools } : {}),
         prompts: this.deps.prompts,
         // Nobody hears the agent's own audio back in a room (mix-minus): the echo guard would only keep quiet people out.
         options: { ...this.deps.agentOptions, echo: { marginDb: 200 }, didNotCatchMinSpeechMs: Number.POSITIVE_INFINITY },
@@ -264,6 +273,42 @@ export class LiveRoom extends EventEmitter<{ event: [RoomEvent]; empty: []; memb
     } catch (err) {
       log.error({ err: String(err), code: errorCode(err) }, 'agent could not join the room');
       await this.removeAgent(record.agentId);
+    }
+  }
+
+  /**
+   * The tools an agent's record names, from the tenant's (no transfer or keypad: a room has no one line
+   * to hand over). Another name the model tries is refused like an unknown tool.
+   */
+  private async toolsFor(
+    record: RoomAgent,
+    providers: AgentProviders,
+    voice: string,
+    variables: Readonly<Record<string, string>>,
+    transcript: () => readonly ChatMessage[],
+    log: Logger,
+  ): Promise<CallTools | undefined> {
+    const names = new Set(record.tools ?? []);
+    if (names.size === 0 || !this.deps.tools) return undefined;
+    try {
+      const box = await this.deps.tools.forCall({
+        tenant: this.tenant,
+        call: { callId: `${this.room.roomId}:${record.agentId}`, door: 'room', from: `room:${this.room.roomId}`, to: `agent:${record.agentId}`, variables },
+        controls: {},
+        providers,
+        voice,
+        transcript,
+        log,
+      });
+      this.closers.push(() => box.close());
+      return {
+        specs: box.specs.filter((s) => names.has(s.name)),
+        filler: (name) => box.filler(name),
+        run: (call) => (names.has(call.name) ? box.run(call) : Promise.resolve({ ok: false, content: `no tool named ${call.name}` })),
+      };
+    } catch (err) {
+      log.warn({ err: String(err) }, 'tools unavailable for this agent; it can only talk');
+      return undefined;
     }
   }
 
@@ -291,6 +336,7 @@ export class LiveRoom extends EventEmitter<{ event: [RoomEvent]; empty: []; memb
     await Promise.all([...this.agents.keys()].map((id) => this.removeAgent(id)));
     this.mixer.close();
     this.people.clear();
+    await Promise.all(this.closers.splice(0).map((close) => Promise.resolve(close()).catch(() => undefined)));
     this.publish({ type: 'ended', reason });
     this.removeAllListeners('event');
   }

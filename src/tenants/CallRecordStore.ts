@@ -18,7 +18,8 @@ import { LuaScript, redisFailure, toIssues, TRANSIENT_REPLY } from './storeUtil.
 
 // ─── The record ──────────────────────────────────────────────────────────────────────────────────
 
-export const callDoors = ['sip', 'webrtc', 'test'] as const;
+/** `room`: an AI participant of a room (its tool webhooks name it; rooms keep no call records). */
+export const callDoors = ['sip', 'webrtc', 'test', 'room'] as const;
 export type CallDoor = (typeof callDoors)[number];
 
 /**
