@@ -4,6 +4,7 @@ import { sharedMediaClock } from '../media/MediaClock.js';
 import type { RoomHub } from '../rooms/RoomHub.js';
 import { CallgateError } from '../errors.js';
 import { RoomSignalling } from './RoomSignalling.js';
+import { pollUntil } from '../util/testing/wait.js';
 
 function socket() {
   const sent: Record<string, unknown>[] = [];
@@ -48,5 +49,27 @@ describe('RoomSignalling: what a page may send', () => {
     signalling.connect('room', t).message(JSON.stringify({ type: 'resume', participantId: 'p-x', resumeToken: 'nope' }));
     await settle();
     expect(t.sent[0]).toMatchObject({ type: 'error', code: 'CG_ROOM_PARTICIPANT_NOT_FOUND' });
+  });
+
+  it('lets a joined page offer ten times a minute, then refuses with a rate limit', async () => {
+    const live = { room: { roomId: 'room', name: 'R' }, view: () => [], on: () => undefined, off: () => undefined, detachAudio: () => undefined };
+    const joiningHub = {
+      join: async () => ({ room: live.room, live, participantId: 'p-1' }),
+      liveRoom: async () => live,
+      leave: async () => undefined,
+      store: { get: async () => live.room },
+    } as unknown as RoomHub;
+    const own = new RoomSignalling({ hub: joiningHub, clock: sharedMediaClock(), pageIceServers: () => [], peerIceServers: () => [], log: rootLogger });
+    const s = socket();
+    const session = own.connect('room', s);
+    session.message(JSON.stringify({ type: 'join', name: 'Ana' }));
+    for (let i = 0; i < 11; i++) session.message(JSON.stringify({ type: 'offer', sdp: 'v=0 not really' }));
+    await pollUntil(() => s.sent.length, (n) => n >= 12, 2000, 10);
+    expect(s.sent[0]).toMatchObject({ type: 'joined', participantId: 'p-1' });
+    const codes = s.sent.slice(1).map((m) => m['code']);
+    expect(codes.slice(0, 10)).toEqual(Array(10).fill("CG_SDP_NO_AUDIO"));
+    expect(codes[10]).toBe('CG_HTTP_RATE_LIMITED');
+    session.closed();
+    await own.closeAll();
   });
 });

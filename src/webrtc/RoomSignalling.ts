@@ -23,6 +23,8 @@ export interface RoomSignallingOptions {
   readonly connectTimeoutMs: number;
   readonly iceAddress: string;
   readonly icePorts: { readonly min: number; readonly max: number } | undefined;
+  /** Offers one participant may send per minute (each opens a peer, a port and codecs). */
+  readonly offersPerMinute: number;
 }
 
 export const defaultRoomSignallingOptions = {
@@ -32,6 +34,8 @@ export const defaultRoomSignallingOptions = {
   connectTimeoutMs: 10_000,
   iceAddress: '127.0.0.1',
   icePorts: undefined,
+  /** 10: a page offers once, and again after a network change or a new microphone; a loop is not a page. */
+  offersPerMinute: 10,
 } as const satisfies RoomSignallingOptions;
 
 export interface RoomSignallingDeps {
@@ -74,6 +78,8 @@ interface Participant {
   leaveTimer: NodeJS.Timeout | undefined;
   unsubscribe: () => void;
   gone: boolean;
+  /** When this participant's recent offers came (the per-minute limit). */
+  offers: number[];
 }
 
 export class RoomSignalling {
@@ -189,6 +195,7 @@ export class RoomSignalling {
       leaveTimer: undefined,
       unsubscribe: () => undefined,
       gone: false,
+      offers: [],
     };
     const p = participant;
     const forward = (e: RoomEvent): void => {
@@ -220,6 +227,10 @@ export class RoomSignalling {
   }
 
   private async offer(p: Participant, sdp: string, send: (m: Record<string, unknown>) => void): Promise<void> {
+    const now = Date.now();
+    p.offers = p.offers.filter((t) => now - t < 60_000);
+    if (p.offers.length >= this.options.offersPerMinute) throw new CallgateError('CG_HTTP_RATE_LIMITED', `more than ${this.options.offersPerMinute} offers a minute`);
+    p.offers.push(now);
     const live = await this.deps.hub.liveRoom(await this.deps.hub.store.get(p.roomId));
     // A new offer (a reconnect, a new microphone) replaces the old media.
     const old = p.peer;
