@@ -1,5 +1,5 @@
 /**
- * npm run bench:soak [-- --quick] [-- --sequential N] [-- --concurrent M] [-- --log-level info|warn|…]
+ * npm run bench:soak [-- --quick] [-- --sequential N] [-- --concurrent M] [-- --rooms R] [-- --log-level info|warn|…]
  *
  * Soak: does callgate stay healthy over many calls? Every call is the real agent path over loopback UDP
  * (bench/soak/soakCall.ts): a CallLimiter lease and a call record in a real Redis (127.0.0.1:6379, under
@@ -16,6 +16,18 @@
  * 1. sequential: N calls one after another. Heap and RSS after a forced GC every `sampleEvery` calls
  *    from `warmupCalls` on (JIT, caches and pools are warm by then), with a least-squares slope.
  * 2. concurrent: M calls started in a ramp (`rampBatch` every `rampIntervalMs`), all at once in flight.
+ * 3. rooms: R rooms one after another (bench/soak/soakRoom.ts), each through a RoomHub against the same
+ *    Redis: a tenant whose providers are the same fakes, a room with one agent, `roomPeople` people
+ *    joining with real AudioLegs fed by SoakCallers, hearing the greeting, speaking the capture at once
+ *    (each gets their own transcript line, the agent answers), then leaving one by one through the hub
+ *    so the room closes, and the room deleted as the API does. Heap and RSS after a forced GC every
+ *    `roomSampleEvery` rooms from `roomWarmup` on, with a least-squares slope in bytes per room. Its
+ *    leak checks: the hub holds no live room and no person's kick, no room key is left in Redis, every
+ *    closed room's live object was collected (a WeakRef to each, read after the GC), no UDP socket,
+ *    timer, child process or media-clock subscriber is left once the hub and its tenant cache are closed,
+ *    and the heap slope stays under `roomHeapSlopeLimitBytes` when the samples span `roomSlopeMinSpan`
+ *    rooms. Its event-loop delay is reported, not checked (the 20 ms target is the calls'; rooms'
+ *    latency goals are bench:rooms').
  * Event-loop delay (monitorEventLoopDelay, 10 ms resolution) per phase, p50/p99/max in ms beyond the
  * probe's interval. On a shared machine the loop is also late whenever other processes hold the CPUs:
  * `runQueue` (Linux schedstat of the main thread) says how long it waited for a CPU, and `selfP99` is
@@ -44,8 +56,16 @@ import { loggerTo } from '../src/log.js';
 import { CallLimiter } from '../src/tenants/CallLimiter.js';
 import { CallRecordStore, type CallRecord } from '../src/tenants/CallRecordStore.js';
 import { connectRedis, deletePrefix, keys } from '../src/tenants/redisClient.js';
-import { EventLoopProbe, RunQueueProbe, growth, memoryAfterGc, newChildren, resources, type EventLoopFigures, type MemorySample, type ResourceSnapshot } from './soak/measure.js';
+import { createVad } from '../src/agent/vad/createVad.js';
+import type { LiveRoom } from '../src/rooms/LiveRoom.js';
+import { RoomHub } from '../src/rooms/RoomHub.js';
+import { RoomStore } from '../src/tenants/RoomStore.js';
+import { SecretBox } from '../src/tenants/secrets.js';
+import { TenantCache } from '../src/tenants/TenantCache.js';
+import { TenantStore } from '../src/tenants/TenantStore.js';
+import { EventLoopProbe, RunQueueProbe, growth, memoryAfterGc, newChildren, resources, slopePerUnit, type EventLoopFigures, type MemorySample, type ResourceSnapshot } from './soak/measure.js';
 import { runSoakCall, soakProviders, type SoakCallDeps, type SoakCallOptions, type SoakCallResult } from './soak/soakCall.js';
+import { SOAK_PROVIDER, runSoakRoom, soakRoomRegistry, type SoakRoomOptions, type SoakRoomResult } from './soak/soakRoom.js';
 
 export interface SoakOptions {
   readonly sequentialCalls: number;
@@ -65,6 +85,14 @@ export interface SoakOptions {
   /** How long open handles get to close after the last call before they count as leaked. */
   readonly settleMs: number;
   readonly call: SoakCallOptions;
+  /** Rooms phase: rooms one after another, the rooms before the first memory sample, rooms between samples. */
+  readonly rooms: number;
+  readonly roomWarmup: number;
+  readonly roomSampleEvery: number;
+  /** A leak check: the heap's slope per room, checked when the samples span `roomSlopeMinSpan` rooms or more. */
+  readonly roomHeapSlopeLimitBytes: number;
+  readonly roomSlopeMinSpan: number;
+  readonly room: SoakRoomOptions;
 }
 
 export const defaultSoakOptions = {
@@ -92,17 +120,39 @@ export const defaultSoakOptions = {
     callerText: 'thank you goodbye',
     reply: 'Bye!',
   },
+  /** 100 rooms of 3 (~3.3 s each): ~6 min beside the calls' ~38. */
+  rooms: 100,
+  roomWarmup: 10,
+  roomSampleEvery: 10,
+  /**
+   * 20 kB per room: a room that stays reachable holds far more (three legs with their jitter buffers and
+   * codecs, two VADs per person and the agent's, its session); noise over 90 rooms is a few kB per room.
+   */
+  roomHeapSlopeLimitBytes: 20_000,
+  roomSlopeMinSpan: 50,
+  room: {
+    people: 3,
+    /** 15 s: a room takes ~3 s; one this late is stuck. */
+    roomTimeoutMs: 15_000,
+    closeTimeoutMs: 5_000,
+    callerText: 'thank you goodbye',
+    reply: 'Bye!',
+  },
 } as const satisfies SoakOptions;
 
 /**
  * --quick: under a minute. Each call takes ~2.25 s in real time (the capture is 1.7 s), so 20 sequential
- * calls (~45 s) is what fits beside the concurrent phase — 40 would take ~90 s. Samples every 5 calls after 5.
+ * calls (~40 s) is what fits beside the concurrent phase and 4 rooms (~2.5 s each, ~10 s) — 40 calls would
+ * take ~90 s. Samples every 5 calls after 5, and after every room (too few for the slope's check).
  */
 export const quickSoakOptions = {
   sequentialCalls: 20,
   concurrentCalls: 30,
   warmupCalls: 5,
   sampleEvery: 5,
+  rooms: 4,
+  roomWarmup: 1,
+  roomSampleEvery: 1,
 } as const satisfies Partial<SoakOptions>;
 
 const { values: args } = parseArgs({
@@ -110,6 +160,7 @@ const { values: args } = parseArgs({
     quick: { type: 'boolean', default: false },
     sequential: { type: 'string' },
     concurrent: { type: 'string' },
+    rooms: { type: 'string' },
     'log-level': { type: 'string', default: 'info' },
   },
 });
@@ -120,9 +171,10 @@ const opts: SoakOptions = {
   ...base,
   sequentialCalls: args.sequential === undefined ? base.sequentialCalls : Number(args.sequential),
   concurrentCalls,
+  rooms: args.rooms === undefined ? base.rooms : Number(args.rooms),
   call: { ...base.call, callLimit: Math.max(1, concurrentCalls) },
 };
-for (const [name, v] of [['--sequential', opts.sequentialCalls], ['--concurrent', opts.concurrentCalls]] as const) {
+for (const [name, v] of [['--sequential', opts.sequentialCalls], ['--concurrent', opts.concurrentCalls], ['--rooms', opts.rooms]] as const) {
   if (!Number.isInteger(v) || v < 0 || v > 100_000) throw new Error(`${name} must be an integer 0–100000, got ${v}`);
 }
 
@@ -247,6 +299,9 @@ try {
   for (const f of failures.slice(0, 5)) progress(`unexpected end: ${f.callId} ${f.outcome} ${f.error ?? ''}`);
   const silentCalls = made.filter((r) => r.agentSpeechPackets === 0).length;
 
+  // ─── Phase 3: rooms ────────────────────────────────────────────────────────────────────────────
+  const rooms = await roomsPhase(baseline);
+
   const checks = {
     recordsMatchCalls: check.records === made.length && check.missing === 0,
     everyRecordHasOutcomeAndTranscript: check.withoutTranscript === 0 && check.withoutOutcome === 0,
@@ -259,6 +314,7 @@ try {
     agentSpokeInEveryCall: silentCalls === 0,
     sequentialEventLoopP99: seqLoopFigures.p99 < opts.eventLoopP99LimitMs,
     concurrentEventLoopP99: conLoopFigures.p99 < opts.eventLoopP99LimitMs,
+    ...rooms.checks,
   };
   const ok = Object.values(checks).every(Boolean);
   exitCode = ok ? 0 : 1;
@@ -300,6 +356,7 @@ try {
       outcomes,
       records: { ...check, store: storeStats },
       leaks,
+      rooms: rooms.figures,
       checks,
       loadAverage: { start: loadAtStart, end: loadAvg(), cpus: os.cpus().length },
       ok,
@@ -312,6 +369,130 @@ try {
   await redis.close();
 }
 process.exit(exitCode);
+
+// ─── Rooms ───────────────────────────────────────────────────────────────────────────────────────
+
+/**
+ * Phase 3. Its own tenant (its providers are the soak's fakes by name), tenant cache, RoomStore and
+ * RoomHub, all under the run's prefix; closed before the end check, which compares with the run's
+ * baseline, so whatever the rooms opened must be gone.
+ */
+async function roomsPhase(baseline: ResourceSnapshot) {
+  const roomTenant = 'soak-rooms';
+  const tenants = new TenantStore(redis, new SecretBox(randomBytes(32)), { prefix });
+  await tenants.create({ id: roomTenant, displayName: 'Soak Rooms', providers: { stt: SOAK_PROVIDER, llm: SOAK_PROVIDER, tts: SOAK_PROVIDER } });
+  const cache = new TenantCache(tenants, redis, { prefix });
+  const store = new RoomStore(redis, { prefix });
+  const registry = soakRoomRegistry(opts.room, logger);
+  const hub = new RoomHub(
+    { store, tenants: cache, clock: sharedMediaClock(), prompts, providers: registry, createVad: () => createVad({ engine: 'fvad' }), logger },
+    { gatewayId: 'soak-gateway', url: () => 'http://127.0.0.1:0' },
+  );
+  const results: SoakRoomResult[] = [];
+  const samples: MemorySample[] = [];
+  /** Each room's live object once it opened: all must be collected after they closed. */
+  const rooms: WeakRef<LiveRoom>[] = [];
+  const start = performance.now();
+  const cpu = process.cpuUsage();
+  const loop = new EventLoopProbe(opts.eventLoopResolutionMs);
+  const runQueue = new RunQueueProbe(opts.eventLoopResolutionMs, opts.eventLoopP99LimitMs, (st) =>
+    progress(`stall: loop held ${round1(st.selfMs)} ms beyond the run-queue wait (${round1(st.waitMs)} ms), ${round1(st.onCpuMs)} ms on CPU, during room ${results.length + 1}`),
+  );
+  let hubState = { liveRooms: 0, kicks: 0 };
+  let redisLeft = { roomKeys: 0, tenantRooms: 0 };
+  let notCollected = 0;
+  try {
+    const roomDeps = { hub, store, tenantId: roomTenant, capture: deps.capture, logger, options: opts.room };
+    for (let i = 1; i <= opts.rooms; i++) {
+      const r = await runSoakRoom(roomDeps, i, (live) => rooms.push(new WeakRef(live)));
+      results.push(r);
+      if (!r.ok) progress(`room ${i} not clean: ${JSON.stringify(r)}`);
+      if (i === opts.roomWarmup || (i > opts.roomWarmup && i % opts.roomSampleEvery === 0) || (i === opts.rooms && i > opts.roomWarmup)) {
+        loop.pause();
+        runQueue.pause();
+        const s = await memoryAfterGc(i);
+        runQueue.resume();
+        loop.resume();
+        if (samples.at(-1)?.calls !== i) samples.push(s);
+        progress(`rooms ${i}/${opts.rooms}: heap ${s.heapMb} MB, rss ${s.rssMb} MB, ${Math.round((performance.now() - start) / 1000)} s`);
+      }
+    }
+  } finally {
+    // The hub as a gateway's shutdown finds it, read before closing it (closeAll would hide what is left).
+    hubState = { liveRooms: hub.liveRooms, kicks: hub['kicks'].size };
+    await hub.closeAll('soak-end');
+    await cache.close();
+    await registry.close();
+  }
+  const loopFigures = loop.stop();
+  const runQueueFigures = runQueue.stop();
+  const durationMs = performance.now() - start;
+  const cpuPct = cpuPercent(cpu, durationMs);
+  for await (const batch of redis.scanIterator({ MATCH: `${prefix}room:*`, COUNT: 500 })) redisLeft.roomKeys += (Array.isArray(batch) ? batch : [batch]).length;
+  redisLeft = { ...redisLeft, tenantRooms: await redis.sCard(keys(prefix).tenantRooms(roomTenant)) };
+  await memoryAfterGc(results.length);
+  notCollected = rooms.filter((w) => w.deref() !== undefined).length;
+  const end = await settledResources(baseline);
+  const clock = sharedMediaClock();
+  const leaks = {
+    liveRooms: hubState.liveRooms,
+    kicks: hubState.kicks,
+    roomsNotCollected: notCollected,
+    redisRoomKeys: redisLeft.roomKeys,
+    redisTenantRooms: redisLeft.tenantRooms,
+    udpSockets: end.udpSockets - baseline.udpSockets,
+    timers: Math.max(0, end.timers - baseline.timers - opts.timerAllowance),
+    childProcesses: Math.max(newChildren(baseline, end).length, end.childProcessHandles - baseline.childProcessHandles),
+    mediaClockSubscribers: clock.subscriberCount,
+    mediaClockRunning: clock.running,
+  };
+  const span = (samples.at(-1)?.calls ?? 0) - (samples[0]?.calls ?? 0);
+  const heapSlope = slopePerUnit(samples, (s) => s.heapBytes);
+  const rssSlope = slopePerUnit(samples, (s) => s.rssBytes);
+  const notClean = results.filter((r) => !r.ok);
+  const sum = <K extends keyof SoakRoomResult['left']>(k: K): number => results.reduce((a, r) => a + Number(r.left[k]), 0);
+  const durations = results.map((r) => r.durationMs).sort((a, b) => a - b);
+  const greetings = results.flatMap((r) => (r.greetingMs === undefined ? [] : [r.greetingMs])).sort((a, b) => a - b);
+  const closes = results.flatMap((r) => (r.closeMs === undefined ? [] : [r.closeMs])).sort((a, b) => a - b);
+  const p50 = (xs: number[]): number => Math.round(xs[Math.floor(xs.length / 2)] ?? 0);
+  const max = (xs: number[]): number => Math.round(xs.at(-1) ?? 0);
+  progress(`rooms: ${results.length} in ${Math.round(durationMs)} ms, ${notClean.length} not clean, heap slope ${Math.round(heapSlope)} B/room, leaks ${JSON.stringify(leaks)}`);
+  const figures = {
+    count: results.length,
+    peoplePerRoom: opts.room.people,
+    durationMs: Math.round(durationMs),
+    roomMs: { p50: p50(durations), max: max(durations) },
+    greetingMs: { p50: p50(greetings), max: max(greetings) },
+    closeMs: { p50: p50(closes), max: max(closes) },
+    notClean: notClean.length,
+    firstNotClean: notClean.slice(0, 3),
+    cpuPercentOfOneCore: cpuPct,
+    eventLoop: loopFigures,
+    runQueue: runQueueFigures,
+    memorySamples: samples.length,
+    firstSampleAtRoom: samples[0]?.calls,
+    heapSlopeBytesPerRoom: Math.round(heapSlope),
+    rssSlopeBytesPerRoom: Math.round(rssSlope),
+    heapMb: growth(samples, (s) => s.heapMb),
+    rssMb: growth(samples, (s) => s.rssMb),
+    memory: samples.map((s) => [s.calls, s.heapMb, s.rssMb]),
+    // Per room, after it closed: people the live room still counted, mixer members, owner leases and people in Redis.
+    leftAfterClose: { participants: sum('participants'), mixerMembers: sum('mixerMembers'), owners: sum('owner'), people: sum('people') },
+    leaks,
+    slopeChecked: span >= opts.roomSlopeMinSpan,
+  };
+  const checks = {
+    roomsEveryOneClean: notClean.length === 0 && results.length === opts.rooms,
+    roomsHubEmpty: leaks.liveRooms === 0 && leaks.kicks === 0,
+    roomsCollected: leaks.roomsNotCollected === 0,
+    roomsNoRedisKeysLeft: leaks.redisRoomKeys === 0 && leaks.redisTenantRooms === 0,
+    roomsNoUdpSocketsLeft: leaks.udpSockets <= 0,
+    roomsNoTimersLeft: leaks.timers === 0 && leaks.mediaClockSubscribers === 0 && !leaks.mediaClockRunning,
+    roomsNoChildProcesses: leaks.childProcesses === 0,
+    roomsHeapSlope: !figures.slopeChecked || heapSlope < opts.roomHeapSlopeLimitBytes,
+  };
+  return { figures, checks };
+}
 
 // ─── Helpers ─────────────────────────────────────────────────────────────────────────────────────
 

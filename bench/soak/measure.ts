@@ -188,6 +188,9 @@ export interface MemorySample {
   readonly calls: number;
   readonly heapMb: number;
   readonly rssMb: number;
+  /** The same, unrounded (for slopes per unit smaller than 0.1 MB). */
+  readonly heapBytes: number;
+  readonly rssBytes: number;
 }
 
 /** Heap and RSS after a full GC (twice, with a turn of the loop between, so finalizers have run). */
@@ -196,7 +199,7 @@ export async function memoryAfterGc(calls: number): Promise<MemorySample> {
   await new Promise((resolve) => setImmediate(resolve));
   gc();
   const m = process.memoryUsage();
-  return { calls, heapMb: round1(m.heapUsed / 2 ** 20), rssMb: round1(m.rss / 2 ** 20) };
+  return { calls, heapMb: round1(m.heapUsed / 2 ** 20), rssMb: round1(m.rss / 2 ** 20), heapBytes: m.heapUsed, rssBytes: m.rss };
 }
 
 export interface GrowthFigures {
@@ -231,6 +234,21 @@ export function growth(samples: readonly MemorySample[], pick: (s: MemorySample)
     perHundred: span > 0 ? round2(((pick(last) - pick(first)) * 100) / span) : 0,
     slopePerHundred: sxx > 0 ? round2((sxy / sxx) * 100) : 0,
   };
+}
+
+/** Least-squares slope of `pick` per unit of `calls` (whatever the samples count: calls, rooms); 0 under two samples. */
+export function slopePerUnit(samples: readonly MemorySample[], pick: (s: MemorySample) => number): number {
+  const n = samples.length;
+  if (n < 2) return 0;
+  const mx = samples.reduce((a, s) => a + s.calls, 0) / n;
+  const my = samples.reduce((a, s) => a + pick(s), 0) / n;
+  let sxy = 0;
+  let sxx = 0;
+  for (const s of samples) {
+    sxy += (s.calls - mx) * (pick(s) - my);
+    sxx += (s.calls - mx) ** 2;
+  }
+  return sxx > 0 ? sxy / sxx : 0;
 }
 
 export interface ResourceSnapshot {

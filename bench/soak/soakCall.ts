@@ -95,28 +95,17 @@ export async function runSoakCall(deps: SoakCallDeps, callId: string): Promise<S
     return result('rejected', { error: String(err) });
   }
 
-  const caller = dgram.createSocket('udp4');
+  const caller = new SoakCaller();
   let leg: AudioLeg | undefined;
-  let agentSpeechPackets = 0;
-  let replayedPackets = 0;
   try {
-    await new Promise<void>((resolve) => caller.bind(0, '127.0.0.1', () => resolve()));
-    caller.on('message', (msg) => {
-      // PCMU silence is 0xff/0x7f; anything else in the payload (after the 12-byte header) is sound.
-      for (let i = 12; i < msg.length; i++) {
-        if (msg[i] !== 0xff && msg[i] !== 0x7f) {
-          agentSpeechPackets++;
-          return;
-        }
-      }
-    });
+    await caller.open();
     const agentLeg = await openAudioLeg({
       callId,
       legId: 'agent',
       codec: PCMU,
       clock: sharedMediaClock(),
       env: {},
-      endpoint: { remote: { address: '127.0.0.1', port: caller.address().port } },
+      endpoint: { remote: { address: '127.0.0.1', port: caller.port } },
       logger: deps.logger,
     });
     leg = agentLeg;
@@ -133,20 +122,64 @@ export async function runSoakCall(deps: SoakCallDeps, callId: string): Promise<S
     await session.start();
     // The caller starts at once: the capture opens with ~200 ms of silence, as long as the greeting.
     const stopReplay = new AbortController();
-    const replaying = replayStream(deps.capture, { target: agentLeg.endpoint.localAddress, socket: caller, signal: stopReplay.signal });
+    const replaying = caller.replay(deps.capture, agentLeg.endpoint.localAddress, stopReplay.signal);
     const timeout = setTimeout(() => call.remoteHangup(), o.callTimeoutMs);
     const reason = await session.ended;
     clearTimeout(timeout);
     stopReplay.abort();
-    replayedPackets = (await replaying).packets;
+    await replaying;
     await recorder.finish();
-    return result(reason, { agentSpeechPackets, replayedPackets });
+    return result(reason, { agentSpeechPackets: caller.speechPackets, replayedPackets: caller.replayedPackets });
   } catch (err) {
     await recorder.finish({ outcome: 'failed', error: { code: isCallgateError(err) ? err.code : 'CG_INTERNAL', message: String(err).slice(0, 200) } });
-    return result('failed', { agentSpeechPackets, replayedPackets, error: String(err) });
+    return result('failed', { agentSpeechPackets: caller.speechPackets, replayedPackets: caller.replayedPackets, error: String(err) });
   } finally {
     await leg?.close();
-    await new Promise<void>((resolve) => caller.close(() => resolve()));
+    await caller.close();
     await lease.release();
+  }
+}
+
+/**
+ * The far end of a soak leg: a plain UDP socket on loopback that replays an RTP capture at its captured
+ * pace and counts the packets with sound it gets back (a phone, as far as the leg can tell).
+ */
+export class SoakCaller {
+  private readonly socket = dgram.createSocket('udp4');
+  /** Packets with sound received (PCMU payload bytes other than the two silence codes). */
+  speechPackets = 0;
+  /** performance.now() of the first packet with sound. */
+  firstSpeechAt: number | undefined;
+  replayedPackets = 0;
+  private bound = false;
+
+  async open(): Promise<void> {
+    await new Promise<void>((resolve) => this.socket.bind(0, '127.0.0.1', () => resolve()));
+    this.bound = true;
+    this.socket.on('message', (msg) => {
+      // PCMU silence is 0xff/0x7f; anything else in the payload (after the 12-byte header) is sound.
+      for (let i = 12; i < msg.length; i++) {
+        if (msg[i] !== 0xff && msg[i] !== 0x7f) {
+          this.speechPackets++;
+          this.firstSpeechAt ??= performance.now();
+          return;
+        }
+      }
+    });
+  }
+
+  get port(): number {
+    return this.socket.address().port;
+  }
+
+  /** Sends the capture to `target` at its pace; resolves when done or aborted. */
+  async replay(capture: readonly ReplayPacket[], target: { address: string; port: number }, signal?: AbortSignal): Promise<void> {
+    this.replayedPackets += (await replayStream(capture, { target, socket: this.socket, ...(signal ? { signal } : {}) })).packets;
+  }
+
+  async close(): Promise<void> {
+    // A socket that never bound closes at once (and has no callback to wait for).
+    if (!this.bound) return void this.socket.close();
+    await new Promise<void>((resolve) => this.socket.close(() => resolve()));
   }
 }
