@@ -17,7 +17,7 @@ export interface MixerOptions {
   /** A pushed source that ran dry waits for this many frames before it plays again (absorbs jitter). */
   readonly refillFrames: number;
   /**
-   * A pushed source whose queue has held more than `refillFrames` after every tick for this long drops
+   * A pushed source whose queue has kept `refillFrames` or more after every tick for this long drops
    * its quietest queued frame: a burst after a stall must not leave a standing delay.
    */
   readonly trimAfterMs: number;
@@ -128,7 +128,9 @@ export class MixerMember {
 
   private trim(): void {
     const { refillFrames, trimAfterMs } = this.mixer.options;
-    if (this.queue.length <= refillFrames) {
+    // Right after a take the queue should be below the refill level (the next frame is still on its
+    // way); a frame still waiting every tick for trimAfterMs is delay that stays.
+    if (this.queue.length < refillFrames) {
       this.standing = 0;
       return;
     }
