@@ -92,6 +92,8 @@ export const errorCatalogue = {
   CG_STT_FAILED: { status: 502, sip: SIP.serverError, retryable: false, message: 'speech recognition failed' },
   CG_STT_TIMEOUT: { status: 504, sip: SIP.serverError, retryable: true, message: 'speech recognition gave no final result in time' },
   CG_LLM_FAILED: { status: 502, sip: SIP.serverError, retryable: true, message: 'language model request failed' },
+  CG_REALTIME_UNAVAILABLE: { status: 502, sip: SIP.serverError, retryable: true, message: 'the speech-to-speech model could not be reached', hint: 'check OPENAI_BASE_URL / GEMINI_BASE_URL and the tenant\'s provider key; the call goes on with the cascade meanwhile' },
+  CG_REALTIME_FAILED: { status: 502, sip: SIP.serverError, retryable: true, message: 'the speech-to-speech model failed during the call' },
   CG_LLM_TIMEOUT: { status: 504, sip: SIP.serverError, retryable: true, message: 'language model gave no first token in time' },
   CG_TTS_TIMEOUT: { status: 504, sip: SIP.serverError, retryable: true, message: 'speech synthesis gave no audio in time' },
   CG_PROVIDER_UNKNOWN: { status: 400, sip: SIP.forbidden, retryable: false, message: 'no provider of that name is available', hint: 'use one of the providers docs/providers.md lists, or set the vendor\'s API key' },

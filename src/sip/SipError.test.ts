@@ -67,6 +67,8 @@ const ADDED: [Answer, ErrorCode[]][] = [
   [[486, 'Busy Here'], ['CG_ROOM_FULL']],
   [[503, 'Service Unavailable'], ['CG_ROOM_ELSEWHERE']],
   [[403, 'Forbidden'], ['CG_ROOM_EXPIRED', 'CG_ROOM_LIMIT_REACHED', 'CG_ROOM_PIN', 'CG_ROOM_PARTICIPANT_NOT_FOUND']],
+  // Issue 23: a speech-to-speech model failing is a provider failure like the LLM's (the call goes on).
+  [[500, 'Server Internal Error'], ['CG_REALTIME_UNAVAILABLE', 'CG_REALTIME_FAILED']],
 ];
 
 const expected = (code: ErrorCode, [status, reason, headers = {}]: Answer) => ({ status, reason, headers, silent: false, code });
