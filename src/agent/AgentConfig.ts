@@ -40,8 +40,13 @@ export interface ProviderSelection {
   readonly llm: ProviderChoice;
   /** 'flite' (offline), 'elevenlabs' or 'openai'. */
   readonly tts: ProviderChoice;
+  /**
+   * A speech-to-speech model ('openai': the Realtime API) that answers instead of stt → llm → tts; those
+   * stay the fallback when it cannot be reached or fails twice in a call (docs/realtime.md).
+   */
+  readonly realtime?: string;
   /** Model names for the cloud vendors; each vendor's default when absent. */
-  readonly models?: { readonly stt?: string; readonly llm?: string; readonly tts?: string };
+  readonly models?: { readonly stt?: string; readonly llm?: string; readonly tts?: string; readonly realtime?: string };
 }
 
 /**

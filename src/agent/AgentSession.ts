@@ -1,3 +1,6 @@
+import { RealtimeLink } from './realtime/RealtimeLink.js';
+import { RealtimeTurnStt } from './realtime/RealtimeTurnStt.js';
+import { END_CALL_TOOL, type SttStream } from '../providers/types.js';
 import { EventEmitter } from 'node:events';
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
@@ -59,6 +62,8 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
   readonly call: CallSession;
   private readonly providers: AgentProviders;
   private readonly turnGate: AgentSessionDeps['turnGate'];
+  /** The tenant's speech-to-speech model, while the call uses it. */
+  private readonly realtime: RealtimeLink | undefined;
   private readonly opts: AgentSessionOptions;
   private readonly log: Logger;
   private readonly input: CallerInput;
@@ -119,7 +124,27 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
       () => this.enqueueWork(() => this.noInput()),
       () => this.enqueueWork(() => this.timeLimit()),
     );
+    // A speech-to-speech model, when the tenant chose one: it opens now, while the greeting plays.
+    const realtime = deps.providers.realtime;
+    if (realtime) {
+      const greeting = renderTemplate(deps.call.config.greeting, deps.call.variables).text;
+      this.realtime = new RealtimeLink(
+        realtime,
+        {
+          instructions: renderTemplate(deps.call.config.systemPrompt, deps.call.variables).text,
+          voice: undefined,
+          language: deps.call.config.language,
+          tools: deps.tools?.specs ?? [END_CALL_TOOL],
+          turnDetection: 'ours',
+          logger: this.log,
+        },
+        // The greeting is ours (the prompt cache): the model is told it said it.
+        () => (this.replies.history.length > 0 ? this.replies.history : [{ role: 'assistant', content: greeting }]),
+        this.log,
+      );
+    }
     this.replies = new ReplyPipeline({
+      realtime: this.realtime,
       call: this.call,
       providers: this.providers,
       prompts: new CallPrompts(deps.prompts, this.call, this.providers.tts, this.opts.splitter),
@@ -210,6 +235,8 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
     call.on('ended', this.onCallEnded);
     if (call.ended) return void this.close(call.ended);
     this.events.emit({ type: 'session-started' });
+    // The model connects while the greeting plays; a failure leaves the cascade answering (logged).
+    void this.realtime?.start();
     this.timers.startTimeLimit(call.config.maxCallDurationMs);
 
     const greeting = renderTemplate(call.config.greeting, call.variables);
@@ -249,6 +276,7 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
     this.timers.close();
     this.keypad.close();
     await this.input.close();
+    await this.realtime?.close();
     this.events.emit({ type: 'session-ended', reason });
     this.log.info({ reason, turns: this.turnTaking.turn }, 'agent session ended');
     this.resolveEnded(reason);
@@ -357,7 +385,11 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
   private openStt(): Promise<void> {
     const config = this.call.config;
     const phrases = [...config.intents.flatMap((i) => i.phrases), ...config.goodbye.phrases];
-    return this.input.open(() => this.providers.stt.open({ language: config.language, phrases, logger: this.log }));
+    const cascade = (): Promise<SttStream> => this.providers.stt.open({ language: config.language, phrases, logger: this.log });
+    const link = this.realtime;
+    // With a speech-to-speech model the turns go to it; its recogniser stands in only when it is down.
+    if (link) return this.input.open(async () => new RealtimeTurnStt(link, cascade, this.log));
+    return this.input.open(cascade);
   }
 
   /** Runs `task` after the work before it; a failure is logged, never left unhandled. */

@@ -10,6 +10,8 @@ export interface Interruptible {
   finishCurrent(interrupted: boolean, playedMs?: number): void;
   silenced(): void;
   speak(reply: Reply, events: AsyncIterable<LlmEvent>): Promise<void>;
+  /** Whether a falsely interrupted reply can be said again (a speech-to-speech model's cannot). */
+  resumable?(reply: Reply): boolean;
 }
 
 export interface BargeInHost {
@@ -57,7 +59,7 @@ export class BargeIn {
     this.clear();
     if (reply) {
       this.replies.finishCurrent(true, playedMs);
-      if (by === 'speech') {
+      if (by === 'speech' && (this.replies.resumable?.(reply) ?? true)) {
         const timer = setTimeout(() => this.falseInterruptionTimeout(), this.falseInterruptionMs);
         this.resume = { reply, playedMs, timer, wordsHeard: false };
       }

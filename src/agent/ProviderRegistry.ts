@@ -12,6 +12,7 @@ import { FallbackTts, type TtsChainLink } from '../providers/resilience/fallback
 import type { ProviderKind, ProviderMetrics } from '../providers/resilience/ProviderMetrics.js';
 import { ScriptedResponder } from '../providers/scripted.js';
 import type { AgentProviders, LlmProvider, SttProvider, TtsProvider } from '../providers/types.js';
+import type { RealtimeProvider } from '../providers/realtime/types.js';
 import type { AgentConfig } from './AgentConfig.js';
 
 /**
@@ -60,6 +61,7 @@ interface Registration<T> {
 }
 
 export class ProviderRegistry {
+  private readonly realtime = new Map<string, ProviderFactory<RealtimeProvider>>();
   private readonly registrations: { [K in ProviderKind]: Map<string, Registration<ProviderOf<K>>> } = { stt: new Map(), llm: new Map(), tts: new Map() };
   private readonly opts: ProviderRegistryOptions;
   /** Process-wide instances to close at shutdown. */
@@ -122,11 +124,34 @@ export class ProviderRegistry {
    */
   forCall(config: AgentConfig, keys: Readonly<Record<string, string>> = {}, logger: Logger = this.opts.logger): AgentProviders {
     const ctx: ChainContext = { metrics: this.opts.metrics, logger };
+    const realtime = this.realtimeFor(config, keys, logger);
     return {
       stt: new FallbackStt(this.chain('stt', config, keys, logger), ctx),
       llm: new FallbackLlm(this.chain('llm', config, keys, logger), ctx),
       tts: new FallbackTts(this.chain('tts', config, keys, logger) as TtsChainLink[], ctx),
+      ...(realtime ? { realtime } : {}),
     };
+  }
+
+  /** Registers a speech-to-speech model (`providers.realtime`). */
+  registerRealtime(name: string, factory: ProviderFactory<RealtimeProvider>): this {
+    this.realtime.set(name, factory);
+    return this;
+  }
+
+  /** The tenant's speech-to-speech model, or undefined (none chosen; or no key: the cascade answers, logged). */
+  private realtimeFor(config: AgentConfig, keys: Readonly<Record<string, string>>, logger: Logger): RealtimeProvider | undefined {
+    const name = config.providers.realtime;
+    if (!name) return undefined;
+    const factory = this.realtime.get(name);
+    // The cascade is always there to answer: a model this gateway does not have is a warning, not a refused call.
+    if (!factory) {
+      logger.warn({ kind: 'realtime', name, available: [...this.realtime.keys()], tenant: config.tenantId }, 'realtime model not available on this gateway; the cascade answers');
+      return undefined;
+    }
+    const provider = factory(config, { key: (vendor) => keys[vendor] ?? this.opts.envKeys[vendor] });
+    if (!provider) logger.warn({ kind: 'realtime', name, tenant: config.tenantId }, 'realtime model skipped: no API key for it; the cascade answers');
+    return provider;
   }
 
   async close(): Promise<void> {

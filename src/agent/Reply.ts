@@ -6,7 +6,8 @@ import { FRAME_MS } from '../media/types.js';
  * that) and where to resume after a false interruption (the interrupted piece, from its start).
  */
 export interface ReplyPiece {
-  readonly text: string;
+  /** A speech-to-speech model's piece grows as its transcript comes; a cascade's is fixed. */
+  text: string;
   /** Audio queued for it; 0 while it is still being synthesised. */
   durationMs: number;
   /** Its synthesis failed after some of its audio: the caller heard only the start of it. */

@@ -1,3 +1,6 @@
+import type { RealtimeLink } from './realtime/RealtimeLink.js';
+import { END_CALL_TOOL, type ToolCall } from '../providers/types.js';
+import { UNTRANSCRIBED } from './realtime/RealtimeTurnStt.js';
 import { performance } from 'node:perf_hooks';
 import { Resampler } from '../media/Resampler.js';
 import { PIPELINE_RATE } from '../media/types.js';
@@ -38,6 +41,8 @@ export interface ReplyPipelineDeps {
   /** Settles when the session has ended (a goodbye's hang-up guard is dropped then). */
   readonly ended: Promise<unknown>;
   readonly host: ReplyHost;
+  /** A speech-to-speech model answers while it is up; the cascade (llm → tts) otherwise. */
+  readonly realtime?: RealtimeLink | undefined;
 }
 
 /** What the pipeline needs of the session around it. */
@@ -82,11 +87,15 @@ export class ReplyPipeline {
   private hangupReason: EndReason | undefined;
   /** Replies whose audio is all queued: the leg's next drain ends them. */
   private readonly replyComplete = new WeakSet<Reply>();
+  private readonly realtime: RealtimeLink | undefined;
+  /** The model's items a realtime reply played, and where each started in it: a barge-in truncates the one heard last. */
+  private readonly realtimeItems = new WeakMap<Reply, { readonly itemId: string; readonly startMs: number }[]>();
 
   constructor(deps: ReplyPipelineDeps) {
     ({ call: this.call, providers: this.providers, prompts: this.prompts, opts: this.opts, echo: this.echo, events: this.events, host: this.host, ended: this.ended } = deps);
     this.log = deps.log ?? rootLogger;
     this.tools = deps.tools;
+    this.realtime = deps.realtime;
     // The prompt, like the greeting, may use the call's variables ({{name|fallback}}): a callStart webhook's among them.
     this.systemPrompt = renderTemplate(this.call.config.systemPrompt, this.call.variables).text;
   }
@@ -98,6 +107,10 @@ export class ReplyPipeline {
 
   /** Answers the caller's `text` with the model's reply. */
   async respond(text: string, turn: number): Promise<void> {
+    if (this.realtime && this.realtime.state !== 'down') {
+      if (this.realtime.state !== 'up') await this.realtime.ready();
+      if (this.realtime.up) return this.respondRealtime(this.realtime, text, turn);
+    }
     this.history.push({ role: 'user', content: text });
     const abort = new AbortController();
     const reply = new Reply(turn);
@@ -116,6 +129,117 @@ export class ReplyPipeline {
       abort.signal,
     );
     await this.speak(reply, events, abort);
+  }
+
+  /**
+   * The speech-to-speech model answers: it heard the turn's audio (committed at the turn's end), its
+   * audio goes to the leg as it comes, its words to the events and the record, its tool calls to the
+   * tenant's tools. A connection lost mid-answer is reopened once and asked again; lost for good, the
+   * cascade answers this turn (when its words are known) and every turn after.
+   */
+  private async respondRealtime(link: RealtimeLink, text: string, turn: number, retry = true): Promise<void> {
+    if (retry) this.history.push({ role: 'user', content: text });
+    const reply = new Reply(turn);
+    const abort = new AbortController();
+    this.beginReply(reply, abort);
+    const items: { itemId: string; startMs: number }[] = [];
+    this.realtimeItems.set(reply, items);
+    const piece = reply.addPiece('');
+    const splitter = new SentenceSplitter(this.opts.splitter);
+    const say = (sentences: string[]): void => {
+      for (const s of sentences) this.events.emit({ type: 'agent-text', turn, text: s });
+    };
+    // Responses asked for and not done yet: a tool's result asks for another.
+    let open = 1;
+    for await (const ev of link.respond()) {
+      if (abort.signal.aborted) break;
+      if (ev.type === 'audio') {
+        if (items.at(-1)?.itemId !== ev.itemId) items.push({ itemId: ev.itemId, startMs: reply.queuedMs });
+        this.events.mark('llmFirstToken');
+        this.events.mark('ttsFirstAudio');
+        this.queueAudio(reply, piece, ev.pcm);
+      } else if (ev.type === 'text') {
+        if (ev.final) {
+          // The item's whole transcript replaces the pieces that came.
+          piece.text = ev.text;
+          say(splitter.flush());
+        } else {
+          piece.text += ev.text;
+          say(splitter.push(ev.text));
+        }
+      } else if (ev.type === 'tool') {
+        const outcome = await this.runRealtimeTool(reply, ev.call, turn, abort.signal);
+        if (abort.signal.aborted) break;
+        link.toolResult(ev.call.id, outcome);
+        open++;
+      } else if (--open === 0) break;
+    }
+    say(splitter.flush());
+    if (abort.signal.aborted) return;
+    if (open > 0) {
+      // The connection dropped before the answer was done: what played stays heard.
+      this.finishCurrent(true, reply.queuedMs - this.call.media.queuedMs);
+      this.speaking = false;
+      if (retry && (await link.ready())) {
+        link.addMessage('user', text);
+        return this.respondRealtime(link, text, turn, false);
+      }
+      this.events.error(new Error('the speech-to-speech model is gone'), 'llm', 'CG_REALTIME_FAILED');
+      // The cascade answers from here on; this turn too when its words are known, else the apology asks again.
+      if (text !== UNTRANSCRIBED) return this.respondCascade(text, turn);
+      return this.speakPrompt(this.call.config.apology, turn, 'apology');
+    }
+    this.failedTurns = 0;
+    this.completeReply(reply);
+  }
+
+  /** A tool the realtime model called: end_call ends the call after this reply; others go to the tenant's tools. */
+  private async runRealtimeTool(reply: Reply, call: ToolCall, turn: number, signal: AbortSignal): Promise<string> {
+    if (call.name === END_CALL_TOOL.name) {
+      reply.hangupAfter = true;
+      return JSON.stringify({ ok: true });
+    }
+    if (!this.tools) return JSON.stringify({ error: `no tool named ${call.name}` });
+    const started = performance.now();
+    const filler = setTimeout(() => {
+      const say = this.tools?.filler(call.name);
+      if (say && !signal.aborted) void this.appendPrompt(reply, say, 'apology');
+    }, this.opts.toolFillerAfterMs);
+    try {
+      const outcome = await this.tools.run(call);
+      this.events.emit({ type: 'tool', turn, name: call.name, ok: outcome.ok, durationMs: Math.round(performance.now() - started) });
+      return outcome.content;
+    } finally {
+      clearTimeout(filler);
+    }
+  }
+
+  /** The cascade's answer (the realtime model is down for good). */
+  private async respondCascade(text: string, turn: number): Promise<void> {
+    const history = this.history;
+    if (history.at(-1)?.role !== 'user') history.push({ role: 'user', content: text });
+    const abort = new AbortController();
+    const reply = new Reply(turn);
+    const events = toolLoop(
+      {
+        llm: this.providers.llm,
+        tools: this.tools,
+        systemPrompt: this.systemPrompt,
+        history,
+        opts: { maxToolRounds: this.opts.maxToolRounds, fillerAfterMs: this.opts.toolFillerAfterMs, llmFirstTokenTimeoutMs: this.opts.llmFirstTokenTimeoutMs, llmStallTimeoutMs: this.opts.llmStallTimeoutMs },
+        events: this.events,
+        turn,
+        log: this.log,
+        saidBeforeTools: (said) => (reply.historyHas = said),
+      },
+      abort.signal,
+    );
+    await this.speak(reply, events, abort);
+  }
+
+  /** A false interruption resumes a reply by re-saying it; a model's reply cannot be (its context was truncated). */
+  resumable(reply: Reply): boolean {
+    return !this.realtimeItems.has(reply);
   }
 
   /**
@@ -151,7 +275,14 @@ export class ReplyPipeline {
     const reply = this.current;
     this.currentAbort?.abort();
     this.currentAbort = undefined;
-    return { reply, playedMs: reply ? Math.max(0, reply.queuedMs - dropped) : 0 };
+    const playedMs = reply ? Math.max(0, reply.queuedMs - dropped) : 0;
+    // The model stops, and forgets what the caller did not hear of the item it was saying.
+    const items = reply ? this.realtimeItems.get(reply) : undefined;
+    if (items && this.realtime) {
+      const heard = items.filter((i) => i.startMs <= playedMs).at(-1);
+      this.realtime.interrupt(heard?.itemId, heard ? playedMs - heard.startMs : 0);
+    }
+    return { reply, playedMs };
   }
 
   /** The cut reply is dealt with: the agent is silent until the next reply. */

@@ -1,4 +1,6 @@
 import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { CallgateError } from '../errors.js';
 import { OFFLINE_PROVIDERS, ProviderRegistry, registerOfflineProviders, type ProviderRegistryOptions } from './ProviderRegistry.js';
 import type { ProviderSelection } from './AgentConfig.js';
 import { DeepgramStt } from '../providers/deepgramStt.js';
@@ -6,6 +8,7 @@ import { ElevenLabsTts } from '../providers/elevenlabsTts.js';
 import { OpenAiLlm } from '../providers/openaiLlm.js';
 import { OpenAiStt } from '../providers/openaiStt.js';
 import { OpenAiTts } from '../providers/openaiTts.js';
+import { OpenAiRealtime } from '../providers/realtime/openaiRealtime.js';
 
 /**
  * The cloud vendors as registry entries, and what the environment says about them. A tenant's own key
@@ -13,16 +16,37 @@ import { OpenAiTts } from '../providers/openaiTts.js';
  * key anywhere is skipped by its chain.
  */
 export interface CloudEnv {
-  readonly openai: { readonly apiKey: string | undefined; readonly baseURL: string | undefined; readonly model: string | undefined };
+  readonly openai: {
+    readonly apiKey: string | undefined;
+    readonly baseURL: string | undefined;
+    readonly model: string | undefined;
+    /** OPENAI_REALTIME_CA_FILE's PEM: a CA to trust for the Realtime WebSocket (a private gateway in between). */
+    readonly realtimeCa?: string | undefined;
+  };
   readonly deepgram: { readonly apiKey: string | undefined; readonly baseUrl: string | undefined };
   readonly elevenlabs: { readonly apiKey: string | undefined; readonly baseUrl: string | undefined };
 }
 
 const nonEmpty = (v: string | undefined): string | undefined => (v && v.trim() ? v.trim() : undefined);
 
+/** A CA file named in the environment, read at start; a file that cannot be read stops the start. */
+function readCa(path: string | undefined): string | undefined {
+  if (!path) return undefined;
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new CallgateError('CG_CONFIG_INVALID', `OPENAI_REALTIME_CA_FILE could not be read: ${String(err)}`);
+  }
+}
+
 export function cloudEnvFrom(env: NodeJS.ProcessEnv = process.env): CloudEnv {
   return {
-    openai: { apiKey: nonEmpty(env['OPENAI_API_KEY']), baseURL: nonEmpty(env['OPENAI_BASE_URL']), model: nonEmpty(env['OPENAI_MODEL']) },
+    openai: {
+      apiKey: nonEmpty(env['OPENAI_API_KEY']),
+      baseURL: nonEmpty(env['OPENAI_BASE_URL']),
+      model: nonEmpty(env['OPENAI_MODEL']),
+      realtimeCa: readCa(nonEmpty(env['OPENAI_REALTIME_CA_FILE'])),
+    },
     deepgram: { apiKey: nonEmpty(env['DEEPGRAM_API_KEY']), baseUrl: nonEmpty(env['DEEPGRAM_BASE_URL']) },
     elevenlabs: { apiKey: nonEmpty(env['ELEVENLABS_API_KEY']), baseUrl: nonEmpty(env['ELEVENLABS_BASE_URL']) },
   };
@@ -85,6 +109,12 @@ export function registerCloudProviders(registry: ProviderRegistry, env: CloudEnv
   registry.register('tts', 'openai', keyed('openai', openaiTts, 'tts'));
   registry.register('stt', 'deepgram', keyed('deepgram', deepgram, 'stt'));
   registry.register('tts', 'elevenlabs', keyed('elevenlabs', elevenlabs, 'tts'));
+  // One provider object per key and model; each call opens its own session (a WebSocket) on it.
+  const realtime = perKey((apiKey, model) => new OpenAiRealtime({ apiKey, baseURL: env.openai.baseURL, ...(model ? { model } : {}), ...(env.openai.realtimeCa ? { ca: env.openai.realtimeCa } : {}) }));
+  registry.registerRealtime('openai', (config, ctx) => {
+    const key = ctx.key('openai');
+    return key ? realtime(key, config.providers.models?.realtime) : undefined;
+  });
   return registry;
 }
 

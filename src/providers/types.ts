@@ -1,3 +1,4 @@
+import type { RealtimeProvider } from './realtime/types.js';
 import type { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import type { CallgateError } from '../errors.js';
@@ -149,6 +150,8 @@ export interface AgentProviders {
   readonly stt: SttProvider;
   readonly llm: LlmProvider;
   readonly tts: TtsProvider;
+  /** A speech-to-speech model that answers instead of stt → llm → tts (which remain its fallback). */
+  readonly realtime?: RealtimeProvider;
 }
 
 /**

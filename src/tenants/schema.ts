@@ -99,11 +99,16 @@ const providerName = line(1, 40);
 const providerChoice = z.union([providerName, z.array(providerName).min(1).max(4)]);
 const modelName = line(1, 100);
 
+/** Speech-to-speech models callgate speaks to (docs/realtime.md). */
+export const REALTIME_PROVIDERS = ['openai'] as const;
+
 export const providersSchema = object({
   stt: providerChoice.optional(),
   llm: providerChoice.optional(),
   tts: providerChoice.optional(),
-  models: object({ stt: modelName.optional(), llm: modelName.optional(), tts: modelName.optional() }).optional(),
+  /** A speech-to-speech model instead of the stt → llm → tts cascade (which stays the fallback). */
+  realtime: z.enum(REALTIME_PROVIDERS).optional(),
+  models: object({ stt: modelName.optional(), llm: modelName.optional(), tts: modelName.optional(), realtime: modelName.optional() }).optional(),
 });
 
 /** A tool's or MCP server's name: what the model calls it (OpenAI's function-name rule). */

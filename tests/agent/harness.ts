@@ -3,6 +3,7 @@ import { performance } from 'node:perf_hooks';
 import { AgentSession, type AgentSessionOptions } from '../../src/agent/AgentSession.js';
 import { resolveAgentConfig, type AgentConfig, type AgentConfigInput } from '../../src/agent/AgentConfig.js';
 import { CallSession } from '../../src/agent/CallSession.js';
+import type { CallTools } from '../../src/agent/CallTools.js';
 import type { AgentEvent, AgentEventOf, AgentEventType, EndReason } from '../../src/agent/events.js';
 import { PromptCache } from '../../src/agent/PromptCache.js';
 import { createVad, type VadOptions } from '../../src/agent/vad/createVad.js';
@@ -35,6 +36,8 @@ export interface TestCallOptions {
   readonly vad?: VadOptions['engine'];
   /** Do not start a caller leg (the test sends raw RTP to `agentLeg` itself). */
   readonly noCaller?: boolean;
+  /** The tools the model may call. */
+  readonly tools?: CallTools;
 }
 
 /**
@@ -88,7 +91,7 @@ export class TestCall {
       },
     });
     const vad = await createVad({ engine: opts.vad ?? 'fvad' });
-    const session = new AgentSession({ call, providers: opts.providers, vad, prompts: opts.prompts ?? new PromptCache(), options: opts.options ?? {} });
+    const session = new AgentSession({ call, providers: opts.providers, vad, prompts: opts.prompts ?? new PromptCache(), options: opts.options ?? {}, ...(opts.tools ? { tools: opts.tools } : {}) });
     const t = new TestCall(call, session, agentLeg, callerLeg);
     holder.t = t;
     if (callerLeg) {

@@ -1,0 +1,171 @@
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { resolveAgentConfig, type AgentConfigInput } from '../../src/agent/AgentConfig.js';
+import { PromptCache } from '../../src/agent/PromptCache.js';
+import { offlineProviderRegistry, type ProviderRegistry } from '../../src/agent/ProviderRegistry.js';
+import { concatSamples, dbfs } from '../../src/media/signal.js';
+import { readWavFile } from '../../src/media/wav.js';
+import { OpenAiRealtime } from '../../src/providers/realtime/openaiRealtime.js';
+import { OpenAiRealtimeServer } from '../../src/providers/realtime/testing/OpenAiRealtimeServer.js';
+import type { AgentProviders } from '../../src/providers/types.js';
+import { pollUntil } from '../../src/util/testing/wait.js';
+import { describeWith } from '../support/tools.js';
+import { sleep, TestCall } from './harness.js';
+
+/**
+ * A call answered by a speech-to-speech model (OpenAI Realtime through the official SDK) against a
+ * local server speaking its protocol, over real UDP (PCMU): the greeting from our prompt cache at once,
+ * the caller's turn streamed and committed by our turn-taking, the model's audio at the caller, a tool
+ * call, a barge-in that cancels the response and truncates the model's item at what the caller heard,
+ * and a connection that drops (reopened once), then drops for good (the cascade answers).
+ */
+const GREETING = 'Hi, this is Ava at Joe\u2019s Pizza.';
+const HOURS = 'We open at eleven in the morning today.';
+const QUESTION = fileURLToPath(new URL('../fixtures/caller-open-today.wav', import.meta.url));
+const tenant: AgentConfigInput = {
+  tenantId: 'realtime-pizza',
+  greeting: GREETING,
+  intents: [{ name: 'hours', phrases: ['what time do you open today'], reply: HOURS }],
+  providers: { realtime: 'openai' },
+};
+
+describeWith(['pocketsphinx'], 'a call on a speech-to-speech model (OpenAI Realtime protocol, local server)', () => {
+  let registry: ProviderRegistry;
+  let server: OpenAiRealtimeServer;
+  const prompts = new PromptCache();
+  let answer = (_said: string): { text?: string; tool?: { name: string; arguments: string } } => ({ text: 'The model answers.' });
+
+  beforeAll(async () => {
+    registry = offlineProviderRegistry();
+    server = await OpenAiRealtimeServer.start({
+      transcribe: () => 'what time do you open today',
+      answer: (conversation) => {
+        const last = conversation.at(-1);
+        if (last?.type === 'function_call_output') return { text: `Your order ${JSON.parse(last.text).status}.` };
+        return answer(last?.text ?? '');
+      },
+      chunkIntervalMs: 20,
+    });
+  }, 30_000);
+  afterAll(async () => {
+    await server?.stop();
+    await registry?.close();
+  });
+
+  const providers = (): AgentProviders => {
+    const config = resolveAgentConfig(tenant);
+    return { ...registry.forCall(config), realtime: new OpenAiRealtime({ apiKey: 'sk-test', baseURL: server.baseURL, ca: server.ca }) };
+  };
+  const heardSince = (t: TestCall, from: number): number => {
+    const audio = concatSamples(t.heardAudio.slice(from));
+    return audio.length === 0 ? -Infinity : dbfs(audio);
+  };
+
+  it('greets from the cache at once, then the model answers the turn it heard, with its words in the events', async () => {
+    answer = () => ({ text: HOURS });
+    const t = await TestCall.open({ config: tenant, providers: providers(), prompts });
+    try {
+      await t.session.start();
+      const greeted = await t.next('agent-done', 10_000, (e) => e.turn === 0);
+      expect(greeted.spokenText).toBe(GREETING);
+      const session = await pollUntil(() => server.sessions.at(-1), (s) => s?.conversation[0]?.text === GREETING, 5000, 20);
+      expect(session!.conversation[0]).toMatchObject({ role: 'assistant', text: GREETING });
+      const heardBefore = t.heardAudio.length;
+      t.say((await readWavFile(QUESTION)).samples);
+      const caller = await t.next('transcript', 15_000, (e) => e.final);
+      expect(caller.text).toBe('what time do you open today');
+      const done = await t.next('agent-done', 15_000, (e) => e.turn === 1);
+      expect(done).toMatchObject({ spokenText: HOURS, interrupted: false });
+      expect(t.of('agent-text').filter((e) => e.turn === 1).map((e) => e.text).join(' ')).toBe(HOURS);
+      // The model's audio (a tone standing in for speech) reached the caller.
+      expect(heardSince(t, heardBefore)).toBeGreaterThan(-30);
+      // The caller's audio reached the model, committed as one user turn.
+      expect(session!.appendedMs).toBeGreaterThan(1000);
+      expect(session!.conversation.filter((i) => i.role === 'user')).toHaveLength(1);
+    } finally {
+      await t.close();
+    }
+  }, 40_000);
+
+  it('on a barge-in stops at once, cancels the response and truncates the item at what the caller heard', async () => {
+    answer = () => ({ text: 'Let me tell you all about our menu, we have many pizzas and pastas and salads and desserts, all of them made fresh every day by our cooks.' });
+    const t = await TestCall.open({ config: tenant, providers: providers(), prompts, options: { turn: {} } });
+    try {
+      await t.session.start();
+      await t.next('agent-done', 10_000, (e) => e.turn === 0);
+      const session = server.sessions.at(-1)!;
+      const question = (await readWavFile(QUESTION)).samples;
+      t.say(question);
+      await t.next('agent-text', 15_000, (e) => e.turn === 1);
+      await sleep(1500);
+      // The caller talks over the model's long answer.
+      t.say(question);
+      const bargeIn = await t.next('barge-in', 10_000);
+      const done = await t.next('agent-done', 5000, (e) => e.turn === 1);
+      expect(done.interrupted).toBe(true);
+      await pollUntil(() => session.truncations.length, (n) => n === 1, 3000, 20);
+      expect(session.cancels).toBeGreaterThanOrEqual(1);
+      // The model forgets what was not heard: its item is cut where our playout stopped.
+      expect(Math.abs(session.truncations[0]!.audioEndMs - bargeIn.playedMs)).toBeLessThan(60);
+      // No resume of a model's reply (its context no longer holds the rest).
+      expect(t.of('barge-in-resumed')).toHaveLength(0);
+    } finally {
+      await t.close();
+    }
+  }, 40_000);
+
+  it("runs the model's tool calls through the call's tools", async () => {
+    answer = () => ({ tool: { name: 'lookup_order', arguments: '{"id":"42"}' } });
+    const ran: string[] = [];
+    const tools = {
+      specs: [{ name: 'lookup_order', description: 'Finds an order', parameters: { type: 'object' } }],
+      filler: () => undefined,
+      run: async (call: { name: string; arguments: string }) => {
+        ran.push(`${call.name} ${call.arguments}`);
+        return { ok: true, content: JSON.stringify({ status: 'ships today' }) };
+      },
+    };
+    const t = await TestCall.open({ config: tenant, providers: providers(), prompts, tools });
+    try {
+      await t.session.start();
+      await t.next('agent-done', 10_000, (e) => e.turn === 0);
+      expect(server.sessions.at(-1)!.session!['tools']).toEqual([{ type: 'function', name: 'lookup_order', description: 'Finds an order', parameters: { type: 'object' } }]);
+      t.say((await readWavFile(QUESTION)).samples);
+      const done = await t.next('agent-done', 15_000, (e) => e.turn === 1);
+      expect(ran).toEqual(['lookup_order {"id":"42"}']);
+      expect(done.spokenText).toBe('Your order ships today.');
+      expect(t.of('tool')[0]).toMatchObject({ name: 'lookup_order', ok: true });
+    } finally {
+      await t.close();
+    }
+  }, 40_000);
+
+  it('reopens a dropped connection with the conversation so far, and when it is gone for good the cascade answers', async () => {
+    answer = () => ({ text: 'The model answers.' });
+    const t = await TestCall.open({ config: tenant, providers: providers(), prompts });
+    try {
+      await t.session.start();
+      await t.next('agent-done', 10_000, (e) => e.turn === 0);
+      const sessionsBefore = server.sessions.length;
+      server.dropAll();
+      await pollUntil(() => server.sessions.length, (n) => n === sessionsBefore + 1, 5000, 20);
+      // The new session knows the greeting.
+      await pollUntil(() => server.sessions.at(-1)!.conversation.length, (n) => n >= 1, 3000, 20);
+      expect(server.sessions.at(-1)!.conversation[0]!.text).toBe(GREETING);
+      const question = (await readWavFile(QUESTION)).samples;
+      t.say(question);
+      expect((await t.next('agent-done', 15_000, (e) => e.turn === 1)).spokenText).toBe('The model answers.');
+      // Gone again, and refused: the cascade (pocketsphinx, the scripted responder, flite) takes over.
+      server.refusing = true;
+      server.dropAll();
+      await sleep(300);
+      t.say(question);
+      const done = await t.next('agent-done', 20_000, (e) => e.turn === 2);
+      expect(done.spokenText).toBe(HOURS);
+      expect(t.hangups).toEqual([]);
+    } finally {
+      server.refusing = false;
+      await t.close();
+    }
+  }, 60_000);
+});
