@@ -276,7 +276,12 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
     this.timers.close();
     this.keypad.close();
     await this.input.close();
-    await this.realtime?.close();
+    const link = this.realtime;
+    if (link) {
+      await link.close();
+      const { provider, audioInMs, audioOutMs, inputTokens, outputTokens, responses, reconnects } = link.totals;
+      this.events.emit({ type: 'realtime-usage', provider, audioInMs: Math.round(audioInMs), audioOutMs: Math.round(audioOutMs), inputTokens, outputTokens, responses, reconnects, fellBack: link.state === 'down' });
+    }
     this.events.emit({ type: 'session-ended', reason });
     this.log.info({ reason, turns: this.turnTaking.turn }, 'agent session ended');
     this.resolveEnded(reason);

@@ -53,6 +53,8 @@ export type AgentEvent =
   | { readonly type: 'reprompt'; readonly atMs: number; readonly count: number }
   | { readonly type: 'latency'; readonly atMs: number; readonly turn: number; readonly mark: LatencyMark; readonly sinceSpeechEndMs: number }
   | { readonly type: 'error'; readonly atMs: number; readonly code: ErrorCode; readonly message: string; readonly during: 'stt' | 'llm' | 'tts' | 'greeting' | 'session' }
+  /** What the call used of its speech-to-speech model (emitted once, as the session ends). */
+  | { readonly type: 'realtime-usage'; readonly atMs: number; readonly provider: string; readonly audioInMs: number; readonly audioOutMs: number; readonly inputTokens: number; readonly outputTokens: number; readonly responses: number; readonly reconnects: number; readonly fellBack: boolean }
   | { readonly type: 'session-ended'; readonly atMs: number; readonly reason: EndReason };
 
 export type AgentEventType = AgentEvent['type'];

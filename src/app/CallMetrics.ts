@@ -28,6 +28,9 @@ export interface ActiveLines {
 
 export class CallMetrics {
   private readonly calls: Counter<'door' | 'outcome'>;
+  private readonly realtimeAudio: Counter<'provider' | 'direction'>;
+  private readonly realtimeTokens: Counter<'provider' | 'direction'>;
+  private readonly realtimeFallbacks: Counter<'provider'>;
   private readonly latency: Histogram<'stage'>;
   private readonly ackToFirstPacket: Histogram;
   private readonly bargeIn: Histogram;
@@ -42,6 +45,9 @@ export class CallMetrics {
   private readonly tenantsSeen = new Set<string>();
 
   constructor(registry: Registry, lines: ActiveLines) {
+    this.realtimeAudio = new Counter({ name: 'callgate_realtime_audio_seconds_total', help: 'Audio sent to (in) and received from (out) speech-to-speech models, by provider', labelNames: ['provider', 'direction'], registers: [registry] });
+    this.realtimeTokens = new Counter({ name: 'callgate_realtime_tokens_total', help: 'Tokens speech-to-speech models reported, by provider and direction', labelNames: ['provider', 'direction'], registers: [registry] });
+    this.realtimeFallbacks = new Counter({ name: 'callgate_realtime_fallbacks_total', help: 'Calls whose speech-to-speech model was gone for good (the cascade answered the rest)', labelNames: ['provider'], registers: [registry] });
     this.calls = new Counter({ name: 'callgate_calls_total', help: 'Calls ended, by door and outcome (rejected ones included)', labelNames: ['door', 'outcome'], registers: [registry] });
     this.latency = new Histogram({
       name: 'callgate_turn_latency_seconds',
@@ -119,6 +125,14 @@ export class CallMetrics {
     this.tenantsSeen.add(r.tenantId);
     this.calls.inc({ door: r.door, outcome: r.outcome });
     for (const b of r.bargeIns ?? []) this.bargeIn.observe(b.reactionMs / 1000);
+    if (r.realtime) {
+      const { provider } = r.realtime;
+      this.realtimeAudio.inc({ provider, direction: 'in' }, r.realtime.audioInMs / 1000);
+      this.realtimeAudio.inc({ provider, direction: 'out' }, r.realtime.audioOutMs / 1000);
+      this.realtimeTokens.inc({ provider, direction: 'in' }, r.realtime.inputTokens);
+      this.realtimeTokens.inc({ provider, direction: 'out' }, r.realtime.outputTokens);
+      if (r.realtime.fellBack) this.realtimeFallbacks.inc({ provider });
+    }
     for (const { marks } of r.latency) {
       for (const [mark, ms] of Object.entries(marks) as [LatencyMark, number | undefined][]) {
         if (ms !== undefined) this.latency.observe({ stage: MARK_NAMES[mark] }, ms / 1000);

@@ -111,6 +111,20 @@ export const callRecordSchema = z.object({
   transfer: transferRecordSchema.optional(),
   /** What was said, in order of `atMs`: final STT results, spoken agent text, keypad digits. */
   transcript: z.array(transcriptEntrySchema),
+  /** The speech-to-speech model's use, when the call had one (`providers.realtime`). */
+  realtime: z
+    .object({
+      provider: z.string().max(40),
+      audioInMs: ms,
+      audioOutMs: ms,
+      inputTokens: z.number().int().min(0),
+      outputTokens: z.number().int().min(0),
+      responses: z.number().int().min(0),
+      reconnects: z.number().int().min(0),
+      /** The model was gone for good and the cascade answered the rest of the call. */
+      fellBack: z.boolean(),
+    })
+    .optional(),
   /** Provider and session errors the agent reported during the call (codes only; messages stay in logs). */
   errors: z
     .array(z.object({ code: errorCode, during: z.enum(['stt', 'llm', 'tts', 'greeting', 'session']), atMs: ms }))

@@ -45,6 +45,7 @@ export interface CallRecordSink {
  */
 export class CallRecorder {
   private transfer: TransferRecord | undefined;
+  private realtime: CallRecord['realtime'];
   private readonly startedAt: Date;
   private answeredAt: Date | undefined;
   private readonly transcript: TranscriptEntry[] = [];
@@ -142,6 +143,11 @@ export class CallRecorder {
       case 'error':
         this.errors.push({ code: event.code, during: event.during, atMs: event.atMs });
         break;
+      case 'realtime-usage': {
+        const { type: _type, atMs: _atMs, ...usage } = event;
+        this.realtime = usage;
+        break;
+      }
       case 'session-ended':
         this.ended = event;
         break;
@@ -192,6 +198,7 @@ export class CallRecorder {
       latency: [...this.latency].sort(([a], [b]) => a - b).map(([turn, marks]) => ({ turn, marks })),
       ...(this.bargeIns.length > 0 ? { bargeIns: this.bargeIns } : {}),
       ...(this.transfer ? { transfer: this.transfer } : {}),
+      ...(this.realtime ? { realtime: this.realtime } : {}),
       transcript,
       ...(this.errors.length > 0 ? { errors: [...this.errors] } : {}),
     };

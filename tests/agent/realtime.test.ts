@@ -82,6 +82,11 @@ describeWith(['pocketsphinx'], 'a call on a speech-to-speech model (OpenAI Realt
       // The caller's audio reached the model, committed as one user turn.
       expect(session!.appendedMs).toBeGreaterThan(1000);
       expect(session!.conversation.filter((i) => i.role === 'user')).toHaveLength(1);
+      await t.close();
+      // What the call used of the model, for its record and metrics.
+      expect(t.of('realtime-usage')[0]).toMatchObject({ provider: 'openai', responses: 1, reconnects: 0, fellBack: false, inputTokens: 10, outputTokens: 20 });
+      expect(t.of('realtime-usage')[0]!.audioInMs).toBeGreaterThan(1000);
+      expect(t.of('realtime-usage')[0]!.audioOutMs).toBeGreaterThan(1000);
     } finally {
       await t.close();
     }
@@ -163,6 +168,8 @@ describeWith(['pocketsphinx'], 'a call on a speech-to-speech model (OpenAI Realt
       const done = await t.next('agent-done', 20_000, (e) => e.turn === 2);
       expect(done.spokenText).toBe(HOURS);
       expect(t.hangups).toEqual([]);
+      await t.close();
+      expect(t.of('realtime-usage')[0]).toMatchObject({ reconnects: 1, fellBack: true });
     } finally {
       server.refusing = false;
       await t.close();
