@@ -11,8 +11,7 @@ import { FallbackStt } from '../providers/resilience/fallbackStt.js';
 import { FallbackTts, type TtsChainLink } from '../providers/resilience/fallbackTts.js';
 import type { ProviderKind, ProviderMetrics } from '../providers/resilience/ProviderMetrics.js';
 import { ScriptedResponder } from '../providers/scripted.js';
-import type { AgentProviders, LlmProvider, SttProvider, TtsProvider } from '../providers/types.js';
-import type { RealtimeProvider } from '../providers/realtime/types.js';
+import type { AgentProviders, LlmProvider, RealtimeProvider, SttProvider, TtsProvider } from '../providers/types.js';
 import type { AgentConfig } from './AgentConfig.js';
 
 /**

@@ -9,6 +9,7 @@ import { OpenAiLlm } from '../providers/openaiLlm.js';
 import { OpenAiStt } from '../providers/openaiStt.js';
 import { OpenAiTts } from '../providers/openaiTts.js';
 import { OpenAiRealtime } from '../providers/realtime/openaiRealtime.js';
+import { GeminiLive } from '../providers/realtime/geminiLive.js';
 
 /**
  * The cloud vendors as registry entries, and what the environment says about them. A tenant's own key
@@ -24,6 +25,8 @@ export interface CloudEnv {
     readonly realtimeCa?: string | undefined;
   };
   readonly deepgram: { readonly apiKey: string | undefined; readonly baseUrl: string | undefined };
+  /** Gemini Live (speech-to-speech): GEMINI_API_KEY, GEMINI_BASE_URL (a local server in tests). */
+  readonly gemini?: { readonly apiKey: string | undefined; readonly baseUrl: string | undefined };
   readonly elevenlabs: { readonly apiKey: string | undefined; readonly baseUrl: string | undefined };
 }
 
@@ -47,6 +50,7 @@ export function cloudEnvFrom(env: NodeJS.ProcessEnv = process.env): CloudEnv {
       model: nonEmpty(env['OPENAI_MODEL']),
       realtimeCa: readCa(nonEmpty(env['OPENAI_REALTIME_CA_FILE'])),
     },
+    gemini: { apiKey: nonEmpty(env['GEMINI_API_KEY']), baseUrl: nonEmpty(env['GEMINI_BASE_URL']) },
     deepgram: { apiKey: nonEmpty(env['DEEPGRAM_API_KEY']), baseUrl: nonEmpty(env['DEEPGRAM_BASE_URL']) },
     elevenlabs: { apiKey: nonEmpty(env['ELEVENLABS_API_KEY']), baseUrl: nonEmpty(env['ELEVENLABS_BASE_URL']) },
   };
@@ -61,6 +65,7 @@ export function envKeys(env: CloudEnv): Record<string, string | undefined> {
   return {
     openai: env.openai.apiKey ?? (env.openai.baseURL ? 'no-key' : undefined),
     deepgram: env.deepgram.apiKey,
+    gemini: env.gemini?.apiKey ?? (env.gemini?.baseUrl ? 'no-key' : undefined),
     elevenlabs: env.elevenlabs.apiKey,
   };
 }
@@ -114,6 +119,11 @@ export function registerCloudProviders(registry: ProviderRegistry, env: CloudEnv
   registry.registerRealtime('openai', (config, ctx) => {
     const key = ctx.key('openai');
     return key ? realtime(key, config.providers.models?.realtime) : undefined;
+  });
+  const gemini = perKey((apiKey, model) => new GeminiLive({ apiKey, baseUrl: env.gemini?.baseUrl, ...(model ? { model } : {}) }));
+  registry.registerRealtime('gemini', (config, ctx) => {
+    const key = ctx.key('gemini');
+    return key ? gemini(key, config.providers.models?.realtime) : undefined;
   });
   return registry;
 }

@@ -100,7 +100,7 @@ const providerChoice = z.union([providerName, z.array(providerName).min(1).max(4
 const modelName = line(1, 100);
 
 /** Speech-to-speech models callgate speaks to (docs/realtime.md). */
-export const REALTIME_PROVIDERS = ['openai'] as const;
+export const REALTIME_PROVIDERS = ['openai', 'gemini'] as const;
 
 export const providersSchema = object({
   stt: providerChoice.optional(),

@@ -10,6 +10,9 @@ import { goertzelPower } from '../../src/media/signal.js';
 import { RtpCaller } from '../../src/media/testing/RtpCaller.js';
 import { OpenAiRealtime } from '../../src/providers/realtime/openaiRealtime.js';
 import { OpenAiRealtimeServer } from '../../src/providers/realtime/testing/OpenAiRealtimeServer.js';
+import { GeminiLiveServer } from '../../src/providers/realtime/testing/GeminiLiveServer.js';
+import { GeminiLive } from '../../src/providers/realtime/geminiLive.js';
+import type { RealtimeProvider } from '../../src/providers/types.js';
 import { FakeLlm, FakeStt, FakeTts, voiceLike } from '../../src/providers/testing/FakeProviders.js';
 import { startDrachtio, type RunningDrachtio } from '../../src/sip/testing/DrachtioProcess.js';
 import { startSipHarness, type SipHarness } from '../../src/sip/testing/SipHarness.js';
@@ -35,12 +38,29 @@ import { missingTool, testMissing } from '../support/tools.js';
 const ANSWER = 'We are open until nine tonight.';
 const TONE_HZ = 440;
 
-function registry(server: OpenAiRealtimeServer): ProviderRegistry {
+interface Model {
+  readonly name: 'openai' | 'gemini';
+  provider(): RealtimeProvider;
+  stop(): Promise<void>;
+}
+
+const models: Record<string, () => Promise<Model>> = {
+  'OpenAI Realtime': async () => {
+    const server = await OpenAiRealtimeServer.start({ transcribe: () => 'how late are you open', answer: () => ({ text: ANSWER }), chunkIntervalMs: 20 });
+    return { name: 'openai', provider: () => new OpenAiRealtime({ apiKey: 'sk-test', baseURL: server.baseURL, ca: server.ca }), stop: () => server.stop() };
+  },
+  'Gemini Live': async () => {
+    const server = await GeminiLiveServer.start({ transcribe: () => 'how late are you open', answer: () => ({ text: ANSWER }), chunkIntervalMs: 20 });
+    return { name: 'gemini', provider: () => new GeminiLive({ apiKey: 'test-key', baseUrl: server.baseUrl }), stop: () => server.stop() };
+  },
+};
+
+function registry(model: Model): ProviderRegistry {
   return new ProviderRegistry({
     stt: { pocketsphinx: () => new FakeStt({ transcripts: ['cascade heard this'] }) },
     llm: { scripted: () => new FakeLlm({ reply: () => 'The cascade answers.' }) },
     tts: { flite: () => new FakeTts({ msPerChar: 30 }) },
-  }).registerRealtime('openai', () => new OpenAiRealtime({ apiKey: 'sk-test', baseURL: server.baseURL, ca: server.ca }));
+  }).registerRealtime(model.name, () => model.provider());
 }
 
 /** Tone power at 440 Hz relative to the whole signal's, over what a caller heard. */
@@ -50,10 +70,10 @@ const toneShare = (pcm: Int16Array, rate: number): number => {
   return energy === 0 ? 0 : (goertzelPower(pcm, rate, TONE_HZ) * pcm.length) / (2 * energy);
 };
 
-describe('a speech-to-speech tenant through the doors', () => {
-  let server: OpenAiRealtimeServer;
+describe.each(Object.keys(models))('a speech-to-speech tenant (%s) through the doors', (which) => {
+  let server: Model;
   beforeAll(async () => {
-    server = await OpenAiRealtimeServer.start({ transcribe: () => 'how late are you open', answer: () => ({ text: ANSWER }), chunkIntervalMs: 20 });
+    server = await models[which]!();
   });
   afterAll(async () => {
     await server?.stop();
@@ -71,7 +91,7 @@ describe('a speech-to-speech tenant through the doors', () => {
     beforeAll(async () => {
       redis = await connectRedis({ prefix });
       const tenants = new TenantStore(redis, new SecretBox(randomBytes(32)), { prefix });
-      await tenants.create({ id: 'rt', displayName: 'Realtime Bakery', greeting: 'Hello, Realtime Bakery.', providers: { realtime: 'openai' } });
+      await tenants.create({ id: 'rt', displayName: 'Realtime Bakery', greeting: 'Hello, Realtime Bakery.', providers: { realtime: server.name } });
       await new CallUrlStore(redis, { prefix }).create({ slug: 'rt-demo', tenantId: 'rt' });
       tokens = new CallTokenStore(redis, { prefix });
       records = new CallRecordStore(redis, { prefix });
@@ -111,7 +131,7 @@ describe('a speech-to-speech tenant through the doors', () => {
       // The page hung up while the answer played: the record keeps what was heard of it.
       expect(rec!.transcript.map((t) => t.text).slice(0, 2)).toEqual(['Hello, Realtime Bakery.', 'how late are you open']);
       expect(rec!.transcript[2]).toMatchObject({ role: 'agent', text: expect.stringMatching(/^We are open/) });
-      expect(rec!.realtime).toMatchObject({ provider: 'openai', responses: 1, fellBack: false });
+      expect(rec!.realtime).toMatchObject({ provider: server.name, responses: 1, fellBack: false });
     }, 30_000);
   });
 
@@ -125,7 +145,7 @@ describe('a speech-to-speech tenant through the doors', () => {
       let srf: Srf;
       beforeAll(async () => {
         h = await startSipHarness({ providers: registry(server), agentPorts: { min: 47500, max: 47749 }, rtpengine: { portMin: 47750, portMax: 47999 } });
-        await h.tenants.create({ id: 'rt-sip', displayName: 'Realtime Line', greeting: 'Hello, Realtime Line.', providers: { realtime: 'openai' } });
+        await h.tenants.create({ id: 'rt-sip', displayName: 'Realtime Line', greeting: 'Hello, Realtime Line.', providers: { realtime: server.name } });
         await h.numbers.createTrunk({ name: 'local', sourceCidrs: ['127.0.0.1/32'] });
         await h.numbers.createNumber({ number: '+15005550177', tenantId: 'rt-sip' });
         callerDrachtio = await startDrachtio();
@@ -157,7 +177,7 @@ describe('a speech-to-speech tenant through the doors', () => {
           expect(toneShare(caller.audio(0, asked - 1000), 8000)).toBeLessThan(0.02);
           await Promise.resolve(dialog.destroy() as unknown).catch(() => undefined);
           const rec = await pollUntil(async () => (await h.records.list('rt-sip')).records[0], (r) => r !== undefined, 5000);
-          expect(rec!.realtime).toMatchObject({ provider: 'openai', fellBack: false });
+          expect(rec!.realtime).toMatchObject({ provider: server.name, fellBack: false });
           // Hung up while it spoke: the record keeps what was heard of the answer.
           expect(rec!.transcript.at(-1)).toMatchObject({ role: 'agent', text: expect.stringMatching(/^We are open/) });
         } finally {

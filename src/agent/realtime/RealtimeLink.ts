@@ -1,8 +1,7 @@
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import { CallgateError } from '../../errors.js';
-import type { RealtimeProvider, RealtimeSession, RealtimeSessionOptions, RealtimeUsage } from '../../providers/realtime/types.js';
-import type { ChatMessage, ToolCall } from '../../providers/types.js';
+import type { ChatMessage, RealtimeProvider, RealtimeSession, RealtimeSessionOptions, RealtimeUsage, ToolCall } from '../../providers/types.js';
 import { AsyncQueue } from '../AsyncQueue.js';
 
 /**
@@ -38,6 +37,8 @@ export class RealtimeLink extends EventEmitter<{ 'caller-text': [text: string, f
   private responding: AsyncQueue<RealtimeResponseEvent> | undefined;
   private reconnected = false;
   private closed = false;
+  /** Events came before anyone asked for a response: the next respond() reads them. */
+  private early = false;
 
   constructor(
     private readonly provider: RealtimeProvider,
@@ -80,12 +81,28 @@ export class RealtimeLink extends EventEmitter<{ 'caller-text': [text: string, f
    * `toolResult` then keeps reading). Ends early, without a `done`, when the connection fails.
    */
   respond(instructions?: string): AsyncQueue<RealtimeResponseEvent> {
+    this.totals.responses++;
+    // A model that answers a turn by itself (Gemini, at the turn's end) may have started already: its
+    // first events wait in the queue made for them.
+    if (this.early) {
+      this.early = false;
+      this.session?.respond(instructions);
+      return this.responding!;
+    }
     this.responding?.end();
     const queue = new AsyncQueue<RealtimeResponseEvent>();
     this.responding = queue;
-    this.totals.responses++;
     this.session?.respond(instructions);
     return queue;
+  }
+
+  /** Where a response's events go: the current reader's queue, or one kept for the reader to come. */
+  private deliver(event: RealtimeResponseEvent): void {
+    if (!this.responding) {
+      this.responding = new AsyncQueue<RealtimeResponseEvent>();
+      this.early = true;
+    }
+    this.responding.push(event);
   }
 
   toolResult(callId: string, output: string): void {
@@ -99,6 +116,13 @@ export class RealtimeLink extends EventEmitter<{ 'caller-text': [text: string, f
     if (itemId) this.session?.truncate(itemId, heardMs);
     this.responding?.end();
     this.responding = undefined;
+    this.early = false;
+  }
+
+  private dropEarly(): void {
+    this.responding?.end();
+    this.responding = undefined;
+    this.early = false;
   }
 
   /** A message said outside the model (the greeting from our cache), so its context holds it. */
@@ -135,16 +159,17 @@ export class RealtimeLink extends EventEmitter<{ 'caller-text': [text: string, f
     session.on('audio', (pcm, itemId) => {
       if (!mine()) return;
       this.totals.audioOutMs += pcm.length / 16;
-      this.responding?.push({ type: 'audio', pcm, itemId });
+      this.deliver({ type: 'audio', pcm, itemId });
     });
-    session.on('agent-text', (text, itemId, final) => mine() && this.responding?.push({ type: 'text', text, itemId, final }));
-    session.on('tool-call', (call) => mine() && this.responding?.push({ type: 'tool', call }));
+    session.on('agent-text', (text, itemId, final) => mine() && this.deliver({ type: 'text', text, itemId, final }));
+    session.on('tool-call', (call) => mine() && this.deliver({ type: 'tool', call }));
     session.on('caller-text', (text, final) => mine() && this.emit('caller-text', text, final));
     session.on('response-done', (done) => {
       if (!mine()) return;
       this.count(done.usage);
       // A response that ended in a tool call goes on once its result is in; the reader decides.
       this.responding?.push({ type: 'done', status: done.status });
+      if (done.status === 'cancelled' && this.early) this.dropEarly();
     });
     session.on('error', (err) => {
       if (mine()) this.log.warn({ err: err.message }, 'speech-to-speech model error');
@@ -159,6 +184,7 @@ export class RealtimeLink extends EventEmitter<{ 'caller-text': [text: string, f
     this.session = undefined;
     this.responding?.end();
     this.responding = undefined;
+    this.early = false;
     if (this.reconnected) {
       this.log.warn('speech-to-speech connection lost again; the cascade answers from now on');
       this.setState('down');

@@ -4,7 +4,7 @@ import { dbfs, tone } from '../../media/signal.js';
 import { pollUntil } from '../../util/testing/wait.js';
 import { OpenAiRealtime } from './openaiRealtime.js';
 import { OpenAiRealtimeServer } from './testing/OpenAiRealtimeServer.js';
-import type { RealtimeSession, RealtimeSessionOptions } from './types.js';
+import type { RealtimeSession, RealtimeSessionOptions } from '../types.js';
 
 const options: RealtimeSessionOptions = {
   instructions: 'You are Ava.',

@@ -4,8 +4,7 @@ import { OpenAIRealtimeWS } from 'openai/realtime/ws';
 import { CallgateError } from '../../errors.js';
 import { Resampler } from '../../media/Resampler.js';
 import { rootLogger } from '../../log.js';
-import type { ChatMessage } from '../types.js';
-import type { RealtimeEvents, RealtimeProvider, RealtimeSession, RealtimeSessionOptions, RealtimeUsage } from './types.js';
+import type { ChatMessage, RealtimeEvents, RealtimeProvider, RealtimeSession, RealtimeSessionOptions, RealtimeUsage } from '../types.js';
 
 /**
  * OpenAI's Realtime API through the official `openai` SDK's WebSocket client (`openai/realtime/ws`),
