@@ -158,6 +158,9 @@ export class ReplyPipeline {
         this.events.mark('llmFirstToken');
         this.events.mark('ttsFirstAudio');
         this.queueAudio(reply, piece, ev.pcm);
+        // As for TTS chunks: let the packet just queued leave before the rest of a burst of deltas is
+        // queued (bench:realtime: a burst of 180 took the first packet's overhead p95 from 2.5 to 7.7 ms).
+        await yieldToEventLoop();
       } else if (ev.type === 'text') {
         if (ev.final) {
           // The item's whole transcript replaces the pieces that came.
