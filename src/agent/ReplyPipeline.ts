@@ -112,23 +112,7 @@ export class ReplyPipeline {
       if (this.realtime.up) return this.respondRealtime(this.realtime, text, turn);
     }
     this.history.push({ role: 'user', content: text });
-    const abort = new AbortController();
-    const reply = new Reply(turn);
-    const events = toolLoop(
-      {
-        llm: this.providers.llm,
-        tools: this.tools,
-        systemPrompt: this.systemPrompt,
-        history: this.history,
-        opts: { maxToolRounds: this.opts.maxToolRounds, fillerAfterMs: this.opts.toolFillerAfterMs, llmFirstTokenTimeoutMs: this.opts.llmFirstTokenTimeoutMs, llmStallTimeoutMs: this.opts.llmStallTimeoutMs },
-        events: this.events,
-        turn,
-        log: this.log,
-        saidBeforeTools: (said) => (reply.historyHas = said),
-      },
-      abort.signal,
-    );
-    await this.speak(reply, events, abort);
+    await this.respondCascade(turn);
   }
 
   /**
@@ -189,7 +173,10 @@ export class ReplyPipeline {
       }
       this.events.error(new Error('the speech-to-speech model is gone'), 'llm', 'CG_REALTIME_FAILED');
       // The cascade answers from here on; this turn too when its words are known, else the apology asks again.
-      if (text !== UNTRANSCRIBED) return this.respondCascade(text, turn);
+      if (text !== UNTRANSCRIBED) {
+        if (this.history.at(-1)?.role !== 'user') this.history.push({ role: 'user', content: text });
+        return this.respondCascade(turn);
+      }
       return this.speakPrompt(this.call.config.apology, turn, 'apology');
     }
     this.failedTurns = 0;
@@ -217,10 +204,8 @@ export class ReplyPipeline {
     }
   }
 
-  /** The cascade's answer (the realtime model is down for good). */
-  private async respondCascade(text: string, turn: number): Promise<void> {
-    const history = this.history;
-    if (history.at(-1)?.role !== 'user') history.push({ role: 'user', content: text });
+  /** The cascade's answer to the history's last user turn: the model's text → sentences → TTS. */
+  private async respondCascade(turn: number): Promise<void> {
     const abort = new AbortController();
     const reply = new Reply(turn);
     const events = toolLoop(
@@ -228,7 +213,7 @@ export class ReplyPipeline {
         llm: this.providers.llm,
         tools: this.tools,
         systemPrompt: this.systemPrompt,
-        history,
+        history: this.history,
         opts: { maxToolRounds: this.opts.maxToolRounds, fillerAfterMs: this.opts.toolFillerAfterMs, llmFirstTokenTimeoutMs: this.opts.llmFirstTokenTimeoutMs, llmStallTimeoutMs: this.opts.llmStallTimeoutMs },
         events: this.events,
         turn,

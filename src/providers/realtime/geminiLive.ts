@@ -3,6 +3,7 @@ import { GoogleGenAI, Modality, type LiveServerMessage, type Session } from '@go
 import { CallgateError } from '../../errors.js';
 import { rootLogger } from '../../log.js';
 import { Resampler } from '../../media/Resampler.js';
+import { base64FromPcm, pcmFromBase64 } from './pcm16.js';
 import type { ChatMessage, RealtimeEvents, RealtimeProvider, RealtimeSession, RealtimeSessionOptions } from '../types.js';
 
 /**
@@ -248,17 +249,4 @@ class GeminiLiveSession extends EventEmitter<RealtimeEvents> implements Realtime
 function contentOf(m: ChatMessage): { role: string; parts: { text: string }[] }[] {
   if ((m.role !== 'user' && m.role !== 'assistant') || !m.content) return [];
   return [{ role: m.role === 'assistant' ? 'model' : 'user', parts: [{ text: m.content }] }];
-}
-
-function pcmFromBase64(b64: string): Int16Array {
-  const bytes = Buffer.from(b64, 'base64');
-  const out = new Int16Array(bytes.length >> 1);
-  for (let i = 0; i < out.length; i++) out[i] = bytes.readInt16LE(i * 2);
-  return out;
-}
-
-function base64FromPcm(pcm: Int16Array): string {
-  const bytes = Buffer.alloc(pcm.length * 2);
-  for (let i = 0; i < pcm.length; i++) bytes.writeInt16LE(pcm[i]!, i * 2);
-  return bytes.toString('base64');
 }

@@ -3,6 +3,7 @@ import OpenAI from 'openai';
 import { OpenAIRealtimeWS } from 'openai/realtime/ws';
 import { CallgateError } from '../../errors.js';
 import { Resampler } from '../../media/Resampler.js';
+import { base64FromPcm, pcmFromBase64 } from './pcm16.js';
 import { rootLogger } from '../../log.js';
 import type { ChatMessage, RealtimeEvents, RealtimeProvider, RealtimeSession, RealtimeSessionOptions, RealtimeUsage } from '../types.js';
 
@@ -197,17 +198,4 @@ class OpenAiRealtimeSession extends EventEmitter<RealtimeEvents> implements Real
     this.closing = true;
     this.rt.close();
   }
-}
-
-function pcmFromBase64(b64: string): Int16Array {
-  const bytes = Buffer.from(b64, 'base64');
-  const out = new Int16Array(bytes.length >> 1);
-  for (let i = 0; i < out.length; i++) out[i] = bytes.readInt16LE(i * 2);
-  return out;
-}
-
-function base64FromPcm(pcm: Int16Array): string {
-  const bytes = Buffer.alloc(pcm.length * 2);
-  for (let i = 0; i < pcm.length; i++) bytes.writeInt16LE(pcm[i]!, i * 2);
-  return bytes.toString('base64');
 }
