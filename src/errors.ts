@@ -30,6 +30,8 @@ const SIP = {
   forbidden: [403, 'Forbidden'],
   notFound: [404, 'Not Found'],
   busyHere: [486, 'Busy Here'],
+  /** RFC 3261 §21.4.18: the callee is known but cannot be reached now (a device with no registration). */
+  temporarilyUnavailable: [480, 'Temporarily Unavailable'],
   notAcceptableHere: [488, 'Not Acceptable Here'],
   serverError: [500, 'Server Internal Error'],
   unavailable: [503, 'Service Unavailable'],
@@ -144,6 +146,9 @@ export const errorCatalogue = {
   CG_TRUNK_EXISTS: { status: 409, sip: SIP.forbidden, retryable: false, message: 'a trunk with that name already exists', hint: 'choose another name, or change the trunk with PATCH /v1/trunks/{name}' },
   CG_TRUNK_IN_USE: { status: 409, sip: SIP.forbidden, retryable: false, message: 'numbers of a tenant the trunk would no longer list are pinned to it; move or unpin them first' },
   CG_TRUNK_NO_OUTBOUND: { status: 422, sip: SIP.forbidden, retryable: false, message: 'the trunk has no outbound settings', hint: 'add `outbound` (host, and credentials if the carrier asks) to the trunk to dial through it' },
+  CG_DEVICE_NOT_FOUND: { status: 404, sip: SIP.notFound, retryable: false, message: 'no device with that username for this tenant', hint: 'check the username; GET /v1/tenants/{id}/devices lists the tenant\'s devices' },
+  CG_DEVICE_EXISTS: { status: 409, sip: SIP.forbidden, retryable: false, message: 'a device with that username already exists (usernames are unique across the gateway)', hint: 'choose another username, or change the device with PATCH /v1/tenants/{id}/devices/{username}' },
+  CG_DEVICE_NOT_REGISTERED: { status: 409, sip: SIP.temporarilyUnavailable, retryable: true, message: 'the device has no current registration to call', hint: 'make the phone REGISTER (docs/devices.md); GET /v1/tenants/{id}/devices/{username} shows its bindings' },
   CG_DIAL_FAILED: { status: 502, sip: SIP.serverError, retryable: false, message: 'the outbound call was not answered' },
   CG_SIP_UNAVAILABLE: { status: 503, sip: SIP.serverError, retryable: false, message: 'the SIP door is not connected', hint: 'set DRACHTIO_HOST and DRACHTIO_SECRET and check that drachtio-server is running (docs/sip.md)' },
   CG_DRAINING: { status: 503, sip: SIP.unavailable, retryable: true, message: 'the gateway is shutting down and takes no new calls; try another', hint: 'send the request to another gateway, or wait for this one to restart' },

@@ -69,6 +69,11 @@ const ADDED: [Answer, ErrorCode[]][] = [
   [[403, 'Forbidden'], ['CG_ROOM_EXPIRED', 'CG_ROOM_LIMIT_REACHED', 'CG_ROOM_PIN', 'CG_ROOM_PARTICIPANT_NOT_FOUND']],
   // Issue 23: a speech-to-speech model failing is a provider failure like the LLM's (the call goes on).
   [[500, 'Server Internal Error'], ['CG_REALTIME_UNAVAILABLE', 'CG_REALTIME_FAILED']],
+  // Issue 25, devices: a device that is not there is 404 like a number; one with no registration is
+  // 480, what a proxy answers for a known callee it cannot reach now (RFC 3261 §21.4.18).
+  [[404, 'Not Found'], ['CG_DEVICE_NOT_FOUND']],
+  [[403, 'Forbidden'], ['CG_DEVICE_EXISTS']],
+  [[480, 'Temporarily Unavailable'], ['CG_DEVICE_NOT_REGISTERED']],
 ];
 
 const expected = (code: ErrorCode, [status, reason, headers = {}]: Answer) => ({ status, reason, headers, silent: false, code });
