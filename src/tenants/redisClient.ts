@@ -75,6 +75,13 @@ export function keys(prefix: string) {
     /** The gateway holding a room's audio: its id and URL, with a lease it keeps renewing. */
     roomOwner: (roomId: string) => `${prefix}room:${roomId}:owner`,
     tenantRooms: (tenantId: string) => `${prefix}tenant:${tenantId}:rooms`,
+    /** A tenant's SIP device (desk phone, softphone) by its digest username, unique across the gateway (src/tenants/DeviceStore.ts). */
+    device: (username: string) => `${prefix}device:${username}`,
+    /** Every device's username: a REGISTER or INVITE from an unknown address is challenged only when there is one. */
+    deviceIndex: () => `${prefix}devices`,
+    tenantDevices: (tenantId: string) => `${prefix}tenant:${tenantId}:devices`,
+    /** A device's registrations: binding key → JSON (contact, source address, expiry), the hash expiring with the last. */
+    deviceBindings: (username: string) => `${prefix}device:${username}:bindings`,
     apiKey: (hash: string) => `${prefix}apikey:${hash}`,
     tenantApiKeys: (tenantId: string) => `${prefix}tenant:${tenantId}:apikeys`,
     invalidations: () => `${prefix}invalidate`,
