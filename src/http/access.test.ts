@@ -19,6 +19,7 @@ function pathFor(route: AdminRoute, tenant: string): string {
     .replace(':number', encodeURIComponent('+14155550100'))
     .replace(':keyId', '0123456789ab')
     .replace(':name', 'carrier-a')
+    .replace(':username', 'front-desk')
     .replace('*', 'index.html');
 }
 
@@ -57,7 +58,12 @@ describe('admin API access', () => {
       expect(res.body).toMatchObject({ code: 'CG_HTTP_FORBIDDEN' });
       seen.push(`${route.method} ${route.url}`);
     }
-    expect(seen).toEqual(expect.arrayContaining(['DELETE /v1/tenants/:id/call-urls/:slug', 'POST /v1/tenants/:id/greeting-preview', 'GET /v1/tenants/:id/active-calls']));
+    expect(seen).toEqual(
+      expect.arrayContaining([
+        'DELETE /v1/tenants/:id/call-urls/:slug', 'POST /v1/tenants/:id/greeting-preview', 'GET /v1/tenants/:id/active-calls',
+        'POST /v1/tenants/:id/devices', 'GET /v1/tenants/:id/devices', 'GET /v1/tenants/:id/devices/:username', 'PATCH /v1/tenants/:id/devices/:username', 'DELETE /v1/tenants/:id/devices/:username',
+      ]),
+    );
     expect((await t.call('GET', '/v1/tenants/acme')).body).toMatchObject({ id: 'acme' });
   });
 

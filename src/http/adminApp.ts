@@ -12,6 +12,8 @@ import { ApiKeyStore } from '../tenants/ApiKeyStore.js';
 import { CallLimiter } from '../tenants/CallLimiter.js';
 import { CallUrlStore } from '../tenants/CallUrlStore.js';
 import { NumberStore } from '../tenants/NumberStore.js';
+import { DeviceBindingStore } from '../tenants/DeviceBindingStore.js';
+import { DeviceStore } from '../tenants/DeviceStore.js';
 import type { Redis } from '../tenants/redisClient.js';
 import { SecretBox } from '../tenants/secrets.js';
 import { TenantStore } from '../tenants/TenantStore.js';
@@ -36,6 +38,7 @@ import { numberRoutes } from './routes/numbers.js';
 import { tenantRoutes } from './routes/tenants.js';
 import { recordRoutes } from './routes/records.js';
 import { trunkRoutes } from './routes/trunks.js';
+import { deviceRoutes } from './routes/devices.js';
 
 /**
  * The admin API (`/v1`): what operators and tenants use to configure callgate. Every error has one
@@ -117,6 +120,8 @@ export async function buildAdminApp(options: AdminAppOptions): Promise<AdminApp>
     tenants: new TenantStore(redis, secrets, { prefix }),
     callUrls: new CallUrlStore(redis, { prefix, ...stripUndefined({ publicBaseUrl: options.publicBaseUrl }) }),
     numbers: new NumberStore(redis, secrets, { prefix }),
+    devices: new DeviceStore(redis, secrets, { prefix }),
+    bindings: new DeviceBindingStore(redis, { prefix }),
     limiter: new CallLimiter(redis, { prefix }),
     apiKeys: new ApiKeyStore(redis, { prefix }),
     records: new CallRecordStore(redis, { prefix }),
@@ -180,6 +185,7 @@ export async function buildAdminApp(options: AdminAppOptions): Promise<AdminApp>
   keyRoutes(app, ctx);
   callRoutes(app, ctx);
   trunkRoutes(app, ctx);
+  deviceRoutes(app, ctx);
   recordRoutes(app, ctx);
   callTokenRoutes(app, new CallTokenStore(redis, { prefix, ...stripUndefined({ ttlMs: options.callTokens?.ttlMs }) }), { ...options.callTokens, publicBaseUrl: options.publicBaseUrl });
   if (options.webrtc) webrtcRoutes(app, options.webrtc, { ...options.webrtcRoute, publicBaseUrl: options.publicBaseUrl });

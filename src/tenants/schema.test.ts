@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { adminDialSchema, dialSchema, previewSchema } from '../http/routes/calls.js';
 import { apiKeyInputSchema } from './ApiKeyStore.js';
 import { dialplanSchema } from './dialplan.js';
+import { devicePatchSchema, deviceSchema } from './DeviceStore.js';
 import { callUrlSchema, numberSchema, tenantFields, tenantSchema, trunkAuthSchema, trunkSchema } from './schema.js';
 import { toIssues } from './storeUtil.js';
 
@@ -23,6 +24,8 @@ const inputSchemas: Record<string, z.ZodType> = {
   greetingPreview: previewSchema,
   dial: dialSchema,
   adminDial: adminDialSchema,
+  device: deviceSchema,
+  devicePatch: devicePatchSchema,
 };
 
 /** Types with nothing inside to walk. */

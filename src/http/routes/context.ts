@@ -5,6 +5,8 @@ import type { ApiKeyStore } from '../../tenants/ApiKeyStore.js';
 import type { CallLimiter } from '../../tenants/CallLimiter.js';
 import type { CallRecordStore } from '../../tenants/CallRecordStore.js';
 import { normalizeOrigin, type CallUrlStore } from '../../tenants/CallUrlStore.js';
+import type { DeviceBindingStore } from '../../tenants/DeviceBindingStore.js';
+import type { DeviceStore } from '../../tenants/DeviceStore.js';
 import type { NumberStore } from '../../tenants/NumberStore.js';
 import type { TenantStore } from '../../tenants/TenantStore.js';
 import type { RateLimitOptions } from '../auth.js';
@@ -14,6 +16,9 @@ export interface RouteContext {
   readonly tenants: TenantStore;
   readonly callUrls: CallUrlStore;
   readonly numbers: NumberStore;
+  /** A tenant's SIP devices, and where they are registered. */
+  readonly devices: DeviceStore;
+  readonly bindings: DeviceBindingStore;
   readonly limiter: CallLimiter;
   readonly apiKeys: ApiKeyStore;
   readonly records: CallRecordStore;

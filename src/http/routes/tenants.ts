@@ -63,13 +63,14 @@ export function tenantRoutes(app: FastifyInstance, ctx: RouteContext): void {
   app.delete('/v1/tenants/:id', {
     // Admin only: deleting takes the tenant's numbers, call URLs and keys with it.
     config: { access: 'admin' },
-    schema: { tags, summary: 'Delete a tenant with its call URLs, numbers and API keys (admin)', params: params('id'), response: responses({ 204: undefined }) },
+    schema: { tags, summary: 'Delete a tenant with its call URLs, numbers, devices and API keys (admin)', params: params('id'), response: responses({ 204: undefined }) },
     handler: async (request, reply) => {
       const id = param(request, 'id');
       await tenants.delete(id);
       // After the tenant: a key or a trunk listing must never outlive it (a tenant re-created under the
       // id starts keyless and with no carrier).
       await ctx.apiKeys.deleteAll(id);
+      await ctx.devices.deleteAll(id);
       await ctx.numbers.removeTenantFromTrunks(id);
       await ctx.changed(id);
       return reply.status(204).send();
