@@ -74,6 +74,9 @@ const ADDED: [Answer, ErrorCode[]][] = [
   [[404, 'Not Found'], ['CG_DEVICE_NOT_FOUND']],
   [[403, 'Forbidden'], ['CG_DEVICE_EXISTS']],
   [[480, 'Temporarily Unavailable'], ['CG_DEVICE_NOT_REGISTERED']],
+  // Issue 25, one-command SIP: the drachtio-server the gateway starts failing is a start-up error; no
+  // INVITE can meet it (with no drachtio there is no SIP), so it is 500 as every 5xx with no SIP meaning.
+  [[500, 'Server Internal Error'], ['CG_DRACHTIO_UNAVAILABLE']],
 ];
 
 const expected = (code: ErrorCode, [status, reason, headers = {}]: Answer) => ({ status, reason, headers, silent: false, code });

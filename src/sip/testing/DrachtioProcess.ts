@@ -1,44 +1,18 @@
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer, connect } from 'node:net';
 import { tmpdir } from 'node:os';
-import { isAbsolute, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { findOnPath, isExecutable } from '../../util/executable.js';
+import { join } from 'node:path';
+import { drachtioConfigXml, findDrachtio } from '../drachtioServer.js';
 
 /**
- * drachtio-server for tests and local runs. It is in no package registry, so it is never part of
- * this repository: tests look for its binary in this order — `DRACHTIO_BIN` (and only there when it is
- * set: a wrong path is reported, never silently replaced by another binary), `drachtio` on PATH, then
- * `../shared/bin/drachtio` beside the checkout (where this project's machines keep a build). Tests that
- * need it guard through tests/support/tools.ts (skip with one line, or fail under CI=true).
+ * drachtio-server for tests and benchmarks, on free loopback ports (a gateway's own, for `npm start`,
+ * is src/sip/drachtioServer.ts). The binary is found as the gateway finds it (`findDrachtio`:
+ * DRACHTIO_BIN, `drachtio` on PATH, `../shared/bin/drachtio`); it is never part of this repository.
+ * Tests that need it guard through tests/support/tools.ts (skip with one line, or fail under CI=true).
  */
-const CHECKOUT = fileURLToPath(new URL('../../../', import.meta.url));
-
-/**
- * `../shared/bin/drachtio` beside this checkout, then beside the checkout it was cloned from when that
- * is a local directory: CI runs a fresh clone of the working checkout somewhere else (/tmp/…), where
- * `../shared` is not the project's.
- */
-function sharedDrachtioCandidates(): string[] {
-  const candidates = [join(CHECKOUT, '..', 'shared', 'bin', 'drachtio')];
-  try {
-    const origin = execFileSync('git', ['-C', CHECKOUT, 'config', '--get', 'remote.origin.url'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
-    const local = origin.startsWith('file://') ? fileURLToPath(origin) : origin;
-    if (isAbsolute(local) && existsSync(local)) candidates.push(join(local, '..', 'shared', 'bin', 'drachtio'));
-  } catch {
-    // Not a git checkout, or no origin: only the path beside this checkout.
-  }
-  return candidates;
-}
-
-export function findDrachtio(env: NodeJS.ProcessEnv = process.env): string | undefined {
-  const explicit = env['DRACHTIO_BIN'];
-  if (explicit) return isExecutable(explicit) ? explicit : undefined;
-  return findOnPath('drachtio', env) ?? sharedDrachtioCandidates().find(isExecutable);
-}
+export { findDrachtio };
 
 export const DRACHTIO_BIN = findDrachtio();
 export const DRACHTIO_SKIP_REASON = process.env['DRACHTIO_BIN']
@@ -90,15 +64,7 @@ export async function startDrachtio(options: StartDrachtioOptions = {}, binary: 
   const wsPort = typeof options.ws === 'number' ? options.ws : options.ws ? freeWs! : undefined;
   const secret = options.secret ?? `test-${Math.random().toString(36).slice(2)}`;
   const address = options.address ?? '127.0.0.1';
-  const wsContact = wsPort === undefined ? '' : `<contact>sip:${address}:${wsPort};transport=ws</contact>`;
-  const config = `<drachtio>
-  <admin port="${adminPort}" secret="${secret}">127.0.0.1</admin>
-  <sip>
-    <contacts><contact>sip:${address}:${sipPort};transport=udp,tcp</contact>${wsContact}</contacts>
-  </sip>
-  <logging><console/><loglevel>warning</loglevel><sofia-loglevel>0</sofia-loglevel></logging>
-</drachtio>
-`;
+  const config = drachtioConfigXml({ adminAddress: '127.0.0.1', adminPort, secret, sipAddress: address, sipPort, wsPort });
   const file = join(dir, 'drachtio.conf.xml');
   await writeFile(file, config);
   const proc = spawn(binary, ['-f', file], { stdio: ['ignore', 'ignore', 'pipe'] });
