@@ -23,6 +23,8 @@ import { CallTokenStore } from '../tenants/CallTokenStore.js';
 import { CallUrlStore } from '../tenants/CallUrlStore.js';
 import { seedDemoTenant } from '../tenants/demo.js';
 import { NumberStore } from '../tenants/NumberStore.js';
+import { DeviceBindingStore } from '../tenants/DeviceBindingStore.js';
+import { DeviceStore } from '../tenants/DeviceStore.js';
 import { connectRedis, type Redis } from '../tenants/redisClient.js';
 import { SecretBox } from '../tenants/secrets.js';
 import { TenantCache } from '../tenants/TenantCache.js';
@@ -255,6 +257,9 @@ export class Gateway {
         sourceLimit: { invitesPerSecond: c.sipInvitesPerSecond, burst: 3 * c.sipInvitesPerSecond },
         authFailures: new SipAuthFailureStore(redis, { prefix, maxFailures: c.sipAuthMaxFailures, windowMs: c.sipAuthWindowMs, lockoutMs: c.sipAuthLockoutMs, maxLockoutMs: c.sipAuthMaxLockoutMs }),
         ignore: { refusals: c.sipIgnoreAfterRefusals, ignoreMs: c.sipIgnoreMs },
+        // The tenants' devices: REGISTER, device INVITEs and API calls to devices (docs/devices.md).
+        devices: new DeviceStore(redis, secrets, { prefix }),
+        bindings: new DeviceBindingStore(redis, { prefix }),
       });
       callMetrics.watchSip(this.sip);
       this.sip.srf.on('connect', () => (this.drachtioConnected = true));

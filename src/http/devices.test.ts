@@ -78,4 +78,33 @@ describe('devices API', () => {
     expect(await t.redis.exists([k.device('o-phone'), k.deviceBindings('o-phone'), k.tenantDevices('other')])).toBe(0);
     expect(await t.redis.sIsMember(k.deviceIndex(), 'o-phone')).toBe(0);
   });
+
+  it("places a call to the tenant's own device only, and names what is wrong in a bad call body", async () => {
+    const dialed: unknown[] = [];
+    const d = await startAdminApp({ dialer: { dial: async (req) => (dialed.push(req), { callId: 'out-1' }) } });
+    try {
+      for (const id of ['acme', 'other']) await d.call('POST', '/v1/tenants', { id, displayName: id });
+      const key = (await d.call('POST', '/v1/tenants/acme/keys', {})).body!['key'] as string;
+      await d.call('POST', '/v1/tenants/acme/devices', { username: 'desk', password: PASSWORD });
+      await d.call('POST', '/v1/tenants/other/devices', { username: 'their-desk', password: PASSWORD });
+      expect(await d.call('POST', '/v1/tenants/acme/calls', { device: 'desk', variables: { name: 'Sam' } }, key)).toMatchObject({ status: 202, body: { callId: 'out-1', status: 'dialing' } });
+      expect(dialed).toEqual([{ tenantId: 'acme', device: 'desk', variables: { name: 'Sam' } }]);
+      // Another tenant's device is one that does not exist; nothing is dialled.
+      expect(await d.call('POST', '/v1/tenants/acme/calls', { device: 'their-desk' }, key)).toMatchObject({ status: 404, body: { code: 'CG_DEVICE_NOT_FOUND' } });
+      expect(await d.call('POST', '/v1/calls', { tenant: 'acme', device: 'their-desk' })).toMatchObject({ status: 404, body: { code: 'CG_DEVICE_NOT_FOUND' } });
+      expect(await d.call('POST', '/v1/calls', { tenant: 'other', device: 'their-desk' })).toMatchObject({ status: 202 });
+      const bad: [unknown, string][] = [
+        [{ device: '' }, 'device'],
+        [{ device: 'desk', to: '+14155550123' }, 'to'],
+        [{ to: '+14155550123' }, 'trunk'],
+      ];
+      for (const [body, path] of bad) {
+        const res = await d.call('POST', '/v1/tenants/acme/calls', body, key);
+        expect({ status: res.status, path: (res.body!['details'] as { issues: { path: string }[] }).issues[0]!.path }).toEqual({ status: 400, path });
+      }
+      expect(dialed).toHaveLength(2);
+    } finally {
+      await d.close();
+    }
+  });
 });

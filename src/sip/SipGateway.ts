@@ -26,6 +26,7 @@ import { SipDialer } from './transfer/SipDialer.js';
 import type { SipGatewayDeps } from './SipGatewayDeps.js';
 import { startOutboundCall, type DialRequest, type DialStarted } from './outboundCall.js';
 import { SipError, sipErrorFrom } from './SipError.js';
+import { Registrar } from './register/Registrar.js';
 
 /**
  * One answered call's signalling-to-media milestones (performance.now() ms), emitted when the
@@ -101,6 +102,8 @@ export class SipGateway extends EventEmitter<SipGatewayEvents> {
   readonly sources: SourceLimiter;
   /** Sources that kept sending what we refuse: dropped unanswered, before anything else. */
   readonly ignored: SourceIgnoreList;
+  /** Present when the door has devices: answers REGISTERs (src/sip/register). */
+  readonly registrar: Registrar | undefined;
   /** Set by `stopAccepting()` (SIGTERM): new INVITEs get 503 with Retry-After, calls in progress go on. */
   private accepting = true;
 
@@ -120,6 +123,14 @@ export class SipGateway extends EventEmitter<SipGatewayEvents> {
     // Carriers ping with OPTIONS to see the gateway is up. Registering the verb (srf.options, which
     // drachtio-srf's typings omit) is what makes drachtio-server route OPTIONS to us; without it, 503.
     (this.srf as unknown as { options(handler: (req: Srf.SrfRequest, res: Srf.SrfResponse) => void): void }).options((_req, res) => res.send(200));
+    // REGISTER reaches us only once the verb is registered (drachtio answers 503 to verbs no app took).
+    this.registrar = deps.devices && deps.bindings ? new Registrar({ devices: deps.devices, bindings: deps.bindings, digest: deps.digest ?? this.digest, authFailures: deps.authFailures, onLockout: this.onLockout, logger: this.log }, deps.registrar) : undefined;
+    if (this.registrar) {
+      const registrar = this.registrar;
+      (this.srf as unknown as { register(handler: (req: Srf.SrfRequest, res: Srf.SrfResponse) => void): void }).register((req, res) => {
+        void this.onRegister(registrar, req, res).catch((err: unknown) => this.log.error({ err: String(err) }, 'REGISTER handler failed'));
+      });
+    }
     this.srf.invite((req, res) => {
       const handling = this.onInvite(req, res).catch((err: unknown) => this.log.error({ err: String(err) }, 'INVITE handler failed'));
       this.active.add(handling);
@@ -257,6 +268,32 @@ export class SipGateway extends EventEmitter<SipGatewayEvents> {
     return true;
   }
 
+  /**
+   * A REGISTER: screened like an INVITE (ignored sources, scanners, the per-source rate), then the
+   * registrar's answer. Its challenges and refusals count towards ignoring the source: a phone earns
+   * one challenge per registration, a guesser or a flood a hundred a minute.
+   */
+  private async onRegister(registrar: Registrar, req: Srf.SrfRequest, res: Srf.SrfResponse): Promise<void> {
+    const request = fromSrfRequest(req);
+    if (this.screen(req, request, res)) return;
+    const cseq = Number(/^\s*(\d+)/.exec(req.get('CSeq') ?? '')?.[1] ?? NaN);
+    const r = (req as unknown as { source_port?: number }).source_port;
+    const result = await registrar.handle({
+      callId: request.callId,
+      uri: req.uri,
+      to: request.to,
+      cseq: Number.isFinite(cseq) ? cseq : 0,
+      contact: req.get('Contact') ?? undefined,
+      expires: req.get('Expires') ?? undefined,
+      authorization: request.header('authorization'),
+      userAgent: request.header('user-agent'),
+      source: { address: request.sourceAddress, port: r ?? 5060, transport: request.transport },
+    });
+    res.send(result.status, result.reason, { headers: result.headers });
+    if (result.status === 401 || result.status === 403) this.countRefusal(request.sourceAddress);
+    if (result.status >= 400 && result.status !== 401) this.log.info({ callId: request.callId, status: result.status, source: request.sourceAddress }, 'REGISTER refused');
+  }
+
   private async onInvite(req: Srf.SrfRequest, res: Srf.SrfResponse): Promise<void> {
     const inviteAt = performance.now();
     const invite = fromSrfRequest(req);
@@ -283,6 +320,7 @@ export class SipGateway extends EventEmitter<SipGatewayEvents> {
         digest,
         authFailures: deps.authFailures,
         onLockout: this.onLockout,
+        ...(deps.devices ? { devices: deps.devices, onStrangerChallenge: (source: string) => this.countRefusal(source) } : {}),
         ...(deps.tokens ? { tokens: deps.tokens } : {}),
       });
       identified = true;

@@ -3,7 +3,10 @@ import type { LiveSessions } from '../agent/LiveSessions.js';
 import type { DoorDeps } from '../call/DoorDeps.js';
 import type { MediaWatchdogOptions } from '../media/MediaWatchdog.js';
 import type { RtpEndpointOptions } from '../media/RtpEndpoint.js';
+import type { DeviceBindingStore } from '../tenants/DeviceBindingStore.js';
+import type { DeviceStore } from '../tenants/DeviceStore.js';
 import type { NumberStore } from '../tenants/NumberStore.js';
+import type { RegistrarOptions } from './register/Registrar.js';
 import type { DigestAuth } from './invite/DigestAuth.js';
 import type { SourceIgnoreOptions } from './invite/SourceIgnoreList.js';
 import type { SourceLimiterOptions } from './invite/SourceLimiter.js';
@@ -40,4 +43,13 @@ export interface SipGatewayDeps extends DoorDeps {
   readonly authFailures: AuthFailureCounter;
   /** When a source that keeps sending refused INVITEs is ignored, and for how long. */
   readonly ignore?: Partial<SourceIgnoreOptions>;
+  /**
+   * The tenants' devices and where they registered (docs/devices.md). With both, the door is a
+   * registrar (REGISTER), device INVITEs are digest-checked against them, and the API can call a
+   * device; without them drachtio answers REGISTER 503 and only trunks call.
+   */
+  readonly devices?: DeviceStore;
+  readonly bindings?: DeviceBindingStore;
+  /** Registration intervals (Min-Expires and the rest). */
+  readonly registrar?: Partial<RegistrarOptions>;
 }

@@ -20,8 +20,28 @@ const dialFields = {
   trunk: z.string().min(1).max(64),
   variables: callUrlSchema.shape.variables.optional(),
 };
-export const dialSchema = z.strictObject(dialFields);
-export const adminDialSchema = z.strictObject({ tenant: z.string().min(1).max(64), ...dialFields });
+/** Or one of the tenant's devices (docs/devices.md): its registered contacts ring, the first to answer talks to the agent. */
+const deviceDialFields = {
+  device: z.string().min(1).max(64),
+  variables: callUrlSchema.shape.variables.optional(),
+};
+export const trunkDialSchema = z.strictObject(dialFields);
+export const deviceDialSchema = z.strictObject(deviceDialFields);
+export const dialSchema = z.union([trunkDialSchema, deviceDialSchema]);
+export const adminDialSchema = z.union([z.strictObject({ tenant: z.string().min(1).max(64), ...dialFields }), z.strictObject({ tenant: z.string().min(1).max(64), ...deviceDialFields })]);
+type Dial = z.output<typeof dialSchema>;
+
+/**
+ * The body by the schema its fields choose (`device` → a device call, else a number through a trunk),
+ * so a mistake is a 400 naming the field rather than a union's "invalid input".
+ */
+function parseDial(body: Record<string, unknown>, withTenant: false): Dial;
+function parseDial(body: Record<string, unknown>, withTenant: true): Dial & { tenant: string };
+function parseDial(body: Record<string, unknown>, withTenant: boolean): Dial & { tenant?: string } {
+  const tenant = withTenant ? { tenant: z.string().min(1).max(64) } : {};
+  const schema = 'device' in body ? z.strictObject({ ...tenant, ...deviceDialFields }) : z.strictObject({ ...tenant, ...dialFields });
+  return parseOrThrow(schema, body, 'call') as Dial & { tenant?: string };
+}
 const dialOut = objectSchema('Outbound call started', { callId: { type: 'string' }, status: { type: 'string', enum: ['dialing'] } });
 const tags = ['calls'];
 
@@ -33,25 +53,28 @@ export function callRoutes(app: FastifyInstance, ctx: RouteContext): void {
    * The trunk must list the tenant (admin calls too: the admin token acts for a tenant here, and the
    * carrier bills that tenant); one it does not list is CG_TRUNK_NOT_FOUND like one that does not exist.
    */
-  const dial = async (tenantId: string, body: z.output<typeof dialSchema>): Promise<{ callId: string; status: 'dialing' }> => {
-    await ctx.numbers.trunkForTenant(body.trunk, tenantId);
+  const dial = async (tenantId: string, body: Dial): Promise<{ callId: string; status: 'dialing' }> => {
+    if ('trunk' in body) await ctx.numbers.trunkForTenant(body.trunk, tenantId);
+    else await ctx.devices.get(tenantId, body.device);
     if (!ctx.dialer) throw new CallgateError('CG_SIP_UNAVAILABLE', 'this gateway has no SIP door (configure DRACHTIO_HOST)');
-    const { callId } = await ctx.dialer.dial({ tenantId, to: body.to, trunk: body.trunk, ...(body.variables ? { variables: body.variables } : {}) });
+    const variables = body.variables ? { variables: body.variables } : {};
+    const target = 'trunk' in body ? { to: body.to, trunk: body.trunk } : { device: body.device };
+    const { callId } = await ctx.dialer.dial({ tenantId, ...target, ...variables });
     return { callId, status: 'dialing' };
   };
   app.post('/v1/calls', {
     config: { access: 'admin' },
-    schema: { tags, summary: "Call a number through a trunk; the tenant's agent talks when answered", body: jsonSchema(adminDialSchema), response: responses({ 202: dialOut }) },
+    schema: { tags, summary: "Call a number through a trunk, or one of the tenant's registered devices; the tenant's agent talks when answered", body: jsonSchema(adminDialSchema), response: responses({ 202: dialOut }) },
     handler: async (request, reply) => {
-      const { tenant, ...body } = parseOrThrow(adminDialSchema, objectBody(request), 'call');
+      const { tenant, ...body } = parseDial(objectBody(request), true);
       return reply.code(202).send(await dial(tenant, body));
     },
   });
   app.post('/v1/tenants/:id/calls', {
     config: { access: 'tenant' },
-    schema: { tags, summary: "Call a number through a trunk for this tenant (tenant keys may)", params: params('id'), body: jsonSchema(dialSchema), response: responses({ 202: dialOut }) },
+    schema: { tags, summary: "Call a number through a trunk, or a registered device (`device`: its username), for this tenant (tenant keys may)", params: params('id'), body: jsonSchema(dialSchema), response: responses({ 202: dialOut }) },
     handler: async (request, reply) => {
-      const body = parseOrThrow(dialSchema, objectBody(request), 'call');
+      const body = parseDial(objectBody(request), false);
       return reply.code(202).send(await dial(param(request, 'id'), body));
     },
   });

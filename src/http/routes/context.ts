@@ -44,7 +44,7 @@ export type PreviewSpeech = Pick<FliteWorkerPool, 'run'>;
  * HTTP layer does not import the SIP one.
  */
 export interface OutboundDialer {
-  dial(req: { tenantId: string; to: string; trunk: string; variables?: Record<string, string> }): Promise<{ callId: string }>;
+  dial(req: { tenantId: string; variables?: Record<string, string> } & ({ to: string; trunk: string } | { device: string })): Promise<{ callId: string }>;
 }
 
 /** The direct WebRTC door as the HTTP layer sees it (implemented by src/webrtc/WebRtcDoor). */

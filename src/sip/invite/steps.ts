@@ -1,9 +1,10 @@
 import { CallgateError } from '../../errors.js';
 import type { NumberRoute } from '../../tenants/schema.js';
+import type { Device, DeviceWithSecret } from '../../tenants/DeviceStore.js';
 import type { NumberStore, PublicTrunk } from '../../tenants/NumberStore.js';
 import type { Trunk } from '../../tenants/schema.js';
 import { maskSecret } from '../../tenants/secrets.js';
-import { parseDigestAuthorization, sameRequestUri, type DigestAuth } from './DigestAuth.js';
+import { parseDigestAuthorization, sameRequestUri, type DigestAuth, type DigestCredentials } from './DigestAuth.js';
 import type { AuthFailureOutcome, AuthLockState, AuthSubject } from '../../tenants/SipAuthFailureStore.js';
 import type { TenantCache } from '../../tenants/TenantCache.js';
 import type { Tenant } from '../../tenants/schema.js';
@@ -31,7 +32,9 @@ export type CallSource =
   /** A carrier or PBX, by its source address (`auth: 'ip'`) or its digest credentials too (`'digest'`). */
   | { readonly kind: 'trunk'; readonly trunk: PublicTrunk; readonly auth: 'ip' | 'digest' }
   /** A web phone over SIP-over-WS(S), with a call token from a call URL's page. */
-  | { readonly kind: 'web'; readonly callUrl: RedeemedCallUrl };
+  | { readonly kind: 'web'; readonly callUrl: RedeemedCallUrl }
+  /** A tenant's own device (desk phone, softphone), by its digest credentials, from any address. */
+  | { readonly kind: 'device'; readonly device: Device };
 
 /** What a redeemed call token says about its call URL. */
 export interface RedeemedCallUrl {
@@ -60,8 +63,32 @@ export interface AuthLockout {
   readonly lockoutMs: number;
 }
 
+/** A tenant's devices as the SIP door reads them (src/tenants/DeviceStore.ts). */
+export interface DeviceDirectory {
+  /** The device a digest username (or a From user) names, with its password; undefined when none. */
+  forAuth(username: string): Promise<DeviceWithSecret | undefined>;
+  /** Whether there is any device at all. */
+  any(): Promise<boolean>;
+}
+
+/** What checking a digest answer needs: the nonces, and the cluster-wide failure counts. */
+export interface DigestDeps {
+  readonly digest: DigestAuth;
+  /** Counts failed digest attempts and locks out a guessed username or a guessing source. */
+  readonly authFailures: AuthFailureCounter;
+  /** Told of each lockout as it starts. */
+  readonly onLockout?: (lockout: AuthLockout) => void;
+}
+
 export interface SourceDeps {
   readonly numbers: NumberStore;
+  /** A tenant's devices: absent, only trunks (and web phones) may call. */
+  readonly devices?: DeviceDirectory;
+  /**
+   * Told when a source no trunk covers is challenged (there are devices, so any address may be one):
+   * such challenges count towards ignoring the source, as its 403s did before devices.
+   */
+  readonly onStrangerChallenge?: (source: string) => void;
   readonly digest: DigestAuth;
   /** Counts failed digest attempts and locks out a guessed username or a guessing source. */
   readonly authFailures: AuthFailureCounter;
@@ -77,10 +104,14 @@ export const CALL_TOKEN_HEADER = 'X-Call-Token';
 /**
  * Who is calling:
  * - a web phone (WS/WSS transport) must carry a call token; the token, not the address, identifies it;
+ * - a device: the digest username, or before the challenge the From user, names one of the tenants'
+ *   devices. It is challenged wherever it calls from, even from an address a trunk without credentials
+ *   covers (issue 25: such a trunk silently turned digest off for devices on its address);
  * - otherwise the trunks whose CIDRs hold the source address: one without credentials is enough
- *   (carriers authenticate by IP); when all of them have credentials (a desk phone, a PBX, a trunk
- *   that must also authenticate), the INVITE is challenged (401) and the answer checked.
- * Anything else is refused.
+ *   (carriers authenticate by IP); when all of them have credentials (a PBX, a trunk that must also
+ *   authenticate, a device modelled as a trunk), the INVITE is challenged (401) and the answer checked;
+ * - an address no trunk covers is refused (403), unless the gateway has devices: then it is challenged,
+ *   whatever the From says, so that a 401 tells no one which usernames exist.
  */
 export async function identifySource(req: InviteRequest, deps: SourceDeps, now: number = Date.now()): Promise<CallSource> {
   if (req.transport === 'ws' || req.transport === 'wss') {
@@ -88,31 +119,59 @@ export async function identifySource(req: InviteRequest, deps: SourceDeps, now: 
     if (!token || !deps.tokens) throw new SipError(403, 'Forbidden', {}, false, 'CG_CALL_TOKEN_INVALID');
     return { kind: 'web', callUrl: await deps.tokens.redeem(token) };
   }
-  const trunks = await deps.numbers.trunksForSourceWithSecrets(req.sourceAddress);
-  if (trunks.length === 0) throw new SipError(403, 'Forbidden');
-  const open = trunks.find((t) => !t.auth);
-  if (open) return { kind: 'trunk', trunk: publicTrunk(open), auth: 'ip' };
   const creds = parseDigestAuthorization(req.header('authorization'));
-  if (!creds) throw deps.digest.challenge(now);
-  // A foreign or stale nonce is re-challenged: it says nothing about the password, so it is not counted.
+  const claimed = creds?.username ?? userOf(req.from);
+  const [trunks, device] = await Promise.all([deps.numbers.trunksForSourceWithSecrets(req.sourceAddress), claimed && deps.devices ? deps.devices.forAuth(claimed) : undefined]);
+  const open = trunks.find((t) => !t.auth);
+  if (open && !device) return { kind: 'trunk', trunk: publicTrunk(open), auth: 'ip' };
+  const stranger = trunks.length === 0;
+  if (stranger && !device && !(await deps.devices?.any())) throw new SipError(403, 'Forbidden');
+  if (!creds) {
+    if (stranger) deps.onStrangerChallenge?.(req.sourceAddress);
+    throw deps.digest.challenge(now);
+  }
+  // A device's username is checked against the device; any other against the trunks covering the address.
+  const trunk = device ? undefined : trunks.find((t) => t.auth?.username === creds.username);
+  const password = device?.password ?? trunk?.auth?.password;
+  await checkDigestAnswer({ method: 'INVITE', requestUri: req.uri, creds, source: req.sourceAddress }, password, deps, now);
+  if (device) {
+    const { password: _secret, ...shown } = device;
+    return { kind: 'device', device: shown };
+  }
+  return { kind: 'trunk', trunk: publicTrunk(trunk!), auth: 'digest' };
+}
+
+/** One digest answer: the request it came with and where from. */
+export interface DigestAttempt {
+  readonly method: string;
+  readonly requestUri: string;
+  readonly creds: DigestCredentials;
+  readonly source: string;
+}
+
+/**
+ * Checks a digest answer against `password` (undefined: no such username, or one this request may not
+ * use), counting failures towards the lockouts. Returns when it proves the password; throws a fresh
+ * challenge for a stale or foreign nonce (not counted: it says nothing about the password) and the
+ * same 403 for every refusal — a wrong password, an unknown user, an answer for another URI, a
+ * locked-out username or source (right password or not) — after the same Redis round trips.
+ */
+export async function checkDigestAnswer(attempt: DigestAttempt, password: string | undefined, deps: DigestDeps, now: number = Date.now()): Promise<void> {
+  const { creds } = attempt;
   deps.digest.checkNonce(creds, now);
-  const subject = { username: creds.username, source: req.sourceAddress };
+  const subject = { username: creds.username, source: attempt.source };
   const locked = await deps.authFailures.check(subject);
-  const trunk = trunks.find((t) => t.auth?.username === creds.username);
   // The answer must be for this request (RFC 3261 §22.4): one computed for another URI is a wrong answer.
   // An unknown username is hashed against a dummy password so that it takes as long as a known one.
-  const proven = deps.digest.proves('INVITE', creds, trunk?.auth?.password ?? UNKNOWN_USER_PASSWORD) && sameRequestUri(creds.uri, req.uri) && trunk !== undefined;
-  if (!trunk || !proven || locked.user > 0 || locked.source > 0) {
-    // Every refusal here takes the same path and the same answer: a wrong password, an unknown user,
-    // a URI mismatch and a locked-out one (right password or not) cannot be told apart.
+  const proven = deps.digest.proves(attempt.method, creds, password ?? UNKNOWN_USER_PASSWORD) && sameRequestUri(creds.uri, attempt.requestUri) && password !== undefined;
+  if (!proven || locked.user > 0 || locked.source > 0) {
     const started = await deps.authFailures.fail(subject);
     for (const scope of ['user', 'source'] as const) {
-      if (started[scope] > 0) deps.onLockout?.({ scope, username: creds.username, source: req.sourceAddress, lockoutMs: started[scope] });
+      if (started[scope] > 0) deps.onLockout?.({ scope, username: creds.username, source: attempt.source, lockoutMs: started[scope] });
     }
     throw new SipError(403, 'Forbidden', {}, false, locked.user > 0 || locked.source > 0 ? 'CG_SIP_AUTH_LOCKED' : 'CG_SIP_FORBIDDEN');
   }
   await deps.authFailures.succeeded(subject);
-  return { kind: 'trunk', trunk: publicTrunk(trunk), auth: 'digest' };
 }
 
 /** Stands in for the password of a username no trunk has (never a real one: it is not a valid password). */
@@ -142,6 +201,12 @@ export async function routeToNumber(req: InviteRequest, source: CallSource, numb
     if (route) break;
   }
   if (!route) throw new CallgateError('CG_NUMBER_NOT_FOUND', userOf(req.uri) ?? req.uri);
+  // A device calls its own tenant's numbers (whichever carrier they are pinned to); another tenant's
+  // number is, to it, a number that does not exist.
+  if (source.kind === 'device') {
+    if (route.tenantId !== source.device.tenantId) throw new CallgateError('CG_NUMBER_NOT_FOUND', userOf(req.uri) ?? req.uri);
+    return route;
+  }
   // A number pinned to a trunk answers only calls from that trunk.
   if (route.trunk && route.trunk !== source.trunk.name) throw new SipError(403, 'Forbidden');
   return route;
