@@ -13,7 +13,8 @@ import { demoProviders, providerRegistry } from '../agent/cloudProviders.js';
 import { ProviderMetrics } from '../providers/resilience/ProviderMetrics.js';
 import { MediaAnchor } from '../sip/rtpengine/MediaAnchor.js';
 import { RtpengineProcess } from '../sip/rtpengine/RtpengineProcess.js';
-import { digestOptionsFromEnv } from '../sip/SipConfig.js';
+import { defaultDrachtioConnection, digestOptionsFromEnv, type DrachtioConnection } from '../sip/SipConfig.js';
+import { DrachtioServer, drachtioMissingLine, findDrachtio } from '../sip/drachtioServer.js';
 import { SipGateway } from '../sip/SipGateway.js';
 import { DigestAuth } from '../sip/invite/DigestAuth.js';
 import { SipAuthFailureStore } from '../tenants/SipAuthFailureStore.js';
@@ -75,6 +76,23 @@ export interface GatewayStartInfo {
   readonly prefix: string;
   /** The demo seed: what it made, what was already there, and the demo tenant's providers now. */
   readonly demo?: { readonly made: readonly string[]; readonly kept: readonly string[]; readonly providers: { readonly stt?: string | readonly string[]; readonly llm?: string | readonly string[]; readonly tts?: string | readonly string[] } | undefined };
+  /** The SIP door, when there is one or one was asked for (src/cli/banner.ts prints it). */
+  readonly sip?: SipDoorInfo;
+}
+
+/**
+ * Where callers reach the SIP door (`sip:<address>:<port>`, as drachtio reports its contact) and
+ * whether its drachtio-server was started here (CALLGATE_SIP=1); or, when CALLGATE_SIP asked for
+ * one that could not be found, the line that says where to get it.
+ */
+export type SipDoorInfo =
+  | { readonly address: string | undefined; readonly port: number | undefined; readonly started: boolean; readonly drachtio: string }
+  | { readonly missing: string };
+
+/** drachtio's contacts as it reports them on connect (`udp/127.0.0.1:5060,tcp/127.0.0.1:5060`): the first address and port. */
+export function sipContactFrom(hostport: string | undefined): { address: string; port: number } | undefined {
+  const m = /(?:^|,)(?:udp|tcp)\/(\[[^\]]+\]|[^:,]+):(\d+)/.exec(hostport ?? '');
+  return m ? { address: m[1]!.replace(/^\[|\]$/g, ''), port: Number(m[2]) } : undefined;
 }
 
 /** A Redis URL fit to print: its password (and user) dropped. */
@@ -103,6 +121,8 @@ export class Gateway {
   private roomSignalling: RoomSignalling | undefined;
   private sip: SipGateway | undefined;
   private rtpengine: RtpengineProcess | undefined;
+  /** The drachtio-server started here (CALLGATE_SIP=1), stopped with the gateway. */
+  private ownDrachtio: DrachtioServer | undefined;
   private anchor: MediaAnchor | undefined;
   private app: AdminApp | undefined;
   private metricsServer: MetricsServer | undefined;
@@ -153,9 +173,18 @@ export class Gateway {
     const cache = (this.cache = new TenantCache(tenants, redis, { prefix }));
     await cache.start();
     this.startInfo = { redis: redactUrl(redisUrl), redisStarted: this.embeddedRedis?.process !== undefined, prefix };
+    // CALLGATE_SIP=1: a drachtio-server of our own, when there is one to run. Without it the web door
+    // runs alone, and one line says where to get drachtio.
+    const drachtioBinary = c.sipServer ? findDrachtio() : undefined;
+    if (c.sipServer && !drachtioBinary) {
+      const missing = drachtioMissingLine();
+      this.log.warn({ code: 'CG_DRACHTIO_UNAVAILABLE' }, `${missing}. The SIP door stays closed; the web phone runs.`);
+      this.startInfo = { ...this.startInfo, sip: { missing } };
+    }
+    const sipDoor = c.drachtio !== undefined || drachtioBinary !== undefined;
     if (c.seedDemo && c.demoWriter) {
       const providers = demoProviders(c.cloud);
-      const demo = await seedDemoTenant({ tenants, callUrls, numbers }, { providers, sip: c.drachtio !== undefined });
+      const demo = await seedDemoTenant({ tenants, callUrls, numbers }, { providers, sip: sipDoor });
       if (demo.made.length > 0) await cache.invalidate('demo');
       const current = await tenants.get('demo').catch(() => undefined);
       this.startInfo = { ...this.startInfo, demo: { made: demo.made, kept: demo.kept, providers: current?.providers } };
@@ -234,7 +263,24 @@ export class Gateway {
       },
       { iceAddress: c.webrtcIceAddress },
     ));
-    if (c.drachtio) {
+    let drachtio: DrachtioConnection | undefined = c.drachtio;
+    if (drachtioBinary && c.sipServer) {
+      const own = (this.ownDrachtio = await DrachtioServer.start({
+        binary: drachtioBinary,
+        sipAddress: c.sipServer.address,
+        sipPort: c.sipServer.port,
+        onLog: (line) => this.log.debug({ drachtio: line }, 'drachtio-server'),
+      }));
+      own.onExit((exit) =>
+        this.log.error(
+          { exitCode: exit.code, signal: exit.signal, drachtioLog: exit.log.slice(-5), code: 'CG_DRACHTIO_UNAVAILABLE' },
+          'drachtio-server exited: the SIP door is closed (the web phone runs on); restart callgate to open it again',
+        ),
+      );
+      drachtio = { host: '127.0.0.1', port: own.adminPort, secret: own.secret, reconnectMaxDelayMs: defaultDrachtioConnection.reconnectMaxDelayMs };
+      this.log.info({ sip: `${own.sipAddress}:${own.sipPort}`, pid: own.pid }, 'started drachtio-server');
+    }
+    if (drachtio) {
       const ngPort = c.rtpengineNgPort ?? (this.rtpengine = await RtpengineProcess.start(rtpengineProcessOptions(c))).ngPort;
       this.anchor = await MediaAnchor.open({ port: ngPort, interfaces: this.rtpengine?.anchorInterfaces ?? c.rtpengineDirection });
       this.sip = new SipGateway({
@@ -262,10 +308,15 @@ export class Gateway {
         bindings: new DeviceBindingStore(redis, { prefix }),
       });
       callMetrics.watchSip(this.sip);
-      this.sip.srf.on('connect', () => (this.drachtioConnected = true));
-      this.sip.srf.on('disconnect', () => (this.drachtioConnected = false));
-      await this.sip.connect(c.drachtio);
-      this.drachtioConnected = true;
+      this.sip.srf.on('connect', (err: Error | undefined, hostport: string) => {
+        this.drachtioConnected = !err;
+        if (err) return;
+        const contact = sipContactFrom(hostport);
+        this.startInfo = { ...this.startInfo, sip: { address: contact?.address, port: contact?.port, started: this.ownDrachtio !== undefined, drachtio: `${drachtio!.host}:${drachtio!.port}` } };
+      });
+      // drachtio-srf says 'close' when the link drops (it has no 'disconnect' event: /readyz never saw a
+      // lost drachtio until issue 25's test killed one).
+      (this.sip.srf as unknown as NodeJS.EventEmitter).on('close', () => (this.drachtioConnected = false));
     }
 
     const webrtc = this.webrtc;
@@ -313,6 +364,13 @@ export class Gateway {
       { providers: this.providers, prompts, tenants: cache, createVad: () => createVad(), logger: this.log },
       { tenantIds: [...new Set([...(c.seedDemo ? ['demo'] : []), ...c.warmTenants])], codecs: sip ? ['opus', 'PCMU', 'PCMA'] : ['opus'] },
     );
+    // The SIP door opens only now: drachtio hands INVITEs only to a connected app, and answers 503
+    // itself while none is. Connected before the warm-up, a call that came during it was answered and
+    // then waited for it (3.3 s from the ACK to the greeting, against 3 ms for the next call).
+    if (sip && drachtio) {
+      await sip.connect(drachtio);
+      this.drachtioConnected = true;
+    }
     this.warming = false;
   }
 
@@ -366,9 +424,14 @@ export class Gateway {
       clearTimeout(force);
     }
     await this.metricsServer?.close();
-    this.sip?.disconnect();
+    try {
+      this.sip?.disconnect();
+    } catch {
+      // drachtio-srf throws when the link is already down (a drachtio that died): nothing to close.
+    }
     this.anchor?.close();
     await this.rtpengine?.stop();
+    await this.ownDrachtio?.stop();
     await this.providers?.close();
     await this.cache?.close();
     clearInterval(this.reaper);

@@ -5,6 +5,8 @@ import type { Logger } from 'pino';
 import { AggregatorRegistry, type Registry } from 'prom-client';
 import { CallgateError } from '../errors.js';
 import { RtpengineProcess } from '../sip/rtpengine/RtpengineProcess.js';
+import { DrachtioServer, drachtioMissingLine, findDrachtio } from '../sip/drachtioServer.js';
+import type { SipDoorInfo } from './Gateway.js';
 import { rtpengineProcessOptions, type GatewayConfig } from './config.js';
 import { resolveAdminToken } from './adminToken.js';
 import { localRedis, type LocalRedis } from './localRedis.js';
@@ -36,6 +38,8 @@ export interface Primary {
   /** Where /metrics is (the HTTP port's, or the METRICS_PORT listener the workers share). */
   readonly metricsUrl: string;
   readonly adminTokenFile: string | undefined;
+  /** The SIP door of CALLGATE_SIP=1 (its drachtio-server runs in the primary), or why it is closed. */
+  readonly sip: SipDoorInfo | undefined;
   /** SIGTERM to every worker (each drains its calls), then the host-wide pieces; resolves when all are down. */
   stop(): Promise<void>;
 }
@@ -43,12 +47,29 @@ export interface Primary {
 export async function runPrimary(config: GatewayConfig, workers: number, log: Logger): Promise<Primary> {
   let redis: LocalRedis | undefined;
   let rtpengine: RtpengineProcess | undefined;
+  let drachtio: DrachtioServer | undefined;
+  let sip: SipDoorInfo | undefined;
   const env: Record<string, string> = {};
   if (!config.redisUrl) {
     redis = await localRedis(config.dataDir);
     env['REDIS_URL'] = redis.url;
   }
-  if (config.drachtio && config.rtpengineNgPort === undefined) {
+  if (config.sipServer) {
+    // One drachtio-server for the host (one SIP port); every worker connects to it and drachtio
+    // spreads the INVITEs. The workers are told where it is, not to start their own.
+    const binary = findDrachtio();
+    env['CALLGATE_SIP'] = '0';
+    if (binary) {
+      drachtio = await DrachtioServer.start({ binary, sipAddress: config.sipServer.address, sipPort: config.sipServer.port });
+      drachtio.onExit((exit) => log.error({ exitCode: exit.code, signal: exit.signal, drachtioLog: exit.log.slice(-5), code: 'CG_DRACHTIO_UNAVAILABLE' }, 'drachtio-server exited: the SIP door is closed (the web phone runs on); restart callgate to open it again'));
+      Object.assign(env, { DRACHTIO_HOST: '127.0.0.1', DRACHTIO_PORT: String(drachtio.adminPort), DRACHTIO_SECRET: drachtio.secret });
+      sip = { address: drachtio.sipAddress, port: drachtio.sipPort, started: true, drachtio: `127.0.0.1:${drachtio.adminPort}` };
+    } else {
+      sip = { missing: drachtioMissingLine() };
+      log.warn({ code: 'CG_DRACHTIO_UNAVAILABLE' }, `${sip.missing}. The SIP door stays closed; the web phone runs.`);
+    }
+  }
+  if ((config.drachtio || drachtio) && config.rtpengineNgPort === undefined) {
     // One rtpengine for the host: two on one port range would take each other's packets.
     rtpengine = await RtpengineProcess.start(rtpengineProcessOptions(config));
     env['RTPENGINE_NG_PORT'] = String(rtpengine.ngPort);
@@ -94,6 +115,7 @@ export async function runPrimary(config: GatewayConfig, workers: number, log: Lo
     url,
     metricsUrl,
     adminTokenFile: token.file,
+    sip,
     stop: async () => {
       stopping = true;
       const exits = Object.values(cluster.workers ?? {}).map((w) => {
@@ -104,6 +126,7 @@ export async function runPrimary(config: GatewayConfig, workers: number, log: Lo
       });
       await Promise.all(exits);
       await rtpengine?.stop();
+      await drachtio?.stop();
       await redis?.stop();
     },
   };

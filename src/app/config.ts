@@ -4,6 +4,7 @@ import { CallgateError } from '../errors.js';
 import { cloudEnvFrom, type CloudEnv } from '../agent/cloudProviders.js';
 import { defaultRtpengineProcessOptions, type RtpengineProcessOptions } from '../sip/rtpengine/RtpengineProcess.js';
 import { drachtioConnectionFromEnv, type DrachtioConnection } from '../sip/SipConfig.js';
+import { defaultDrachtioServerOptions } from '../sip/drachtioServer.js';
 import { defaultSourceLimiterOptions } from '../sip/invite/SourceLimiter.js';
 import { defaultSourceIgnoreOptions } from '../sip/invite/SourceIgnoreList.js';
 import { defaultSipAuthFailureOptions } from '../tenants/SipAuthFailureStore.js';
@@ -29,6 +30,12 @@ export interface GatewayConfig {
   readonly dataDir: string;
   /** The SIP door: drachtio-server's admin connection; undefined runs without SIP. */
   readonly drachtio: DrachtioConnection | undefined;
+  /**
+   * `CALLGATE_SIP=1` (or `npm start -- --sip`): the gateway starts a drachtio-server of its own
+   * (src/sip/drachtioServer.ts) serving SIP on this address and port, and opens the SIP door on it.
+   * Undefined: no drachtio is started (`drachtio` may still name a running one; not both).
+   */
+  readonly sipServer: SipServerConfig | undefined;
   /** rtpengine's ng control port when one runs already; undefined with a SIP door starts one. */
   readonly rtpengineNgPort: number | undefined;
   /**
@@ -102,6 +109,19 @@ export interface GatewayConfig {
   readonly metricsHost: string;
 }
 
+/** Where the drachtio-server the gateway starts serves SIP (UDP and TCP). */
+export interface SipServerConfig {
+  readonly address: string;
+  readonly port: number;
+}
+
+export const defaultSipServerConfig = {
+  /** Loopback unless SIP_ADDRESS names another address: not exposed until the operator says so, as HTTP. */
+  address: defaultDrachtioServerOptions.sipAddress,
+  /** 5060, SIP's well-known port: what a softphone dials when the address names none. */
+  port: defaultDrachtioServerOptions.sipPort,
+} as const satisfies SipServerConfig;
+
 export const defaultGatewayConfig = {
   /** Loopback unless configured: a fresh machine's gateway is not exposed until the operator says so (docker sets 0.0.0.0). */
   httpHost: '127.0.0.1',
@@ -128,7 +148,10 @@ export const defaultGatewayConfig = {
   seedDemo: true,
   /** One process, or the first of a cluster's workers (src/app/cluster.ts sets CALLGATE_DEMO_WRITER=0 on the rest). */
   demoWriter: true,
-  /** Loopback, as the HTTP server: carriers on other hosts need the operator to name an interface. */
+  /**
+   * Loopback, as the HTTP server: carriers on other hosts need the operator to name an interface. With
+   * CALLGATE_SIP and SIP_ADDRESS it is SIP_ADDRESS: a phone that reaches the SIP address reaches media there.
+   */
   rtpengineInterface: defaultRtpengineProcessOptions.address,
   /** 30000–30999, RtpengineProcess's own: clear of 20000–29999, which our agent legs use. */
   rtpenginePortMin: defaultRtpengineProcessOptions.portMin,
@@ -166,13 +189,13 @@ function ipFrom(env: NodeJS.ProcessEnv, name: string): string | undefined {
 const isUnspecified = (ip: string): boolean => ip === '0.0.0.0' || /^[0:]+$/.test(ip);
 
 /** The rtpengine npm start runs; its ports are checked together, so a reversed range is named as such. */
-function rtpengineFrom(env: NodeJS.ProcessEnv): Pick<GatewayConfig, 'rtpengineInterface' | 'rtpengineAdvertisedAddress' | 'rtpenginePortMin' | 'rtpenginePortMax' | 'rtpengineDirection'> {
+function rtpengineFrom(env: NodeJS.ProcessEnv, sipServer: SipServerConfig | undefined): Pick<GatewayConfig, 'rtpengineInterface' | 'rtpengineAdvertisedAddress' | 'rtpenginePortMin' | 'rtpenginePortMax' | 'rtpengineDirection'> {
   const d = defaultGatewayConfig;
   const portMin = intFrom(env, 'RTPENGINE_PORT_MIN', d.rtpenginePortMin, 1024, 65535);
   const portMax = intFrom(env, 'RTPENGINE_PORT_MAX', d.rtpenginePortMax, 1024, 65535);
   // rtpengine takes an RTP/RTCP pair per stream: fewer than two ports can carry no call at all.
   if (portMax <= portMin) throw new CallgateError('CG_CONFIG_INVALID', `RTPENGINE_PORT_MIN (${portMin}) must be below RTPENGINE_PORT_MAX (${portMax})`);
-  const iface = ipFrom(env, 'RTPENGINE_INTERFACE') ?? d.rtpengineInterface;
+  const iface = ipFrom(env, 'RTPENGINE_INTERFACE') ?? sipServer?.address ?? d.rtpengineInterface;
   const advertised = ipFrom(env, 'RTPENGINE_ADVERTISED_ADDRESS');
   // "Any address" in callers' SDP is an address nobody can send to; and rtpengine wants a local
   // address per interface (its manual), so 0.0.0.0 is refused there too rather than left to it.
@@ -209,8 +232,38 @@ function sipAuthFrom(env: NodeJS.ProcessEnv): Pick<GatewayConfig, 'sipAuthMaxFai
   };
 }
 
-export function gatewayConfigFromEnv(env: NodeJS.ProcessEnv = process.env): GatewayConfig {
+/** An on/off setting: 1/true/yes or 0/false/no (empty is off); anything else stops the start. */
+function flagFrom(env: NodeJS.ProcessEnv, name: string): boolean {
+  const text = optional(env[name])?.toLowerCase();
+  if (text === undefined || ['0', 'false', 'no'].includes(text)) return false;
+  if (['1', 'true', 'yes'].includes(text)) return true;
+  throw new CallgateError('CG_CONFIG_INVALID', `${name} must be 1 or 0, not "${env[name]}"`);
+}
+
+/**
+ * The drachtio-server the gateway starts (CALLGATE_SIP=1 or `--sip`): SIP_ADDRESS (an address of this
+ * host, not "any") and SIP_PORT. Not together with DRACHTIO_HOST/DRACHTIO_PORT, which name a running one.
+ */
+function sipServerFrom(env: NodeJS.ProcessEnv, forced: boolean): SipServerConfig | undefined {
+  if (!flagFrom(env, 'CALLGATE_SIP') && !forced) return undefined;
+  if (optional(env['DRACHTIO_HOST']) !== undefined || optional(env['DRACHTIO_PORT']) !== undefined) {
+    throw new CallgateError('CG_CONFIG_INVALID', 'CALLGATE_SIP=1 (or --sip) starts a drachtio-server here, and DRACHTIO_HOST/DRACHTIO_PORT name one already running: set one or the other');
+  }
+  const address = ipFrom(env, 'SIP_ADDRESS') ?? defaultSipServerConfig.address;
+  // drachtio puts the address in its Contact and Via headers: "any address" is one nobody can answer to.
+  if (isUnspecified(address)) throw new CallgateError('CG_CONFIG_INVALID', `SIP_ADDRESS must be an address of this host, not "${address}"`);
+  return { address, port: intFrom(env, 'SIP_PORT', defaultSipServerConfig.port, 1, 65535) };
+}
+
+/** What the command line can say besides the environment (`npm start -- --sip`). */
+export interface GatewayFlags {
+  /** Start drachtio-server here, as CALLGATE_SIP=1. */
+  readonly sip?: boolean;
+}
+
+export function gatewayConfigFromEnv(env: NodeJS.ProcessEnv = process.env, flags: GatewayFlags = {}): GatewayConfig {
   const rtpengine = optional(env['RTPENGINE_NG_PORT']);
+  const sipServer = sipServerFrom(env, flags.sip === true);
   return {
     httpHost: optional(env['HTTP_HOST']) ?? defaultGatewayConfig.httpHost,
     httpPort: intFrom(env, 'HTTP_PORT', defaultGatewayConfig.httpPort, 0, 65535),
@@ -220,8 +273,9 @@ export function gatewayConfigFromEnv(env: NodeJS.ProcessEnv = process.env): Gate
     adminToken: optional(env['CALLGATE_ADMIN_TOKEN']),
     dataDir: resolve(optional(env['CALLGATE_DATA_DIR']) ?? defaultGatewayConfig.dataDir),
     drachtio: drachtioConnectionFromEnv(env),
+    sipServer,
     rtpengineNgPort: rtpengine === undefined ? undefined : intFrom(env, 'RTPENGINE_NG_PORT', 0, 1, 65535),
-    ...rtpengineFrom(env),
+    ...rtpengineFrom(env, sipServer),
     sipInvitesPerSecond: intFrom(env, 'SIP_INVITES_PER_SECOND', defaultGatewayConfig.sipInvitesPerSecond, 1, 100_000),
     ...sipAuthFrom(env),
     sipIgnoreAfterRefusals: intFrom(env, 'SIP_IGNORE_AFTER_REFUSALS', defaultGatewayConfig.sipIgnoreAfterRefusals, 1, 1_000_000),

@@ -1,7 +1,7 @@
 import { relative } from 'node:path';
 import type { CloudEnv } from '../agent/cloudProviders.js';
 import type { GatewayConfig } from '../app/config.js';
-import type { GatewayStartInfo } from '../app/Gateway.js';
+import type { GatewayStartInfo, SipDoorInfo } from '../app/Gateway.js';
 
 /**
  * The lines `npm start` prints once the gateway is ready: what it connected to and what it changed
@@ -18,6 +18,35 @@ export interface BannerInput {
   readonly metricsUrl?: string | undefined;
   /** What start() found and did; in a cluster the primary knows only its config. */
   readonly info?: GatewayStartInfo | undefined;
+  /** The SIP door when the info has none (a cluster's primary runs its drachtio). */
+  readonly sip?: SipDoorInfo | undefined;
+}
+
+/** `sip:127.0.0.1:5060`, with brackets for IPv6. */
+const sipUri = (user: string | undefined, address: string, port: number | undefined): string =>
+  `sip:${user ? `${user}@` : ''}${address.includes(':') ? `[${address}]` : address}${port === undefined ? '' : `:${port}`}`;
+
+/**
+ * The SIP door's rows: where it listens and through which drachtio, and the demo number to dial with
+ * the trunk that lets this host call it (dialplans/demo.yaml), when the demo made or kept them.
+ */
+export function sipRows(b: BannerInput): string[] {
+  const c = b.config;
+  const sip = b.info?.sip ?? b.sip;
+  if (sip && 'missing' in sip) return [row('doors', 'web phone (direct WebRTC) on; SIP off'), row('SIP door', `off: ${sip.missing}`)];
+  if (!sip && !c.drachtio) return [row('doors', 'web phone (direct WebRTC) on; SIP off'), row('SIP door', 'off (npm start -- --sip, or CALLGATE_SIP=1, with drachtio-server installed; or DRACHTIO_HOST and DRACHTIO_SECRET for a running one)')];
+  const rows = [row('doors', 'web phone (direct WebRTC) on; SIP on')];
+  const through = sip?.drachtio ?? (c.drachtio ? `${c.drachtio.host}:${c.drachtio.port}` : '');
+  const address = sip?.address;
+  if (sip?.started) rows.push(row('SIP door', `${sipUri(undefined, address ?? '?', sip.port)} (UDP and TCP), drachtio-server started here (admin on ${through})`));
+  else rows.push(row('SIP door', `drachtio-server at ${through}${address ? `, SIP at ${sipUri(undefined, address, sip?.port)}` : ''}`));
+  const demo = b.info?.demo ? [...b.info.demo.made, ...b.info.demo.kept] : [];
+  const number = demo.find((w) => w.startsWith('number '))?.slice('number '.length);
+  const trunk = demo.find((w) => w.startsWith('trunk '))?.slice('trunk '.length);
+  if (c.seedDemo && number && address) {
+    rows.push(row('demo by SIP', `dial ${sipUri(number, address, sip?.port)}${trunk ? ` from this host: trunk ${trunk} trusts 127.0.0.1, no password (dialplans/demo.yaml)` : ''}`));
+  }
+  return rows;
 }
 
 /** Which vendors the environment configures, in words (`OpenAI-compatible at http://…`, `Deepgram`). */
@@ -65,8 +94,7 @@ export function bannerLines(b: BannerInput): string[] {
     row('demo', demo),
     row('providers', providers),
     ...(demoProviders ? [row('demo tenant speaks with', ['stt', 'llm', 'tts'].map((k) => `${k} ${String((demoProviders as Record<string, unknown>)[k] ?? 'default')}`).join(', '))] : []),
-    row('doors', `web phone (direct WebRTC) on; SIP ${c.drachtio ? 'on' : 'off'}`),
-    c.drachtio ? row('SIP door', `drachtio-server at ${c.drachtio.host}:${c.drachtio.port}`) : row('SIP door', 'off (set DRACHTIO_HOST and DRACHTIO_SECRET)'),
+    ...sipRows(b),
     '',
   ];
   return lines;

@@ -3,7 +3,8 @@
  * README's configuration table). One process by default; with CALLGATE_WORKERS (a number or `auto`),
  * one per core under a primary (src/app/cluster.ts). Prints where the web phone and the API docs are
  * once the gateway has warmed up (src/app/warmUp.ts), so the first call is as quick as any other;
- * SIGTERM or Ctrl-C drains calls in progress and exits 0.
+ * SIGTERM or Ctrl-C drains calls in progress and exits 0. With `--sip` (CALLGATE_SIP=1) it also starts
+ * drachtio-server (src/sip/drachtioServer.ts) and stops it on the way out.
  */
 import cluster from 'node:cluster';
 import { runPrimary, workerBridge, workerCount } from '../app/cluster.js';
@@ -14,7 +15,9 @@ import { rootLogger } from '../log.js';
 import { bannerLines, type BannerInput } from './banner.js';
 
 // `npm start -- --no-demo` (or CALLGATE_SEED_DEMO=0): no demo tenant, call URL, number or trunk.
-const fromEnv = gatewayConfigFromEnv();
+// `npm start -- --sip` (or CALLGATE_SIP=1): a drachtio-server started here, and the SIP door on it. A
+// cluster's workers get the argv too, but the primary's drachtio is theirs (src/app/cluster.ts).
+const fromEnv = gatewayConfigFromEnv(process.env, { sip: process.argv.includes('--sip') && !cluster.isWorker });
 const config: GatewayConfig = process.argv.includes('--no-demo') ? { ...fromEnv, seedDemo: false } : fromEnv;
 installProcessGuards(rootLogger);
 const workers = workerCount();
@@ -44,7 +47,7 @@ function onSignals(stop: () => Promise<unknown>): void {
 if (workers > 1 && cluster.isPrimary) {
   const log = rootLogger.child({ role: 'primary' });
   const primary = await runPrimary(config, workers, log);
-  banner({ config, url: primary.url, adminTokenFile: primary.adminTokenFile, processes: workers, metricsUrl: primary.metricsUrl });
+  banner({ config, url: primary.url, adminTokenFile: primary.adminTokenFile, processes: workers, metricsUrl: primary.metricsUrl, sip: primary.sip });
   onSignals(() => primary.stop());
 } else {
   const inCluster = cluster.isWorker;
