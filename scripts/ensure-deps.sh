@@ -21,6 +21,9 @@ APT_NEEDS=(
   "chromium:chromium"
   # ... and reach the WebRTC door through Debian's coturn (TURN REST credentials, loopback only).
   "turnserver:coturn"
+  # A real softphone for the SIP door's interop test (issue 25): it registers, calls and is called
+  # (tests/sip/baresip.test.ts; baresip-core holds the command and the modules the test loads).
+  "baresip:baresip"
   # The pcap writer's output is read back by Wireshark's dissectors.
   "tshark:tshark"
   # Fixture and soak audio tooling (npm run fixtures, bench:soak's caller voices).

@@ -18,6 +18,8 @@ import { CallRecordStore } from '../../tenants/CallRecordStore.js';
 import { CallTokenStore } from '../../tenants/CallTokenStore.js';
 import { CallUrlStore } from '../../tenants/CallUrlStore.js';
 import { NumberStore } from '../../tenants/NumberStore.js';
+import { DeviceBindingStore } from '../../tenants/DeviceBindingStore.js';
+import { DeviceStore } from '../../tenants/DeviceStore.js';
 import { connectRedis, deletePrefix, testPrefix, type Redis } from '../../tenants/redisClient.js';
 import { SecretBox } from '../../tenants/secrets.js';
 import { TenantCache } from '../../tenants/TenantCache.js';
@@ -70,6 +72,9 @@ export interface SipHarness {
   readonly anchor: MediaAnchor;
   readonly tenants: TenantStore;
   readonly numbers: NumberStore;
+  /** The tenants' devices and their registrations (the door is a registrar with them). */
+  readonly devices: DeviceStore;
+  readonly bindings: DeviceBindingStore;
   readonly callUrls: CallUrlStore;
   readonly tokens: CallTokenStore;
   readonly records: CallRecordStore;
@@ -105,6 +110,8 @@ export async function startSipHarness(options: SipHarnessOptions): Promise<SipHa
     const secrets = new SecretBox(randomBytes(32));
     const tenants = new TenantStore(redis, secrets, { prefix });
     const numbers = new NumberStore(redis, secrets, { prefix });
+    const devices = new DeviceStore(redis, secrets, { prefix });
+    const bindings = new DeviceBindingStore(redis, { prefix });
     const callUrls = new CallUrlStore(redis, { prefix });
     const tokens = new CallTokenStore(redis, { prefix });
     const records = new CallRecordStore(redis, { prefix });
@@ -135,6 +142,8 @@ export async function startSipHarness(options: SipHarnessOptions): Promise<SipHa
       clock: sharedMediaClock(),
       tokens,
       authFailures,
+      devices,
+      bindings,
       ...(options.ignore ? { ignore: options.ignore } : {}),
       ...(options.logger ? { logger: options.logger } : {}),
       ...(options.legStats ? { legStats: options.legStats } : {}),
@@ -160,6 +169,8 @@ export async function startSipHarness(options: SipHarnessOptions): Promise<SipHa
       anchor,
       tenants,
       numbers,
+      devices,
+      bindings,
       callUrls,
       tokens,
       records,
