@@ -19,6 +19,7 @@ import { SecretBox } from '../tenants/secrets.js';
 import { TenantStore } from '../tenants/TenantStore.js';
 import { stripUndefined } from '../util/options.js';
 import { addAuth, defaultRateLimitOptions, type Access, type RateLimitOptions } from './auth.js';
+import { acceptEmptyJsonBody } from './emptyJsonBody.js';
 import { DOCS_PREFIX, registerOpenApi } from './openapi.js';
 import { addSecurityHeaders, applySecurityHeaders } from './securityHeaders.js';
 import { callRoutes } from './routes/calls.js';
@@ -135,6 +136,8 @@ export async function buildAdminApp(options: AdminAppOptions): Promise<AdminApp>
   };
 
   const app = createFastify(options.logger ?? rootLogger);
+  // curl's `-H 'content-type: application/json'` on a DELETE with no body is not a malformed request.
+  acceptEmptyJsonBody(app);
   // First, so every route and plugin below (swagger-ui, the web phone, /metrics) gets the headers.
   addSecurityHeaders(app);
   const routes: AdminRoute[] = [];
