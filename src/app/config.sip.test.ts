@@ -1,4 +1,6 @@
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import { defaultRtpengineProcessOptions } from '../sip/rtpengine/RtpengineProcess.js';
 import { CallgateError } from '../errors.js';
 import { gatewayConfigFromEnv } from './config.js';
 
@@ -29,5 +31,28 @@ describe('gatewayConfigFromEnv: the SIP door in one command', () => {
   ])('refuses %o', (env, message) => {
     expect(() => gatewayConfigFromEnv(env)).toThrow(CallgateError);
     expect(() => gatewayConfigFromEnv(env)).toThrow(message);
+  });
+});
+
+/**
+ * Issue 25: one doc said 30000–30999 for rtpengine's media ports, another 30000–39999. The range the
+ * code uses (RtpengineProcess's default, what `npm start` runs) is the one every file names.
+ */
+describe("rtpengine's media port range: one truth", () => {
+  const read = (path: string): string => readFileSync(new URL(`../../${path}`, import.meta.url), 'utf8');
+  const { portMin, portMax } = defaultRtpengineProcessOptions;
+
+  it('is the default of RTPENGINE_PORT_MIN/MAX, and what the configs, the compose stack and the docs say', () => {
+    expect(gatewayConfigFromEnv({})).toMatchObject({ rtpenginePortMin: portMin, rtpenginePortMax: portMax });
+    for (const conf of ['rtpengine/local.conf', 'rtpengine/docker.conf']) {
+      expect({ conf, text: /port-min = (\d+)\nport-max = (\d+)/.exec(read(conf))?.slice(1) }).toEqual({ conf, text: [String(portMin), String(portMax)] });
+    }
+    expect(read('docker/compose.yaml')).toContain(`--port-min=${portMin}\n      - --port-max=${portMax}`);
+    expect(read('README.md')).toContain(`| \`RTPENGINE_PORT_MAX\` | \`${portMax}\` |`);
+    // Every range a doc gives for rtpengine's media is this one (agent legs' 20000–29999 aside).
+    for (const doc of ['README.md', 'docker/README.md', 'rtpengine/README.md', 'docs/connect-a-sip-trunk.md', 'docs/sip.md', 'docs/scaling.md']) {
+      const ranges = [...read(doc).matchAll(/\b(3\d{4})\s*[–-]\s*(\d{5})\b/g)].map((m) => `${m[1]}–${m[2]}`);
+      expect({ doc, ranges: [...new Set(ranges)] }).toEqual({ doc, ranges: ranges.length ? [`${portMin}–${portMax}`] : [] });
+    }
   });
 });
