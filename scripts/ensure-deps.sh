@@ -36,11 +36,15 @@ APT_NEEDS=(
 # plugin when present, else Debian's docker-compose.
 if ! docker compose version >/dev/null 2>&1; then APT_NEEDS+=("docker-compose:docker-compose"); fi
 # `npm start` (--run) needs only what the gateway runs with: offline STT, a Redis to start when none is
-# configured, and rtpengine when the SIP door is configured.
+# configured, and rtpengine when the SIP door is configured (DRACHTIO_HOST, or CALLGATE_SIP=1, which
+# starts drachtio-server too: its libraries below). `npm start -- --sip` cannot be seen from here (npm
+# hands the arguments to the start script only); the gateway then says what is missing.
+sip_here=$(printf '%s' "${CALLGATE_SIP:-}" | tr '[:upper:]' '[:lower:]')
+case "$sip_here" in 1|true|yes) sip_here=1 ;; *) sip_here= ;; esac
 if [ "${1:-}" = "--run" ]; then
   APT_NEEDS=("pocketsphinx_continuous:pocketsphinx")
   [ -n "${REDIS_URL:-}" ] || APT_NEEDS+=("redis-server:redis-server")
-  if [ -n "${DRACHTIO_HOST:-}${DRACHTIO_PORT:-}" ] && [ -z "${RTPENGINE_NG_PORT:-}" ]; then APT_NEEDS+=("rtpengine:rtpengine-daemon"); fi
+  if [ -n "${DRACHTIO_HOST:-}${DRACHTIO_PORT:-}${sip_here}" ] && [ -z "${RTPENGINE_NG_PORT:-}" ]; then APT_NEEDS+=("rtpengine:rtpengine-daemon"); fi
 fi
 # Debian packages that install data rather than a command, as "file:package" pairs.
 APT_FILE_NEEDS=(
@@ -50,13 +54,13 @@ APT_FILE_NEEDS=(
 missing=()
 # drachtio-server is built outside this repository (../shared/bin on this project's machines, or
 # DRACHTIO_BIN); the SIP tests run it, so the Debian libraries it links are installed when one is there.
-# The same lookup as src/sip/testing/DrachtioProcess.ts: beside this checkout, or beside the local
+# The same lookup as src/sip/drachtioServer.ts: beside this checkout, or beside the local
 # checkout it was cloned from (CI runs a fresh clone elsewhere).
 origin=$(git config --get remote.origin.url 2>/dev/null || true)
 shared_drachtio=../shared/bin/drachtio
 if [ ! -x "$shared_drachtio" ] && [ -n "$origin" ] && [ -d "${origin#file://}" ]; then shared_drachtio="${origin#file://}/../shared/bin/drachtio"; fi
 DRACHTIO=${DRACHTIO_BIN:-$(command -v drachtio 2>/dev/null || echo "$shared_drachtio")}
-if [ "${1:-}" != "--run" ] && [ -x "$DRACHTIO" ] && ldd "$DRACHTIO" 2>/dev/null | grep -q 'not found'; then
+if { [ "${1:-}" != "--run" ] || [ -n "$sip_here" ]; } && [ -x "$DRACHTIO" ] && ldd "$DRACHTIO" 2>/dev/null | grep -q 'not found'; then
   missing+=(libcurl4 libboost-thread1.74.0 libboost-log1.74.0 libboost-filesystem1.74.0 libgoogle-perftools4)
 fi
 for pair in "${APT_NEEDS[@]+"${APT_NEEDS[@]}"}"; do

@@ -14,7 +14,7 @@ import { ProviderMetrics } from '../providers/resilience/ProviderMetrics.js';
 import { MediaAnchor } from '../sip/rtpengine/MediaAnchor.js';
 import { RtpengineProcess } from '../sip/rtpengine/RtpengineProcess.js';
 import { defaultDrachtioConnection, digestOptionsFromEnv, type DrachtioConnection } from '../sip/SipConfig.js';
-import { DrachtioServer, drachtioMissingLine, findDrachtio } from '../sip/drachtioServer.js';
+import { DrachtioServer } from '../sip/drachtioServer.js';
 import { SipGateway } from '../sip/SipGateway.js';
 import { DigestAuth } from '../sip/invite/DigestAuth.js';
 import { SipAuthFailureStore } from '../tenants/SipAuthFailureStore.js';
@@ -48,6 +48,7 @@ import { CallMetrics } from './CallMetrics.js';
 import { rtpengineProcessOptions, type GatewayConfig } from './config.js';
 import { localRedis, type LocalRedis } from './localRedis.js';
 import { warmUp } from './warmUp.js';
+import { ownSipDoor, sipDoorClosedLine } from './ownSipDoor.js';
 import { metricsRoute, startMetricsServer, type MetricsServer, type MetricsSource } from './metricsEndpoint.js';
 
 /**
@@ -175,12 +176,12 @@ export class Gateway {
     this.startInfo = { redis: redactUrl(redisUrl), redisStarted: this.embeddedRedis?.process !== undefined, prefix };
     // CALLGATE_SIP=1: a drachtio-server of our own, when there is one to run. Without it the web door
     // runs alone, and one line says where to get drachtio.
-    const drachtioBinary = c.sipServer ? findDrachtio() : undefined;
-    if (c.sipServer && !drachtioBinary) {
-      const missing = drachtioMissingLine();
-      this.log.warn({ code: 'CG_DRACHTIO_UNAVAILABLE' }, `${missing}. The SIP door stays closed; the web phone runs.`);
-      this.startInfo = { ...this.startInfo, sip: { missing } };
+    const own = ownSipDoor(c);
+    if (own && 'missing' in own) {
+      this.log.warn({ code: 'CG_DRACHTIO_UNAVAILABLE' }, sipDoorClosedLine(own.missing));
+      this.startInfo = { ...this.startInfo, sip: { missing: own.missing } };
     }
+    const drachtioBinary = own && 'binary' in own ? own.binary : undefined;
     const sipDoor = c.drachtio !== undefined || drachtioBinary !== undefined;
     if (c.seedDemo && c.demoWriter) {
       const providers = demoProviders(c.cloud);

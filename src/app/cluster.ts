@@ -5,7 +5,8 @@ import type { Logger } from 'pino';
 import { AggregatorRegistry, type Registry } from 'prom-client';
 import { CallgateError } from '../errors.js';
 import { RtpengineProcess } from '../sip/rtpengine/RtpengineProcess.js';
-import { DrachtioServer, drachtioMissingLine, findDrachtio } from '../sip/drachtioServer.js';
+import { DrachtioServer } from '../sip/drachtioServer.js';
+import { ownSipDoor, sipDoorClosedLine } from './ownSipDoor.js';
 import type { SipDoorInfo } from './Gateway.js';
 import { rtpengineProcessOptions, type GatewayConfig } from './config.js';
 import { resolveAdminToken } from './adminToken.js';
@@ -57,16 +58,16 @@ export async function runPrimary(config: GatewayConfig, workers: number, log: Lo
   if (config.sipServer) {
     // One drachtio-server for the host (one SIP port); every worker connects to it and drachtio
     // spreads the INVITEs. The workers are told where it is, not to start their own.
-    const binary = findDrachtio();
+    const own = ownSipDoor(config);
     env['CALLGATE_SIP'] = '0';
-    if (binary) {
-      drachtio = await DrachtioServer.start({ binary, sipAddress: config.sipServer.address, sipPort: config.sipServer.port });
+    if (own && 'binary' in own) {
+      drachtio = await DrachtioServer.start({ binary: own.binary, sipAddress: config.sipServer.address, sipPort: config.sipServer.port });
       drachtio.onExit((exit) => log.error({ exitCode: exit.code, signal: exit.signal, drachtioLog: exit.log.slice(-5), code: 'CG_DRACHTIO_UNAVAILABLE' }, 'drachtio-server exited: the SIP door is closed (the web phone runs on); restart callgate to open it again'));
       Object.assign(env, { DRACHTIO_HOST: '127.0.0.1', DRACHTIO_PORT: String(drachtio.adminPort), DRACHTIO_SECRET: drachtio.secret });
       sip = { address: drachtio.sipAddress, port: drachtio.sipPort, started: true, drachtio: `127.0.0.1:${drachtio.adminPort}` };
-    } else {
-      sip = { missing: drachtioMissingLine() };
-      log.warn({ code: 'CG_DRACHTIO_UNAVAILABLE' }, `${sip.missing}. The SIP door stays closed; the web phone runs.`);
+    } else if (own) {
+      sip = { missing: own.missing };
+      log.warn({ code: 'CG_DRACHTIO_UNAVAILABLE' }, sipDoorClosedLine(own.missing));
     }
   }
   if ((config.drachtio || drachtio) && config.rtpengineNgPort === undefined) {
