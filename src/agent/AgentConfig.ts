@@ -45,6 +45,13 @@ export interface ProviderSelection {
    * stay the fallback when it cannot be reached or fails twice in a call (docs/realtime.md).
    */
   readonly realtime?: string;
+  /** The realtime model's voice (its vendor's name for it); the vendor's default when absent. */
+  readonly realtimeVoice?: string;
+  /**
+   * 'ours' (the default): our VAD ends the caller's turns, so adaptive barge-in and the echo guard apply;
+   * 'model': the model's own voice detection ends turns and interrupts it (docs/realtime.md).
+   */
+  readonly realtimeTurnDetection?: 'ours' | 'model';
   /** Model names for the cloud vendors; each vendor's default when absent. */
   readonly models?: { readonly stt?: string; readonly llm?: string; readonly tts?: string; readonly realtime?: string };
 }

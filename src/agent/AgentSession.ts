@@ -1,5 +1,6 @@
 import { RealtimeLink } from './realtime/RealtimeLink.js';
 import { RealtimeTurnStt } from './realtime/RealtimeTurnStt.js';
+import { ModelTurns } from './realtime/ModelTurns.js';
 import { END_CALL_TOOL, type SttStream } from '../providers/types.js';
 import { EventEmitter } from 'node:events';
 import { performance } from 'node:perf_hooks';
@@ -64,6 +65,8 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
   private readonly turnGate: AgentSessionDeps['turnGate'];
   /** The tenant's speech-to-speech model, while the call uses it. */
   private readonly realtime: RealtimeLink | undefined;
+  /** The model's own voice detection takes the turns (`realtimeTurnDetection: model`). */
+  private readonly modelTurns: ModelTurns | undefined;
   private readonly opts: AgentSessionOptions;
   private readonly log: Logger;
   private readonly input: CallerInput;
@@ -132,10 +135,10 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
         realtime,
         {
           instructions: renderTemplate(deps.call.config.systemPrompt, deps.call.variables).text,
-          voice: undefined,
+          voice: deps.call.config.providers.realtimeVoice,
           language: deps.call.config.language,
           tools: deps.tools?.specs ?? [END_CALL_TOOL],
-          turnDetection: 'ours',
+          turnDetection: deps.call.config.providers.realtimeTurnDetection ?? 'ours',
           logger: this.log,
         },
         // The greeting is ours (the prompt cache): the model is told it said it.
@@ -190,6 +193,17 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
       quiet: () => this.timers.clearNoInput(),
       enqueue: (task) => this.enqueueWork(task),
     }, this.opts.didNotCatchMinSpeechMs);
+    if (this.realtime && deps.call.config.providers.realtimeTurnDetection === 'model') {
+      this.modelTurns = new ModelTurns(this.realtime, this.events, {
+        speechStarted: (now) => this.turnTaking.modelHeardSpeech(now),
+        answer: (turn) => this.enqueueWork(() => this.replies.respondUnasked(turn)),
+        callerSaid: (text) => {
+          this.events.emit({ type: 'transcript', turn: this.turnTaking.turn, text, final: true });
+          this.replies.callerSaid(text);
+        },
+        ourTurnOpen: () => this.input.turns.speaking,
+      });
+    }
   }
 
   /** How this call's turns end: the tenant's fixed silence, or adaptive (the words decide). */
@@ -276,6 +290,7 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
     this.timers.close();
     this.keypad.close();
     await this.input.close();
+    this.modelTurns?.close();
     const link = this.realtime;
     if (link) {
       await link.close();
@@ -290,7 +305,9 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
   // ─── Caller audio ──────────────────────────────────────────────────────────────────────────────
 
   private handleFrame(frame: Int16Array): void {
-    if (!this.closed) this.input.frame(frame);
+    if (this.closed) return;
+    if (this.modelTurns?.listening) this.realtime?.appendAudio(this.input.cleaned(frame));
+    else this.input.frame(frame);
   }
 
   // ─── DTMF ──────────────────────────────────────────────────────────────────────────────────────

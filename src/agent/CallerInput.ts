@@ -156,6 +156,14 @@ export class CallerInput {
     }
   }
 
+  /**
+   * The caller's audio with the agent's echo taken out, for a listener other than our turn-taking (the
+   * model's own voice detection): it would otherwise hear the agent and interrupt itself.
+   */
+  cleaned(input16k: Int16Array): Int16Array {
+    return this.canceller?.process(input16k).cleaned ?? input16k;
+  }
+
   frame(input16k: Int16Array): void {
     if (this.closed) return;
     const now = performance.now();

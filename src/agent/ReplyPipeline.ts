@@ -1,4 +1,4 @@
-import type { RealtimeLink } from './realtime/RealtimeLink.js';
+import type { RealtimeLink, RealtimeResponseEvent } from './realtime/RealtimeLink.js';
 import { END_CALL_TOOL, type ToolCall } from '../providers/types.js';
 import { UNTRANSCRIBED } from './realtime/RealtimeTurnStt.js';
 import { performance } from 'node:perf_hooks';
@@ -90,6 +90,10 @@ export class ReplyPipeline {
   private readonly realtime: RealtimeLink | undefined;
   /** The model's items a realtime reply played, and where each started in it: a barge-in truncates the one heard last. */
   private readonly realtimeItems = new WeakMap<Reply, { readonly itemId: string; readonly startMs: number }[]>();
+  /** A caller turn the model answered before its words were known: its history entry, to fill in. */
+  private wordsOwed: ChatMessage | undefined;
+  /** The model's words for the caller's turn, come before its answer began. */
+  private callerWords: string | undefined;
 
   constructor(deps: ReplyPipelineDeps) {
     ({ call: this.call, providers: this.providers, prompts: this.prompts, opts: this.opts, echo: this.echo, events: this.events, host: this.host, ended: this.ended } = deps);
@@ -116,13 +120,41 @@ export class ReplyPipeline {
   }
 
   /**
+   * The model's own turn detection ended the caller's turn and it began answering by itself
+   * (`realtimeTurnDetection: model`): the answer plays as an asked one does. The caller's words are the
+   * model's transcription, which may come after the answer began: `callerSaid` puts them in history.
+   */
+  async respondUnasked(turn: number): Promise<void> {
+    const link = this.realtime;
+    if (!link?.up) return;
+    const events = link.takeUnasked();
+    if (!events) return;
+    const text = this.callerWords ?? UNTRANSCRIBED;
+    this.callerWords = undefined;
+    return this.respondRealtime(link, text, turn, true, events);
+  }
+
+  /** The model's transcription of a caller turn it answers by itself. */
+  callerSaid(text: string): void {
+    const owed = this.wordsOwed;
+    this.wordsOwed = undefined;
+    const at = owed ? this.history.indexOf(owed) : -1;
+    if (at >= 0) this.history[at] = { role: 'user', content: text };
+    else this.callerWords = text;
+  }
+
+  /**
    * The speech-to-speech model answers: it heard the turn's audio (committed at the turn's end), its
    * audio goes to the leg as it comes, its words to the events and the record, its tool calls to the
    * tenant's tools. A connection lost mid-answer is reopened once and asked again; lost for good, the
    * cascade answers this turn (when its words are known) and every turn after.
    */
-  private async respondRealtime(link: RealtimeLink, text: string, turn: number, retry = true): Promise<void> {
-    if (retry) this.history.push({ role: 'user', content: text });
+  private async respondRealtime(link: RealtimeLink, text: string, turn: number, retry = true, unasked?: AsyncQueue<RealtimeResponseEvent>): Promise<void> {
+    if (retry) {
+      const said: ChatMessage = { role: 'user', content: text };
+      this.history.push(said);
+      if (unasked && text === UNTRANSCRIBED) this.wordsOwed = said;
+    }
     const reply = new Reply(turn);
     const abort = new AbortController();
     this.beginReply(reply, abort);
@@ -135,31 +167,37 @@ export class ReplyPipeline {
     };
     // Responses asked for and not done yet: a tool's result asks for another.
     let open = 1;
-    for await (const ev of link.respond()) {
-      if (abort.signal.aborted) break;
-      if (ev.type === 'audio') {
-        if (items.at(-1)?.itemId !== ev.itemId) items.push({ itemId: ev.itemId, startMs: reply.queuedMs });
-        this.events.mark('llmFirstToken');
-        this.events.mark('ttsFirstAudio');
-        this.queueAudio(reply, piece, ev.pcm);
-        // As for TTS chunks: let the packet just queued leave before the rest of a burst of deltas is
-        // queued (bench:realtime: a burst of 180 took the first packet's overhead p95 from 2.5 to 7.7 ms).
-        await yieldToEventLoop();
-      } else if (ev.type === 'text') {
-        if (ev.final) {
-          // The item's whole transcript replaces the pieces that came.
-          piece.text = ev.text;
-          say(splitter.flush());
-        } else {
-          piece.text += ev.text;
-          say(splitter.push(ev.text));
-        }
-      } else if (ev.type === 'tool') {
-        const outcome = await this.runRealtimeTool(reply, ev.call, turn, abort.signal);
+    // Released however the loop ends: the model's next response (one it starts by itself) gets a new queue.
+    const events = unasked ?? link.respond();
+    try {
+  for await (const ev of events) {
         if (abort.signal.aborted) break;
-        link.toolResult(ev.call.id, outcome);
-        open++;
-      } else if (--open === 0) break;
+        if (ev.type === 'audio') {
+          if (items.at(-1)?.itemId !== ev.itemId) items.push({ itemId: ev.itemId, startMs: reply.queuedMs });
+          this.events.mark('llmFirstToken');
+          this.events.mark('ttsFirstAudio');
+          this.queueAudio(reply, piece, ev.pcm);
+          // As for TTS chunks: let the packet just queued leave before the rest of a burst of deltas is
+          // queued (bench:realtime: a burst of 180 took the first packet's overhead p95 from 2.5 to 7.7 ms).
+          await yieldToEventLoop();
+        } else if (ev.type === 'text') {
+          if (ev.final) {
+            // The item's whole transcript replaces the pieces that came.
+            piece.text = ev.text;
+            say(splitter.flush());
+          } else {
+            piece.text += ev.text;
+            say(splitter.push(ev.text));
+          }
+        } else if (ev.type === 'tool') {
+          const outcome = await this.runRealtimeTool(reply, ev.call, turn, abort.signal);
+          if (abort.signal.aborted) break;
+          link.toolResult(ev.call.id, outcome);
+          open++;
+        } else if (--open === 0) break;
+      }
+    } finally {
+      link.release(events);
     }
     say(splitter.flush());
     if (abort.signal.aborted) return;

@@ -105,6 +105,17 @@ export class TurnTaking {
     this.openTurn(onsetAt, now, agentTalking);
   }
 
+  /**
+   * The speech-to-speech model's own turn detection heard the caller start (`realtimeTurnDetection:
+   * model`): a turn opens, and over the agent it is an interruption at once (the model stops by itself;
+   * the cut here stops what is queued and truncates what was not heard).
+   */
+  modelHeardSpeech(now: number): number {
+    this.host.quiet();
+    this.openTurn(now, now, this.host.agentTalking());
+    return this.turn;
+  }
+
   /** A frame of the open turn: while a sound over the agent is judged, the judge sees it. */
   turnFrame(speech: boolean, voice: boolean, now: number): void {
     const verdict = this.pending?.judge.frame(speech, voice);

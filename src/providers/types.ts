@@ -180,9 +180,9 @@ export interface RealtimeSessionOptions {
   readonly tools: readonly ToolSpec[];
   /**
    * `ours`: our VAD and turn-taking decide when the caller's turn ends (commit + respond, cancel and
-   * truncate on barge-in); `server`: the model's own voice detection answers by itself.
+   * truncate on barge-in); `model`: the model's own voice detection ends turns, answers and interrupts by itself.
    */
-  readonly turnDetection: 'ours' | 'server';
+  readonly turnDetection: 'ours' | 'model';
   /** The conversation so far (a reconnect within a call, or a greeting said by us). */
   readonly history: readonly ChatMessage[];
   readonly logger?: Logger;

@@ -101,6 +101,8 @@ const modelName = line(1, 100);
 
 /** Speech-to-speech models callgate speaks to (docs/realtime.md). */
 export const REALTIME_PROVIDERS = ['openai', 'gemini'] as const;
+/** Who decides a caller's turn ended on a speech-to-speech call: our turn-taking, or the model's own VAD. */
+export const REALTIME_TURN_DETECTION = ['ours', 'model'] as const;
 
 export const providersSchema = object({
   stt: providerChoice.optional(),
@@ -108,6 +110,10 @@ export const providersSchema = object({
   tts: providerChoice.optional(),
   /** A speech-to-speech model instead of the stt → llm → tts cascade (which stays the fallback). */
   realtime: z.enum(REALTIME_PROVIDERS).optional(),
+  /** The model's voice by its vendor's name (OpenAI: marin, alloy, …; Gemini: Puck, Kore, …); the vendor's default when absent. */
+  realtimeVoice: line(1, 60).optional(),
+  /** `ours` (default): our VAD, adaptive barge-in and echo guard; `model`: the model's own VAD ends turns and interrupts. */
+  realtimeTurnDetection: z.enum(REALTIME_TURN_DETECTION).optional(),
   models: object({ stt: modelName.optional(), llm: modelName.optional(), tts: modelName.optional(), realtime: modelName.optional() }).optional(),
 });
 

@@ -188,6 +188,53 @@ describe.each(Object.keys(backends))('a call on a speech-to-speech model (%s pro
     }
   }, 40_000);
 
+  it("with the model's own turn detection: it ends the caller's turns, answers by itself, and stops when talked over", async () => {
+    const openai = protocol.startsWith('OpenAI');
+    const voice = openai ? 'marin' : 'Kore';
+    const config: AgentConfigInput = { ...tenant, providers: { realtime: openai ? 'openai' : 'gemini', realtimeTurnDetection: 'model', realtimeVoice: voice } };
+    const long = 'Let me tell you all about our menu, we have many pizzas and pastas and salads and desserts, all of them made fresh every day by our cooks.';
+    let answers = 0;
+    answer = () => ({ text: ++answers === 2 ? long : HOURS });
+    const t = await TestCall.open({ config, providers: { ...registry.forCall(resolveAgentConfig(config)), realtime: server.provider() }, prompts });
+    try {
+      await t.session.start();
+      await t.next('agent-done', 10_000, (e) => e.turn === 0);
+      const session = server.sessions.at(-1)! as unknown as { session?: Record<string, unknown>; setup?: Record<string, unknown>; speechStarts: number; conversation: ConversationItem[]; truncations?: { audioEndMs: number }[] };
+      // The model was set up with its own detection, and the tenant's voice.
+      const setup = JSON.stringify(session.session ?? session.setup);
+      expect(setup).toContain(openai ? '"server_vad"' : '"disabled":false');
+      expect(setup).toContain(voice);
+      const question = (await readWavFile(QUESTION)).samples;
+      t.say(question);
+      // Nobody committed the turn or asked for the answer: the model's detection did both.
+      const done = await t.next('agent-done', 15_000, (e) => e.turn === 1);
+      expect(done).toMatchObject({ spokenText: HOURS, interrupted: false });
+      expect(session.speechStarts).toBeGreaterThanOrEqual(1);
+      expect((await t.next('transcript', 5000, (e) => e.final)).text).toBe('what time do you open today');
+      expect(t.session.transcript.filter((m) => m.role === 'user').map((m) => m.content)).toEqual(['what time do you open today']);
+      // A second question, with a long answer the caller talks over.
+      t.say(question);
+      await t.next('agent-text', 15_000, (e) => e.turn === 2);
+      // While it is still answering: Gemini's own detection reports an interruption only then.
+      await sleep(300);
+      t.say(question);
+      const bargeIn = await t.next('barge-in', 10_000);
+      expect((await t.next('agent-done', 5000, (e) => e.turn === 2)).interrupted).toBe(true);
+      if (session.truncations) {
+        await pollUntil(() => session.truncations!.length, (n) => n === 1, 3000, 20);
+        expect(Math.abs(session.truncations[0]!.audioEndMs - bargeIn.playedMs)).toBeLessThan(60);
+      } else {
+        const heard = await pollUntil(() => session.conversation.find((i) => i.text.includes('I heard only')), (i) => i !== undefined, 3000, 20);
+        expect(Number(/first ([\d.]+) s/.exec(heard!.text)![1]) * 1000).toBeCloseTo(bargeIn.playedMs, -2);
+      }
+      // The model answers the interrupting turn by itself, and none of the cut answer's audio follows.
+      expect((await t.next('agent-done', 15_000, (e) => e.turn === 3)).spokenText).toBe(HOURS);
+      expect(t.hangups).toEqual([]);
+    } finally {
+      await t.close();
+    }
+  }, 60_000);
+
   it('reopens a dropped connection with the conversation so far, and when it is gone for good the cascade answers', async () => {
     answer = () => ({ text: 'The model answers.' });
     const t = await TestCall.open({ config: tenant, providers: providers(), prompts });

@@ -29,7 +29,17 @@ export interface RealtimeTotals {
   reconnects: number;
 }
 
-export class RealtimeLink extends EventEmitter<{ 'caller-text': [text: string, final: boolean]; state: [state: RealtimeLinkState] }> {
+export interface RealtimeLinkEvents {
+  'caller-text': [text: string, final: boolean];
+  state: [state: RealtimeLinkState];
+  /** The model's own turn detection heard the caller start or stop (`realtimeTurnDetection: model`). */
+  'speech-started': [];
+  'speech-stopped': [];
+  /** A response began that nobody asked for (the model's own turn detection answered a turn): `takeUnasked()` reads it. */
+  unasked: [];
+}
+
+export class RealtimeLink extends EventEmitter<RealtimeLinkEvents> {
   state: RealtimeLinkState = 'connecting';
   readonly totals: RealtimeTotals;
   private session: RealtimeSession | undefined;
@@ -39,6 +49,10 @@ export class RealtimeLink extends EventEmitter<{ 'caller-text': [text: string, f
   private closed = false;
   /** Events came before anyone asked for a response: the next respond() reads them. */
   private early = false;
+  /** A response is streaming (events came since the last response-done). */
+  private active = false;
+  /** A cut response's late events are dropped until its end arrives: they are no new answer. */
+  private discarding = false;
 
   constructor(
     private readonly provider: RealtimeProvider,
@@ -96,11 +110,33 @@ export class RealtimeLink extends EventEmitter<{ 'caller-text': [text: string, f
     return queue;
   }
 
+  /**
+   * The response the model began by itself (after `unasked`), without asking for another; undefined
+   * when it was cut or lost before it was read (nothing to play).
+   */
+  takeUnasked(): AsyncQueue<RealtimeResponseEvent> | undefined {
+    const queue = this.early ? this.responding : undefined;
+    this.early = false;
+    if (queue) this.totals.responses++;
+    return queue;
+  }
+
+  /** The reader is done with `queue` (its response ended, or was cut): later events are a new response. */
+  release(queue: AsyncQueue<RealtimeResponseEvent>): void {
+    if (this.responding !== queue) return;
+    queue.end();
+    this.responding = undefined;
+    this.early = false;
+  }
+
   /** Where a response's events go: the current reader's queue, or one kept for the reader to come. */
   private deliver(event: RealtimeResponseEvent): void {
+    if (this.discarding) return;
+    this.active = true;
     if (!this.responding) {
       this.responding = new AsyncQueue<RealtimeResponseEvent>();
       this.early = true;
+      this.emit('unasked');
     }
     this.responding.push(event);
   }
@@ -114,6 +150,7 @@ export class RealtimeLink extends EventEmitter<{ 'caller-text': [text: string, f
   interrupt(itemId: string | undefined, heardMs: number): void {
     this.session?.cancel();
     if (itemId) this.session?.truncate(itemId, heardMs);
+    this.discarding = this.active;
     this.responding?.end();
     this.responding = undefined;
     this.early = false;
@@ -164,9 +201,16 @@ export class RealtimeLink extends EventEmitter<{ 'caller-text': [text: string, f
     session.on('agent-text', (text, itemId, final) => mine() && this.deliver({ type: 'text', text, itemId, final }));
     session.on('tool-call', (call) => mine() && this.deliver({ type: 'tool', call }));
     session.on('caller-text', (text, final) => mine() && this.emit('caller-text', text, final));
+    session.on('speech-started', () => mine() && this.emit('speech-started'));
+    session.on('speech-stopped', () => mine() && this.emit('speech-stopped'));
     session.on('response-done', (done) => {
       if (!mine()) return;
       this.count(done.usage);
+      this.active = false;
+      if (this.discarding) {
+        this.discarding = false;
+        return;
+      }
       // A response that ended in a tool call goes on once its result is in; the reader decides.
       this.responding?.push({ type: 'done', status: done.status });
       if (done.status === 'cancelled' && this.early) this.dropEarly();
@@ -182,6 +226,8 @@ export class RealtimeLink extends EventEmitter<{ 'caller-text': [text: string, f
   /** The connection dropped: once per call it is reopened with the conversation so far. */
   private async lost(): Promise<void> {
     this.session = undefined;
+    this.active = false;
+    this.discarding = false;
     this.responding?.end();
     this.responding = undefined;
     this.early = false;

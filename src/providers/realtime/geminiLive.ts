@@ -95,6 +95,8 @@ class GeminiLiveSession extends EventEmitter<RealtimeEvents> implements Realtime
   private turn: { id: string; text: string } | undefined;
   private turns = 0;
   private callerText = '';
+  /** `speech-started` was said for the caller's current turn. */
+  private callerHeard = false;
   private readonly toolNames = new Map<string, string>();
   /** The model owes an answer (an activity ended, or a tool result went in): respond() need not ask. */
   private answerOwed = false;
@@ -124,6 +126,9 @@ class GeminiLiveSession extends EventEmitter<RealtimeEvents> implements Realtime
       this.emit('response-done', { status: 'completed' });
     }
     if (content?.inputTranscription?.text) {
+      // Its own detection says nothing when speech starts unless it is still generating; its words of
+      // the caller are the first sign then (audio it already sent may still be playing here).
+      this.callerSpeaking();
       this.callerText += content.inputTranscription.text;
       this.emit('caller-text', this.callerText, false);
     }
@@ -142,6 +147,8 @@ class GeminiLiveSession extends EventEmitter<RealtimeEvents> implements Realtime
     }
     if (content?.interrupted) {
       this.turn = undefined;
+      // With its own activity detection, an interruption is the model hearing the caller over itself.
+      this.callerSpeaking();
       this.emit('response-done', { status: 'cancelled' });
     }
     if (content?.turnComplete) {
@@ -164,7 +171,8 @@ class GeminiLiveSession extends EventEmitter<RealtimeEvents> implements Realtime
   }
 
   appendAudio(pcm16k: Int16Array): void {
-    if (!this.inActivity) {
+    // With the model's own activity detection the audio streams as it comes; it frames the turns.
+    if (!this.inActivity && this.o.turnDetection === 'ours') {
       this.inActivity = true;
       this.callerText = '';
       this.live?.sendRealtimeInput({ activityStart: {} });
@@ -204,7 +212,8 @@ class GeminiLiveSession extends EventEmitter<RealtimeEvents> implements Realtime
 
   /** An activity starting while it speaks interrupts it (the caller's turn follows). */
   cancel(): void {
-    if (this.inActivity) return;
+    // The model's own detection already interrupted it (an activityStart would be refused then).
+    if (this.inActivity || this.o.turnDetection === 'model') return;
     this.inActivity = true;
     this.callerText = '';
     this.live?.sendRealtimeInput({ activityStart: {} });
@@ -238,7 +247,15 @@ class GeminiLiveSession extends EventEmitter<RealtimeEvents> implements Realtime
     this.live?.close();
   }
 
+  /** The model's own detection heard the caller (once per caller turn): `speech-started`. */
+  private callerSpeaking(): void {
+    if (this.o.turnDetection !== 'model' || this.callerHeard) return;
+    this.callerHeard = true;
+    this.emit('speech-started');
+  }
+
   private finishCallerText(): void {
+    this.callerHeard = false;
     if (!this.callerText) return;
     const text = this.callerText.trim();
     this.callerText = '';

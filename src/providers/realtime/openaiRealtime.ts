@@ -132,7 +132,9 @@ class OpenAiRealtimeSession extends EventEmitter<RealtimeEvents> implements Real
               input: {
                 format: { type: 'audio/pcm', rate: MODEL_RATE },
                 transcription: { model: 'gpt-4o-mini-transcribe', language: o.language.split('-')[0] },
-                turn_detection: o.turnDetection === 'server' ? { type: 'server_vad' } : null,
+                // The model's VAD: it answers each turn by itself and stops its answer when the caller
+                // speaks over it; truncating what was not heard stays ours (the client knows what played).
+                turn_detection: o.turnDetection === 'model' ? { type: 'server_vad', create_response: true, interrupt_response: true } : null,
               },
               output: { format: { type: 'audio/pcm', rate: MODEL_RATE }, ...(o.voice ? { voice: o.voice } : {}) },
             },

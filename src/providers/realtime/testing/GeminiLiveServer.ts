@@ -1,6 +1,7 @@
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
+import { EnergyVad } from './EnergyVad.js';
 import type { ConversationItem, ScriptedAnswer } from './OpenAiRealtimeServer.js';
 
 /**
@@ -8,7 +9,8 @@ import type { ConversationItem, ScriptedAnswer } from './OpenAiRealtimeServer.js
  * sessions through the official `@google/genai` SDK in tests: setup, realtimeInput audio framed by
  * activityStart/activityEnd (manual activity detection) with a scripted input transcription, answers
  * as 24 kHz audio with output transcription, function calls and tool responses, clientContent turns,
- * interruption by an activityStart while it speaks; drops and refusals on demand.
+ * interruption by an activityStart while it speaks; or, when the setup leaves automatic activity
+ * detection on, turns framed by its own (level) detection; drops and refusals on demand.
  */
 export interface GeminiServerOptions {
   readonly transcribe: (audioMs: number, index: number) => string;
@@ -24,6 +26,8 @@ interface SessionState {
   interrupts: number;
   appendedMs: number;
   activityStarts: number;
+  /** Speech its own activity detection heard start. */
+  speechStarts: number;
   socket: WebSocket;
 }
 
@@ -65,7 +69,8 @@ export class GeminiLiveServer {
 
   private accept(socket: WebSocket): void {
     if (this.refusing) return void socket.close(1011, 'refused');
-    const state: SessionState = { setup: undefined, model: '', conversation: [], interrupts: 0, appendedMs: 0, activityStarts: 0, socket };
+    const state: SessionState = { setup: undefined, model: '', conversation: [], interrupts: 0, appendedMs: 0, activityStarts: 0, speechStarts: 0, socket };
+    let vad: EnergyVad | undefined;
     this.sessions.push(state);
     let audioMs = 0;
     let turns = 0;
@@ -93,26 +98,39 @@ export class GeminiLiveServer {
         return send({ setupComplete: {} });
       }
       const input = m['realtimeInput'] as { audio?: { data: string }; activityStart?: object; activityEnd?: object } | undefined;
-      if (input?.activityStart) {
-        state.activityStarts++;
-        audioMs = 0;
-        if (speaking) {
-          speaking.cancelled = true;
-          state.interrupts++;
-          send({ serverContent: { interrupted: true } });
-        }
-      }
-      if (input?.audio) {
-        const ms = (Buffer.from(input.audio.data, 'base64').length / 2 / 16000) * 1000;
-        audioMs += ms;
-        state.appendedMs += ms;
-      }
-      if (input?.activityEnd) {
+      const interrupt = (): void => {
+        if (!speaking) return;
+        speaking.cancelled = true;
+        state.interrupts++;
+        send({ serverContent: { interrupted: true } });
+      };
+      const endTurn = (): void => {
         const text = this.options.transcribe(audioMs, turns++);
+        audioMs = 0;
         state.conversation.push({ id: `item_${++this.nextId}`, type: 'message', role: 'user', text });
         send({ serverContent: { inputTranscription: { text, finished: true } } });
         answer();
+      };
+      if (input?.activityStart) {
+        state.activityStarts++;
+        audioMs = 0;
+        interrupt();
       }
+      if (input?.audio) {
+        const bytes = Buffer.from(input.audio.data, 'base64');
+        const ms = (bytes.length / 2 / 16000) * 1000;
+        audioMs += ms;
+        state.appendedMs += ms;
+        if (automaticActivity(state.setup)) {
+          vad ??= new EnergyVad();
+          const signal = vad.feed(new Int16Array(new Uint8Array(bytes).buffer, 0, bytes.length >> 1), 16000);
+          if (signal?.type === 'start') {
+            state.speechStarts++;
+            interrupt();
+          } else if (signal?.type === 'stop') endTurn();
+        }
+      }
+      if (input?.activityEnd) endTurn();
       const client = m['clientContent'] as { turns?: { role: string; parts: { text?: string }[] }[]; turnComplete?: boolean } | undefined;
       if (client) {
         for (const t of client.turns ?? []) {
@@ -164,4 +182,10 @@ function sine(hz: number, ms: number): Int16Array {
   const out = new Int16Array(n);
   for (let i = 0; i < n; i++) out[i] = Math.round(8000 * Math.sin((2 * Math.PI * hz * i) / RATE_OUT));
   return out;
+}
+
+/** The setup left the model's own activity detection on (the API's default). */
+function automaticActivity(setup: Record<string, unknown> | undefined): boolean {
+  const config = setup?.['realtimeInputConfig'] as { automaticActivityDetection?: { disabled?: boolean } } | undefined;
+  return config?.automaticActivityDetection?.disabled !== true;
 }

@@ -6,6 +6,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { WebSocketServer, type WebSocket } from 'ws';
+import { EnergyVad } from './EnergyVad.js';
 
 /**
  * The official SDK always connects with wss:// (it rewrites the base URL's scheme), so the server
@@ -61,7 +62,7 @@ export interface ConversationItem {
 const RATE = 24000;
 
 export class OpenAiRealtimeServer {
-  readonly sessions: { model: string; session: Record<string, unknown> | undefined; conversation: ConversationItem[]; truncations: { itemId: string; audioEndMs: number }[]; cancels: number; appendedMs: number; socket: WebSocket }[] = [];
+  readonly sessions: { model: string; session: Record<string, unknown> | undefined; conversation: ConversationItem[]; truncations: { itemId: string; audioEndMs: number }[]; cancels: number; appendedMs: number; speechStarts: number; socket: WebSocket }[] = [];
   /** Refuse the next sessions (the socket is closed at once). */
   refusing = false;
   private readonly options: RealtimeServerOptions;
@@ -116,13 +117,29 @@ export class OpenAiRealtimeServer {
 
   private accept(socket: WebSocket, model: string): void {
     if (this.refusing) return void socket.close(1011, 'refused');
-    const state = { model, session: undefined as Record<string, unknown> | undefined, conversation: [] as ConversationItem[], truncations: [] as { itemId: string; audioEndMs: number }[], cancels: 0, appendedMs: 0, socket };
+    const state = { model, session: undefined as Record<string, unknown> | undefined, conversation: [] as ConversationItem[], truncations: [] as { itemId: string; audioEndMs: number }[], cancels: 0, appendedMs: 0, speechStarts: 0, socket };
     this.sessions.push(state);
     let audioMs = 0;
     let commits = 0;
     let responding: { cancelled: boolean } | undefined;
     const send = (e: Record<string, unknown>): void => {
       if (socket.readyState === socket.OPEN) socket.send(JSON.stringify({ event_id: this.id('event'), ...e }));
+    };
+    let vad: EnergyVad | undefined;
+    let speechItem = '';
+    const commit = (id: string): void => {
+      const text = this.options.transcribe(audioMs, commits++);
+      audioMs = 0;
+      state.conversation.push({ id, type: 'message', role: 'user', text });
+      send({ type: 'input_audio_buffer.committed', item_id: id, previous_item_id: null });
+      send({ type: 'conversation.item.input_audio_transcription.completed', item_id: id, content_index: 0, transcript: text });
+    };
+    const startResponse = (): void => {
+      const r = { cancelled: false };
+      responding = r;
+      void this.respond(state, send, r).finally(() => {
+        if (responding === r) responding = undefined;
+      });
     };
     send({ type: 'session.created', session: { type: 'realtime', model } });
     socket.on('message', (data) => {
@@ -137,19 +154,29 @@ export class OpenAiRealtimeServer {
           state.session = e['session'] as Record<string, unknown>;
           return send({ type: 'session.updated', session: state.session });
         case 'input_audio_buffer.append': {
-          const ms = (Buffer.from(String(e['audio']), 'base64').length / 2 / RATE) * 1000;
+          const bytes = Buffer.from(String(e['audio']), 'base64');
+          const ms = (bytes.length / 2 / RATE) * 1000;
           audioMs += ms;
           state.appendedMs += ms;
+          const vadConfig = serverVad(state.session);
+          if (!vadConfig) return;
+          vad ??= new EnergyVad();
+          const signal = vad.feed(new Int16Array(new Uint8Array(bytes).buffer, 0, bytes.length >> 1), RATE);
+          if (signal?.type === 'start') {
+            state.speechStarts++;
+            speechItem = this.id('item');
+            send({ type: 'input_audio_buffer.speech_started', audio_start_ms: signal.atMs, item_id: speechItem });
+            // interrupt_response: the model stops talking over the caller by itself.
+            if (responding && vadConfig.interrupt_response !== false) responding.cancelled = true;
+          } else if (signal?.type === 'stop') {
+            send({ type: 'input_audio_buffer.speech_stopped', audio_end_ms: signal.atMs, item_id: speechItem });
+            commit(speechItem);
+            if (vadConfig.create_response !== false) startResponse();
+          }
           return;
         }
-        case 'input_audio_buffer.commit': {
-          const id = this.id('item');
-          const text = this.options.transcribe(audioMs, commits++);
-          audioMs = 0;
-          state.conversation.push({ id, type: 'message', role: 'user', text });
-          send({ type: 'input_audio_buffer.committed', item_id: id, previous_item_id: null });
-          return send({ type: 'conversation.item.input_audio_transcription.completed', item_id: id, content_index: 0, transcript: text });
-        }
+        case 'input_audio_buffer.commit':
+          return commit(this.id('item'));
         case 'conversation.item.create': {
           const item = e['item'] as { type: string; role?: 'user' | 'assistant'; content?: { text?: string }[]; call_id?: string; output?: string };
           const id = this.id('item');
@@ -157,14 +184,8 @@ export class OpenAiRealtimeServer {
           else state.conversation.push({ id, type: 'message', ...(item.role ? { role: item.role } : {}), text: (item.content ?? []).map((c) => c.text ?? '').join('') });
           return send({ type: 'conversation.item.added', item: { id, ...item } });
         }
-        case 'response.create': {
-          const r = { cancelled: false };
-          responding = r;
-          void this.respond(state, send, r).finally(() => {
-            if (responding === r) responding = undefined;
-          });
-          return;
-        }
+        case 'response.create':
+          return startResponse();
         case 'response.cancel':
           state.cancels++;
           if (!responding) return send({ type: 'error', error: { type: 'invalid_request_error', code: 'response_cancel_not_active', message: 'Cancellation failed: no active response found' } });
@@ -232,4 +253,11 @@ function sine(hz: number, ms: number): Int16Array {
   const out = new Int16Array(n);
   for (let i = 0; i < n; i++) out[i] = Math.round(8000 * Math.sin((2 * Math.PI * hz * i) / RATE));
   return out;
+}
+
+/** The session's `server_vad` settings, when it asked for the model's own turn detection. */
+function serverVad(session: Record<string, unknown> | undefined): { interrupt_response?: boolean; create_response?: boolean } | undefined {
+  const audio = session?.['audio'] as { input?: { turn_detection?: { type?: string; interrupt_response?: boolean; create_response?: boolean } | null } } | undefined;
+  const td = audio?.input?.turn_detection;
+  return td?.type === 'server_vad' ? td : undefined;
 }
