@@ -197,7 +197,7 @@ async function dial(d: Dialling): Promise<void> {
     leg = audioLegOn(endpoint, { callId, legId: 'agent', codec: legCodecFrom(answered.media), clock: deps.clock, logger: log });
     leg.once('closing', (stats) => contained(log, 'leg statistics hook', () => deps.legStats?.(stats)));
     endpoint.setRemote({ address: answered.media.remote.address, port: answered.media.remote.port });
-    log.info(d.route.logFields, 'outbound call answered');
+    log.info('outbound call answered');
     await runAnsweredCall(
       {
         call,
@@ -231,10 +231,12 @@ async function dial(d: Dialling): Promise<void> {
  */
 export async function forkInvite(srf: Srf, targets: readonly DialTarget[], sdp: string, ringTimeoutMs: number, log: Logger): Promise<Srf.Dialog> {
   const sent: ({ cancel(): void } | undefined)[] = [];
+  /** Forks with a final response already: nothing left to CANCEL (drachtio would answer "unable to find dialog"). */
+  const finished = new Set<number>();
   let settled = false;
   const cancelAll = (except?: number): void => {
     sent.forEach((req, i) => {
-      if (i !== except) contained(log, 'CANCEL a fork', () => req?.cancel());
+      if (i !== except && !finished.has(i)) contained(log, 'CANCEL a fork', () => req?.cancel());
     });
   };
   const attempts = targets.map((t, i) =>
@@ -256,6 +258,7 @@ export async function forkInvite(srf: Srf, targets: readonly DialTarget[], sdp: 
           },
         } as never,
       )
+      .finally(() => finished.add(i))
       .then((dialog) => {
         if (settled) {
           // Answered as another won: hang it up at once.

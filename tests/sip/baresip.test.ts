@@ -165,12 +165,14 @@ if (MISSING) {
     }, 40_000);
 
     it('is called by the API: every registration rings, the first to answer talks to the agent and hears the greeting, the other is CANCELed', async () => {
-      // carol on two phones: one answers by itself, the other would ring until someone picks up.
+      // carol on two phones: one answers by itself, the other would ring until someone picks up; a third binding is dead.
       const answers = await phone('carol', { password: PASSWORD });
       const rings = await phone('carol', { password: PASSWORD, answermode: 'manual' });
       await answers.waitForLog(/200 OK \(\) \[\d binding/);
       await rings.waitForLog(/200 OK \(\) \[\d binding/);
       expect((await h.bindings.bindings('carol')).bindings).toHaveLength(2);
+      // And a binding left by a phone that is gone (restarted under a new Contact): nothing listens there.
+      await h.bindings.register({ username: 'carol', callId: 'gone', cseq: 1, contacts: [{ contact: 'sip:carol-gone@127.0.0.1:9', expiresS: 600 }], source: { address: '127.0.0.1', port: 9, transport: 'udp' } });
       const res = await admin.inject({ method: 'POST', url: '/v1/tenants/demo/calls', headers: auth, payload: { device: 'carol' } });
       expect(res.statusCode, res.body).toBe(202);
       const { callId } = res.json() as { callId: string };
