@@ -24,6 +24,8 @@ APT_NEEDS=(
   # A real softphone for the SIP door's interop test (issue 25): it registers, calls and is called
   # (tests/sip/baresip.test.ts; baresip-core holds the command and the modules the test loads).
   "baresip:baresip"
+  # ... and a second, independent one (tests/sip/linphone.test.ts): Debian's linphone-cli (linphonec).
+  "linphonec:linphone-cli"
   # The pcap writer's output is read back by Wireshark's dissectors.
   "tshark:tshark"
   # Fixture and soak audio tooling (npm run fixtures, bench:soak's caller voices).
