@@ -13,7 +13,7 @@ import { findOnPath, isExecutable } from '../../src/util/executable.js';
  * `npm test` installs all of them on Debian (scripts/ensure-deps.sh), except drachtio-server, which is
  * in no registry and is built outside the repository.
  */
-export type Tool = 'drachtio' | 'rtpengine' | 'sipp' | 'tcpdump' | 'tshark' | 'chromium' | 'pocketsphinx' | 'redis-server' | 'compose' | 'coturn' | 'baresip';
+export type Tool = 'drachtio' | 'rtpengine' | 'sipp' | 'tcpdump' | 'tshark' | 'chromium' | 'pocketsphinx' | 'redis-server' | 'compose' | 'coturn' | 'baresip' | 'linphone';
 
 /** Debian's Chromium, driven by playwright-core (its own browser download does not work offline). */
 export const CHROMIUM = '/usr/bin/chromium';
@@ -40,6 +40,7 @@ const checks: Record<Tool, () => string | undefined> = {
   'redis-server': () => (findOnPath('redis-server') ? undefined : `redis-server not found on PATH: Debian package redis-server; ${FROM_ENSURE_DEPS}`),
   coturn: () => (findOnPath('turnserver') ? undefined : `turnserver not found on PATH: Debian package coturn; ${FROM_ENSURE_DEPS}`),
   baresip: () => (findOnPath('baresip') ? undefined : `baresip not found on PATH: Debian package baresip; ${FROM_ENSURE_DEPS}`),
+  linphone: () => (findOnPath('linphonec') ? undefined : `linphonec not found on PATH: Debian package linphone-cli; ${FROM_ENSURE_DEPS}`),
   compose: () => (composeClient() ? undefined : `no Compose client (docker compose or docker-compose): Debian package docker-compose; ${FROM_ENSURE_DEPS}`),
 };
 
