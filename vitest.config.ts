@@ -9,8 +9,8 @@ import { CountReporter } from './tests/support/countReporter.js';
  */
 const timed = ['src/media/**/*.test.ts', 'src/agent/**/*.test.ts', 'src/providers/**/*.test.ts', 'src/rooms/**/*.test.ts', 'src/webrtc/**/*.test.ts', 'src/sip/rtpengine/**/*.test.ts', 'src/sip/drachtioServer.test.ts', 'src/cli/replay.test.ts'];
 
-/** Under tests/, those that check no timing: the code's shape, fixtures, pages, the docs' commands, bench output's format. */
-const untimed = ['tests/architecture/**/*.test.ts', 'tests/fixtures/**/*.test.ts', 'tests/bench/output.test.ts', 'tests/security/pages.test.ts', 'tests/security/metrics.test.ts', 'tests/app/docs-curl.test.ts', 'tests/app/quickstart-admin.test.ts'];
+/** Under tests/, those that check no timing: the code's shape, fixtures, pages, the docs' commands, bench output's format, webhook redelivery. */
+const untimed = ['tests/architecture/**/*.test.ts', 'tests/fixtures/**/*.test.ts', 'tests/bench/output.test.ts', 'tests/security/pages.test.ts', 'tests/security/metrics.test.ts', 'tests/app/docs-curl.test.ts', 'tests/app/quickstart-admin.test.ts', 'tests/app/webhooks-restart.test.ts'];
 
 export default defineConfig({
   test: {

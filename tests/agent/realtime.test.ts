@@ -22,7 +22,7 @@ import { sleep, TestCall } from './harness.js';
  * call, a barge-in that cancels the response and truncates the model's item at what the caller heard,
  * and a connection that drops (reopened once), then drops for good (the cascade answers).
  */
-const GREETING = 'Hi, this is Ava at Joe\u2019s Pizza.';
+const GREETING = 'Joe\u2019s Pizza, hello.';
 const HOURS = 'We open at eleven in the morning today.';
 const QUESTION = fileURLToPath(new URL('../fixtures/caller-open-today.wav', import.meta.url));
 const tenant: AgentConfigInput = {
@@ -53,6 +53,12 @@ const script = {
   chunkIntervalMs: 20,
 };
 let answer = (_said: string): ScriptedAnswer => ({ text: 'The model answers.' });
+/** An answer whose audio is a 1.2 s tone at the servers' 24 kHz (not one as long as its words): the suite's time. */
+const brief = (text: string): ScriptedAnswer => {
+  const audio = new Int16Array(24 * 1200);
+  for (let i = 0; i < audio.length; i++) audio[i] = Math.round(8000 * Math.sin((2 * Math.PI * 440 * i) / 24000));
+  return { text, audio };
+};
 
 const backends: Record<string, () => Promise<Backend>> = {
   'OpenAI Realtime': async () => {
@@ -96,7 +102,7 @@ describe.each(Object.keys(backends))('a call on a speech-to-speech model (%s pro
   };
 
   it('greets from the cache at once, then the model answers the turn it heard, with its words in the events', async () => {
-    answer = () => ({ text: HOURS });
+    answer = () => brief(HOURS);
     const t = await TestCall.open({ config: tenant, providers: providers(), prompts });
     try {
       await t.session.start();
@@ -194,7 +200,7 @@ describe.each(Object.keys(backends))('a call on a speech-to-speech model (%s pro
     const config: AgentConfigInput = { ...tenant, providers: { realtime: openai ? 'openai' : 'gemini', realtimeTurnDetection: 'model', realtimeVoice: voice } };
     const long = 'Let me tell you all about our menu, we have many pizzas and pastas and salads and desserts, all of them made fresh every day by our cooks.';
     let answers = 0;
-    answer = () => ({ text: ++answers === 2 ? long : HOURS });
+    answer = () => (++answers === 2 ? { text: long } : brief(HOURS));
     const t = await TestCall.open({ config, providers: { ...registry.forCall(resolveAgentConfig(config)), realtime: server.provider() }, prompts });
     try {
       await t.session.start();
