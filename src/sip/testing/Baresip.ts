@@ -4,6 +4,7 @@ import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { connect, createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { quietRoom, recordedMono } from './recording.js';
 
 /**
  * baresip (Debian's `baresip`, 1.0) as a softphone for interop tests: a config directory written for
@@ -218,7 +219,7 @@ export class Baresip {
   async heard(): Promise<{ file: string; samples: Int16Array; sampleRate: number }[]> {
     const names = (await readdir(this.dir)).filter((f) => /^dump-.*-dec\.wav$/.test(f));
     const files = await Promise.all(names.map(async (f) => ({ f, bytes: await readFile(join(this.dir, f)) })));
-    return files.map(({ f, bytes }) => ({ file: f, ...monoPcm(bytes) }));
+    return files.map(({ f, bytes }) => ({ file: f, ...recordedMono(bytes) }));
   }
 
   async stop(): Promise<void> {
@@ -232,59 +233,4 @@ export class Baresip {
     this.ctrl.destroy();
     await rm(this.dir, { recursive: true, force: true });
   }
-}
-
-/**
- * 16-bit PCM WAV of any channel count → mono (channels averaged). sndfile writes its header when the
- * file is opened and its sizes when closed: a call still up has a data size of 0, so the data is read
- * to the end of the file.
- */
-function monoPcm(bytes: Buffer): { samples: Int16Array; sampleRate: number } {
-  if (bytes.toString('latin1', 0, 4) !== 'RIFF' || bytes.toString('latin1', 8, 12) !== 'WAVE') throw new Error('not a WAV file');
-  let offset = 12;
-  let channels = 1;
-  let sampleRate = 0;
-  while (offset + 8 <= bytes.length) {
-    const id = bytes.toString('latin1', offset, offset + 4);
-    const size = bytes.readUInt32LE(offset + 4);
-    const body = offset + 8;
-    if (id === 'fmt ') {
-      channels = bytes.readUInt16LE(body + 2);
-      sampleRate = bytes.readUInt32LE(body + 4);
-      if (bytes.readUInt16LE(body + 14) !== 16) throw new Error('not 16-bit PCM');
-    } else if (id === 'data') {
-      const end = size === 0 || body + size > bytes.length ? bytes.length : body + size;
-      const frames = Math.floor((end - body) / (2 * channels));
-      const samples = new Int16Array(frames);
-      for (let i = 0; i < frames; i++) {
-        let sum = 0;
-        for (let c = 0; c < channels; c++) sum += bytes.readInt16LE(body + 2 * (i * channels + c));
-        samples[i] = Math.round(sum / channels);
-      }
-      return { samples, sampleRate };
-    }
-    offset = body + size + (size % 2);
-  }
-  throw new Error('no data chunk');
-}
-
-/** A quiet room (faint noise, so nothing reads as a dead line) as 16-bit PCM WAV. */
-function quietRoom(format: { rate: number; channels: number }, seconds: number): Buffer {
-  const frames = format.rate * seconds;
-  const data = Buffer.alloc(frames * format.channels * 2);
-  for (let i = 0; i < frames * format.channels; i++) data.writeInt16LE(Math.round((Math.random() - 0.5) * 20), i * 2);
-  const header = Buffer.alloc(44);
-  header.write('RIFF', 0, 'latin1');
-  header.writeUInt32LE(36 + data.length, 4);
-  header.write('WAVEfmt ', 8, 'latin1');
-  header.writeUInt32LE(16, 16);
-  header.writeUInt16LE(1, 20);
-  header.writeUInt16LE(format.channels, 22);
-  header.writeUInt32LE(format.rate, 24);
-  header.writeUInt32LE(format.rate * format.channels * 2, 28);
-  header.writeUInt16LE(format.channels * 2, 32);
-  header.writeUInt16LE(16, 34);
-  header.write('data', 36, 'latin1');
-  header.writeUInt32LE(data.length, 40);
-  return Buffer.concat([header, data]);
 }

@@ -4,6 +4,7 @@ import { once } from 'node:events';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { interleavedToMono, quietRoom, recordedMono } from './recording.js';
 
 /**
  * linphone's console client (Debian's `linphone-cli`: linphonec, liblinphone 5.1) as a second,
@@ -143,7 +144,7 @@ export class Linphone {
     await mkdir(join(dir, '.local', 'share', 'linphone'), { recursive: true });
     const sipPort = await freeUdpPort();
     await writeFile(join(dir, 'linphonerc'), linphonerc(options, sipPort));
-    await writeFile(join(dir, 'microphone.wav'), quietRoom(8000, 30));
+    await writeFile(join(dir, 'microphone.wav'), quietRoom({ rate: 8000, channels: 1 }, 30));
     // --pipe: linphonec gives up a refused authentication instead of prompting for a password on stdin
     // (the prompt would take the next command as the password). It also listens on /tmp/linphonec-<uid>
     // for linphonecsh, which this driver does not use.
@@ -283,13 +284,13 @@ export class Linphone {
   async heard(file: string): Promise<{ samples: Int16Array; sampleRate: number } | undefined> {
     const bytes = await readFile(file).catch(() => undefined);
     if (!bytes || bytes.length <= 44) return undefined;
-    if (bytes.toString('latin1', 0, 4) === 'RIFF') return monoPcm(bytes);
+    if (bytes.toString('latin1', 0, 4) === 'RIFF') return recordedMono(bytes);
     const log = await readFile(this.logFile, 'latin1').catch(() => '');
     const opened = log.lastIndexOf(`MSFileRec: recording into ${file}`);
     if (opened === -1) return undefined;
     const format = /-->MSFileRec:\S+ from rate \[\d+\] to rate \[(\d+)\] and from channel \[\d+\] to channel \[(\d+)\]/.exec(log.slice(opened));
     if (!format) return undefined;
-    return pcmToMono(bytes.subarray(44), Number(format[2]), Number(format[1]));
+    return interleavedToMono(bytes.subarray(44), Number(format[2]), Number(format[1]));
   }
 
   /** Un-registers (REGISTER with Expires: 0), as a phone switched off does, and waits for the answer. */
@@ -324,58 +325,4 @@ export class Linphone {
       // already gone
     }
   };
-}
-
-/** A closed recording: 16-bit PCM WAV (its data read to the end of the file), channels averaged. */
-function monoPcm(bytes: Buffer): { samples: Int16Array; sampleRate: number } {
-  if (bytes.toString('latin1', 8, 12) !== 'WAVE') throw new Error('not a WAV file');
-  let offset = 12;
-  let channels = 1;
-  let sampleRate = 0;
-  while (offset + 8 <= bytes.length) {
-    const id = bytes.toString('latin1', offset, offset + 4);
-    const size = bytes.readUInt32LE(offset + 4);
-    const body = offset + 8;
-    if (id === 'fmt ') {
-      channels = bytes.readUInt16LE(body + 2);
-      sampleRate = bytes.readUInt32LE(body + 4);
-      if (bytes.readUInt16LE(body + 14) !== 16) throw new Error('not 16-bit PCM');
-    } else if (id === 'data') {
-      return pcmToMono(bytes.subarray(body), channels, sampleRate);
-    }
-    offset = body + size + (size % 2);
-  }
-  throw new Error('no data chunk');
-}
-
-/** Interleaved 16-bit little-endian PCM, to the last whole frame, with its channels averaged. */
-function pcmToMono(data: Buffer, channels: number, sampleRate: number): { samples: Int16Array; sampleRate: number } {
-  const frames = Math.floor(data.length / (2 * channels));
-  const samples = new Int16Array(frames);
-  for (let i = 0; i < frames; i++) {
-    let sum = 0;
-    for (let c = 0; c < channels; c++) sum += data.readInt16LE(2 * (i * channels + c));
-    samples[i] = Math.round(sum / channels);
-  }
-  return { samples, sampleRate };
-}
-
-/** A quiet room (faint noise, so nothing reads as a dead line) as 16-bit mono PCM WAV. */
-function quietRoom(rate: number, seconds: number): Buffer {
-  const data = Buffer.alloc(rate * seconds * 2);
-  for (let i = 0; i < rate * seconds; i++) data.writeInt16LE(Math.round((Math.random() - 0.5) * 20), i * 2);
-  const header = Buffer.alloc(44);
-  header.write('RIFF', 0, 'latin1');
-  header.writeUInt32LE(36 + data.length, 4);
-  header.write('WAVEfmt ', 8, 'latin1');
-  header.writeUInt32LE(16, 16);
-  header.writeUInt16LE(1, 20);
-  header.writeUInt16LE(1, 22);
-  header.writeUInt32LE(rate, 24);
-  header.writeUInt32LE(rate * 2, 28);
-  header.writeUInt16LE(2, 32);
-  header.writeUInt16LE(16, 34);
-  header.write('data', 36, 'latin1');
-  header.writeUInt32LE(data.length, 40);
-  return Buffer.concat([header, data]);
 }
